@@ -1,0 +1,384 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+)
+
+// countFS counts the files opened for reading and can fail chosen folders.
+type countFS struct {
+	scanner.OS
+	opens      *atomic.Int64
+	unreadable map[string]bool
+}
+
+func (c countFS) Open(p string) (scanner.File, error) {
+	c.opens.Add(1)
+	return c.OS.Open(p)
+}
+
+func (c countFS) ReadDir(p string) ([]scanner.DirEntry, error) {
+	if c.unreadable[p] {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
+	}
+	return c.OS.ReadDir(p)
+}
+
+type fixture struct {
+	t     *testing.T
+	root  string
+	db    *DB
+	opens atomic.Int64
+	fs    countFS
+}
+
+func newFixture(t *testing.T, tree scantest.Dir) *fixture {
+	t.Helper()
+	f := &fixture{t: t, root: t.TempDir()}
+	f.fs = countFS{opens: &f.opens, unreadable: map[string]bool{}}
+	scantest.Create(t, f.root, tree)
+	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: f.root, Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f.db = db
+	return f
+}
+
+// record puts every file now on disk into the manifest, as a completed
+// sync would, with a hash time well after the files' timestamps.
+func (f *fixture) record() {
+	f.t.Helper()
+	w := f.db.Writer()
+	defer w.Close()
+	for rel := range scantest.Files(f.t, f.root) {
+		d, st, err := scanner.HashFile(scanner.OS{}, filepath.Join(f.root, rel))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		e := Entry{Path: rel, Hash: d, Stat: st, HashedNs: time.Now().Add(scanner.RacyWindow + time.Second).UnixNano()}
+		if err := w.Put(context.Background(), e); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+}
+
+type diffResult struct {
+	changes  []string
+	stats    Stats
+	problems []string
+}
+
+func (f *fixture) diff(d Diff) diffResult {
+	f.t.Helper()
+	f.opens.Store(0)
+	d.DB, d.FS, d.Root = f.db, f.fs, f.root
+	var res diffResult
+	d.Problems = func(p Problem) { res.problems = append(res.problems, p.String()) }
+	ctx := context.Background()
+	scan := make(chan scanner.Entry)
+	out := make(chan Change)
+	walkErr := make(chan error, 1)
+	go func() {
+		defer close(scan)
+		walkErr <- scanner.Walk(ctx, f.fs, f.root, scanner.WalkOptions{Filter: d.Filter}, func(e scanner.Entry) error {
+			scan <- e
+			return nil
+		})
+	}()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c := range out {
+			s := c.Op.String() + " " + c.Path
+			if c.From != "" {
+				s = c.Op.String() + " " + c.From + " -> " + c.Path
+			}
+			res.changes = append(res.changes, s)
+		}
+	}()
+	st, err := d.Run(ctx, scan, out)
+	close(out)
+	<-done
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := <-walkErr; err != nil {
+		f.t.Fatal(err)
+	}
+	res.stats = st
+	return res
+}
+
+func (f *fixture) path(rel string) string { return filepath.Join(f.root, filepath.FromSlash(rel)) }
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	sort.Strings(s)
+	return s
+}
+
+func TestDiffTable(t *testing.T) {
+	base := scantest.Dir{
+		"a.txt": scantest.File{Content: "alpha"},
+		"docs": scantest.Dir{
+			"report.pdf": scantest.File{Content: "report"},
+			"notes.txt":  scantest.File{Content: "notes"},
+		},
+		"photos": scantest.Dir{
+			"img001.jpg": scantest.File{Content: "jpeg one"},
+			"img002.jpg": scantest.File{Content: "jpeg two"},
+		},
+	}
+	for _, c := range []struct {
+		name   string
+		change func(f *fixture)
+		diff   Diff
+		want   []string // sorted
+		reads  int64    // files opened for hashing
+	}{
+		{name: "nothing changed", change: func(*fixture) {}, want: nil, reads: 0},
+		{
+			name:   "edit",
+			change: func(f *fixture) { scantest.Write(t, f.root, "docs/notes.txt", "notes, longer") },
+			want:   []string{"modify docs/notes.txt"}, reads: 1,
+		},
+		{
+			name:   "same-size edit",
+			change: func(f *fixture) { scantest.Write(t, f.root, "docs/notes.txt", "NOTES") },
+			want:   []string{"modify docs/notes.txt"}, reads: 1,
+		},
+		{
+			name: "touch uploads nothing",
+			change: func(f *fixture) {
+				later := time.Now().Add(time.Hour)
+				os.Chtimes(f.path("a.txt"), later, later)
+			},
+			want: []string{"touch a.txt"}, reads: 1,
+		},
+		{
+			name:   "add",
+			change: func(f *fixture) { scantest.Write(t, f.root, "new/file.bin", "brand new") },
+			want:   []string{"add new/file.bin"}, reads: 1,
+		},
+		{
+			name:   "delete",
+			change: func(f *fixture) { os.Remove(f.path("a.txt")) },
+			want:   []string{"delete a.txt"},
+		},
+		{
+			name:   "delete folder",
+			change: func(f *fixture) { os.RemoveAll(f.path("photos")) },
+			want:   []string{"delete photos/img001.jpg", "delete photos/img002.jpg"},
+		},
+		{
+			name:   "rename file, without reading it",
+			change: func(f *fixture) { os.Rename(f.path("a.txt"), f.path("docs/a-renamed.txt")) },
+			want:   []string{"rename a.txt -> docs/a-renamed.txt"}, reads: 0,
+		},
+		{
+			name: "move folder",
+			change: func(f *fixture) {
+				os.MkdirAll(f.path("archive/2024"), 0o755)
+				os.Rename(f.path("photos"), f.path("archive/2024/photos"))
+			},
+			want: []string{
+				"rename photos/img001.jpg -> archive/2024/photos/img001.jpg",
+				"rename photos/img002.jpg -> archive/2024/photos/img002.jpg",
+			},
+		},
+		{
+			name:   "copy: new path, content of a path that stays",
+			change: func(f *fixture) { scantest.Write(t, f.root, "b/logo.txt", "alpha") },
+			want:   []string{"copy a.txt -> b/logo.txt"}, reads: 1,
+		},
+		{
+			name: "rename onto an existing path",
+			change: func(f *fixture) {
+				os.Rename(f.path("docs/notes.txt"), f.path("docs/report.pdf"))
+			},
+			want: []string{"rename docs/notes.txt -> docs/report.pdf"}, reads: 1,
+		},
+		{
+			name: "swap two files' contents: uploads, not copies of overwritten objects",
+			change: func(f *fixture) {
+				scantest.Write(t, f.root, "photos/img001.jpg", "jpeg two")
+				scantest.Write(t, f.root, "photos/img002.jpg", "jpeg one")
+			},
+			want: []string{"modify photos/img001.jpg", "modify photos/img002.jpg"}, reads: 2,
+		},
+		{
+			name:   "empty folder is not pushed",
+			change: func(f *fixture) { os.MkdirAll(f.path("empty/inside"), 0o755) },
+			want:   nil,
+		},
+		{
+			name: "new empty files are uploaded, not paired with each other",
+			change: func(f *fixture) {
+				scantest.Write(t, f.root, "e1", "")
+				scantest.Write(t, f.root, "e2", "")
+			},
+			want: []string{"add e1", "add e2"}, reads: 2,
+		},
+		{
+			name: "a file replaced by a symlink is deleted",
+			change: func(f *fixture) {
+				os.Remove(f.path("a.txt"))
+				os.Symlink("docs", f.path("a.txt"))
+			},
+			want: []string{"delete a.txt"},
+		},
+		{
+			name: "unreadable folder: nothing under it is deleted",
+			change: func(f *fixture) {
+				f.fs.unreadable[f.path("photos")] = true
+				os.Remove(f.path("a.txt"))
+			},
+			want: []string{"delete a.txt"},
+		},
+		{
+			name:   "excluded paths are left alone",
+			change: func(f *fixture) { scantest.Write(t, f.root, "photos/img003.jpg", "jpeg three") },
+			diff:   Diff{Filter: mustFilter(t, "photos")},
+			want:   nil,
+		},
+		{
+			name:   "rehash reads everything and finds nothing",
+			change: func(*fixture) {},
+			diff:   Diff{Rehash: true},
+			want:   nil, reads: 5,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, base)
+			f.record()
+			c.change(f)
+			got := f.diff(c.diff)
+			if !slices.Equal(sorted(got.changes), c.want) {
+				t.Fatalf("changes\n got %q\nwant %q\nproblems %q", sorted(got.changes), c.want, got.problems)
+			}
+			if f.opens.Load() != c.reads {
+				t.Errorf("read %d files, want %d", f.opens.Load(), c.reads)
+			}
+		})
+	}
+}
+
+func mustFilter(t *testing.T, globs ...string) *scanner.Filter {
+	f, err := scanner.NewFilter(globs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestDiffUnreadableFolderIsReportedAndKept(t *testing.T) {
+	f := newFixture(t, scantest.Dir{"secret": scantest.Dir{"a": scantest.File{Content: "a"}, "b": scantest.File{Content: "b"}}, "z": scantest.File{Content: "z"}})
+	f.record()
+	f.fs.unreadable[f.path("secret")] = true
+	got := f.diff(Diff{})
+	if len(got.changes) != 0 || got.stats.Kept != 2 || got.stats.Errors != 1 || got.stats.Unchanged != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	if len(got.problems) != 1 || !strings.Contains(got.problems[0], "secret") || !strings.Contains(got.problems[0], "permission denied") {
+		t.Fatalf("problems %q", got.problems)
+	}
+}
+
+// A hash taken within RacyWindow of the file's mtime is not trusted: a
+// same-size write in the same timestamp tick keeps the stat, so such a file
+// is hashed again. A hash taken long after is trusted without reading.
+func TestDiffRacilyCleanEntriesAreHashedAgain(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		hashedAt time.Duration // after the file's mtime
+		want     []string
+	}{
+		{"racy", time.Second, []string{"modify f"}},
+		{"clean", time.Hour, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, scantest.Dir{"f": scantest.File{Content: "new content"}})
+			_, st, err := scanner.HashFile(scanner.OS{}, f.path("f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The manifest claims other content under the very same stat, as
+			// if the file had been rewritten within one timestamp tick.
+			stale := Entry{Path: "f", Stat: st, Hash: scanner.Digest{1}, HashedNs: max(st.MtimeNs, st.CtimeNs) + int64(c.hashedAt)}
+			w := f.db.Writer()
+			w.Put(context.Background(), stale)
+			w.Close()
+			got := f.diff(Diff{})
+			if !slices.Equal(got.changes, c.want) {
+				t.Fatalf("got %q, want %q", got.changes, c.want)
+			}
+		})
+	}
+}
+
+func TestDiffKeyTooLongIsReported(t *testing.T) {
+	long := strings.Repeat("x", 200)
+	f := newFixture(t, scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.File{Content: "deep"}}}}}}, "ok": scantest.File{Content: "ok"}})
+	got := f.diff(Diff{Prefix: "backups/"})
+	if !slices.Equal(got.changes, []string{"add ok"}) || got.stats.Errors != 1 || !strings.Contains(got.problems[0], "over S3's limit") {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestDiffFileVanishingDuringScanIsNotAnError(t *testing.T) {
+	f := newFixture(t, scantest.Dir{"a": scantest.File{Content: "a"}})
+	f.record()
+	// Remove the file after the walk lists it, before it is hashed:
+	// force a hash with Rehash, and delete in the Open hook.
+	f.fs.unreadable = map[string]bool{}
+	vfs := vanishFS{countFS: f.fs, path: f.path("a")}
+	f.fs.opens = &f.opens
+	d := Diff{Rehash: true}
+	d.DB, d.FS, d.Root = f.db, vfs, f.root
+	var problems []Problem
+	d.Problems = func(p Problem) { problems = append(problems, p) }
+	scan := make(chan scanner.Entry, 10)
+	if err := scanner.Walk(context.Background(), scanner.OS{}, f.root, scanner.WalkOptions{}, func(e scanner.Entry) error { scan <- e; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	close(scan)
+	out := make(chan Change, 10)
+	st, err := d.Run(context.Background(), scan, out)
+	close(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for c := range out {
+		got = append(got, fmt.Sprint(c.Op, " ", c.Path))
+	}
+	if !slices.Equal(got, []string{"delete a"}) || st.Errors != 0 || len(problems) != 0 {
+		t.Fatalf("got %q %+v %v", got, st, problems)
+	}
+}
+
+type vanishFS struct {
+	countFS
+	path string
+}
+
+func (v vanishFS) Open(p string) (scanner.File, error) {
+	if p == v.path {
+		os.Remove(p)
+	}
+	return v.countFS.Open(p)
+}

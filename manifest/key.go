@@ -1,0 +1,103 @@
+package manifest
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// MaxKeyLen is S3's limit on the length of an object key, in bytes.
+const MaxKeyLen = 1024
+
+// NormalizePrefix returns the key prefix in its one canonical form: no
+// leading '/', and a single trailing '/' unless it is empty, so that
+// "backups" and "backups/" name the same place.
+func NormalizePrefix(p string) string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return ""
+	}
+	return p + "/"
+}
+
+// Key returns the object key for a path relative to the source: the prefix
+// followed by the escaped path (see EscapePath).
+func Key(prefix, path string) string { return prefix + EscapePath(path) }
+
+// EscapePath maps a relative path to the part of a key that names it. S3
+// keys are UTF-8 and control characters are trouble in listings and logs,
+// while file names are arbitrary bytes. The mapping is reversible and is the
+// identity for ordinary names: a backslash becomes `\\`, and a control
+// character or a byte that is not part of valid UTF-8 becomes `\xHH`.
+func EscapePath(p string) string {
+	if !needsEscape(p) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		c := p[i]
+		switch {
+		case c == '\\':
+			b.WriteString(`\\`)
+			i++
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, c)
+			i++
+		case c < utf8.RuneSelf:
+			b.WriteByte(c)
+			i++
+		default:
+			r, size := utf8.DecodeRuneInString(p[i:])
+			if r == utf8.RuneError && size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			} else {
+				b.WriteString(p[i : i+size])
+			}
+			i += size
+		}
+	}
+	return b.String()
+}
+
+func needsEscape(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '\\' || c < 0x20 || c == 0x7f {
+			return true
+		}
+		if c >= utf8.RuneSelf {
+			return !utf8.ValidString(p[i:])
+		}
+	}
+	return false
+}
+
+// UnescapePath is the inverse of EscapePath.
+func UnescapePath(k string) (string, error) {
+	if !strings.Contains(k, `\`) {
+		return k, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		if k[i] != '\\' {
+			b.WriteByte(k[i])
+			continue
+		}
+		switch {
+		case i+1 < len(k) && k[i+1] == '\\':
+			b.WriteByte('\\')
+			i++
+		case i+3 < len(k) && k[i+1] == 'x':
+			c, err := strconv.ParseUint(k[i+2:i+4], 16, 8)
+			if err != nil {
+				return "", fmt.Errorf("key %q: bad escape at byte %d", k, i)
+			}
+			b.WriteByte(byte(c))
+			i += 3
+		default:
+			return "", fmt.Errorf("key %q: bad escape at byte %d", k, i)
+		}
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,274 @@
+package scanner
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Kind says what an Entry of the scan is.
+type Kind uint8
+
+const (
+	// KindFile is a regular file, with its Stat.
+	KindFile Kind = iota
+	// KindSkipped is a path that is not backed up by design: a symlink,
+	// fifo, socket or device. Type says which.
+	KindSkipped
+	// KindError is a path the scan could not read; Err says why. With Dir
+	// set, it is a folder and nothing is known of its contents: whatever
+	// the bucket holds under it must be left alone.
+	KindError
+)
+
+// Entry is one item of a scan. Entries come in the order of SortKey.
+type Entry struct {
+	Path string // relative to the source root, '/'-separated
+	Kind Kind
+	Stat Stat  // KindFile
+	Type Type  // KindSkipped: what the path is
+	Dir  bool  // KindError: the path is a folder
+	Err  error // KindError
+}
+
+// SortKey is the key that orders entries among themselves and among the
+// manifest's paths: the path, and for an unreadable folder the path with a
+// trailing '/', which sorts right before everything that was under it.
+func (e Entry) SortKey() string {
+	if e.Kind == KindError && e.Dir {
+		return e.Path + "/"
+	}
+	return e.Path
+}
+
+// WalkOptions tune Walk. The zero value is ready to use.
+type WalkOptions struct {
+	// Workers is how many folders are listed at once. Default: twice the
+	// number of CPUs, at least 4: listing is system calls, and on a cold
+	// cache or a network file system it waits on I/O.
+	Workers int
+	// Filter leaves out excluded paths; nil excludes nothing.
+	Filter *Filter
+	// MaxAhead bounds how many listed entries may wait for the consumer,
+	// which bounds memory whatever the size of the tree. Default 65536.
+	MaxAhead int
+	// Skip names absolute paths to leave out, such as the manifest's own
+	// files when it lives inside the source.
+	Skip map[string]bool
+}
+
+func (o *WalkOptions) applyDefaults() {
+	if o.Workers <= 0 {
+		o.Workers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	if o.MaxAhead <= 0 {
+		o.MaxAhead = 1 << 16
+	}
+}
+
+// Walk lists the tree under root and calls fn for every regular file,
+// skipped path and unreadable path, in SortKey order, from the calling
+// goroutine. Folders are listed ahead of the consumer by a pool of workers,
+// so the walk runs in parallel while its output stays ordered; the
+// look-ahead is bounded by MaxAhead entries.
+//
+// Per-path problems are entries of KindError, not errors: the walk goes on.
+// Walk returns an error only if root itself cannot be listed, if fn returns
+// one, or if ctx is cancelled.
+func Walk(ctx context.Context, fsys FS, root string, opts WalkOptions, fn func(Entry) error) error {
+	opts.applyDefaults()
+	w := &walker{
+		ctx:      ctx,
+		fsys:     fsys,
+		root:     strings.TrimRight(root, "/"),
+		opts:     opts,
+		queue:    make(chan *dirNode, 4*opts.Workers),
+		quit:     make(chan struct{}),
+		maxAhead: int64(opts.MaxAhead),
+	}
+	if w.root == "" {
+		w.root = "/"
+	}
+	var wg sync.WaitGroup
+	for range opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.work()
+		}()
+	}
+	defer func() {
+		close(w.quit)
+		wg.Wait()
+	}()
+
+	top := newDirNode("")
+	w.claim(top)
+	if top.err != nil {
+		return fmt.Errorf("cannot read source folder %s: %w", root, top.err)
+	}
+	return w.visit(top, fn)
+}
+
+// dirNode is a folder of the tree: listed once, by a worker ahead of time
+// or by the consumer when it gets there first.
+type dirNode struct {
+	rel      string
+	claimed  atomic.Bool
+	done     chan struct{}
+	children []child // sorted; valid after done
+	err      error
+}
+
+type child struct {
+	DirEntry
+	node *dirNode // for folders
+}
+
+func newDirNode(rel string) *dirNode { return &dirNode{rel: rel, done: make(chan struct{})} }
+
+type walker struct {
+	ctx      context.Context
+	fsys     FS
+	root     string
+	opts     WalkOptions
+	queue    chan *dirNode
+	quit     chan struct{}
+	ahead    atomic.Int64 // entries listed and not yet visited
+	maxAhead int64
+}
+
+func (w *walker) work() {
+	for {
+		select {
+		case n := <-w.queue:
+			if n.claimed.CompareAndSwap(false, true) {
+				w.list(n)
+			}
+		case <-w.quit:
+			return
+		case <-w.ctx.Done():
+			return
+		}
+	}
+}
+
+// claim lists n now, unless a worker has already started; then it waits.
+func (w *walker) claim(n *dirNode) error {
+	if n.claimed.CompareAndSwap(false, true) {
+		w.list(n)
+		return nil
+	}
+	select {
+	case <-n.done:
+		return nil
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	}
+}
+
+func (w *walker) abs(rel string) string {
+	if rel == "" {
+		return w.root
+	}
+	if w.root == "/" {
+		return "/" + rel
+	}
+	return w.root + "/" + rel
+}
+
+// list reads the folder, sorts it in path order and offers its subfolders
+// to the workers while the look-ahead budget lasts.
+func (w *walker) list(n *dirNode) {
+	defer close(n.done)
+	ents, err := w.fsys.ReadDir(w.abs(n.rel))
+	if err != nil {
+		n.err = err
+		return
+	}
+	keys := make([]string, 0, len(ents))
+	kids := make([]child, 0, len(ents))
+	for _, e := range ents {
+		rel := e.Name
+		if n.rel != "" {
+			rel = n.rel + "/" + e.Name
+		}
+		isDir := e.Type == TypeDir
+		if w.opts.Filter.excludes(rel, e.Name, isDir) || w.opts.Skip[w.abs(rel)] {
+			continue
+		}
+		c := child{DirEntry: e}
+		key := e.Name
+		if isDir {
+			c.node = newDirNode(rel)
+			key += "/"
+		}
+		kids = append(kids, c)
+		keys = append(keys, key)
+	}
+	idx := make([]int, len(kids))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	n.children = make([]child, len(kids))
+	for i, j := range idx {
+		n.children[i] = kids[j]
+	}
+	w.ahead.Add(int64(len(n.children)))
+	for _, c := range n.children {
+		if c.node == nil {
+			continue
+		}
+		if w.ahead.Load() >= w.maxAhead {
+			return
+		}
+		select {
+		case w.queue <- c.node:
+		default:
+			return
+		}
+	}
+}
+
+// visit emits the entries under n in order, descending into subfolders.
+func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
+	if err := w.ctx.Err(); err != nil {
+		return err
+	}
+	kids := n.children
+	n.children = nil
+	defer w.ahead.Add(-int64(len(kids)))
+	for _, c := range kids {
+		rel := c.Name
+		if n.rel != "" {
+			rel = n.rel + "/" + c.Name
+		}
+		var err error
+		switch {
+		case c.node != nil:
+			if err := w.claim(c.node); err != nil {
+				return err
+			}
+			if c.node.err != nil {
+				err = fn(Entry{Path: rel, Kind: KindError, Dir: true, Err: c.node.err})
+			} else {
+				err = w.visit(c.node, fn)
+			}
+		case c.Err != nil:
+			err = fn(Entry{Path: rel, Kind: KindError, Err: c.Err})
+		case c.Type == TypeFile:
+			err = fn(Entry{Path: rel, Kind: KindFile, Stat: c.Stat})
+		default:
+			err = fn(Entry{Path: rel, Kind: KindSkipped, Type: c.Type})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,214 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+)
+
+func collect(t *testing.T, fsys FS, root string, opts WalkOptions) []Entry {
+	t.Helper()
+	var out []Entry
+	err := Walk(context.Background(), fsys, root, opts, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func paths(es []Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.SortKey())
+	}
+	return out
+}
+
+func TestWalkOrderIsBytewisePathOrder(t *testing.T) {
+	root := t.TempDir()
+	// "a/x" must come after "a-b" and "a.txt" and before "a0", as among
+	// full paths, whatever the order of the names in their folder.
+	scantest.Create(t, root, scantest.Dir{
+		"a":     scantest.Dir{"x": scantest.File{Content: "1"}, "y": scantest.Dir{"z": scantest.File{}}},
+		"a-b":   scantest.File{},
+		"a.txt": scantest.File{},
+		"a0":    scantest.File{},
+		"B":     scantest.File{},
+		"é":     scantest.File{},
+		"empty": scantest.Dir{},
+	})
+	got := paths(collect(t, OS{}, root, WalkOptions{}))
+	want := []string{"B", "a-b", "a.txt", "a/x", "a/y/z", "a0", "é"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("walk order\n got %q\nwant %q", got, want)
+	}
+}
+
+// A wide, deep random tree walked with tiny look-ahead limits and many
+// workers gives exactly the sorted list of its files: the parallel prefetch
+// never reorders or loses an entry.
+func TestWalkParallelMatchesSortedList(t *testing.T) {
+	root := t.TempDir()
+	r := rand.New(rand.NewPCG(1, 2))
+	var want []string
+	var mk func(dir string, depth int)
+	mk = func(dir string, depth int) {
+		for i := range 3 + r.IntN(6) {
+			name := fmt.Sprintf("%c%d%s", 'a'+rune(r.IntN(4)), i, []string{"", ".txt", "-x", "_"}[r.IntN(4)])
+			p := filepath.Join(dir, name)
+			if depth < 4 && r.IntN(3) == 0 {
+				if err := os.Mkdir(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				mk(p, depth+1)
+				continue
+			}
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rel, _ := filepath.Rel(root, p)
+			want = append(want, rel)
+		}
+	}
+	mk(root, 0)
+	sort.Strings(want)
+	for _, opts := range []WalkOptions{{}, {Workers: 1, MaxAhead: 1}, {Workers: 16, MaxAhead: 3}} {
+		got := paths(collect(t, OS{}, root, opts))
+		if !slices.Equal(got, want) {
+			t.Fatalf("opts %+v: %d entries, want %d\n got %q\nwant %q", opts, len(got), len(want), got, want)
+		}
+	}
+}
+
+func TestWalkReportsStatAndSkipsSpecialFiles(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"f":    scantest.File{Content: "hello", Mode: 0o600},
+		"link": scantest.Symlink{Target: "f"},
+		"loop": scantest.Symlink{Target: "loop"},
+		"dirl": scantest.Symlink{Target: "."},
+		"pipe": scantest.Fifo{},
+	})
+	got := collect(t, OS{}, root, WalkOptions{})
+	kinds := map[string]string{}
+	for _, e := range got {
+		kinds[e.Path] = fmt.Sprintf("%d/%s", e.Kind, e.Type)
+	}
+	want := map[string]string{
+		"dirl": fmt.Sprintf("%d/symlink", KindSkipped),
+		"f":    fmt.Sprintf("%d/file", KindFile),
+		"link": fmt.Sprintf("%d/symlink", KindSkipped),
+		"loop": fmt.Sprintf("%d/symlink", KindSkipped),
+		"pipe": fmt.Sprintf("%d/special file", KindSkipped),
+	}
+	if fmt.Sprint(kinds) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", kinds, want)
+	}
+	fi, err := os.Lstat(filepath.Join(root, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range got {
+		if e.Path != "f" {
+			continue
+		}
+		if e.Stat.Size != 5 || e.Stat.MtimeNs != fi.ModTime().UnixNano() || e.Stat.Mode.Perm() != 0o600 || e.Stat.Inode == 0 {
+			t.Fatalf("stat of f: %+v", e.Stat)
+		}
+	}
+}
+
+// faultFS fails ReadDir or Open for chosen paths and passes the rest to OS.
+type faultFS struct {
+	OS
+	readDir map[string]error
+	open    map[string]error
+}
+
+func (f faultFS) ReadDir(p string) ([]DirEntry, error) {
+	if err := f.readDir[p]; err != nil {
+		return nil, err
+	}
+	return f.OS.ReadDir(p)
+}
+
+func (f faultFS) Open(p string) (File, error) {
+	if err := f.open[p]; err != nil {
+		return nil, err
+	}
+	return f.OS.Open(p)
+}
+
+func TestWalkUnreadableFolderIsAnEntryAndTheWalkGoesOn(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"a":      scantest.File{},
+		"secret": scantest.Dir{"x": scantest.File{}},
+		"z":      scantest.File{},
+	})
+	fsys := faultFS{readDir: map[string]error{filepath.Join(root, "secret"): fs.ErrPermission}}
+	got := collect(t, fsys, root, WalkOptions{})
+	if p := paths(got); !slices.Equal(p, []string{"a", "secret/", "z"}) {
+		t.Fatalf("got %q", p)
+	}
+	e := got[1]
+	if e.Kind != KindError || !e.Dir || !errors.Is(e.Err, fs.ErrPermission) {
+		t.Fatalf("secret: %+v", e)
+	}
+}
+
+func TestWalkMissingRootIsAnError(t *testing.T) {
+	err := Walk(context.Background(), OS{}, filepath.Join(t.TempDir(), "nope"), WalkOptions{}, func(Entry) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("want an error naming the folder, got %v", err)
+	}
+}
+
+func TestWalkExcludes(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"keep.txt":     scantest.File{},
+		"x.tmp":        scantest.File{},
+		"node_modules": scantest.Dir{"m.js": scantest.File{}},
+		"src": scantest.Dir{
+			"a.go":         scantest.File{},
+			"b.tmp":        scantest.File{},
+			"node_modules": scantest.Dir{"n.js": scantest.File{}},
+			"build":        scantest.Dir{"out": scantest.File{}},
+		},
+		"build": scantest.File{},
+	})
+	f, err := NewFilter([]string{"*.tmp", "node_modules", "src/build/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := paths(collect(t, OS{}, root, WalkOptions{Filter: f}))
+	want := []string{"build", "keep.txt", "src/a.go"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestWalkCancelled(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{"a": scantest.File{}, "b": scantest.Dir{"c": scantest.File{}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := Walk(ctx, OS{}, root, WalkOptions{}, func(Entry) error { return nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v", err)
+	}
+}
