@@ -1,0 +1,195 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/urfave/cli/v2"
+	"github.com/zeebo/blake3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+)
+
+// Flag names shared by every command that reaches the bucket.
+const (
+	flagEnvFile     = "env-file"
+	flagSource      = "source"
+	flagBucket      = "bucket"
+	flagPrefix      = "prefix"
+	flagEndpoint    = "endpoint"
+	flagRegion      = "region"
+	flagManifest    = "manifest"
+	flagConcurrency = "concurrency"
+)
+
+// configFlags are the settings every command takes, each with its
+// environment variables; a .env file fills in what neither sets.
+func configFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagEnvFile, Usage: "read settings from this `FILE` (default: ./.env when present); real environment variables win over it"},
+		&cli.StringFlag{Name: flagSource, EnvVars: []string{"BACKUP_DIR"}, Usage: "the `DIR` to back up"},
+		&cli.StringFlag{Name: flagBucket, EnvVars: []string{"S3_BUCKET"}, Usage: "the S3 `BUCKET`"},
+		&cli.StringFlag{Name: flagPrefix, EnvVars: []string{"S3_BUCKET_PREFIX"}, Usage: "key `PREFIX` in the bucket (\"backups\" and \"backups/\" mean the same)"},
+		&cli.StringFlag{Name: flagEndpoint, EnvVars: []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, Usage: "`URL` of an S3-compatible server (MinIO, Ceph, R2, Versity...); implies path-style addressing"},
+		&cli.StringFlag{Name: flagRegion, EnvVars: []string{"AWS_REGION", "AWS_DEFAULT_REGION"}, Usage: "AWS `REGION` (default with --endpoint: us-east-1)"},
+		&cli.StringFlag{Name: flagManifest, EnvVars: []string{"CLOUDKEEPER_MANIFEST"}, Usage: "SQLite manifest `FILE` (default: one per source, endpoint, bucket and prefix under $XDG_STATE_HOME/cloudkeeper)"},
+		&cli.IntFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: 8, Usage: "S3 requests at once"},
+	}
+}
+
+// applyEnvFile loads the .env file into the environment without
+// overriding what is already set, then gives every flag that neither the
+// command line nor the real environment set its value from the file.
+func applyEnvFile(c *cli.Context) error {
+	path := c.String(flagEnvFile)
+	if path == "" {
+		path = ".env"
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+	}
+	vars, err := parseEnvFile(path)
+	if err != nil {
+		return usageError{fmt.Errorf("env file: %w", err)}
+	}
+	for k, v := range vars {
+		if _, set := os.LookupEnv(k); !set {
+			os.Setenv(k, v)
+		}
+	}
+	for _, f := range c.Command.Flags {
+		ef, ok := f.(interface{ GetEnvVars() []string })
+		if !ok {
+			continue
+		}
+		name := f.Names()[0]
+		if c.IsSet(name) {
+			continue
+		}
+		for _, env := range ef.GetEnvVars() {
+			if v, set := os.LookupEnv(env); set {
+				if err := c.Set(name, v); err != nil {
+					return usageError{fmt.Errorf("%s=%q (from %s): %w", env, v, path, err)}
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// target is where a command's source goes: what every command needs.
+type target struct {
+	Source      string // absolute, symlinks resolved; "" if the command needs none
+	Bucket      string
+	Prefix      string // normalized
+	Endpoint    string
+	Region      string
+	Manifest    string
+	Concurrency int
+}
+
+func (t target) identity() manifest.Identity {
+	return manifest.Identity{Source: t.Source, Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix}
+}
+
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-_]{1,254}$`)
+
+// loadTarget reads and checks the shared settings.
+func loadTarget(c *cli.Context) (target, error) {
+	t := target{
+		Bucket:      c.String(flagBucket),
+		Prefix:      manifest.NormalizePrefix(c.String(flagPrefix)),
+		Endpoint:    c.String(flagEndpoint),
+		Region:      c.String(flagRegion),
+		Manifest:    c.String(flagManifest),
+		Concurrency: c.Int(flagConcurrency),
+	}
+	src := c.String(flagSource)
+	switch {
+	case src == "":
+		return t, usageError{errors.New("no source folder: set --source or BACKUP_DIR")}
+	case t.Bucket == "":
+		return t, usageError{errors.New("no bucket: set --bucket or S3_BUCKET")}
+	case !bucketName.MatchString(t.Bucket):
+		return t, usageError{fmt.Errorf("%q is not a valid bucket name", t.Bucket)}
+	case t.Concurrency < 1 || t.Concurrency > 1024:
+		return t, usageError{fmt.Errorf("--concurrency %d: want 1 to 1024", t.Concurrency)}
+	}
+	abs, err := sourceDir(src)
+	if err != nil {
+		return t, err
+	}
+	t.Source = abs
+	if t.Manifest == "" {
+		if t.Manifest, err = defaultManifestPath(t.identity()); err != nil {
+			return t, err
+		}
+	} else if t.Manifest, err = filepath.Abs(t.Manifest); err != nil {
+		return t, err
+	}
+	return t, nil
+}
+
+// sourceDir resolves the source folder, with a clear message if it is not
+// there: a missing folder must stop the run, not look like "delete all".
+func sourceDir(src string) (string, error) {
+	abs, err := filepath.Abs(src)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("source folder %s does not exist: check --source / BACKUP_DIR (is the disk mounted?)", abs)
+	}
+	if err != nil {
+		return "", fmt.Errorf("source folder %s: %w", abs, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("source folder %s: %w", abs, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("source %s is not a folder", abs)
+	}
+	return real, nil
+}
+
+// defaultManifestPath is $XDG_STATE_HOME/cloudkeeper/BUCKET-HASH.db, where
+// HASH identifies (source, endpoint, bucket, prefix): a manifest is only
+// valid for the exact place it describes.
+func defaultManifestPath(id manifest.Identity) (string, error) {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("no home folder for the manifest: set --manifest or CLOUDKEEPER_MANIFEST: %w", err)
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	sum := blake3.Sum256([]byte(id.Source + "\x00" + id.Endpoint + "\x00" + id.Bucket + "\x00" + id.Prefix))
+	return filepath.Join(dir, "cloudkeeper", fmt.Sprintf("%s-%x.db", id.Bucket, sum[:8])), nil
+}
+
+// s3Config builds the bucket's client settings. Credentials come from the
+// SDK's chain (environment, shared config and profiles, instance roles);
+// the original daemon's AWS_ACCESS_KEY / AWS_SECRET_ACCESS_KEY work too.
+func (t target) s3Config() uploader.S3Config {
+	cfg := uploader.S3Config{
+		Bucket:      t.Bucket,
+		Endpoint:    t.Endpoint,
+		Region:      t.Region,
+		Concurrency: t.Concurrency,
+	}
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_ACCESS_KEY") != "" {
+		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
+			os.Getenv("AWS_ACCESS_KEY"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")))
+	}
+	return cfg
+}

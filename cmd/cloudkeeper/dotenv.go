@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+
+// parseEnvFile reads a .env file: KEY=VALUE lines, optionally prefixed with
+// "export ", values bare (a " #" starts a comment), in single quotes
+// (literal) or in double quotes (with \n, \t, \" and \\ escapes). Blank
+// lines and lines starting with '#' are ignored. A malformed line is an
+// error naming the file and line. Unknown keys are fine, as in any .env.
+func parseEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	vars := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(strings.TrimSuffix(sc.Text(), "\r"))
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff")
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		key, val, ok := strings.Cut(line, "=")
+		key = strings.TrimSpace(key)
+		if !ok {
+			return nil, fmt.Errorf("%s:%d: expected KEY=VALUE, found no '='", path, n)
+		}
+		if !envKey.MatchString(key) {
+			return nil, fmt.Errorf("%s:%d: %q is not a valid variable name", path, n, key)
+		}
+		v, err := parseEnvValue(strings.TrimSpace(val))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %v", path, n, key, err)
+		}
+		vars[key] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return vars, nil
+}
+
+func parseEnvValue(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	switch q := v[0]; q {
+	case '\'', '"':
+		end := -1
+		for i := 1; i < len(v); i++ {
+			if q == '"' && v[i] == '\\' {
+				i++
+				continue
+			}
+			if v[i] == q {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			return "", fmt.Errorf("unterminated %c quote", q)
+		}
+		if rest := strings.TrimSpace(v[end+1:]); rest != "" && !strings.HasPrefix(rest, "#") {
+			return "", fmt.Errorf("unexpected %q after the closing quote", rest)
+		}
+		inner := v[1:end]
+		if q == '\'' {
+			return inner, nil
+		}
+		return strings.NewReplacer(`\n`, "\n", `\t`, "\t", `\"`, `"`, `\\`, `\`).Replace(inner), nil
+	}
+	if i := strings.Index(v, " #"); i >= 0 {
+		v = strings.TrimSpace(v[:i])
+	}
+	return v, nil
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeEnv(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseEnvFileOriginalDaemonFormat(t *testing.T) {
+	p := writeEnv(t, `# cloudkeeper daemon settings
+BACKUP_DIR=/home/me/work
+S3_BACKUP_INTERVAL=24
+S3_BACKUP_INTERVAL_UNIT=hours
+DB_PERSISTENCE_INTERVAL=10
+DB_PERSISTENCE_INTERVAL_UNIT=minutes
+
+export S3_BUCKET="my-backups"
+S3_BUCKET_PREFIX='laptop/'   # where it goes
+AWS_ACCESS_KEY=AKIAEXAMPLE
+AWS_SECRET_ACCESS_KEY="se\"cr#et"
+AWS_REGION=eu-west-1 # comment
+EMPTY=
+`)
+	got, err := parseEnvFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"BACKUP_DIR": "/home/me/work", "S3_BACKUP_INTERVAL": "24", "S3_BACKUP_INTERVAL_UNIT": "hours",
+		"DB_PERSISTENCE_INTERVAL": "10", "DB_PERSISTENCE_INTERVAL_UNIT": "minutes",
+		"S3_BUCKET": "my-backups", "S3_BUCKET_PREFIX": "laptop/", "AWS_ACCESS_KEY": "AKIAEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY": `se"cr#et`, "AWS_REGION": "eu-west-1", "EMPTY": "",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d vars: %q", len(got), got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestParseEnvFileMalformedLineNamesFileAndLine(t *testing.T) {
+	for _, c := range []struct{ content, want string }{
+		{"A=1\nthis is not a setting\n", ":2: expected KEY=VALUE"},
+		{"A=1\nB=2\n9X=3\n", `:3: "9X" is not a valid variable name`},
+		{"A=\"open\n", ":1: A: unterminated \" quote"},
+	} {
+		p := writeEnv(t, c.content)
+		_, err := parseEnvFile(p)
+		if err == nil || !strings.Contains(err.Error(), p+c.want) {
+			t.Errorf("%q: got %v, want %q", c.content, err, p+c.want)
+		}
+	}
+}

@@ -1,0 +1,105 @@
+// Command cloudkeeper backs up a folder to Amazon S3 or any S3-compatible
+// store: scan the folder, diff it with the manifest of what the bucket
+// holds, apply the difference.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit statuses.
+const (
+	exitOK         = 0
+	exitFatal      = 1 // nothing or only part applied
+	exitUsage      = 2
+	exitIncomplete = 3 // the run completed, but some paths failed
+)
+
+// usageError is a mistake in the command line or settings (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// incompleteError ends a run that completed with per-path errors (exit 3).
+type incompleteError struct{ n int64 }
+
+func (e incompleteError) Error() string {
+	return fmt.Sprintf("%d path(s) could not be backed up (listed above); the next run retries them", e.n)
+}
+
+func main() {
+	stderr := &redactor{w: os.Stderr}
+	os.Exit(run(context.Background(), os.Args, os.Stdout, stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "cloudkeeper: %v\n", err)
+	var ue usageError
+	var ie incompleteError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &ie):
+		return exitIncomplete
+	default:
+		return exitFatal
+	}
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "cloudkeeper",
+		Usage: "back up a folder to S3, fast: scan, diff with a local manifest, apply",
+		Description: "cloudkeeper makes an S3 prefix mirror a local folder. It stats every file and hashes (BLAKE3)\n" +
+			"only what may have changed, compares with a local SQLite manifest of what the bucket holds,\n" +
+			"and uploads, copies server-side (renames) and deletes what differs.\n\n" +
+			"Every setting is a flag, an environment variable, or a line of a .env file.",
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors and picks the status
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err}
+		},
+		Commands: []*cli.Command{
+			syncCommand(),
+			demoCommand(),
+		},
+	}
+}
+
+// withEnvFile wraps a command's Before so that the .env file is applied
+// before its settings are read.
+func withEnvFile(c *cli.Context) error { return applyEnvFile(c) }
+
+// redactor copies writes to w with the values of secret environment
+// variables replaced, so no credential reaches a terminal or a log.
+type redactor struct{ w io.Writer }
+
+var secretVars = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"}
+
+func (r *redactor) Write(p []byte) (int, error) {
+	s := string(p)
+	for _, k := range secretVars {
+		if v := os.Getenv(k); len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, "[redacted "+k+"]")
+		}
+	}
+	if _, err := io.WriteString(r.w, s); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,233 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+)
+
+// Result is the outcome of one change, reported once it is applied and
+// recorded, or has failed.
+type Result struct {
+	Change manifest.Change
+	Err    error
+	Bytes  int64 // content bytes uploaded
+}
+
+// Summary counts what a run applied.
+type Summary struct {
+	Adds, Modifies, Renames, Copies, Deletes, Touches int64
+	Bytes                                             int64 // uploaded
+	Errors                                            int64
+}
+
+// Uploads is the number of objects uploaded (adds and modifies).
+func (s Summary) Uploads() int64 { return s.Adds + s.Modifies }
+
+// Applier applies changes to a Bucket and records them in a Journal.
+type Applier struct {
+	Bucket  Bucket
+	Journal manifest.Journal
+	Root    string // the source folder the changes' paths are relative to
+	Prefix  string // normalized key prefix
+	// Concurrency is the number of changes applied at once. Default 8.
+	Concurrency int
+	// Report receives every Result, one call at a time.
+	Report func(Result)
+
+	mu      sync.Mutex
+	sum     Summary
+	deletes []manifest.Change // deletes, and renames waiting for their old key's delete
+}
+
+// Run applies the changes from ch until it is closed: uploads, copies and
+// renames' copies on the pool as they come, then, once all of those are
+// done, the deletes (including the old keys of renames) in batches of
+// MaxDeleteBatch. A change is recorded in the Journal only after the bucket
+// confirmed it. Failures of single changes are reported and counted; Run
+// returns an error only for fatal ones (see FatalError), a Journal failure,
+// or a cancelled ctx.
+func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summary, error) {
+	if a.Concurrency <= 0 {
+		a.Concurrency = 8
+	}
+	if a.Report == nil {
+		a.Report = func(Result) {}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(a.Concurrency)
+	var err error
+loop:
+	for {
+		select {
+		case ch, ok := <-changes:
+			if !ok {
+				break loop
+			}
+			if ch.Op == manifest.OpDelete {
+				a.deletes = append(a.deletes, ch)
+				continue
+			}
+			g.Go(func() error { return a.apply(gctx, ch) })
+		case <-gctx.Done():
+			err = gctx.Err()
+			break loop
+		}
+	}
+	if werr := g.Wait(); werr != nil {
+		return a.sum, werr
+	}
+	if err != nil {
+		return a.sum, err
+	}
+	return a.sum, a.deleteAll(ctx)
+}
+
+func (a *Applier) key(path string) string { return manifest.Key(a.Prefix, path) }
+
+func (a *Applier) object(e manifest.Entry) Object {
+	return Object{Key: a.key(e.Path), Size: e.Stat.Size, Hash: e.Hash, MtimeNs: e.Stat.MtimeNs, Mode: e.Stat.Mode}
+}
+
+// apply runs one change other than a delete.
+func (a *Applier) apply(ctx context.Context, ch manifest.Change) error {
+	obj := a.object(ch.Entry)
+	var err error
+	var sent int64
+	switch ch.Op {
+	case manifest.OpAdd, manifest.OpModify:
+		err = a.upload(ctx, ch, obj)
+		sent = obj.Size
+	case manifest.OpCopy, manifest.OpRename:
+		err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
+		if errors.Is(err, ErrCopyTooLarge) {
+			err = a.upload(ctx, ch, obj)
+			sent = obj.Size
+		}
+	case manifest.OpTouch:
+		if ch.MetaChanged() {
+			err = a.Bucket.Copy(ctx, obj.Key, obj)
+			if errors.Is(err, ErrCopyTooLarge) {
+				err = nil // the metadata stays stale; the content is right
+			}
+		}
+	default:
+		return fmt.Errorf("apply: unexpected %s of %s", ch.Op, ch.Path)
+	}
+	if err != nil {
+		return a.fail(ch, err)
+	}
+	if err := a.Journal.Put(ctx, ch.Entry); err != nil {
+		return err // the manifest cannot record: stop
+	}
+	if ch.Op == manifest.OpRename {
+		// Done when its old key is deleted, after every copy.
+		a.mu.Lock()
+		a.deletes = append(a.deletes, ch)
+		a.mu.Unlock()
+		return nil
+	}
+	a.done(Result{Change: ch, Bytes: sent})
+	return nil
+}
+
+func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) error {
+	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path})
+}
+
+// fail reports a change that failed, and returns the error if it must end
+// the run.
+func (a *Applier) fail(ch manifest.Change, err error) error {
+	if IsFatal(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	a.done(Result{Change: ch, Err: err})
+	return nil
+}
+
+func (a *Applier) done(r Result) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r.Err != nil {
+		a.sum.Errors++
+	} else {
+		switch r.Change.Op {
+		case manifest.OpAdd:
+			a.sum.Adds++
+		case manifest.OpModify:
+			a.sum.Modifies++
+		case manifest.OpRename:
+			a.sum.Renames++
+		case manifest.OpCopy:
+			a.sum.Copies++
+		case manifest.OpDelete:
+			a.sum.Deletes++
+		case manifest.OpTouch:
+			a.sum.Touches++
+		}
+		a.sum.Bytes += r.Bytes
+	}
+	a.Report(r)
+}
+
+// deleteAll deletes the keys of deletes and of renames' old paths, in
+// batches, and forgets them in the manifest once S3 confirmed.
+func (a *Applier) deleteAll(ctx context.Context) error {
+	for len(a.deletes) > 0 {
+		n := min(len(a.deletes), MaxDeleteBatch)
+		batch := a.deletes[:n]
+		a.deletes = a.deletes[n:]
+		keys := make([]string, n)
+		byKey := make(map[string]manifest.Change, n)
+		for i, ch := range batch {
+			old := ch.Path
+			if ch.Op == manifest.OpRename {
+				old = ch.From
+			}
+			keys[i] = a.key(old)
+			byKey[keys[i]] = ch
+		}
+		failed, err := a.Bucket.Delete(ctx, keys)
+		if err != nil {
+			if IsFatal(err) || ctx.Err() != nil {
+				return err
+			}
+			for _, ch := range batch {
+				a.done(Result{Change: ch, Err: err})
+			}
+			continue
+		}
+		bad := map[string]bool{}
+		for _, f := range failed {
+			bad[f.Key] = true
+			if ch, ok := byKey[f.Key]; ok {
+				a.done(Result{Change: ch, Err: fmt.Errorf("delete %s: %w", f.Key, f.Err)})
+			}
+		}
+		var gone []string
+		var ok []manifest.Change
+		for i, ch := range batch {
+			if bad[keys[i]] {
+				continue
+			}
+			if ch.Op == manifest.OpRename {
+				gone = append(gone, ch.From)
+			} else {
+				gone = append(gone, ch.Path)
+			}
+			ok = append(ok, ch)
+		}
+		if err := a.Journal.Delete(ctx, gone); err != nil {
+			return err
+		}
+		for _, ch := range ok {
+			a.done(Result{Change: ch})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+// Object describes an object to write: its key and the metadata that lets
+// the bucket describe itself (x-amz-meta-blake3, -mtime, -mode).
+type Object struct {
+	Key     string
+	Size    int64
+	Hash    scanner.Digest
+	MtimeNs int64
+	Mode    fs.FileMode
+}
+
+// Metadata keys, as sent after "x-amz-meta-".
+const (
+	MetaBLAKE3 = "blake3"
+	MetaMtime  = "mtime" // seconds since the epoch with nanoseconds, as rclone writes it
+	MetaMode   = "mode"  // Unix permission bits in octal
+)
+
+// Metadata returns the user metadata stored with o.
+func (o Object) Metadata() map[string]string {
+	return map[string]string{
+		MetaBLAKE3: o.Hash.String(),
+		MetaMtime:  FormatMtime(o.MtimeNs),
+		MetaMode:   FormatMode(o.Mode),
+	}
+}
+
+// FormatMtime writes Unix nanoseconds as decimal seconds, "1700000000.123456789".
+func FormatMtime(ns int64) string {
+	sec, frac := ns/1e9, ns%1e9
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e9
+	}
+	return fmt.Sprintf("%d.%09d", sec, frac)
+}
+
+// ParseMtime reads what FormatMtime writes (and rclone's float seconds).
+func ParseMtime(s string) (int64, error) {
+	secs, frac, _ := strings.Cut(s, ".")
+	sec, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("mtime %q: %w", s, err)
+	}
+	frac = (frac + "000000000")[:9]
+	ns, err := strconv.ParseInt(frac, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("mtime %q: %w", s, err)
+	}
+	return sec*1e9 + ns, nil
+}
+
+// FormatMode writes the permission and set-id/sticky bits in octal, "0644".
+func FormatMode(m fs.FileMode) string {
+	v := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return fmt.Sprintf("%04o", v)
+}
+
+// Upload is an object to write from the local file at Path. Its bytes must
+// hash to Hash: if they do not, the file changed since it was hashed and
+// nothing is written.
+type Upload struct {
+	Object
+	Path string
+}
+
+// KeyError is the failure of one key of a batch.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e KeyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
+
+// Bucket is what applying changes needs of an object store.
+type Bucket interface {
+	// Upload writes the local file u.Path as u.Key, with u's metadata.
+	// It returns an error wrapping scanner.ErrChanged if the bytes read
+	// do not hash to u.Hash; the object is then not written.
+	Upload(ctx context.Context, u Upload) error
+	// Copy copies the object at from to o.Key on the server, giving it
+	// o's metadata. from may equal o.Key, to refresh the metadata.
+	Copy(ctx context.Context, from string, o Object) error
+	// Delete deletes up to MaxDeleteBatch keys in one request, and returns
+	// the keys it could not delete.
+	Delete(ctx context.Context, keys []string) ([]KeyError, error)
+}
+
+// MaxDeleteBatch is how many keys one DeleteObjects request takes.
+const MaxDeleteBatch = 1000
+
+// MaxCopySize is the largest object a single CopyObject can copy.
+const MaxCopySize = 5 << 30
+
+// ErrCopyTooLarge is returned by Copy for objects over MaxCopySize; the
+// caller uploads instead.
+var ErrCopyTooLarge = errors.New("object too large for a single server-side copy")
+
+// DryRun is the Bucket of a dry run: every call succeeds and nothing is
+// sent, read or written.
+type DryRun struct{}
+
+var _ Bucket = DryRun{}
+
+// Upload does nothing.
+func (DryRun) Upload(context.Context, Upload) error { return nil }
+
+// Copy does nothing.
+func (DryRun) Copy(context.Context, string, Object) error { return nil }
+
+// Delete does nothing.
+func (DryRun) Delete(context.Context, []string) ([]KeyError, error) { return nil, nil }

@@ -1,0 +1,9 @@
+// Package uploader makes the bucket match the source: a bounded pool of
+// workers applies the diff's changes to a Bucket (uploads, server-side
+// copies, batched deletes) and records each one in the manifest's Journal
+// only after S3 confirmed it.
+//
+// The Bucket of a dry run is DryRun, which does nothing; the apply code is
+// the same for both, so a preview shows exactly what a run would do and
+// cannot write by accident.
+package uploader

@@ -1,0 +1,97 @@
+package uploader
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+)
+
+// FatalError is a failure that no other key would escape: a missing
+// bucket, rejected credentials, an unreachable endpoint. It ends the run.
+type FatalError struct {
+	Msg string
+	Err error
+}
+
+func (e *FatalError) Error() string { return e.Msg }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// IsFatal reports whether err should end the run.
+func IsFatal(err error) bool {
+	var f *FatalError
+	return errors.As(err, &f)
+}
+
+// opError wraps an SDK error of an operation on key: a FatalError with a
+// one-line explanation if the whole run is doomed, or else an error naming
+// the operation and key with the server's code and message.
+func (b *S3) opError(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if f := b.fatal(err, false); f != nil {
+		return f
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("%s %s: %s: %s", op, key, ae.ErrorCode(), ae.ErrorMessage())
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+// fatal returns a FatalError if err means no request to this bucket can
+// succeed, and nil otherwise. Network errors count only when reaching is
+// set (the first request): later, a reset connection is one key's failure.
+func (b *S3) fatal(err error, reaching bool) error {
+	status := 0
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := ""
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	bucket := fmt.Sprintf("bucket %q at %s", b.bucket, b.where)
+	switch {
+	case code == "NoSuchBucket" || (code == "NotFound" || code == "") && status == http.StatusNotFound:
+		return &FatalError{Msg: bucket + " does not exist: create it, or check --bucket / S3_BUCKET", Err: err}
+	case code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "InvalidToken" ||
+		code == "ExpiredToken" || code == "TokenRefreshRequired":
+		return &FatalError{Msg: fmt.Sprintf("%s rejected the credentials (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the profile", bucket, code), Err: err}
+	case code == "AccessDenied" || status == http.StatusForbidden:
+		return &FatalError{Msg: fmt.Sprintf("%s denied access: check the credentials and that they may read, write and delete in the bucket", bucket), Err: err}
+	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == http.StatusMovedPermanently:
+		return &FatalError{Msg: bucket + " is in another region: set --region or AWS_REGION to the bucket's region", Err: err}
+	case code == "RequestTimeTooSkewed":
+		return &FatalError{Msg: bucket + ": this machine's clock is too far off for S3 to accept requests: fix the clock", Err: err}
+	case strings.Contains(err.Error(), "get identity:"):
+		return &FatalError{Msg: "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)", Err: err}
+	}
+	if !reaching {
+		return nil
+	}
+	var ne net.Error
+	var oe *net.OpError
+	var de *net.DNSError
+	if errors.As(err, &de) || errors.As(err, &oe) || (errors.As(err, &ne) && ne.Timeout() && status == 0) {
+		reason := "no answer"
+		switch {
+		case de != nil:
+			reason = "unknown host " + de.Name
+		case oe != nil && oe.Err != nil:
+			reason = oe.Err.Error()
+			if i := strings.LastIndex(reason, ": "); i >= 0 {
+				reason = reason[i+2:]
+			}
+		}
+		return &FatalError{Msg: fmt.Sprintf("cannot reach S3 at %s: %s (check --endpoint and the network)", b.where, reason), Err: err}
+	}
+	return nil
+}

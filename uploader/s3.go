@@ -1,0 +1,402 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sys/unix"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+// S3Config says how to reach the bucket.
+type S3Config struct {
+	Bucket string
+	// Endpoint is the URL of an S3-compatible server; "" means AWS. With
+	// an endpoint, requests use path-style addressing.
+	Endpoint string
+	// Region; with an Endpoint and no region, "us-east-1".
+	Region string
+	// Profile is a shared-config profile; "" means the default chain.
+	Profile string
+	// Credentials overrides the SDK's default chain when set.
+	Credentials aws.CredentialsProvider
+	// Concurrency is the number of requests the caller runs at once; it
+	// sizes the keep-alive pool and the upload buffers.
+	Concurrency int
+	// PartSize is the size of multipart upload parts, and the size above
+	// which a file is uploaded in parts. Default 16 MiB.
+	PartSize int64
+}
+
+// S3 is a Bucket on Amazon S3 or an S3-compatible server.
+type S3 struct {
+	client   *s3.Client
+	creds    aws.CredentialsProvider
+	bucket   string
+	where    string // endpoint or "AWS region X", for messages
+	partSize int64
+	// mem bounds the bytes of file content held in upload buffers.
+	mem *semaphore.Weighted
+
+	ready    sync.Once
+	readyErr error
+}
+
+var _ Bucket = (*S3)(nil)
+
+// DefaultPartSize is the multipart part size when none is set.
+const DefaultPartSize = 16 << 20
+
+// NewS3 builds the client. It sends nothing: the first request checks the
+// bucket and the credentials (a run with nothing to do makes no request).
+func NewS3(ctx context.Context, c S3Config) (*S3, error) {
+	if c.Bucket == "" {
+		return nil, errors.New("no bucket: set --bucket or S3_BUCKET")
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.PartSize <= 0 {
+		c.PartSize = DefaultPartSize
+	}
+	if c.Region == "" && c.Endpoint != "" {
+		c.Region = "us-east-1"
+	}
+	httpClient := awshttp.NewBuildableClient().
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+		WithTransportOptions(func(t *http.Transport) {
+			// Keep-alive connections sized to the pool, parts included.
+			t.MaxIdleConns = 4 * c.Concurrency
+			t.MaxIdleConnsPerHost = 4 * c.Concurrency
+			t.IdleConnTimeout = 90 * time.Second
+			t.ResponseHeaderTimeout = 5 * time.Minute
+		})
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = 5
+				o.MaxBackoff = 20 * time.Second
+			})
+		}),
+	}
+	if c.Region != "" {
+		opts = append(opts, config.WithRegion(c.Region))
+	}
+	if c.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(c.Profile))
+	}
+	if c.Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(c.Credentials))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no region: set --region or AWS_REGION")
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if c.Endpoint == "" {
+			return
+		}
+		o.BaseEndpoint = aws.String(c.Endpoint)
+		o.UsePathStyle = true
+		// The SDK's default checksums (aws-chunked uploads with trailing
+		// CRCs, since 2025) break many S3-compatible servers. Unless the
+		// user chose otherwise (AWS_REQUEST_CHECKSUM_CALCULATION or the
+		// shared config), send them only where an operation requires them.
+		// Uploads still carry Content-MD5, which every S3 server checks.
+		if cfg.RequestChecksumCalculation == aws.RequestChecksumCalculationUnset {
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		}
+		if cfg.ResponseChecksumValidation == aws.ResponseChecksumValidationUnset {
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
+	})
+	where := c.Endpoint
+	if where == "" {
+		where = "AWS region " + cfg.Region
+	}
+	return &S3{
+		client:   client,
+		creds:    cfg.Credentials,
+		bucket:   c.Bucket,
+		where:    where,
+		partSize: c.PartSize,
+		mem:      semaphore.NewWeighted(int64(max(c.Concurrency, 4)) * c.PartSize),
+	}, nil
+}
+
+// Client is the underlying S3 client.
+func (b *S3) Client() *s3.Client { return b.client }
+
+// Check makes sure the credentials resolve and the bucket answers, once;
+// every operation calls it first. Its errors are fatal and say what to do.
+func (b *S3) Check(ctx context.Context) error {
+	b.ready.Do(func() {
+		if b.creds == nil {
+			b.readyErr = &FatalError{Msg: "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"}
+			return
+		}
+		if _, err := b.creds.Retrieve(ctx); err != nil {
+			b.readyErr = &FatalError{Msg: "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)", Err: err}
+			return
+		}
+		_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
+		if err != nil {
+			b.readyErr = b.fatal(err, true)
+			if b.readyErr == nil {
+				b.readyErr = fmt.Errorf("bucket %s at %s: %w", b.bucket, b.where, err)
+			}
+		}
+	})
+	return b.readyErr
+}
+
+// Upload writes the file, in one PutObject or in parts. Every byte sent is
+// read into memory first, so that Content-MD5 can be computed for the
+// server to check and the BLAKE3 of exactly those bytes compared with
+// u.Hash before the object is made visible.
+func (b *S3) Upload(ctx context.Context, u Upload) error {
+	if err := b.Check(ctx); err != nil {
+		return err
+	}
+	f, err := openNoFollow(u.Path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if u.Size > b.partSize {
+		return b.uploadParts(ctx, f, u)
+	}
+	if err := b.mem.Acquire(ctx, max(u.Size, 1)); err != nil {
+		return err
+	}
+	defer b.mem.Release(max(u.Size, 1))
+	buf := make([]byte, u.Size)
+	if err := readExactly(f, buf, u.Path); err != nil {
+		return err
+	}
+	if blake3.Sum256(buf) != u.Hash {
+		return fmt.Errorf("%s: %w", u.Path, scanner.ErrChanged)
+	}
+	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        aws.String(b.bucket),
+		Key:           aws.String(u.Key),
+		Body:          bytes.NewReader(buf),
+		ContentLength: aws.Int64(u.Size),
+		ContentMD5:    aws.String(md5Base64(buf)),
+		Metadata:      u.Metadata(),
+	})
+	return b.opError("upload", u.Key, err)
+}
+
+// readExactly fills buf from f and checks that f ends there: a file that
+// grew or shrank since it was hashed has changed.
+func readExactly(f *os.File, buf []byte, path string) error {
+	if _, err := io.ReadFull(f, buf); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", path, scanner.ErrChanged)
+		}
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+func checkEOF(f *os.File, path string) error {
+	var one [1]byte
+	n, err := f.Read(one[:])
+	if n > 0 {
+		return fmt.Errorf("%s: %w", path, scanner.ErrChanged)
+	}
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}
+
+func md5Base64(b []byte) string {
+	sum := md5.Sum(b)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// uploadParts is a multipart upload with parts sent in parallel as they are
+// read. It completes only if the whole file hashed to u.Hash, and aborts
+// otherwise, so no object with other bytes and no orphan parts remain.
+func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) {
+	partSize := max(b.partSize, (u.Size+9999)/10000) // S3 allows 10,000 parts
+	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:   aws.String(b.bucket),
+		Key:      aws.String(u.Key),
+		Metadata: u.Metadata(),
+	})
+	if err != nil {
+		return b.opError("upload", u.Key, err)
+	}
+	uploadID := created.UploadId
+	defer func() {
+		if err == nil {
+			return
+		}
+		// Abort even if ctx is done: orphan parts cost money.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(b.bucket), Key: aws.String(u.Key), UploadId: uploadID,
+		}); aerr != nil {
+			err = fmt.Errorf("%w (and aborting the multipart upload %s failed: %v)", err, aws.ToString(uploadID), aerr)
+		}
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	h := blake3.New()
+	var parts []types.CompletedPart
+	var mu sync.Mutex
+	for num, off := int32(1), int64(0); off < u.Size; num, off = num+1, off+partSize {
+		n := min(partSize, u.Size-off)
+		if err := b.mem.Acquire(gctx, n); err != nil {
+			g.Wait()
+			return err
+		}
+		buf := make([]byte, n)
+		if err := readExactly(f, buf, u.Path); err != nil {
+			b.mem.Release(n)
+			g.Wait()
+			return err
+		}
+		h.Write(buf)
+		g.Go(func() error {
+			defer b.mem.Release(n)
+			out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
+				Bucket:        aws.String(b.bucket),
+				Key:           aws.String(u.Key),
+				UploadId:      uploadID,
+				PartNumber:    aws.Int32(num),
+				Body:          bytes.NewReader(buf),
+				ContentLength: aws.Int64(n),
+				ContentMD5:    aws.String(md5Base64(buf)),
+			})
+			if err != nil {
+				return b.opError(fmt.Sprintf("upload part %d of", num), u.Key, err)
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := checkEOF(f, u.Path); err != nil {
+		return err
+	}
+	var sum scanner.Digest
+	h.Sum(sum[:0])
+	if sum != u.Hash {
+		return fmt.Errorf("%s: %w", u.Path, scanner.ErrChanged)
+	}
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
+	_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(b.bucket),
+		Key:             aws.String(u.Key),
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	return b.opError("complete upload of", u.Key, err)
+}
+
+// Copy copies from to o.Key on the server with o's metadata.
+func (b *S3) Copy(ctx context.Context, from string, o Object) error {
+	if o.Size > MaxCopySize {
+		return ErrCopyTooLarge
+	}
+	if err := b.Check(ctx); err != nil {
+		return err
+	}
+	_, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket:            aws.String(b.bucket),
+		Key:               aws.String(o.Key),
+		CopySource:        aws.String(copySource(b.bucket, from)),
+		MetadataDirective: types.MetadataDirectiveReplace,
+		Metadata:          o.Metadata(),
+	})
+	return b.opError("copy "+from+" to", o.Key, err)
+}
+
+// copySource is the x-amz-copy-source value: bucket/key, URL-encoded
+// except for '/' and the unreserved characters.
+func copySource(bucket, key string) string {
+	var sb strings.Builder
+	sb.WriteString(bucket)
+	sb.WriteByte('/')
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~/", c) >= 0 {
+			sb.WriteByte(c)
+		} else {
+			fmt.Fprintf(&sb, "%%%02X", c)
+		}
+	}
+	return sb.String()
+}
+
+// Delete deletes keys with one DeleteObjects request.
+func (b *S3) Delete(ctx context.Context, keys []string) ([]KeyError, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	if len(keys) > MaxDeleteBatch {
+		return nil, fmt.Errorf("delete: %d keys in one batch, at most %d", len(keys), MaxDeleteBatch)
+	}
+	if err := b.Check(ctx); err != nil {
+		return nil, err
+	}
+	objs := make([]types.ObjectIdentifier, len(keys))
+	for i, k := range keys {
+		objs[i] = types.ObjectIdentifier{Key: aws.String(k)}
+	}
+	out, err := b.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: aws.String(b.bucket),
+		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+	})
+	if err != nil {
+		return nil, b.opError(fmt.Sprintf("delete %d keys, first", len(keys)), keys[0], err)
+	}
+	var failed []KeyError
+	for _, e := range out.Errors {
+		failed = append(failed, KeyError{Key: aws.ToString(e.Key), Err: fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message))})
+	}
+	return failed, nil
+}
+
+func openNoFollow(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
