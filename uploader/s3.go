@@ -48,6 +48,10 @@ type S3Config struct {
 	// PartSize is the size of multipart upload parts, and the size above
 	// which a file is uploaded in parts. Default 16 MiB.
 	PartSize int64
+	// MaxAttempts is how many times a request is tried before its key is
+	// reported as failed (the SDK's standard retryer, with exponential
+	// backoff and jitter). Default 5.
+	MaxAttempts int
 }
 
 // S3 is a Bucket on Amazon S3 or an S3-compatible server.
@@ -81,6 +85,9 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	if c.PartSize <= 0 {
 		c.PartSize = DefaultPartSize
 	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
 	if c.Region == "" && c.Endpoint != "" {
 		c.Region = "us-east-1"
 	}
@@ -97,7 +104,7 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 5
+				o.MaxAttempts = c.MaxAttempts
 				o.MaxBackoff = 20 * time.Second
 			})
 		}),
@@ -166,6 +173,15 @@ func (b *S3) Check(ctx context.Context) error {
 			return
 		}
 		_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
+			// A HEAD answer has no body to say why: ask again with a GET,
+			// whose error code tells bad credentials from missing rights.
+			_, lerr := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket), MaxKeys: aws.Int32(1)})
+			if lerr != nil {
+				err = lerr
+			}
+		}
 		if err != nil {
 			b.readyErr = b.fatal(err, true)
 			if b.readyErr == nil {
@@ -201,7 +217,7 @@ func (b *S3) Upload(ctx context.Context, u Upload) error {
 		return err
 	}
 	if blake3.Sum256(buf) != u.Hash {
-		return fmt.Errorf("%s: %w", u.Path, scanner.ErrChanged)
+		return changedError{u.Path}
 	}
 	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(b.bucket),
@@ -214,12 +230,22 @@ func (b *S3) Upload(ctx context.Context, u Upload) error {
 	return b.opError("upload", u.Key, err)
 }
 
+// changedError is a file whose bytes, read for upload, are not those the
+// scan hashed. Nothing was recorded; it matches scanner.ErrChanged.
+type changedError struct{ path string }
+
+func (e changedError) Error() string {
+	return e.path + ": changed during upload, will retry next run"
+}
+
+func (e changedError) Is(target error) bool { return target == scanner.ErrChanged }
+
 // readExactly fills buf from f and checks that f ends there: a file that
 // grew or shrank since it was hashed has changed.
 func readExactly(f *os.File, buf []byte, path string) error {
 	if _, err := io.ReadFull(f, buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return fmt.Errorf("%s: %w", path, scanner.ErrChanged)
+			return changedError{path}
 		}
 		return fmt.Errorf("read %s: %w", path, err)
 	}
@@ -230,7 +256,7 @@ func checkEOF(f *os.File, path string) error {
 	var one [1]byte
 	n, err := f.Read(one[:])
 	if n > 0 {
-		return fmt.Errorf("%s: %w", path, scanner.ErrChanged)
+		return changedError{path}
 	}
 	if err != nil && err != io.EOF {
 		return fmt.Errorf("read %s: %w", path, err)
@@ -317,7 +343,7 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 	var sum scanner.Digest
 	h.Sum(sum[:0])
 	if sum != u.Hash {
-		return fmt.Errorf("%s: %w", u.Path, scanner.ErrChanged)
+		return changedError{u.Path}
 	}
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 	_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{

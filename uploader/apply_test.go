@@ -1,0 +1,145 @@
+package uploader
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+)
+
+// addChange is the change the diff would give for a new file under root.
+func addChange(t *testing.T, root, rel, content string) manifest.Change {
+	t.Helper()
+	p := filepath.Join(root, rel)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, st, err := scanner.HashFile(scanner.OS{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return manifest.Change{Op: manifest.OpAdd, Path: rel, Entry: manifest.Entry{Path: rel, Hash: d, Stat: st, HashedNs: 1}}
+}
+
+func feed(chs ...manifest.Change) <-chan manifest.Change {
+	c := make(chan manifest.Change, len(chs))
+	for _, ch := range chs {
+		c <- ch
+	}
+	close(c)
+	return c
+}
+
+// The manifest records only what S3 confirmed: an upload the server keeps
+// failing is reported, counted, and absent from the manifest, while the
+// others are recorded.
+func TestApplierRecordsOnlyConfirmedChanges(t *testing.T) {
+	tb := newTestBucket(t)
+	root := t.TempDir()
+	db, err := manifest.Open(filepath.Join(t.TempDir(), "m.db"), manifest.Identity{Source: root, Bucket: tb.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		if gateway.Operation(r) == "PutObject" && strings.HasSuffix(r.URL.Path, "/bad.txt") {
+			return &gateway.Fault{Status: 500, Code: "InternalError"}
+		}
+		return nil
+	})
+	w := db.Writer()
+	var mu sync.Mutex
+	var results []Result
+	a := &Applier{Bucket: tb, Journal: w, Root: root, Prefix: "pre/", Concurrency: 4, Report: func(r Result) {
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	}}
+	sum, err := a.Run(context.Background(), feed(
+		addChange(t, root, "good1.txt", "one"),
+		addChange(t, root, "bad.txt", "two"),
+		addChange(t, root, "dir/good2.txt", "three"),
+	))
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Adds != 2 || sum.Errors != 1 || sum.Bytes != int64(len("one")+len("three")) {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, p := range []string{"good1.txt", "dir/good2.txt"} {
+		if _, ok, _ := db.Get(context.Background(), p); !ok {
+			t.Errorf("%s not recorded", p)
+		}
+	}
+	if _, ok, _ := db.Get(context.Background(), "bad.txt"); ok {
+		t.Error("bad.txt recorded although S3 refused it")
+	}
+	objs := tb.objects(t)
+	if len(objs) != 2 || objs["pre/good1.txt"].Body == nil || objs["pre/dir/good2.txt"].Body == nil {
+		t.Errorf("bucket %v", objs)
+	}
+	var failed []string
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r.Change.Path+": "+r.Err.Error())
+		}
+	}
+	if len(failed) != 1 || !strings.Contains(failed[0], "bad.txt") || !strings.Contains(failed[0], "InternalError") {
+		t.Errorf("failures reported: %q", failed)
+	}
+}
+
+// Deletes (and the old keys of renames) go out in batches of at most
+// MaxDeleteBatch keys, after the copies they may depend on.
+func TestApplierRenamesThenDeletesInBatches(t *testing.T) {
+	tb := newTestBucket(t)
+	root := t.TempDir()
+	ctx := context.Background()
+	db, err := manifest.Open(filepath.Join(t.TempDir(), "m.db"), manifest.Identity{Source: root, Bucket: tb.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := db.Writer()
+	defer w.Close()
+	if _, err := (&Applier{Bucket: tb, Journal: w, Root: root}).Run(ctx, feed(addChange(t, root, "a.txt", "content of a"))); err != nil {
+		t.Fatal(err)
+	}
+	up := addChange(t, root, "moved/a.txt", "content of a")
+	// 1,500 deletes of keys that do not exist (S3 deletes them happily)
+	// and one rename of a.txt to moved/a.txt.
+	chs := []manifest.Change{{Op: manifest.OpRename, Path: "moved/a.txt", From: "a.txt", Entry: up.Entry}}
+	for i := range 1500 {
+		p := "gone/" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + "/" + strconv.Itoa(i)
+		chs = append(chs, manifest.Change{Op: manifest.OpDelete, Path: p, Entry: manifest.Entry{Path: p}})
+	}
+	tb.proxy.Reset()
+	sum, err := (&Applier{Bucket: tb, Journal: w, Root: root}).Run(ctx, feed(chs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Renames != 1 || sum.Deletes != 1500 || sum.Errors != 0 || sum.Bytes != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	st := tb.proxy.Stats()
+	if st.ByOp["DeleteObjects"] != 2 || st.ByOp["CopyObject"] != 1 || st.ByOp["DeleteObject"] != 0 || st.BytesUploaded != 0 {
+		t.Fatalf("requests %v", st.ByOp)
+	}
+	objs := tb.objects(t)
+	if len(objs) != 1 || string(objs["moved/a.txt"].Body) != "content of a" {
+		t.Fatalf("bucket %v", objs)
+	}
+	if _, ok, _ := db.Get(ctx, "a.txt"); ok {
+		t.Error("a.txt still in the manifest after its rename")
+	}
+}

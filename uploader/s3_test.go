@@ -1,0 +1,213 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/zeebo/blake3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+// localFile writes size bytes to a file and returns an Upload of it with
+// the hash and stat the scanner would give.
+func localFile(t *testing.T, name string, size int, key string) Upload {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	b := make([]byte, size)
+	for i := range b {
+		b[i] = byte(i*31 + size)
+	}
+	if err := os.WriteFile(p, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	d, st, err := scanner.HashFile(scanner.OS{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Upload{Object: Object{Key: key, Size: st.Size, Hash: d, MtimeNs: st.MtimeNs, Mode: st.Mode}, Path: p}
+}
+
+func TestUploadWritesBytesAndMetadata(t *testing.T) {
+	tb := newTestBucket(t)
+	ctx := context.Background()
+	ups := []Upload{
+		localFile(t, "empty", 0, "p/empty"),
+		localFile(t, "small", 10, "p/small"),
+		localFile(t, "twoparts", 5<<20+3, "p/two parts+odd&name"),
+		localFile(t, "threeparts", 12<<20, "p/three"),
+	}
+	var total int64
+	for _, u := range ups {
+		if err := tb.Upload(ctx, u); err != nil {
+			t.Fatalf("upload %s: %v", u.Key, err)
+		}
+		total += u.Size
+	}
+	objs := tb.objects(t)
+	for _, u := range ups {
+		o, ok := objs[u.Key]
+		if !ok {
+			t.Fatalf("%s missing; have %v", u.Key, objs)
+		}
+		if int64(len(o.Body)) != u.Size || scanner.Digest(blake3.Sum256(o.Body)) != u.Hash {
+			t.Errorf("%s: %d bytes, wrong content", u.Key, len(o.Body))
+		}
+		if o.Metadata[MetaBLAKE3] != u.Hash.String() {
+			t.Errorf("%s: blake3 metadata %q, want %s", u.Key, o.Metadata[MetaBLAKE3], u.Hash)
+		}
+		if ns, err := ParseMtime(o.Metadata[MetaMtime]); err != nil || ns != u.MtimeNs {
+			t.Errorf("%s: mtime metadata %q = %d, %v; want %d", u.Key, o.Metadata[MetaMtime], ns, err, u.MtimeNs)
+		}
+		if o.Metadata[MetaMode] != "0640" {
+			t.Errorf("%s: mode metadata %q", u.Key, o.Metadata[MetaMode])
+		}
+	}
+	st := tb.proxy.Stats()
+	if st.ByOp["PutObject"] != 2 || st.ByOp["CreateMultipartUpload"] != 2 || st.ByOp["UploadPart"] != 5 || st.ByOp["CompleteMultipartUpload"] != 2 {
+		t.Errorf("requests %v", st.ByOp)
+	}
+	if st.BytesUploaded != total {
+		t.Errorf("uploaded %d bytes, want %d", st.BytesUploaded, total)
+	}
+}
+
+// A file whose bytes no longer hash to what the scan recorded is not
+// written: a single PUT is never sent, and a multipart upload is aborted
+// before it completes, leaving neither an object nor orphan parts.
+func TestUploadOfChangedFileWritesNothing(t *testing.T) {
+	tb := newTestBucket(t)
+	ctx := context.Background()
+	for _, size := range []int{100, 11 << 20} {
+		u := localFile(t, "f", size, fmt.Sprintf("changed-%d", size))
+		// The file changes after it was hashed: same size, other bytes.
+		f, _ := os.OpenFile(u.Path, os.O_WRONLY, 0)
+		f.WriteAt([]byte("CHANGED"), int64(size/2))
+		f.Close()
+		err := tb.Upload(ctx, u)
+		if !errors.Is(err, scanner.ErrChanged) || !strings.Contains(err.Error(), "changed during upload, will retry next run") {
+			t.Fatalf("size %d: got %v, want a changed-during-upload error", size, err)
+		}
+	}
+	grown := localFile(t, "g", 100, "grown")
+	os.WriteFile(grown.Path, make([]byte, 200), 0o644)
+	if err := tb.Upload(ctx, grown); !errors.Is(err, scanner.ErrChanged) {
+		t.Fatalf("grown file: got %v", err)
+	}
+	if objs := tb.objects(t); len(objs) != 0 {
+		t.Fatalf("objects written: %v", objs)
+	}
+	ups, err := gw.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(tb.name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Fatalf("orphan multipart uploads: %d", len(ups.Uploads))
+	}
+	if st := tb.proxy.Stats(); st.ByOp["PutObject"] != 0 || st.ByOp["AbortMultipartUpload"] != 1 || st.ByOp["CompleteMultipartUpload"] != 0 {
+		t.Fatalf("requests %v", st.ByOp)
+	}
+}
+
+func TestCopyGivesNewMetadataWithoutUploading(t *testing.T) {
+	tb := newTestBucket(t)
+	ctx := context.Background()
+	u := localFile(t, "f", 1000, "dir/a file+with&odd=chars")
+	if err := tb.Upload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	tb.proxy.Reset()
+	moved := u.Object
+	moved.Key, moved.MtimeNs, moved.Mode = "other/b", 1_700_000_000_123456789, 0o600
+	if err := tb.Copy(ctx, u.Key, moved); err != nil {
+		t.Fatal(err)
+	}
+	// A copy onto itself refreshes the metadata (a touch).
+	self := u.Object
+	self.MtimeNs = 1_600_000_000_000000001
+	if err := tb.Copy(ctx, u.Key, self); err != nil {
+		t.Fatal(err)
+	}
+	objs := tb.objects(t)
+	if b := objs["other/b"]; scanner.Digest(blake3.Sum256(b.Body)) != u.Hash || b.Metadata[MetaMtime] != "1700000000.123456789" || b.Metadata[MetaMode] != "0600" {
+		t.Errorf("copy: %d bytes, metadata %v", len(b.Body), b.Metadata)
+	}
+	if a := objs[u.Key]; a.Metadata[MetaMtime] != "1600000000.000000001" || scanner.Digest(blake3.Sum256(a.Body)) != u.Hash {
+		t.Errorf("copy to self: metadata %v", a.Metadata)
+	}
+	if st := tb.proxy.Stats(); st.BytesUploaded != 0 || st.ByOp["CopyObject"] != 2 {
+		t.Errorf("requests %v, %d bytes uploaded", st.ByOp, st.BytesUploaded)
+	}
+}
+
+func TestDeleteBatch(t *testing.T) {
+	tb := newTestBucket(t)
+	ctx := context.Background()
+	var keys []string
+	for i := range 3 {
+		u := localFile(t, "f", 10, fmt.Sprintf("k%d", i))
+		if err := tb.Upload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, u.Key)
+	}
+	failed, err := tb.Delete(ctx, append(keys[:2], "never-existed"))
+	if err != nil || len(failed) != 0 {
+		t.Fatalf("delete: %v %v", failed, err)
+	}
+	objs := tb.objects(t)
+	if len(objs) != 1 || objs["k2"].Body == nil {
+		t.Fatalf("left %v", objs)
+	}
+	if _, err := tb.Delete(ctx, make([]string, MaxDeleteBatch+1)); err == nil {
+		t.Fatal("a batch over the limit must be refused")
+	}
+}
+
+func TestFatalErrorsAreOneLineAndSayWhich(t *testing.T) {
+	ctx := context.Background()
+	u := localFile(t, "f", 10, "k")
+	closed := closedPort(t)
+	for _, c := range []struct {
+		name string
+		cfg  func(*S3Config)
+		want string
+	}{
+		{"missing bucket", func(c *S3Config) { c.Bucket = "no-such-bucket-here" }, `bucket "no-such-bucket-here" at http://127.0.0.1:`},
+		{"bad secret", func(c *S3Config) {
+			c.Credentials = credentials.NewStaticCredentialsProvider(gw.AccessKey, "wrong-secret-value", "")
+		}, "rejected the credentials"},
+		{"unreachable", func(c *S3Config) { c.Endpoint = closed }, "cannot reach S3 at " + closed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTestBucket(t, c.cfg)
+			err := tb.Upload(ctx, u)
+			if !IsFatal(err) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("got %q, want a one-line fatal error containing %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), gw.SecretKey) || strings.Contains(err.Error(), "wrong-secret-value") {
+				t.Fatalf("secret in error: %q", err)
+			}
+		})
+	}
+}
+
+// closedPort returns the URL of a loopback port that nothing listens on.
+func closedPort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
+}
