@@ -159,8 +159,14 @@ func escapeURIPath(p string) string {
 // Path is the file the manifest lives in.
 func (m *DB) Path() string { return m.path }
 
-// Close closes the database and releases the lock.
+// Close closes the database and releases the lock. A writable manifest is
+// left in rollback-journal mode, one file at rest, so that a dry run can
+// read it without creating the -wal and -shm files WAL mode needs; the next
+// run switches back to WAL.
 func (m *DB) Close() error {
+	if m.lock != nil {
+		m.db.Exec("PRAGMA journal_mode=DELETE") // best effort: a reader may hold it
+	}
 	err := m.db.Close()
 	if m.lock != nil {
 		m.lock.Close()

@@ -71,14 +71,22 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors and picks the status
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
-		},
-		Commands: []*cli.Command{
+		OnUsageError:         onUsageError,
+		Commands: withUsageErrors(
 			syncCommand(),
 			demoCommand(),
-		},
+		),
 	}
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+
+// withUsageErrors makes a bad flag of any command exit with status 2.
+func withUsageErrors(cmds ...*cli.Command) []*cli.Command {
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError
+	}
+	return cmds
 }
 
 // withEnvFile wraps a command's Before so that the .env file is applied

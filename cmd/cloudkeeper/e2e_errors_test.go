@@ -1,0 +1,170 @@
+package main
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+)
+
+// Errors that stop a run are one line on stderr that says what is wrong,
+// with exit status 1 (2 for usage), and never show a secret.
+func TestSyncFatalErrorsAreOneClearLine(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}})
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := "http://" + l.Addr().String()
+	l.Close()
+	for _, c := range []struct {
+		name string
+		args []string
+		env  []string
+		code int
+		want string
+	}{
+		{"missing bucket", []string{"--bucket", "no-such-bucket-anywhere"}, nil, 1, `bucket "no-such-bucket-anywhere" at ` + e.proxy.URL + ` does not exist`},
+		{"bad credentials", nil, []string{"AWS_SECRET_ACCESS_KEY=not-the-secret-at-all"}, 1, "rejected the credentials (SignatureDoesNotMatch)"},
+		{"unreachable endpoint", []string{"--endpoint", closed}, nil, 1, "cannot reach S3 at " + closed + ": connection refused"},
+		{"missing source", []string{"--source", filepath.Join(e.src, "not-mounted")}, nil, 1, "source folder " + filepath.Join(e.src, "not-mounted") + " does not exist: check --source / BACKUP_DIR (is the disk mounted?)"},
+		{"no bucket", []string{"--bucket", ""}, nil, 2, "no bucket: set --bucket or S3_BUCKET"},
+		{"unknown flag", []string{"--frobnicate"}, nil, 2, "flag provided but not defined: -frobnicate"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			e.cmd = func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, c.env...) }
+			defer func() { e.cmd = nil }()
+			r := e.run(append(append([]string{"sync"}, e.baseArgs()...), c.args...)...)
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			last := lines[len(lines)-1]
+			if r.code != c.code || !strings.Contains(last, c.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", r.code, r.stderr, c.code, c.want)
+			}
+			if strings.Contains(r.stderr, "not-the-secret-at-all") {
+				t.Fatalf("secret in stderr: %q", r.stderr)
+			}
+		})
+	}
+}
+
+// The original daemon's .env works as it is: its variable names (with the
+// old AWS_ACCESS_KEY), its interval settings ignored by sync, and real
+// environment variables winning over the file.
+func TestSyncWithOriginalDotEnv(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "from .env"}})
+	dotenv := "# written for the old daemon\n" +
+		"BACKUP_DIR=" + e.src + "\n" +
+		"S3_BACKUP_INTERVAL=24\nS3_BACKUP_INTERVAL_UNIT=hours\n" +
+		"DB_PERSISTENCE_INTERVAL=10\nDB_PERSISTENCE_INTERVAL_UNIT=minutes\n" +
+		"S3_BUCKET=" + e.bucket + "\n" +
+		"S3_BUCKET_PREFIX=from-file\n" +
+		"AWS_ACCESS_KEY=" + gwAccess() + "\n" +
+		"AWS_SECRET_ACCESS_KEY=\"" + gwSecret() + "\"\n" +
+		"AWS_REGION=us-east-1\n" +
+		"AWS_ENDPOINT_URL=" + e.proxy.URL + "\n"
+	if err := os.WriteFile(filepath.Join(e.state, ".env"), []byte(dotenv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = func(cmd *exec.Cmd) {
+		// Only what a cron job has: no credentials in the environment.
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.state}
+	}
+	r := e.run("sync") // from the folder holding .env
+	if r.code != 0 || !slices.Equal(r.lines(), []string{"add     doc.txt (9 B)"}) {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	e.prefix = "from-file/"
+	e.checkBucketIsTree()
+
+	// A real environment variable wins over the file.
+	e.cmd = func(cmd *exec.Cmd) {
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.state, "S3_BUCKET_PREFIX=from-env"}
+	}
+	if r := e.run("sync", "--env-file", filepath.Join(e.state, ".env")); r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	e.prefix = "from-env/"
+	e.checkBucketIsTree()
+
+	// A malformed line is an error naming the file and the line.
+	os.WriteFile(filepath.Join(e.state, ".env"), []byte("S3_BUCKET=x\nnot a setting\n"), 0o600)
+	r = e.run("sync")
+	if r.code != 2 || !strings.Contains(r.stderr, ".env:2: expected KEY=VALUE") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func gwAccess() string { return gw.AccessKey }
+func gwSecret() string { return gw.SecretKey }
+
+// nobody returns the credentials of an unprivileged user, or skips: as root
+// every file is readable, and a permission test would prove nothing.
+func nobody(t *testing.T) *syscall.Credential {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run cloudkeeper as an unprivileged user (as a normal user, chmod 000 cases would need files of another owner)")
+	}
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// A folder or file the run cannot read is reported with its path, the run
+// goes on and exits 3, and nothing under it is deleted from the bucket.
+func TestSyncUnreadablePathsAreKept(t *testing.T) {
+	cred := nobody(t)
+	e := newEnv(t, scantest.Dir{})
+	// The test's own temp folders are private to root: use world-readable ones.
+	base, err := os.MkdirTemp("", "cloudkeeper-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(base, "src", "secret"), 0o755); os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	e.src, e.state = filepath.Join(base, "src"), filepath.Join(base, "state")
+	scantest.Create(t, e.src, scantest.Dir{
+		"ok.txt":   scantest.File{Content: "ok"},
+		"gone.txt": scantest.File{Content: "will be deleted"},
+		"private":  scantest.File{Content: "private"},
+		"secret":   scantest.Dir{"a.txt": scantest.File{Content: "a"}, "b.txt": scantest.File{Content: "b"}},
+	})
+	os.MkdirAll(e.state, 0o700)
+	os.Chown(e.state, int(cred.Uid), int(cred.Gid))
+	e.cmd = func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} }
+
+	e.sync(0)
+	e.checkBucketIsTree()
+
+	os.Chmod(filepath.Join(e.src, "secret"), 0o000)
+	os.Chmod(filepath.Join(e.src, "private"), 0o000)
+	os.Remove(filepath.Join(e.src, "gone.txt"))
+	r := e.sync(3)
+	if !slices.Equal(r.lines(), []string{"delete  gone.txt"}) {
+		t.Fatalf("got %q", r.lines())
+	}
+	for _, p := range []string{"error: secret: cannot read folder", "error: private: ", "permission denied"} {
+		if !strings.Contains(r.stderr, p) {
+			t.Errorf("stderr lacks %q:\n%s", p, r.stderr)
+		}
+	}
+	keys := scantestKeys(t, e)
+	want := []string{"laptop/ok.txt", "laptop/private", "laptop/secret/a.txt", "laptop/secret/b.txt"}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("bucket %q, want %q", keys, want)
+	}
+}
+
+func scantestKeys(t *testing.T, e *env) []string {
+	objs := gwtestObjects(t, e)
+	return scantest.Keys(objs)
+}

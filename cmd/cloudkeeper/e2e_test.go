@@ -1,0 +1,554 @@
+package main
+
+// End-to-end tests: the built cloudkeeper binary against a real S3 server
+// (the Versity S3 Gateway, started here on a free loopback port), through a
+// proxy that counts requests by operation and bytes uploaded.
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway/gwtest"
+)
+
+var (
+	binPath string // the cloudkeeper binary under test
+	gw      *gateway.Gateway
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "cloudkeeper-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // the unprivileged-user test runs the binary too
+	binPath = filepath.Join(dir, "cloudkeeper")
+	build := exec.Command("go", "build", "-o", binPath, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building cloudkeeper:", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	gw, err = gateway.Start(ctx, gateway.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)
+		return 1
+	}
+	defer gw.Stop()
+	return m.Run()
+}
+
+// env is one backup setup: a source tree, a state folder for the manifest,
+// a bucket, and a counting proxy in front of the gateway.
+type env struct {
+	t      *testing.T
+	src    string
+	state  string
+	bucket string
+	prefix string
+	proxy  *gateway.Proxy
+	// cmd adjusts each command before it runs.
+	cmd func(*exec.Cmd)
+}
+
+func newEnv(t *testing.T, tree scantest.Dir) *env {
+	t.Helper()
+	proxy, err := gateway.NewProxy(gw.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	e := &env{t: t, src: t.TempDir(), state: t.TempDir(), bucket: gwtest.Bucket(t, gw), prefix: "laptop/", proxy: proxy}
+	scantest.Create(t, e.src, tree)
+	return e
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// lines returns the change lines of stdout, sorted, without the summary.
+func (r result) lines() []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if l != "" && !strings.Contains(l, "unchanged") {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (r result) summary() string {
+	ls := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	return ls[len(ls)-1]
+}
+
+func (e *env) baseArgs() []string {
+	return []string{"--source", e.src, "--bucket", e.bucket, "--prefix", e.prefix, "--endpoint", e.proxy.URL}
+}
+
+func (e *env) environ() []string {
+	return []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + e.state,
+		"XDG_STATE_HOME=" + e.state,
+		"AWS_ACCESS_KEY_ID=" + gw.AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + gw.SecretKey,
+	}
+}
+
+// run runs cloudkeeper with args as they are.
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Env = e.environ()
+	cmd.Dir = e.state
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if e.cmd != nil {
+		e.cmd(cmd)
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	for _, out := range []string{r.stdout, r.stderr} {
+		if strings.Contains(out, gw.SecretKey) {
+			e.t.Fatalf("the secret key appears in the output:\n%s", out)
+		}
+	}
+	return r
+}
+
+// sync runs "cloudkeeper sync" on this env, after resetting the proxy's
+// counters, and fails the test on an unexpected exit status.
+func (e *env) sync(wantCode int, args ...string) result {
+	e.t.Helper()
+	e.proxy.Reset()
+	r := e.run(append(append([]string{"sync"}, e.baseArgs()...), args...)...)
+	if r.code != wantCode {
+		e.t.Fatalf("sync %v: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", args, r.code, wantCode, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func (e *env) path(rel string) string { return filepath.Join(e.src, filepath.FromSlash(rel)) }
+
+// checkBucketIsTree asserts that the bucket's objects under the prefix are
+// exactly the source's regular files, with their bytes and their BLAKE3 in
+// x-amz-meta-blake3.
+func (e *env) checkBucketIsTree() {
+	e.t.Helper()
+	objs := gwtest.Objects(e.t, gw.Client(), e.bucket, e.prefix)
+	files := scantest.Files(e.t, e.src)
+	want := map[string]string{}
+	for rel, content := range files {
+		want[manifest.Key(e.prefix, rel)] = content
+	}
+	if !slices.Equal(scantest.Keys(objs), scantest.Keys(want)) {
+		e.t.Fatalf("bucket keys\n got %q\nwant %q", scantest.Keys(objs), scantest.Keys(want))
+	}
+	for k, content := range want {
+		o := objs[k]
+		if string(o.Body) != content {
+			e.t.Errorf("%s: bucket has %d bytes that differ from the file's %d", k, len(o.Body), len(content))
+		}
+		if sum := blake3.Sum256(o.Body); o.Metadata["blake3"] != fmt.Sprintf("%x", sum) {
+			e.t.Errorf("%s: x-amz-meta-blake3 %q is not the hash of its bytes", k, o.Metadata["blake3"])
+		}
+	}
+}
+
+func (e *env) ops() map[string]int64 { return e.proxy.Stats().ByOp }
+
+func (e *env) wantOps(want map[string]int64) {
+	e.t.Helper()
+	st := e.proxy.Stats()
+	got := map[string]int64{}
+	for op, n := range st.ByOp {
+		if n != 0 && op != "HeadBucket" && op != "ListObjectsV2" {
+			got[op] = n
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		e.t.Fatalf("S3 requests %v, want %v", got, want)
+	}
+}
+
+func bigContent(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*131 + i/7)
+	}
+	return string(b)
+}
+
+// TestSyncLifecycle walks a backup through the changes of a working day,
+// checking after each run that the bucket equals the tree and that each
+// kind of change costs what it should.
+func TestSyncLifecycle(t *testing.T) {
+	e := newEnv(t, scantest.Dir{
+		"a.txt": scantest.File{Content: "alpha"},
+		"docs": scantest.Dir{
+			"report.pdf": scantest.File{Content: bigContent(2_200_000)},
+			"notes.txt":  scantest.File{Content: "notes"},
+		},
+		"photos": scantest.Dir{
+			"img001.jpg": scantest.File{Content: "jpeg one"},
+			"img002.jpg": scantest.File{Content: "jpeg two"},
+			"raw":        scantest.Dir{"big.raw": scantest.File{Content: bigContent(20 << 20)}},
+		},
+		"empty": scantest.Dir{"nested": scantest.Dir{}},
+	})
+
+	t.Run("initial sync", func(t *testing.T) {
+		e.t = t
+		r := e.sync(0)
+		want := []string{
+			"add     a.txt (5 B)", "add     docs/notes.txt (5 B)", "add     docs/report.pdf (2.1 MiB)",
+			"add     photos/img001.jpg (8 B)", "add     photos/img002.jpg (8 B)", "add     photos/raw/big.raw (20.0 MiB)",
+		}
+		if !slices.Equal(r.lines(), want) {
+			t.Fatalf("got %q", r.lines())
+		}
+		if r.summary() != "6 uploads (22.1 MiB), 0 renames, 0 copies, 0 deletes; 0 files unchanged" {
+			t.Fatalf("summary %q", r.summary())
+		}
+		e.checkBucketIsTree()
+	})
+
+	t.Run("no change: no S3 request", func(t *testing.T) {
+		e.t = t
+		r := e.sync(0)
+		if len(r.lines()) != 0 || r.summary() != "0 uploads (0 B), 0 renames, 0 copies, 0 deletes; 6 files unchanged" {
+			t.Fatalf("got %q", r.stdout)
+		}
+		if n := e.proxy.Stats().Requests; n != 0 {
+			t.Fatalf("%d S3 requests on a run with nothing to do: %v", n, e.ops())
+		}
+	})
+
+	t.Run("edit", func(t *testing.T) {
+		e.t = t
+		scantest.Write(t, e.src, "docs/notes.txt", "notes, and more notes")
+		r := e.sync(0)
+		if !slices.Equal(r.lines(), []string{"modify  docs/notes.txt (21 B)"}) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"PutObject": 1})
+		e.checkBucketIsTree()
+	})
+
+	t.Run("same-size edit within the same second, mtime unchanged", func(t *testing.T) {
+		e.t = t
+		scantest.Write(t, e.src, "fast.txt", "aaaa")
+		e.sync(0)
+		fi, _ := os.Stat(e.path("fast.txt"))
+		scantest.Write(t, e.src, "fast.txt", "bbbb")
+		// As on a file system with coarse timestamps: the same mtime.
+		os.Chtimes(e.path("fast.txt"), fi.ModTime(), fi.ModTime())
+		r := e.sync(0)
+		if !slices.Equal(r.lines(), []string{"modify  fast.txt (4 B)"}) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.checkBucketIsTree()
+	})
+
+	t.Run("touch uploads nothing", func(t *testing.T) {
+		e.t = t
+		later := time.Now().Add(time.Hour)
+		os.Chtimes(e.path("a.txt"), later, later)
+		r := e.sync(0)
+		if len(r.lines()) != 0 {
+			t.Fatalf("got %q", r.lines())
+		}
+		// The object's x-amz-meta-mtime follows, by a copy onto itself.
+		e.wantOps(map[string]int64{"CopyObject": 1})
+		if st := e.proxy.Stats(); st.BytesUploaded != 0 {
+			t.Fatalf("%d bytes uploaded for a touch", st.BytesUploaded)
+		}
+		o := gwtest.Objects(t, gw.Client(), e.bucket, e.prefix+"a.txt")[e.prefix+"a.txt"]
+		if want := fmt.Sprintf("%d.%09d", later.Unix(), later.Nanosecond()); o.Metadata["mtime"] != want {
+			t.Fatalf("mtime metadata %q, want %q", o.Metadata["mtime"], want)
+		}
+	})
+
+	t.Run("rename a file: server-side copy, no upload", func(t *testing.T) {
+		e.t = t
+		os.Rename(e.path("docs/report.pdf"), e.path("docs/report-final.pdf"))
+		r := e.sync(0)
+		if !slices.Equal(r.lines(), []string{"rename  docs/report.pdf -> docs/report-final.pdf"}) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"CopyObject": 1, "DeleteObjects": 1})
+		if st := e.proxy.Stats(); st.BytesUploaded != 0 {
+			t.Fatalf("%d bytes uploaded for a rename", st.BytesUploaded)
+		}
+		e.checkBucketIsTree()
+	})
+
+	t.Run("move a folder: renames, no upload, one delete batch", func(t *testing.T) {
+		e.t = t
+		os.MkdirAll(e.path("archive/2024"), 0o755)
+		os.Rename(e.path("photos"), e.path("archive/2024/photos"))
+		r := e.sync(0)
+		want := []string{
+			"rename  photos/img001.jpg -> archive/2024/photos/img001.jpg",
+			"rename  photos/img002.jpg -> archive/2024/photos/img002.jpg",
+			"rename  photos/raw/big.raw -> archive/2024/photos/raw/big.raw",
+		}
+		if !slices.Equal(r.lines(), want) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"CopyObject": 3, "DeleteObjects": 1})
+		if st := e.proxy.Stats(); st.BytesUploaded != 0 {
+			t.Fatalf("%d bytes uploaded for a move", st.BytesUploaded)
+		}
+		e.checkBucketIsTree()
+	})
+
+	t.Run("copy", func(t *testing.T) {
+		e.t = t
+		scantest.Write(t, e.src, "b/logo.txt", "alpha")
+		r := e.sync(0)
+		if !slices.Equal(r.lines(), []string{"copy    a.txt -> b/logo.txt"}) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"CopyObject": 1})
+		e.checkBucketIsTree()
+	})
+
+	t.Run("delete a file", func(t *testing.T) {
+		e.t = t
+		os.Remove(e.path("fast.txt"))
+		r := e.sync(0)
+		if !slices.Equal(r.lines(), []string{"delete  fast.txt"}) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"DeleteObjects": 1})
+		e.checkBucketIsTree()
+	})
+
+	t.Run("delete a folder: its objects go with it", func(t *testing.T) {
+		e.t = t
+		os.RemoveAll(e.path("archive"))
+		r := e.sync(0)
+		want := []string{"delete  archive/2024/photos/img001.jpg", "delete  archive/2024/photos/img002.jpg", "delete  archive/2024/photos/raw/big.raw"}
+		if !slices.Equal(r.lines(), want) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"DeleteObjects": 1})
+		e.checkBucketIsTree()
+	})
+
+	t.Run("empty folders are not pushed", func(t *testing.T) {
+		e.t = t
+		os.MkdirAll(e.path("new/empty/folder"), 0o755)
+		r := e.sync(0)
+		if len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
+			t.Fatalf("got %q, %v", r.lines(), e.ops())
+		}
+		e.checkBucketIsTree()
+	})
+}
+
+func sha(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return "absent"
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// A dry run prints what a run would do and touches neither the bucket nor
+// the manifest; the real run then does exactly that.
+func TestSyncDryRunTouchesNothing(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"keep.txt": scantest.File{Content: "keep"}, "old.txt": scantest.File{Content: "old"}, "mv.txt": scantest.File{Content: "move me"}})
+	manifestPath := filepath.Join(e.state, "m.db")
+
+	// No manifest yet: a dry run does not create one.
+	r := e.sync(0, "--dry-run", "--manifest", manifestPath)
+	if len(r.lines()) != 3 || e.proxy.Stats().Requests != 0 {
+		t.Fatalf("got %q, %v", r.lines(), e.ops())
+	}
+	if _, err := os.Stat(manifestPath); !os.IsNotExist(err) {
+		t.Fatalf("a dry run created the manifest: %v", err)
+	}
+	e.sync(0, "--manifest", manifestPath)
+
+	os.Remove(e.path("old.txt"))
+	os.Rename(e.path("mv.txt"), e.path("moved.txt"))
+	scantest.Write(t, e.src, "new.txt", "new")
+	scantest.Write(t, e.src, "keep.txt", "kept, but edited")
+	before := map[string]string{}
+	for _, s := range []string{"", "-wal"} {
+		before[s] = sha(t, manifestPath+s)
+	}
+	bucketBefore := gwtest.Objects(t, gw.Client(), e.bucket, "")
+
+	dry := e.sync(0, "--dry-run", "--manifest", manifestPath)
+	want := []string{"add     new.txt (3 B)", "delete  old.txt", "modify  keep.txt (16 B)", "rename  mv.txt -> moved.txt"}
+	if !slices.Equal(dry.lines(), want) {
+		t.Fatalf("dry run printed %q, want %q", dry.lines(), want)
+	}
+	if !strings.Contains(dry.stderr, "dry run: nothing was changed") {
+		t.Errorf("stderr %q", dry.stderr)
+	}
+	if n := e.proxy.Stats().Requests; n != 0 {
+		t.Fatalf("dry run sent %d S3 requests: %v", n, e.ops())
+	}
+	for s, h := range before {
+		if sha(t, manifestPath+s) != h {
+			t.Fatalf("dry run changed the manifest file %s", manifestPath+s)
+		}
+	}
+	if after := gwtest.Objects(t, gw.Client(), e.bucket, ""); fmt.Sprint(after) != fmt.Sprint(bucketBefore) {
+		t.Fatal("dry run changed the bucket")
+	}
+
+	js := e.sync(0, "--dry-run", "--json", "--manifest", manifestPath)
+	wantJSON := []string{
+		`{"op":"add","path":"new.txt","size":3}`,
+		`{"op":"delete","path":"old.txt","size":3}`,
+		`{"op":"modify","path":"keep.txt","size":16}`,
+		`{"op":"rename","path":"moved.txt","from":"mv.txt","size":7}`,
+		`{"summary":{"add":1,"modify":1,"rename":1,"copy":0,"delete":1,"unchanged":0,"bytes":19,"errors":0}}`,
+	}
+	got := strings.Split(strings.TrimSpace(js.stdout), "\n")
+	sort.Strings(got)
+	if !slices.Equal(got, wantJSON) {
+		t.Fatalf("--json printed\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantJSON, "\n"))
+	}
+
+	real := e.sync(0, "--manifest", manifestPath)
+	if !slices.Equal(real.lines(), want) {
+		t.Fatalf("the run did %q, the dry run said %q", real.lines(), want)
+	}
+	e.checkBucketIsTree()
+}
+
+// A run killed with SIGKILL in the middle of its uploads loses nothing: the
+// next run uploads exactly what the first did not confirm, nothing twice.
+func TestSyncKilledMidRunResumes(t *testing.T) {
+	tree := scantest.Dir{}
+	for i := range 120 {
+		tree[fmt.Sprintf("f%03d.txt", i)] = scantest.File{Content: fmt.Sprintf("file number %d", i)}
+	}
+	e := newEnv(t, tree)
+	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		if gateway.Operation(r) == "PutObject" {
+			return &gateway.Fault{Delay: 25 * time.Millisecond}
+		}
+		return nil
+	})
+	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), "--concurrency", "2")...)
+	cmd.Env = e.environ()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := map[string]bool{}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "add ") {
+			first[sc.Text()] = true
+		}
+		if len(first) == 30 {
+			cmd.Process.Kill()
+			break
+		}
+	}
+	io.Copy(io.Discard, stdout)
+	cmd.Wait()
+	if len(first) != 30 {
+		t.Fatalf("the first run confirmed %d uploads before it was killed", len(first))
+	}
+
+	e.proxy.SetFault(nil)
+	r := e.sync(0)
+	second := r.lines()
+	for _, l := range second {
+		if first[l] {
+			t.Errorf("uploaded again after the kill: %s", l)
+		}
+	}
+	if len(first)+len(second) != 120 {
+		t.Errorf("%d + %d uploads, want 120", len(first), len(second))
+	}
+	if puts := e.proxy.Stats().ByOp["PutObject"]; puts != int64(len(second)) {
+		t.Errorf("second run sent %d PutObject for %d uploads", puts, len(second))
+	}
+	e.checkBucketIsTree()
+}
+
+// Names that are not valid UTF-8, or hold newlines, backslashes or control
+// characters, get keys by a reversible escape.
+func TestSyncOddNames(t *testing.T) {
+	names := []string{"new\nline.txt", `back\slash.txt`, "bad-\xff-utf8.txt", "tab\there.txt", "ünïcödé.txt", "spaces and + & = ?.txt"}
+	tree := scantest.Dir{}
+	for i, n := range names {
+		tree[n] = scantest.File{Content: fmt.Sprint("content ", i)}
+	}
+	e := newEnv(t, tree)
+	r := e.sync(0)
+	if len(r.lines()) != len(names) {
+		t.Fatalf("got %q", r.lines())
+	}
+	for _, l := range r.lines() {
+		if strings.ContainsAny(l, "\n\t\xff") {
+			t.Errorf("output line not escaped: %q", l)
+		}
+	}
+	e.checkBucketIsTree()
+	for k := range gwtest.Objects(t, gw.Client(), e.bucket, e.prefix) {
+		back, err := manifest.UnescapePath(strings.TrimPrefix(k, e.prefix))
+		if err != nil || !slices.Contains(names, back) {
+			t.Errorf("key %q maps back to %q, %v", k, back, err)
+		}
+	}
+	if r := e.sync(0); len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
+		t.Fatalf("second run: %q", r.stdout)
+	}
+}
+
+func gwtestObjects(t *testing.T, e *env) map[string]gwtest.Object {
+	return gwtest.Objects(t, gw.Client(), e.bucket, e.prefix)
+}
