@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -42,7 +43,14 @@ type Applier struct {
 
 	mu      sync.Mutex
 	sum     Summary
-	deletes []manifest.Change // deletes, and renames waiting for their old key's delete
+	deletes []pending // deletes, and renames waiting for their old key's delete
+}
+
+// pending is a change waiting for the delete phase, with its place in the
+// input so that the deletes go out (and are reported) in the diff's order.
+type pending struct {
+	seq int
+	manifest.Change
 }
 
 // Run applies the changes from ch until it is closed: uploads, copies and
@@ -62,6 +70,7 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.Concurrency)
 	var err error
+	seq := 0
 loop:
 	for {
 		select {
@@ -69,11 +78,13 @@ loop:
 			if !ok {
 				break loop
 			}
+			seq++
 			if ch.Op == manifest.OpDelete {
-				a.deletes = append(a.deletes, ch)
+				a.deletes = append(a.deletes, pending{seq, ch})
 				continue
 			}
-			g.Go(func() error { return a.apply(gctx, ch) })
+			p := pending{seq, ch}
+			g.Go(func() error { return a.apply(gctx, p) })
 		case <-gctx.Done():
 			err = gctx.Err()
 			break loop
@@ -95,7 +106,8 @@ func (a *Applier) object(e manifest.Entry) Object {
 }
 
 // apply runs one change other than a delete.
-func (a *Applier) apply(ctx context.Context, ch manifest.Change) error {
+func (a *Applier) apply(ctx context.Context, p pending) error {
+	ch := p.Change
 	obj := a.object(ch.Entry)
 	var err error
 	var sent int64
@@ -128,7 +140,7 @@ func (a *Applier) apply(ctx context.Context, ch manifest.Change) error {
 	if ch.Op == manifest.OpRename {
 		// Done when its old key is deleted, after every copy.
 		a.mu.Lock()
-		a.deletes = append(a.deletes, ch)
+		a.deletes = append(a.deletes, p)
 		a.mu.Unlock()
 		return nil
 	}
@@ -178,9 +190,13 @@ func (a *Applier) done(r Result) {
 // deleteAll deletes the keys of deletes and of renames' old paths, in
 // batches, and forgets them in the manifest once S3 confirmed.
 func (a *Applier) deleteAll(ctx context.Context) error {
+	slices.SortFunc(a.deletes, func(x, y pending) int { return x.seq - y.seq })
 	for len(a.deletes) > 0 {
 		n := min(len(a.deletes), MaxDeleteBatch)
-		batch := a.deletes[:n]
+		batch := make([]manifest.Change, n)
+		for i, p := range a.deletes[:n] {
+			batch[i] = p.Change
+		}
 		a.deletes = a.deletes[n:]
 		keys := make([]string, n)
 		byKey := make(map[string]manifest.Change, n)

@@ -93,6 +93,8 @@ type target struct {
 	Region      string
 	Manifest    string
 	Concurrency int
+	// credentials overrides the SDK's chain (the demo's gateway keys).
+	credentials aws.CredentialsProvider
 }
 
 func (t target) identity() manifest.Identity {
@@ -187,7 +189,10 @@ func (t target) s3Config() uploader.S3Config {
 		Region:      t.Region,
 		Concurrency: t.Concurrency,
 	}
-	if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_ACCESS_KEY") != "" {
+	switch {
+	case t.credentials != nil:
+		cfg.Credentials = t.credentials
+	case os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_ACCESS_KEY") != "":
 		cfg.Credentials = aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(
 			os.Getenv("AWS_ACCESS_KEY"), os.Getenv("AWS_SECRET_ACCESS_KEY"), os.Getenv("AWS_SESSION_TOKEN")))
 	}
