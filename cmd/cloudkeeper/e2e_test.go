@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -551,4 +552,32 @@ func TestSyncOddNames(t *testing.T) {
 
 func gwtestObjects(t *testing.T, e *env) map[string]gwtest.Object {
 	return gwtest.Objects(t, gw.Client(), e.bucket, e.prefix)
+}
+
+// A file that changes after it was hashed and before it is read for upload
+// is not recorded: the run reports it and exits 3, the bucket gets no
+// object with bytes other than its x-amz-meta-blake3, and the next run
+// uploads the new content.
+func TestSyncFileChangedDuringUpload(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"live.log": scantest.File{Content: "first version"}})
+	var once sync.Once
+	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		// The run's first request comes after the scan hashed the file
+		// and before the upload reads it: change it then.
+		once.Do(func() { scantest.Write(t, e.src, "live.log", "second version") })
+		return nil
+	})
+	r := e.sync(3)
+	if !strings.Contains(r.stderr, "live.log: changed during upload, will retry next run") {
+		t.Fatalf("stderr %q", r.stderr)
+	}
+	if objs := gwtestObjects(t, e); len(objs) != 0 {
+		t.Fatalf("bucket has %v", scantest.Keys(objs))
+	}
+	e.proxy.SetFault(nil)
+	r = e.sync(0)
+	if !slices.Equal(r.lines(), []string{"add     live.log (14 B)"}) {
+		t.Fatalf("got %q", r.lines())
+	}
+	e.checkBucketIsTree()
 }
