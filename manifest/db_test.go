@@ -1,0 +1,116 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+func TestOpenCreatesPrivateManifestAndLocksIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "m.db")
+	id := Identity{Source: "/src", Bucket: "b", Prefix: "p/"}
+	db, err := Open(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]os.FileMode{path: 0o600, filepath.Dir(path): 0o700 | os.ModeDir} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v (%v)", p, fi.Mode(), want, err)
+		}
+	}
+	// A second writer (cron overlapping a slow run) is refused.
+	if _, err := Open(path, id); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open: %v, want ErrLocked", err)
+	}
+	// A dry run may still read it.
+	ro, err := OpenReadOnly(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+	db.Close()
+	db2, err := Open(path, id)
+	if err != nil {
+		t.Fatalf("reopen after close: %v", err)
+	}
+	db2.Close()
+}
+
+func TestManifestOfAnotherTargetIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	db, err := Open(path, Identity{Source: "/src", Bucket: "b", Prefix: "p/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, id := range []Identity{
+		{Source: "/other", Bucket: "b", Prefix: "p/"},
+		{Source: "/src", Bucket: "b2", Prefix: "p/"},
+		{Source: "/src", Bucket: "b", Prefix: "q/"},
+		{Source: "/src", Bucket: "b", Prefix: "p/", Endpoint: "http://minio:9000"},
+	} {
+		if _, err := Open(path, id); err == nil || !strings.Contains(err.Error(), "point --manifest at another file") {
+			t.Errorf("%v: got %v", id, err)
+		}
+		if _, err := OpenReadOnly(path, id); err == nil {
+			t.Errorf("read-only %v: accepted", id)
+		}
+	}
+}
+
+func TestReadOnlyManifestRefusesWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	id := Identity{Source: "/src", Bucket: "b"}
+	db, err := Open(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	ro, err := OpenReadOnly(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	w := ro.Writer()
+	defer w.Close()
+	if err := w.Put(context.Background(), Entry{Path: "x", Hash: scanner.Digest{1}}); err == nil {
+		t.Fatal("a read-only manifest accepted a write")
+	}
+}
+
+func TestRowsAreInByteOrder(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: "/s", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	w := db.Writer()
+	paths := []string{"a0", "a/x", "a.txt", "B", "é", "a-b", "\xff"}
+	for _, p := range paths {
+		if err := w.Put(context.Background(), Entry{Path: p, Stat: scanner.Stat{Inode: 1 << 63, Dev: ^uint64(0)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	rows, err := db.Rows(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for e, ok := rows.Next(); ok; e, ok = rows.Next() {
+		if e.Stat.Inode != 1<<63 || e.Stat.Dev != ^uint64(0) {
+			t.Fatalf("inode/dev do not round-trip: %+v", e.Stat)
+		}
+		got = append(got, e.Path)
+	}
+	want := []string{"B", "a-b", "a.txt", "a/x", "a0", "é", "\xff"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
