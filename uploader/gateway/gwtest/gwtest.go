@@ -1,0 +1,123 @@
+// Package gwtest has test helpers around package gateway: a gateway per test,
+// fresh buckets, and a bucket's contents as a map for comparisons.
+//
+// Tests using it need versitygw; gateway.Find installs it on first use (about
+// three minutes), so they run on a fresh machine rather than being skipped.
+package gwtest
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+)
+
+// startTimeout bounds Start, including a first-time install of versitygw.
+const startTimeout = 10 * time.Minute
+
+// Start starts a gateway with a temporary root, stopped when the test ends.
+// If the test failed, the end of the gateway's log (one line per request) is
+// logged first. It fails the test if the gateway cannot start.
+func Start(t testing.TB) *gateway.Gateway {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	g, err := gateway.Start(ctx, gateway.Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("starting S3 gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			if log, err := os.ReadFile(g.LogFile); err == nil {
+				t.Logf("versitygw log (%s):\n%s", g.LogFile, tail(string(log), 40))
+			}
+		}
+		if err := g.Stop(); err != nil {
+			t.Errorf("stopping S3 gateway: %v", err)
+		}
+	})
+	return g
+}
+
+// Bucket creates a bucket with a new name derived from the test's and
+// returns the name.
+func Bucket(t testing.TB, g *gateway.Gateway) string {
+	t.Helper()
+	name := bucketName(t.Name())
+	if err := g.CreateBucket(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+var notBucketChars = regexp.MustCompile(`[^a-z0-9]+`)
+
+// bucketName returns a valid S3 bucket name, unique with overwhelming
+// probability: a readable part of the test name, then 16 random characters.
+func bucketName(testName string) string {
+	base := strings.Trim(notBucketChars.ReplaceAllString(strings.ToLower(testName), "-"), "-")
+	if len(base) > 40 {
+		base = strings.TrimRight(base[:40], "-")
+	}
+	if base == "" {
+		base = "test"
+	}
+	return base + "-" + strings.ToLower(rand.Text()[:16])
+}
+
+// Object is an object's content and user metadata.
+type Object struct {
+	Body []byte
+	// Metadata is the user metadata as the SDK returns it: x-amz-meta-
+	// prefix stripped, keys lower-case.
+	Metadata map[string]string
+}
+
+// Objects returns every object of bucket whose key starts with prefix, read
+// with ListObjectsV2 and GetObject through c. It fails the test on error.
+func Objects(t testing.TB, c *s3.Client, bucket, prefix string) map[string]Object {
+	t.Helper()
+	ctx := context.Background()
+	objects := map[string]Object{}
+	pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{
+		Bucket: aws.String(bucket),
+		Prefix: aws.String(prefix),
+	})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatalf("listing s3://%s/%s: %v", bucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				t.Fatalf("getting s3://%s/%s: %v", bucket, key, err)
+			}
+			body, err := io.ReadAll(out.Body)
+			out.Body.Close()
+			if err != nil {
+				t.Fatalf("reading s3://%s/%s: %v", bucket, key, err)
+			}
+			objects[key] = Object{Body: body, Metadata: out.Metadata}
+		}
+	}
+	return objects
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

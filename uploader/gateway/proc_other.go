@@ -1,0 +1,9 @@
+//go:build !linux
+
+package gateway
+
+import "syscall"
+
+// sysProcAttr returns nil: only Linux has a parent-death signal, so elsewhere
+// a gateway whose parent is killed outlives it.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
