@@ -44,6 +44,9 @@ type Applier struct {
 	mu      sync.Mutex
 	sum     Summary
 	deletes []pending // deletes, and renames waiting for their old key's delete
+	// conflicts are writes the server refused until old keys are gone
+	// (see ErrKeyConflict): tried again, as uploads, after the deletes.
+	conflicts []pending
 }
 
 // pending is a change waiting for the delete phase, with its place in the
@@ -51,6 +54,7 @@ type Applier struct {
 type pending struct {
 	seq int
 	manifest.Change
+	retry bool // second attempt after a key conflict
 }
 
 // Run applies the changes from ch until it is closed: uploads, copies and
@@ -80,10 +84,10 @@ loop:
 			}
 			seq++
 			if ch.Op == manifest.OpDelete {
-				a.deletes = append(a.deletes, pending{seq, ch})
+				a.deletes = append(a.deletes, pending{seq: seq, Change: ch})
 				continue
 			}
-			p := pending{seq, ch}
+			p := pending{seq: seq, Change: ch}
 			g.Go(func() error { return a.apply(gctx, p) })
 		case <-gctx.Done():
 			err = gctx.Err()
@@ -94,6 +98,24 @@ loop:
 		return a.sum, werr
 	}
 	if err != nil {
+		return a.sum, err
+	}
+	if err := a.deleteAll(ctx); err != nil {
+		return a.sum, err
+	}
+	if len(a.conflicts) == 0 {
+		return a.sum, nil
+	}
+	// Old keys are gone: write what they were in the way of. Copies
+	// become uploads, since their source may have been one of the deletes.
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(a.Concurrency)
+	for _, p := range a.conflicts {
+		p.retry = true
+		g.Go(func() error { return a.apply(gctx, p) })
+	}
+	a.conflicts = nil
+	if err := g.Wait(); err != nil {
 		return a.sum, err
 	}
 	return a.sum, a.deleteAll(ctx)
@@ -116,7 +138,10 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		err = a.upload(ctx, ch, obj)
 		sent = obj.Size
 	case manifest.OpCopy, manifest.OpRename:
-		err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
+		err = ErrCopyTooLarge
+		if !p.retry {
+			err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
+		}
 		if errors.Is(err, ErrCopyTooLarge) {
 			err = a.upload(ctx, ch, obj)
 			sent = obj.Size
@@ -130,6 +155,12 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		}
 	default:
 		return fmt.Errorf("apply: unexpected %s of %s", ch.Op, ch.Path)
+	}
+	if errors.Is(err, ErrKeyConflict) && !p.retry {
+		a.mu.Lock()
+		a.conflicts = append(a.conflicts, p)
+		a.mu.Unlock()
+		return nil
 	}
 	if err != nil {
 		return a.fail(ch, err)

@@ -21,6 +21,21 @@ type FatalError struct {
 func (e *FatalError) Error() string { return e.Msg }
 func (e *FatalError) Unwrap() error { return e.Err }
 
+// ErrKeyConflict is a write refused because the key is also a "folder" of
+// other keys, or one of its parents is an object. Amazon S3 has no such
+// rule, but servers that store objects as files (Versity's posix backend,
+// MinIO) do: when a file becomes a folder or the reverse, the old keys
+// must go before the new one can be written.
+var ErrKeyConflict = errors.New("the key is a file where the server needs a folder, or the reverse")
+
+// conflictCodes are the error codes of ErrKeyConflict.
+var conflictCodes = map[string]bool{
+	"ObjectParentIsFile":            true, // Versity
+	"ExistingObjectIsDirectory":     true, // Versity
+	"XMinioParentIsObject":          true, // MinIO
+	"XMinioObjectExistsAsDirectory": true,
+}
+
 // IsFatal reports whether err should end the run.
 func IsFatal(err error) bool {
 	var f *FatalError
@@ -39,6 +54,9 @@ func (b *S3) opError(op, key string, err error) error {
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
+		if conflictCodes[ae.ErrorCode()] {
+			return fmt.Errorf("%s %s: %s: %w", op, key, ae.ErrorCode(), ErrKeyConflict)
+		}
 		return fmt.Errorf("%s %s: %s: %s", op, key, ae.ErrorCode(), ae.ErrorMessage())
 	}
 	return fmt.Errorf("%s %s: %w", op, key, err)

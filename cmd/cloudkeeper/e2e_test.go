@@ -581,3 +581,21 @@ func TestSyncFileChangedDuringUpload(t *testing.T) {
 	}
 	e.checkBucketIsTree()
 }
+
+// A file that becomes a folder, and a folder that becomes a file: S3 has no
+// folders, but servers that keep objects as files (this gateway, MinIO)
+// refuse "a/b" while "a" exists; the old keys go first.
+func TestSyncFileBecomesFolderAndBack(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"x": scantest.File{Content: "x was a file"}, "d": scantest.Dir{"inner.txt": scantest.File{Content: "inner"}}})
+	e.sync(0)
+	os.Remove(e.path("x"))
+	scantest.Write(t, e.src, "x/now-a-folder.txt", "x is a folder")
+	os.RemoveAll(e.path("d"))
+	scantest.Write(t, e.src, "d", "d is a file")
+	r := e.sync(0)
+	want := []string{"add     d (11 B)", "add     x/now-a-folder.txt (13 B)", "delete  d/inner.txt", "delete  x"}
+	if !slices.Equal(r.lines(), want) {
+		t.Fatalf("got %q\n%s", r.lines(), r.stderr)
+	}
+	e.checkBucketIsTree()
+}
