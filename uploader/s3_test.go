@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,6 +18,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
 )
 
 // localFile writes size bytes to a file and returns an Upload of it with
@@ -40,6 +43,19 @@ func localFile(t *testing.T, name string, size int, key string) Upload {
 func TestUploadWritesBytesAndMetadata(t *testing.T) {
 	tb := newTestBucket(t)
 	ctx := context.Background()
+	// Every upload request carries a Content-MD5 for the server to check,
+	// and no aws-chunked body (which many S3-compatible servers reject).
+	var mu sync.Mutex
+	var unchecked []string
+	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		op := gateway.Operation(r)
+		if (op == "PutObject" || op == "UploadPart") && (r.Header.Get("Content-MD5") == "" || strings.Contains(r.Header.Get("Content-Encoding"), "aws-chunked")) {
+			mu.Lock()
+			unchecked = append(unchecked, op+" "+r.URL.Path)
+			mu.Unlock()
+		}
+		return nil
+	})
 	ups := []Upload{
 		localFile(t, "empty", 0, "p/empty"),
 		localFile(t, "small", 10, "p/small"),
@@ -52,6 +68,9 @@ func TestUploadWritesBytesAndMetadata(t *testing.T) {
 			t.Fatalf("upload %s: %v", u.Key, err)
 		}
 		total += u.Size
+	}
+	if len(unchecked) > 0 {
+		t.Errorf("uploads without Content-MD5 or with aws-chunked bodies: %q", unchecked)
 	}
 	objs := tb.objects(t)
 	for _, u := range ups {
