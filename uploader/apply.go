@@ -84,7 +84,9 @@ loop:
 			}
 			seq++
 			if ch.Op == manifest.OpDelete {
+				a.mu.Lock()
 				a.deletes = append(a.deletes, pending{seq: seq, Change: ch})
+				a.mu.Unlock()
 				continue
 			}
 			p := pending{seq: seq, Change: ch}
