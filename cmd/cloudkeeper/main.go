@@ -89,10 +89,6 @@ func withUsageErrors(cmds ...*cli.Command) []*cli.Command {
 	return cmds
 }
 
-// withEnvFile wraps a command's Before so that the .env file is applied
-// before its settings are read.
-func withEnvFile(c *cli.Context) error { return applyEnvFile(c) }
-
 // redactor copies writes to w with the values of secret environment
 // variables replaced, so no credential reaches a terminal or a log.
 type redactor struct{ w io.Writer }

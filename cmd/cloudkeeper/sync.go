@@ -25,7 +25,7 @@ func syncCommand() *cli.Command {
 			"so a run killed at any point loses nothing and the next run finishes the job.\n\n" +
 			"Exit status: 0 all applied; 3 completed, but some paths failed (listed on stderr);\n" +
 			"1 fatal error (nothing or only part applied); 2 usage error.",
-		Before: withEnvFile,
+		Before: applyEnvFile,
 		Flags: append(configFlags(),
 			&cli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `GLOB` (repeatable): \"*.tmp\" matches names at any depth, \"build/out\" is anchored at the source; excluded objects already in the bucket are left alone"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change; touch neither the bucket nor the manifest"},
