@@ -3,7 +3,9 @@ package manifest
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
+	"io"
 	"io/fs"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
@@ -48,48 +50,136 @@ func entryArgs(e Entry) []any {
 
 // Rows iterates over the manifest in path order (SQLite BINARY collation,
 // which is Go's byte-wise string order). It reads from one snapshot: writes
-// made while it is open do not show.
+// made while it is open do not show. Rows are decoded in batches by a
+// goroutine of their own, so that reading the manifest overlaps the walk.
 type Rows struct {
-	rows *sql.Rows
-	path string
-	err  error
+	batches chan []Entry
+	cur     []Entry
+	cancel  context.CancelFunc
+	err     error // set by the reader before it closes batches
 }
+
+// rowBatch is how many rows the reader decodes before handing them over.
+const rowBatch = 512
 
 // Rows starts an ordered iteration. Close it when done.
 func (m *DB) Rows(ctx context.Context) (*Rows, error) {
-	rows, err := m.db.QueryContext(ctx, "SELECT "+entryColumns+" FROM objects ORDER BY path")
+	conn, err := m.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
-	return &Rows{rows: rows, path: m.path}, nil
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Rows{batches: make(chan []Entry, 4), cancel: cancel}
+	go func() {
+		defer close(r.batches)
+		defer conn.Close()
+		// The driver's own interface skips database/sql's per-value
+		// conversions: a million rows a run.
+		err := conn.Raw(func(dc any) error {
+			q, ok := dc.(interface {
+				Query(string, []driver.Value) (driver.Rows, error)
+			})
+			if !ok {
+				return fmt.Errorf("sqlite driver %T cannot query", dc)
+			}
+			rows, err := q.Query("SELECT "+entryColumns+" FROM objects ORDER BY path", nil)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			vals := make([]driver.Value, entryColumnCount)
+			batch := make([]Entry, 0, rowBatch)
+			for {
+				err := rows.Next(vals)
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return err
+				}
+				e, err := entryFromValues(vals)
+				if err != nil {
+					return err
+				}
+				batch = append(batch, e)
+				if len(batch) == rowBatch {
+					select {
+					case r.batches <- batch:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+					batch = make([]Entry, 0, rowBatch)
+				}
+			}
+			if len(batch) > 0 {
+				select {
+				case r.batches <- batch:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			r.err = fmt.Errorf("manifest %s: %w", m.path, err)
+		}
+	}()
+	return r, nil
 }
 
 // Next returns the next entry, or false at the end or on error (see Err).
 func (r *Rows) Next() (Entry, bool) {
-	if r.err != nil || !r.rows.Next() {
-		return Entry{}, false
+	if len(r.cur) == 0 {
+		var ok bool
+		if r.cur, ok = <-r.batches; !ok {
+			return Entry{}, false
+		}
 	}
-	e, err := scanEntry(r.rows)
-	if err != nil {
-		r.err = fmt.Errorf("manifest %s: %w", r.path, err)
-		return Entry{}, false
-	}
+	e := r.cur[0]
+	r.cur = r.cur[1:]
 	return e, true
 }
 
-// Err returns the error that ended the iteration, if any.
-func (r *Rows) Err() error {
-	if r.err != nil {
-		return r.err
-	}
-	if err := r.rows.Err(); err != nil {
-		return fmt.Errorf("manifest %s: %w", r.path, err)
+// Err returns the error that ended the iteration, if any. Call it after
+// Next returned false.
+func (r *Rows) Err() error { return r.err }
+
+// Close ends the iteration.
+func (r *Rows) Close() error {
+	r.cancel()
+	for range r.batches { // let the reader finish and release its connection
 	}
 	return nil
 }
 
-// Close ends the iteration.
-func (r *Rows) Close() error { return r.rows.Close() }
+// entryColumnCount is the number of entryColumns.
+const entryColumnCount = 10
+
+// entryFromValues decodes a row of entryColumns read through the driver.
+func entryFromValues(v []driver.Value) (Entry, error) {
+	var e Entry
+	path, ok := v[0].(string)
+	if !ok {
+		return e, fmt.Errorf("path is %T", v[0])
+	}
+	e.Path = path
+	hash, ok := v[2].([]byte)
+	if !ok || len(hash) != len(e.Hash) {
+		return e, fmt.Errorf("row %q: blake3 is not %d bytes", path, len(e.Hash))
+	}
+	copy(e.Hash[:], hash)
+	var ints [8]int64
+	for i, j := range []int{1, 3, 4, 5, 6, 7, 8, 9} {
+		n, ok := v[j].(int64)
+		if !ok {
+			return e, fmt.Errorf("row %q: column %d is %T", path, j, v[j])
+		}
+		ints[i] = n
+	}
+	e.Stat = scanner.Stat{Size: ints[0], MtimeNs: ints[1], CtimeNs: ints[2], Inode: uint64(ints[3]), Dev: uint64(ints[4]), Mode: fs.FileMode(ints[5])}
+	e.HashedNs, e.UploadedNs = ints[6], ints[7]
+	return e, nil
+}
 
 // Get returns the entry at path.
 func (m *DB) Get(ctx context.Context, path string) (Entry, bool, error) {

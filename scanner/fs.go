@@ -1,10 +1,13 @@
 package scanner
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,44 +70,89 @@ type OS struct{}
 
 var _ FS = OS{}
 
-// ReadDir lists path with one getdents pass and an fstatat per regular file
-// relative to the open directory, the cheapest way to stat a whole folder.
+// ReadDir lists path with getdents into a pooled buffer and an fstatat
+// per regular file relative to the open folder: the fewest system calls and
+// allocations there are for statting a whole folder.
 func (OS) ReadDir(path string) ([]DirEntry, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	dir := os.NewFile(uintptr(fd), path)
-	defer dir.Close()
-	des, err := dir.ReadDir(-1)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]DirEntry, 0, len(des))
-	for _, de := range des {
-		e := DirEntry{Name: de.Name()}
-		t := de.Type()
-		switch {
-		case t.IsDir():
-			e.Type = TypeDir
-		case t&os.ModeSymlink != 0:
-			e.Type = TypeSymlink
-		case t.IsRegular():
-			e.Type = TypeFile
-			var st unix.Stat_t
-			if err := unix.Fstatat(fd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				e.Err = &os.PathError{Op: "lstat", Path: path + "/" + e.Name, Err: err}
-				break
-			}
-			e.Stat = statFromUnix(&st)
-			// Replaced by something else since readdir: report what it is now.
-			e.Type = typeOfMode(st.Mode)
-		default:
-			e.Type = TypeOther
+	defer unix.Close(fd)
+	bp := direntPool.Get().(*[]byte)
+	defer direntPool.Put(bp)
+	buf := *bp
+	var out []DirEntry
+	for {
+		n, err := unix.ReadDirent(fd, buf)
+		if err == unix.EINTR {
+			continue
 		}
-		out = append(out, e)
+		if err != nil {
+			return nil, &os.PathError{Op: "readdirent", Path: path, Err: err}
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		for rec := buf[:n]; len(rec) >= direntNameOff; {
+			reclen := int(binary.NativeEndian.Uint16(rec[direntReclenOff:]))
+			if reclen < direntNameOff || reclen > len(rec) {
+				return nil, &os.PathError{Op: "readdirent", Path: path, Err: unix.EIO}
+			}
+			name := rec[direntNameOff:reclen]
+			i := bytes.IndexByte(name, 0)
+			if i < 0 { // the kernel pads names with NULs; never seen without
+				return nil, &os.PathError{Op: "readdirent", Path: path, Err: unix.EIO}
+			}
+			name = name[:i]
+			dtype := rec[direntTypeOff]
+			rec = rec[reclen:]
+			if len(name) == 0 || name[0] == '.' && (len(name) == 1 || len(name) == 2 && name[1] == '.') {
+				continue
+			}
+			out = append(out, statEntry(fd, path, name, dtype))
+		}
 	}
-	return out, nil
+}
+
+// Offsets in struct linux_dirent64.
+const (
+	direntReclenOff = 16
+	direntTypeOff   = 18
+	direntNameOff   = 19
+)
+
+var direntPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// statEntry makes the DirEntry of name, NUL-terminated in the getdents
+// buffer, in the open folder fd.
+func statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
+	e := DirEntry{Name: string(name)}
+	switch dtype {
+	case unix.DT_DIR:
+		e.Type = TypeDir
+		return e
+	case unix.DT_LNK:
+		e.Type = TypeSymlink
+		return e
+	case unix.DT_REG, unix.DT_UNKNOWN: // some file systems do not say
+	default:
+		e.Type = TypeOther
+		return e
+	}
+	var st unix.Stat_t
+	// name is NUL-terminated in the getdents buffer.
+	if err := fstatatName(fd, &name[0], &st); err != nil {
+		e.Type = TypeFile
+		e.Err = &os.PathError{Op: "lstat", Path: dir + "/" + e.Name, Err: err}
+		return e
+	}
+	// What it is now, if it was replaced since readdir.
+	e.Type = typeOfMode(st.Mode)
+	if e.Type == TypeFile {
+		e.Stat = statFromUnix(&st)
+	}
+	return e
 }
 
 func typeOfMode(m uint32) Type {

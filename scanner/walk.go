@@ -190,35 +190,30 @@ func (w *walker) list(n *dirNode) {
 		n.err = err
 		return
 	}
-	keys := make([]string, 0, len(ents))
 	kids := make([]child, 0, len(ents))
 	for _, e := range ents {
-		rel := e.Name
-		if n.rel != "" {
-			rel = n.rel + "/" + e.Name
-		}
 		isDir := e.Type == TypeDir
-		if w.opts.Filter.excludes(rel, e.Name, isDir) || w.opts.Skip[w.abs(rel)] {
-			continue
+		if !w.opts.Filter.Empty() || len(w.opts.Skip) > 0 {
+			rel := e.Name
+			if n.rel != "" {
+				rel = n.rel + "/" + e.Name
+			}
+			if w.opts.Filter.excludes(rel, e.Name, isDir) || w.opts.Skip[w.abs(rel)] {
+				continue
+			}
 		}
 		c := child{DirEntry: e}
-		key := e.Name
 		if isDir {
+			rel := e.Name
+			if n.rel != "" {
+				rel = n.rel + "/" + e.Name
+			}
 			c.node = newDirNode(rel)
-			key += "/"
 		}
 		kids = append(kids, c)
-		keys = append(keys, key)
 	}
-	idx := make([]int, len(kids))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
-	n.children = make([]child, len(kids))
-	for i, j := range idx {
-		n.children[i] = kids[j]
-	}
+	slices.SortFunc(kids, func(a, b child) int { return compareNames(a.Name, a.node != nil, b.Name, b.node != nil) })
+	n.children = kids
 	w.ahead.Add(int64(len(n.children)))
 	for _, c := range n.children {
 		if c.node == nil {
@@ -271,4 +266,27 @@ func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
 		}
 	}
 	return nil
+}
+
+// compareNames orders two names of one folder as their full paths sort:
+// a folder's name compares as if followed by '/'.
+func compareNames(a string, aDir bool, b string, bDir bool) int {
+	n := min(len(a), len(b))
+	if c := strings.Compare(a[:n], b[:n]); c != 0 {
+		return c
+	}
+	// One is a prefix of the other (they differ: names of one folder):
+	// compare the next byte, '/' for a folder's end, none (lowest) for a
+	// file's.
+	next := func(s string, dir bool) int {
+		switch {
+		case len(s) > n:
+			return int(s[n])
+		case dir:
+			return '/'
+		default:
+			return -1
+		}
+	}
+	return next(a, aDir) - next(b, bDir) // names hold no '/', so this decides
 }
