@@ -112,8 +112,9 @@ const MaxDeleteBatch = 1000
 // MaxCopySize is the largest object a single CopyObject can copy.
 const MaxCopySize = 5 << 30
 
-// ErrCopyTooLarge is returned by Copy for objects over MaxCopySize; the
-// caller uploads instead.
+// ErrCopyTooLarge is returned by Copy when it will not copy an object on
+// the server (a metadata refresh of an object over the single-copy limit);
+// the caller decides whether to upload instead.
 var ErrCopyTooLarge = errors.New("object too large for a single server-side copy")
 
 // DryRun is the Bucket of a dry run: every call succeeds and nothing is

@@ -48,6 +48,12 @@ type S3Config struct {
 	// PartSize is the size of multipart upload parts, and the size above
 	// which a file is uploaded in parts. Default 16 MiB.
 	PartSize int64
+	// MaxSingleCopy is the largest object copied with one CopyObject;
+	// larger ones are copied in parts (UploadPartCopy). Default and most
+	// S3 allows: 5 GiB.
+	MaxSingleCopy int64
+	// CopyPartSize is the part size of those copies. Default 1 GiB.
+	CopyPartSize int64
 	// MaxAttempts is how many times a request is tried before its key is
 	// reported as failed (the SDK's standard retryer, with exponential
 	// backoff and jitter). Default 5.
@@ -61,6 +67,8 @@ type S3 struct {
 	bucket   string
 	where    string // endpoint or "AWS region X", for messages
 	partSize int64
+	maxCopy  int64 // larger objects are copied in parts
+	copyPart int64
 	// mem bounds the bytes of file content held in upload buffers.
 	mem *semaphore.Weighted
 
@@ -84,6 +92,12 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	}
 	if c.PartSize <= 0 {
 		c.PartSize = DefaultPartSize
+	}
+	if c.MaxSingleCopy <= 0 {
+		c.MaxSingleCopy = MaxCopySize
+	}
+	if c.CopyPartSize <= 0 {
+		c.CopyPartSize = 1 << 30
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
@@ -153,6 +167,8 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		bucket:   c.Bucket,
 		where:    where,
 		partSize: c.PartSize,
+		maxCopy:  c.MaxSingleCopy,
+		copyPart: c.CopyPartSize,
 		mem:      semaphore.NewWeighted(int64(max(c.Concurrency, 4)) * c.PartSize),
 	}, nil
 }
@@ -284,16 +300,8 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 	}
 	uploadID := created.UploadId
 	defer func() {
-		if err == nil {
-			return
-		}
-		// Abort even if ctx is done: orphan parts cost money.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(b.bucket), Key: aws.String(u.Key), UploadId: uploadID,
-		}); aerr != nil {
-			err = fmt.Errorf("%w (and aborting the multipart upload %s failed: %v)", err, aws.ToString(uploadID), aerr)
+		if err != nil {
+			b.abort(ctx, u.Key, uploadID, &err)
 		}
 	}()
 
@@ -345,23 +353,22 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 	if sum != u.Hash {
 		return changedError{u.Path}
 	}
-	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
-	_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(b.bucket),
-		Key:             aws.String(u.Key),
-		UploadId:        uploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-	})
-	return b.opError("complete upload of", u.Key, err)
+	return b.complete(ctx, u.Key, uploadID, parts)
 }
 
-// Copy copies from to o.Key on the server with o's metadata.
+// Copy copies from to o.Key on the server with o's metadata: one
+// CopyObject, or for objects over MaxSingleCopy a multipart upload whose
+// parts are copied on the server (UploadPartCopy). Nothing goes through
+// this machine either way.
 func (b *S3) Copy(ctx context.Context, from string, o Object) error {
-	if o.Size > MaxCopySize {
-		return ErrCopyTooLarge
-	}
 	if err := b.Check(ctx); err != nil {
 		return err
+	}
+	if o.Size > b.maxCopy {
+		if from == o.Key {
+			return ErrCopyTooLarge // a metadata refresh of a huge object is not worth a full copy
+		}
+		return b.copyParts(ctx, from, o)
 	}
 	_, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(b.bucket),
@@ -371,6 +378,73 @@ func (b *S3) Copy(ctx context.Context, from string, o Object) error {
 		Metadata:          o.Metadata(),
 	})
 	return b.opError("copy "+from+" to", o.Key, err)
+}
+
+// copyParts copies a large object in parts on the server, aborting the
+// multipart upload if any part fails.
+func (b *S3) copyParts(ctx context.Context, from string, o Object) (err error) {
+	partSize := max(b.copyPart, (o.Size+9999)/10000)
+	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(b.bucket), Key: aws.String(o.Key), Metadata: o.Metadata(),
+	})
+	if err != nil {
+		return b.opError("copy "+from+" to", o.Key, err)
+	}
+	defer func() {
+		if err != nil {
+			b.abort(ctx, o.Key, created.UploadId, &err)
+		}
+	}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var mu sync.Mutex
+	var parts []types.CompletedPart
+	src := copySource(b.bucket, from)
+	for num, off := int32(1), int64(0); off < o.Size; num, off = num+1, off+partSize {
+		end := min(off+partSize, o.Size) - 1
+		g.Go(func() error {
+			out, err := b.client.UploadPartCopy(gctx, &s3.UploadPartCopyInput{
+				Bucket: aws.String(b.bucket), Key: aws.String(o.Key), UploadId: created.UploadId,
+				PartNumber: aws.Int32(num), CopySource: aws.String(src),
+				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+			})
+			if err != nil {
+				return b.opError(fmt.Sprintf("copy part %d of %s to", num, from), o.Key, err)
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{ETag: out.CopyPartResult.ETag, PartNumber: aws.Int32(num)})
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return b.complete(ctx, o.Key, created.UploadId, parts)
+}
+
+// complete finishes a multipart upload with its parts in order.
+func (b *S3) complete(ctx context.Context, key string, uploadID *string, parts []types.CompletedPart) error {
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
+	_, err := b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(b.bucket),
+		Key:             aws.String(key),
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	return b.opError("complete upload of", key, err)
+}
+
+// abort aborts a multipart upload even if ctx is done (orphan parts cost
+// money), adding its failure to *err.
+func (b *S3) abort(ctx context.Context, key string, uploadID *string, err *error) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(b.bucket), Key: aws.String(key), UploadId: uploadID,
+	}); aerr != nil {
+		*err = fmt.Errorf("%w (and aborting the multipart upload %s failed: %v)", *err, aws.ToString(uploadID), aerr)
+	}
 }
 
 // copySource is the x-amz-copy-source value: bucket/key, URL-encoded

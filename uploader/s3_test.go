@@ -230,3 +230,28 @@ func closedPort(t *testing.T) string {
 	l.Close()
 	return "http://" + addr
 }
+
+// Objects over the single-copy limit (5 GiB on S3; 6 MiB here) are copied
+// in parts on the server: no byte goes through the client.
+func TestCopyLargeObjectInParts(t *testing.T) {
+	tb := newTestBucket(t, func(c *S3Config) { c.MaxSingleCopy, c.CopyPartSize = 6<<20, 5<<20 })
+	ctx := context.Background()
+	u := localFile(t, "big", 12<<20+5, "src/big")
+	if err := tb.Upload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	tb.proxy.Reset()
+	dst := u.Object
+	dst.Key, dst.MtimeNs = "dst/big", 1_700_000_000_000000000
+	if err := tb.Copy(ctx, u.Key, dst); err != nil {
+		t.Fatal(err)
+	}
+	st := tb.proxy.Stats()
+	if st.ByOp["UploadPartCopy"] != 3 || st.ByOp["CompleteMultipartUpload"] != 1 || st.BytesUploaded != 0 || st.ByOp["CopyObject"] != 0 {
+		t.Fatalf("requests %v, %d bytes uploaded", st.ByOp, st.BytesUploaded)
+	}
+	o := tb.objects(t)["dst/big"]
+	if scanner.Digest(blake3.Sum256(o.Body)) != u.Hash || o.Metadata[MetaMtime] != "1700000000.000000000" || o.Metadata[MetaBLAKE3] != u.Hash.String() {
+		t.Fatalf("copy: %d bytes, metadata %v", len(o.Body), o.Metadata)
+	}
+}
