@@ -38,7 +38,11 @@ func benchManifest(b *testing.B, n int) (*DB, string) {
 			for rel := range paths {
 				d, st, err := scanner.HashFile(scanner.OS{}, filepath.Join(root, rel))
 				if err == nil {
-					err = w.Put(ctx, Entry{Path: rel, Hash: d, Stat: st, HashedNs: later})
+					err = w.Put(ctx, Entry{Path: rel, Hash: d, Stat: st, HashedNs: later}, func(err error) {
+						if err != nil {
+							b.Error(err)
+						}
+					})
 				}
 				if err != nil {
 					errs <- err

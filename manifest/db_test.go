@@ -77,8 +77,10 @@ func TestReadOnlyManifestRefusesWrites(t *testing.T) {
 	}
 	defer ro.Close()
 	w := ro.Writer()
-	defer w.Close()
-	if err := w.Put(context.Background(), Entry{Path: "x", Hash: scanner.Digest{1}}); err == nil {
+	errc := make(chan error, 1)
+	w.Put(context.Background(), Entry{Path: "x", Hash: scanner.Digest{1}}, func(err error) { errc <- err })
+	w.Close()
+	if err := <-errc; err == nil {
 		t.Fatal("a read-only manifest accepted a write")
 	}
 }
@@ -92,9 +94,7 @@ func TestRowsAreInByteOrder(t *testing.T) {
 	w := db.Writer()
 	paths := []string{"a0", "a/x", "a.txt", "B", "é", "a-b", "\xff"}
 	for _, p := range paths {
-		if err := w.Put(context.Background(), Entry{Path: p, Stat: scanner.Stat{Inode: 1 << 63, Dev: ^uint64(0)}}); err != nil {
-			t.Fatal(err)
-		}
+		w.Put(context.Background(), Entry{Path: p, Stat: scanner.Stat{Inode: 1 << 63, Dev: ^uint64(0)}}, mustCommit(t))
 	}
 	w.Close()
 	rows, err := db.Rows(context.Background())
@@ -112,5 +112,14 @@ func TestRowsAreInByteOrder(t *testing.T) {
 	want := []string{"B", "a-b", "a.txt", "a/x", "a0", "é", "\xff"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// mustCommit is a Journal callback that fails the test on error.
+func mustCommit(t testing.TB) func(error) {
+	return func(err error) {
+		if err != nil {
+			t.Error(err)
+		}
 	}
 }

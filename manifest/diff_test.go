@@ -70,9 +70,7 @@ func (f *fixture) record() {
 			f.t.Fatal(err)
 		}
 		e := Entry{Path: rel, Hash: d, Stat: st, HashedNs: time.Now().Add(scanner.RacyWindow + time.Second).UnixNano()}
-		if err := w.Put(context.Background(), e); err != nil {
-			f.t.Fatal(err)
-		}
+		w.Put(context.Background(), e, mustCommit(f.t))
 	}
 }
 
@@ -320,7 +318,7 @@ func TestDiffRacilyCleanEntriesAreHashedAgain(t *testing.T) {
 			// if the file had been rewritten within one timestamp tick.
 			stale := Entry{Path: "f", Stat: st, Hash: scanner.Digest{1}, HashedNs: max(st.MtimeNs, st.CtimeNs) + int64(c.hashedAt)}
 			w := f.db.Writer()
-			w.Put(context.Background(), stale)
+			w.Put(context.Background(), stale, mustCommit(t))
 			w.Close()
 			got := f.diff(Diff{})
 			if !slices.Equal(got.changes, c.want) {

@@ -6,29 +6,39 @@ import (
 	"time"
 )
 
-// Journal records in the manifest what S3 confirmed. Its methods return once
-// the change is committed.
+// Journal records in the manifest what S3 confirmed. Recording is
+// asynchronous, so that S3 workers go on with the next object while rows
+// are committed in groups: done is called once the change is committed, or
+// failed to be. Put and Delete block only while the queue is full, and
+// return an error only if ctx ends first (done is then never called).
 type Journal interface {
 	// Put records the object at e.Path (an upload, copy, or new stat).
-	Put(ctx context.Context, e Entry) error
+	Put(ctx context.Context, e Entry, done func(error)) error
 	// Delete forgets the objects at paths.
-	Delete(ctx context.Context, paths []string) error
+	Delete(ctx context.Context, paths []string, done func(error)) error
 }
 
 // Discard is the Journal of a dry run: it records nothing.
 type Discard struct{}
 
-// Put does nothing.
-func (Discard) Put(context.Context, Entry) error { return nil }
+// Put records nothing and calls done.
+func (Discard) Put(_ context.Context, _ Entry, done func(error)) error {
+	done(nil)
+	return nil
+}
 
-// Delete does nothing.
-func (Discard) Delete(context.Context, []string) error { return nil }
+// Delete records nothing and calls done.
+func (Discard) Delete(_ context.Context, _ []string, done func(error)) error {
+	done(nil)
+	return nil
+}
 
 // Writer is the Journal of a real run. Changes from many workers are
-// committed together ("group commit"): each caller waits for the
-// transaction that holds its change, so the window between S3's
-// confirmation and the manifest's record stays one commit long while a
-// busy run does not pay one commit per object.
+// committed together, up to maxBatch at a time and at most maxDelay after
+// the first of them arrived: a run with many small objects does not pay one
+// SQLite commit per object, and the window between S3's confirmation and
+// the manifest's record stays short (a run killed inside it uploads those
+// few objects again next time; it never records one S3 did not confirm).
 type Writer struct {
 	m    *DB
 	reqs chan writeReq
@@ -39,48 +49,45 @@ type Writer struct {
 type writeReq struct {
 	put  *Entry
 	del  []string
-	errc chan error
+	done func(error)
 }
 
 var _ Journal = (*Writer)(nil)
 var _ Journal = Discard{}
 
-// maxBatch bounds the changes in one transaction.
-const maxBatch = 1024
+const (
+	maxBatch = 1024
+	maxDelay = 50 * time.Millisecond
+)
 
-// Writer starts the manifest's writer. Close it to stop.
+// Writer starts the manifest's writer. Close it to commit what is queued
+// and stop.
 func (m *DB) Writer() *Writer {
 	w := &Writer{m: m, reqs: make(chan writeReq, maxBatch), done: make(chan struct{}), now: time.Now}
 	go w.loop()
 	return w
 }
 
-// Put records e, setting its UploadedNs to now if it is zero.
-func (w *Writer) Put(ctx context.Context, e Entry) error {
+// Put queues e, setting its UploadedNs to now if it is zero.
+func (w *Writer) Put(ctx context.Context, e Entry, done func(error)) error {
 	if e.UploadedNs == 0 {
 		e.UploadedNs = w.now().UnixNano()
 	}
-	return w.do(ctx, writeReq{put: &e})
+	return w.queue(ctx, writeReq{put: &e, done: done})
 }
 
-// Delete forgets paths.
-func (w *Writer) Delete(ctx context.Context, paths []string) error {
-	if len(paths) == 0 {
-		return nil
-	}
-	return w.do(ctx, writeReq{del: paths})
+// Delete queues the removal of paths.
+func (w *Writer) Delete(ctx context.Context, paths []string, done func(error)) error {
+	return w.queue(ctx, writeReq{del: paths, done: done})
 }
 
-func (w *Writer) do(ctx context.Context, r writeReq) error {
-	r.errc = make(chan error, 1)
+func (w *Writer) queue(ctx context.Context, r writeReq) error {
 	select {
 	case w.reqs <- r:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	// Once queued the change will be committed or fail: wait for it even
-	// if ctx ends, so the caller knows which.
-	return <-r.errc
 }
 
 // Close commits what is queued and stops the writer.
@@ -94,21 +101,25 @@ func (w *Writer) loop() {
 	defer close(w.done)
 	for r := range w.reqs {
 		batch := []writeReq{r}
-	drain:
+		timer := time.NewTimer(maxDelay)
+	collect:
 		for len(batch) < maxBatch {
 			select {
 			case r, ok := <-w.reqs:
 				if !ok {
-					break drain
+					break collect
 				}
 				batch = append(batch, r)
-			default:
-				break drain
+			case <-timer.C:
+				break collect
 			}
 		}
+		timer.Stop()
 		err := w.commit(batch)
 		for _, r := range batch {
-			r.errc <- err
+			if r.done != nil {
+				r.done(err)
+			}
 		}
 	}
 }

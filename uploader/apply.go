@@ -47,10 +47,15 @@ type Applier struct {
 	// conflicts are writes the server refused until old keys are gone
 	// (see ErrKeyConflict): tried again, as uploads, after the deletes.
 	conflicts []pending
+	// recording counts changes handed to the Journal and not yet committed.
+	recording sync.WaitGroup
+	// stop ends the run with the Journal's error: what S3 confirms can
+	// no longer be recorded.
+	stop context.CancelCauseFunc
 }
 
-// pending is a change waiting for the delete phase, with its place in the
-// input so that the deletes go out (and are reported) in the diff's order.
+// pending is a change with its place in the input, so that the deletes go
+// out (and are reported) in the diff's order.
 type pending struct {
 	seq int
 	manifest.Change
@@ -61,9 +66,9 @@ type pending struct {
 // renames' copies on the pool as they come, then, once all of those are
 // done, the deletes (including the old keys of renames) in batches of
 // MaxDeleteBatch. A change is recorded in the Journal only after the bucket
-// confirmed it. Failures of single changes are reported and counted; Run
-// returns an error only for fatal ones (see FatalError), a Journal failure,
-// or a cancelled ctx.
+// confirmed it, and reported once recorded. Failures of single changes are
+// reported and counted; Run returns an error only for fatal ones (see
+// FatalError), a Journal failure, or a cancelled ctx.
 func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summary, error) {
 	if a.Concurrency <= 0 {
 		a.Concurrency = 8
@@ -71,56 +76,86 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 	if a.Report == nil {
 		a.Report = func(Result) {}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(a.Concurrency)
-	var err error
-	seq := 0
-loop:
-	for {
-		select {
-		case ch, ok := <-changes:
-			if !ok {
-				break loop
+	ctx, a.stop = context.WithCancelCause(ctx)
+	defer a.stop(nil)
+	err := a.pool(ctx, func(g *errgroup.Group, gctx context.Context) error {
+		seq := 0
+		for {
+			select {
+			case ch, ok := <-changes:
+				if !ok {
+					return nil
+				}
+				seq++
+				p := pending{seq: seq, Change: ch}
+				if ch.Op == manifest.OpDelete {
+					a.mu.Lock()
+					a.deletes = append(a.deletes, p)
+					a.mu.Unlock()
+					continue
+				}
+				g.Go(func() error { return a.apply(gctx, p) })
+			case <-gctx.Done():
+				return gctx.Err()
 			}
-			seq++
-			if ch.Op == manifest.OpDelete {
-				a.mu.Lock()
-				a.deletes = append(a.deletes, pending{seq: seq, Change: ch})
-				a.mu.Unlock()
-				continue
+		}
+	})
+	if err == nil {
+		err = a.deleteAll(ctx)
+	}
+	if err == nil && len(a.conflicts) > 0 {
+		// Old keys are gone: write what they were in the way of. Copies
+		// become uploads: their source may have been one of the deletes.
+		conflicts := a.conflicts
+		a.conflicts = nil
+		err = a.pool(ctx, func(g *errgroup.Group, gctx context.Context) error {
+			for _, p := range conflicts {
+				p.retry = true
+				g.Go(func() error { return a.apply(gctx, p) })
 			}
-			p := pending{seq: seq, Change: ch}
-			g.Go(func() error { return a.apply(gctx, p) })
-		case <-gctx.Done():
-			err = gctx.Err()
-			break loop
+			return nil
+		})
+		if err == nil {
+			err = a.deleteAll(ctx)
 		}
 	}
-	if werr := g.Wait(); werr != nil {
-		return a.sum, werr
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		err = cause // the Journal failed
 	}
-	if err != nil {
-		return a.sum, err
-	}
-	if err := a.deleteAll(ctx); err != nil {
-		return a.sum, err
-	}
-	if len(a.conflicts) == 0 {
-		return a.sum, nil
-	}
-	// Old keys are gone: write what they were in the way of. Copies
-	// become uploads, since their source may have been one of the deletes.
-	g, gctx = errgroup.WithContext(ctx)
+	return a.sum, err
+}
+
+// pool runs feed, which starts changes on g, then waits for them and for
+// the Journal to commit what they recorded.
+func (a *Applier) pool(ctx context.Context, feed func(*errgroup.Group, context.Context) error) error {
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(a.Concurrency)
-	for _, p := range a.conflicts {
-		p.retry = true
-		g.Go(func() error { return a.apply(gctx, p) })
+	err := feed(g, gctx)
+	if werr := g.Wait(); werr != nil {
+		err = werr
 	}
-	a.conflicts = nil
-	if err := g.Wait(); err != nil {
-		return a.sum, err
+	a.recording.Wait()
+	if err == nil {
+		err = ctx.Err()
 	}
-	return a.sum, a.deleteAll(ctx)
+	return err
+}
+
+// record hands e to the Journal; then runs once it is committed.
+func (a *Applier) record(ctx context.Context, e manifest.Entry, then func()) error {
+	a.recording.Add(1)
+	err := a.Journal.Put(ctx, e, func(err error) {
+		defer a.recording.Done()
+		if err != nil {
+			a.stop(err)
+			return
+		}
+		then()
+	})
+	if err != nil {
+		a.recording.Done()
+	}
+	return err
 }
 
 func (a *Applier) key(path string) string { return manifest.Key(a.Prefix, path) }
@@ -167,18 +202,16 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	if err != nil {
 		return a.fail(ch, err)
 	}
-	if err := a.Journal.Put(ctx, ch.Entry); err != nil {
-		return err // the manifest cannot record: stop
-	}
-	if ch.Op == manifest.OpRename {
-		// Done when its old key is deleted, after every copy.
-		a.mu.Lock()
-		a.deletes = append(a.deletes, p)
-		a.mu.Unlock()
-		return nil
-	}
-	a.done(Result{Change: ch, Bytes: sent})
-	return nil
+	return a.record(ctx, ch.Entry, func() {
+		if ch.Op == manifest.OpRename {
+			// Done when its old key is deleted, after every copy.
+			a.mu.Lock()
+			a.deletes = append(a.deletes, p)
+			a.mu.Unlock()
+			return
+		}
+		a.done(Result{Change: ch, Bytes: sent})
+	})
 }
 
 func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) error {
@@ -271,12 +304,25 @@ func (a *Applier) deleteAll(ctx context.Context) error {
 			}
 			ok = append(ok, ch)
 		}
-		if err := a.Journal.Delete(ctx, gone); err != nil {
+		if len(gone) == 0 {
+			continue
+		}
+		a.recording.Add(1)
+		err = a.Journal.Delete(ctx, gone, func(err error) {
+			defer a.recording.Done()
+			if err != nil {
+				a.stop(err)
+				return
+			}
+			for _, ch := range ok {
+				a.done(Result{Change: ch})
+			}
+		})
+		if err != nil {
+			a.recording.Done()
 			return err
 		}
-		for _, ch := range ok {
-			a.done(Result{Change: ch})
-		}
 	}
-	return nil
+	a.recording.Wait()
+	return ctx.Err()
 }
