@@ -150,13 +150,14 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		o.UsePathStyle = true
 		// The SDK's default checksums (aws-chunked uploads with trailing
 		// CRCs, since 2025) break many S3-compatible servers. Unless the
-		// user chose otherwise (AWS_REQUEST_CHECKSUM_CALCULATION or the
-		// shared config), send them only where an operation requires them.
-		// Uploads still carry Content-MD5, which every S3 server checks.
-		if cfg.RequestChecksumCalculation == aws.RequestChecksumCalculationUnset {
+		// user chose otherwise, send them only where an operation requires
+		// them. Uploads still carry Content-MD5, which every S3 server
+		// checks.
+		req, resp := userChecksumChoice(ctx, c.Profile)
+		if !req {
 			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		}
-		if cfg.ResponseChecksumValidation == aws.ResponseChecksumValidationUnset {
+		if !resp {
 			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		}
 	})
@@ -182,6 +183,26 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		copyPart: c.CopyPartSize,
 		mem:      semaphore.NewWeighted(int64(max(c.Concurrency, 4)) * c.PartSize),
 	}, nil
+}
+
+// userChecksumChoice reports whether the user set the request checksum
+// calculation and the response checksum validation, in the environment or
+// the shared config profile. (The loaded config cannot tell: the SDK fills
+// in its default, WhenSupported, when nothing is set.)
+func userChecksumChoice(ctx context.Context, profile string) (request, response bool) {
+	request = os.Getenv("AWS_REQUEST_CHECKSUM_CALCULATION") != ""
+	response = os.Getenv("AWS_RESPONSE_CHECKSUM_VALIDATION") != ""
+	if profile == "" {
+		profile = os.Getenv("AWS_PROFILE")
+	}
+	if profile == "" {
+		profile = "default"
+	}
+	if sc, err := config.LoadSharedConfigProfile(ctx, profile); err == nil {
+		request = request || sc.RequestChecksumCalculation != aws.RequestChecksumCalculationUnset
+		response = response || sc.ResponseChecksumValidation != aws.ResponseChecksumValidationUnset
+	}
+	return request, response
 }
 
 // Client is the underlying S3 client.
