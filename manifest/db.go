@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	_ "github.com/mattn/go-sqlite3" // the SQLite driver
 	"golang.org/x/sys/unix"
@@ -42,6 +43,12 @@ type DB struct {
 	db   *sql.DB
 	path string
 	lock *os.File // exclusive flock held while a writable manifest is open
+
+	// Point queries the diff makes for each new file, prepared once.
+	prepOnce sync.Once
+	prepErr  error
+	byHash   *sql.Stmt
+	byInode  *sql.Stmt
 }
 
 // ErrLocked means another cloudkeeper process has the manifest open for
@@ -164,6 +171,11 @@ func (m *DB) Path() string { return m.path }
 // read it without creating the -wal and -shm files WAL mode needs; the next
 // run switches back to WAL.
 func (m *DB) Close() error {
+	for _, st := range []*sql.Stmt{m.byHash, m.byInode} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	if m.lock != nil {
 		m.db.Exec("PRAGMA journal_mode=DELETE") // best effort: a reader may hold it
 	}

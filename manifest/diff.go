@@ -146,6 +146,12 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	if hashers <= 0 {
 		hashers = max(4, runtime.GOMAXPROCS(0))
 	}
+	// With an empty manifest (a first run) no content is known: skip the
+	// look-ups by hash and inode made for each new file.
+	empty, err := d.DB.Empty(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
 	rows, err := d.DB.Rows(ctx)
 	if err != nil {
 		return Stats{}, err
@@ -169,11 +175,11 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	g.Go(func() error {
 		defer close(ordered)
 		defer close(jobs)
-		m := merger{d: d, ctx: ctx, rows: rows, scan: scan, ordered: ordered, jobs: jobs, unchanged: &unchanged, kept: &kept}
+		m := merger{d: d, ctx: ctx, rows: rows, scan: scan, ordered: ordered, jobs: jobs, unchanged: &unchanged, kept: &kept, lookups: !empty}
 		return m.run()
 	})
 	g.Go(func() error {
-		c := classifier{d: d, ctx: ctx, out: out, st: &st, modified: map[string]bool{}}
+		c := classifier{d: d, ctx: ctx, out: out, st: &st, modified: map[string]bool{}, lookups: !empty}
 		return c.run(ordered)
 	})
 	err = g.Wait()
@@ -203,6 +209,7 @@ type merger struct {
 	jobs      chan<- *item
 	unchanged *atomic.Int64
 	kept      *atomic.Int64
+	lookups   bool // the manifest may know a new file's inode
 
 	row     Entry
 	haveRow bool
@@ -332,7 +339,7 @@ func (m *merger) both(row *Entry) error {
 // same inode, device, size and mtime: the same file, moved. Its hash is
 // reused and the file is not read.
 func (m *merger) known(e scanner.Entry) (*item, bool) {
-	if m.d.Rehash || e.Stat.Size == 0 {
+	if m.d.Rehash || e.Stat.Size == 0 || !m.lookups {
 		return nil, false
 	}
 	cands, err := m.d.DB.ByInode(m.ctx, e.Stat.Inode, e.Stat.Dev)
@@ -368,6 +375,7 @@ type classifier struct {
 	vanished []Entry
 	deferred []Change        // adds and modifies whose content the bucket may already hold
 	modified map[string]bool // paths whose object is overwritten this run
+	lookups  bool            // the manifest may hold a new file's content
 }
 
 func (c *classifier) send(ch Change) error {
@@ -452,7 +460,7 @@ func (c *classifier) classify(it *item) error {
 		ch.Op = OpModify
 		c.modified[e.Path] = true
 	}
-	if e.Stat.Size > 0 {
+	if e.Stat.Size > 0 && c.lookups {
 		others, err := c.d.DB.ByHash(c.ctx, e.Hash, 2)
 		if err != nil {
 			return err

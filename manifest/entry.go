@@ -196,17 +196,45 @@ func (m *DB) Get(ctx context.Context, path string) (Entry, bool, error) {
 // ByHash returns up to limit entries whose content has hash d, in path
 // order.
 func (m *DB) ByHash(ctx context.Context, d scanner.Digest, limit int) ([]Entry, error) {
-	return m.query(ctx, "SELECT "+entryColumns+" FROM objects WHERE blake3 = ? ORDER BY path LIMIT ?", d[:], limit)
+	if err := m.prepare(); err != nil {
+		return nil, err
+	}
+	return m.query(ctx, m.byHash, d[:], limit)
 }
 
 // ByInode returns the entries last hashed from the file with this inode
 // and device.
 func (m *DB) ByInode(ctx context.Context, inode, dev uint64) ([]Entry, error) {
-	return m.query(ctx, "SELECT "+entryColumns+" FROM objects WHERE inode = ? AND dev = ? LIMIT 16", int64(inode), int64(dev))
+	if err := m.prepare(); err != nil {
+		return nil, err
+	}
+	return m.query(ctx, m.byInode, int64(inode), int64(dev))
 }
 
-func (m *DB) query(ctx context.Context, q string, args ...any) ([]Entry, error) {
-	rows, err := m.db.QueryContext(ctx, q, args...)
+func (m *DB) prepare() error {
+	m.prepOnce.Do(func() {
+		if m.byHash, m.prepErr = m.db.Prepare("SELECT " + entryColumns + " FROM objects WHERE blake3 = ? ORDER BY path LIMIT ?"); m.prepErr != nil {
+			return
+		}
+		m.byInode, m.prepErr = m.db.Prepare("SELECT " + entryColumns + " FROM objects WHERE inode = ? AND dev = ? LIMIT 16")
+	})
+	if m.prepErr != nil {
+		return fmt.Errorf("manifest %s: %w", m.path, m.prepErr)
+	}
+	return nil
+}
+
+// Empty reports whether the manifest records no object.
+func (m *DB) Empty(ctx context.Context) (bool, error) {
+	var any bool
+	if err := m.db.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM objects)").Scan(&any); err != nil {
+		return false, fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	return !any, nil
+}
+
+func (m *DB) query(ctx context.Context, q *sql.Stmt, args ...any) ([]Entry, error) {
+	rows, err := q.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
