@@ -77,9 +77,11 @@ func (p Problem) String() string {
 
 // Stats counts what a diff saw besides its changes.
 type Stats struct {
-	Unchanged int64 // files whose object is up to date (touches included)
-	Kept      int64 // objects left alone because their path could not be read
-	Errors    int64 // problems with an error
+	Unchanged   int64 // files whose object is up to date (touches included)
+	Kept        int64 // objects left alone because their path could not be read
+	Errors      int64 // problems with an error
+	Hashed      int64 // files read and hashed
+	HashedBytes int64 // bytes read to hash them
 }
 
 // Diff compares a scan with the manifest.
@@ -446,6 +448,10 @@ func (c *classifier) classify(it *item) error {
 		}
 		c.report(Problem{Path: it.path, Err: it.err})
 		return nil
+	}
+	if it.action == actHash {
+		c.st.Hashed++
+		c.st.HashedBytes += it.hashed.Size
 	}
 	e := Entry{Path: it.path, Hash: it.digest, Stat: it.hashed, HashedNs: it.hashedNs}
 	if it.row != nil && it.row.Hash == e.Hash {

@@ -37,6 +37,9 @@ type jsonSummary struct {
 		Unchanged int64 `json:"unchanged"`
 		Bytes     int64 `json:"bytes"`
 		Errors    int64 `json:"errors"`
+		// What the scan read: zero on a run where stat says nothing changed.
+		HashedFiles int64 `json:"hashed_files"`
+		HashedBytes int64 `json:"hashed_bytes"`
 	} `json:"summary"`
 }
 
@@ -105,6 +108,7 @@ func (p *printer) summary(s uploader.Summary, st manifest.Stats) {
 		js.Summary.Add, js.Summary.Modify, js.Summary.Rename = s.Adds, s.Modifies, s.Renames
 		js.Summary.Copy, js.Summary.Delete, js.Summary.Unchanged = s.Copies, s.Deletes, st.Unchanged
 		js.Summary.Bytes, js.Summary.Errors = s.Bytes, errors
+		js.Summary.HashedFiles, js.Summary.HashedBytes = st.Hashed, st.HashedBytes
 		b, _ := json.Marshal(js)
 		fmt.Fprintf(p.out, "%s\n", b)
 		return
