@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -72,6 +73,7 @@ func Measure(ctx context.Context, c Command) (Run, error) {
 	if err := cmd.Start(); err != nil {
 		return Run{}, fmt.Errorf("%s: %w", c, err)
 	}
+	peak := watchPeakRSS(cmd.Process.Pid)
 	var r Run
 	var sb strings.Builder
 	sc := bufio.NewScanner(out)
@@ -90,8 +92,8 @@ func Measure(ctx context.Context, c Command) (Run, error) {
 	r.Stdout = sb.String()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		r.MaxRSS = ru.Maxrss * 1024
 	}
+	r.MaxRSS = peak()
 	if err != nil {
 		return r, fmt.Errorf("%s: %w\n%s", c, err, tail(stderr.String(), 10))
 	}
@@ -125,4 +127,51 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// watchPeakRSS samples the VmHWM (peak resident set) of process pid every
+// few milliseconds until it exits, and returns a function that stops and
+// gives the last sample. The rusage of wait4 cannot be used: Go starts
+// children with vfork, so their ru_maxrss counts the parent's memory.
+func watchPeakRSS(pid int) func() int64 {
+	var peak atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	go func() {
+		defer close(done)
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if kb := vmHWM(path); kb > 0 {
+				peak.Store(kb * 1024)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		return peak.Load()
+	}
+}
+
+// vmHWM reads the VmHWM line (kB) of a /proc/PID/status file; 0 if gone.
+func vmHWM(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
 }

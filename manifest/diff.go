@@ -100,6 +100,9 @@ type Diff struct {
 	Hashers int
 	// Problems receives every problem, from a single goroutine.
 	Problems func(Problem)
+	// Hashed, if set, is told the size of each file hashed, from the
+	// hashing goroutines (for progress displays).
+	Hashed func(size int64)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -199,6 +202,9 @@ func (d *Diff) hash(ctx context.Context, it *item) {
 	}
 	it.hashedNs = d.Now().UnixNano()
 	it.digest, it.hashed, it.err = scanner.HashFile(d.FS, d.abs(it.path))
+	if it.err == nil && d.Hashed != nil {
+		d.Hashed(it.hashed.Size)
+	}
 }
 
 // merger walks the scan and the manifest's rows in lock-step.

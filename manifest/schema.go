@@ -23,5 +23,22 @@ CREATE TABLE settings (
 	name  TEXT NOT NULL PRIMARY KEY,
 	value TEXT NOT NULL
 ) WITHOUT ROWID;
+`, // 2: the runs of sync, for status, metrics and crash recovery.
+	`
+CREATE TABLE runs (
+	id         INTEGER PRIMARY KEY,
+	started_ns INTEGER NOT NULL,
+	ended_ns   INTEGER,          -- NULL: running, or killed
+	exit_code  INTEGER,
+	adds       INTEGER NOT NULL DEFAULT 0,
+	modifies   INTEGER NOT NULL DEFAULT 0,
+	renames    INTEGER NOT NULL DEFAULT 0,
+	copies     INTEGER NOT NULL DEFAULT 0,
+	deletes    INTEGER NOT NULL DEFAULT 0,
+	unchanged  INTEGER NOT NULL DEFAULT 0,
+	bytes      INTEGER NOT NULL DEFAULT 0,
+	errors     INTEGER NOT NULL DEFAULT 0,
+	message    TEXT    NOT NULL DEFAULT ''
+);
 `,
 }

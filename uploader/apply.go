@@ -40,6 +40,9 @@ type Applier struct {
 	Concurrency int
 	// Report receives every Result, one call at a time.
 	Report func(Result)
+	// Queued, if set, is told of each change as it arrives (for progress
+	// displays).
+	Queued func(manifest.Change)
 
 	mu      sync.Mutex
 	sum     Summary
@@ -87,6 +90,9 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 					return nil
 				}
 				seq++
+				if a.Queued != nil {
+					a.Queued(ch)
+				}
 				p := pending{seq: seq, Change: ch}
 				if ch.Op == manifest.OpDelete {
 					a.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -86,16 +87,17 @@ func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
 		Manifest: filepath.Join(dir, "state", "manifest.db"), Concurrency: 8,
 		credentials: credentials.NewStaticCredentialsProvider(gw.AccessKey, gw.SecretKey, ""),
 	}
-	p := &printer{out: out, errOut: errOut}
+	log, _ := loggerFor(errOut, "text", slog.LevelWarn)
+	p := &printer{out: out, log: log, progress: &progress{stderr: errOut}}
 	step := func(dryRun bool) error {
 		cmd := "cloudkeeper sync --source " + src + " --bucket demo --prefix laptop/ --endpoint " + gw.Endpoint
 		if dryRun {
 			cmd += " --dry-run"
 		}
 		fmt.Fprintf(out, "$ %s\n", cmd)
-		sum, st, err := runSync(ctx, syncOptions{target: t, dryRun: dryRun}, p)
-		p.summary(sum, st)
-		return err
+		res := runSync(ctx, syncOptions{target: t, dryRun: dryRun}, p)
+		p.summary(res.sum, res.st)
+		return res.err
 	}
 
 	say("1. preview the first backup")

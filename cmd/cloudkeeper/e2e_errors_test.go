@@ -152,7 +152,7 @@ func TestSyncUnreadablePathsAreKept(t *testing.T) {
 	if !slices.Equal(r.lines(), []string{"delete  gone.txt"}) {
 		t.Fatalf("got %q", r.lines())
 	}
-	for _, p := range []string{"error: secret: cannot read folder", "error: private: ", "permission denied"} {
+	for _, p := range []string{"ERROR cannot back up path=secret error=\"cannot read folder", "ERROR cannot back up path=private ", "permission denied"} {
 		if !strings.Contains(r.stderr, p) {
 			t.Errorf("stderr lacks %q:\n%s", p, r.stderr)
 		}

@@ -29,12 +29,11 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// incompleteError ends a run that completed with per-path errors (exit 3).
-type incompleteError struct{ n int64 }
+// reportedError is a failure the command has already logged; it only
+// carries the exit status.
+type reportedError struct{ code int }
 
-func (e incompleteError) Error() string {
-	return fmt.Sprintf("%d path(s) could not be backed up (listed above); the next run retries them", e.n)
-}
+func (e reportedError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
 	stderr := &redactor{w: os.Stderr}
@@ -47,17 +46,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	var re reportedError
+	if errors.As(err, &re) {
+		return re.code
+	}
 	fmt.Fprintf(stderr, "cloudkeeper: %v\n", err)
 	var ue usageError
-	var ie incompleteError
-	switch {
-	case errors.As(err, &ue):
+	if errors.As(err, &ue) {
 		return exitUsage
-	case errors.As(err, &ie):
-		return exitIncomplete
-	default:
-		return exitFatal
 	}
+	return exitFatal
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
@@ -80,6 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		After:  stopProfile,
 		Commands: withUsageErrors(
 			syncCommand(),
+			statusCommand(),
 			demoCommand(),
 			benchCommand(),
 		),

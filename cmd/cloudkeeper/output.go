@@ -1,23 +1,50 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 )
 
 // printer writes one line per applied change and the summary to stdout,
-// for people or (with --json) for programs, and problems to stderr.
+// for people or (with --json) for programs, logs problems, and drives the
+// progress display.
 type printer struct {
-	mu     sync.Mutex
-	out    io.Writer
-	errOut io.Writer
-	json   bool
+	mu       sync.Mutex
+	out      io.Writer
+	log      *slog.Logger
+	json     bool
+	quiet    bool
+	progress *progress
+	// firstErrors keeps the first few per-path errors of a run, for the
+	// notification.
+	firstErrors []string
+}
+
+const keptErrors = 20
+
+// newPrinter builds the printer and the logger of a command: the logger
+// writes above the progress display while it is shown.
+func newPrinter(c *cli.Context) (*printer, error) {
+	p := &printer{out: c.App.Writer, json: c.Bool("json"), quiet: c.Bool(flagQuiet)}
+	p.progress = newProgress(c, p.quiet)
+	log, err := newLogger(c, logWriter{p.progress})
+	if err != nil {
+		return nil, err
+	}
+	p.log = log
+	return p, nil
 }
 
 type jsonChange struct {
@@ -48,31 +75,57 @@ type jsonSummary struct {
 // is always one line.
 func display(path string) string { return manifest.EscapePath(path) }
 
-// result prints an applied change, or reports a failed one.
+// result prints an applied change, or logs a failed one.
 func (p *printer) result(r uploader.Result) {
 	ch := r.Change
+	p.progress.applied(r)
 	if r.Err != nil {
-		p.problem(fmt.Sprintf("error: %s %s: %v", ch.Op, display(ch.Path), r.Err))
+		p.keepError(fmt.Sprintf("%s %s: %v", ch.Op, display(ch.Path), r.Err))
+		p.log.Error("change failed", "op", ch.Op.String(), "path", display(ch.Path), "error", r.Err.Error())
 		return
 	}
-	if ch.Op == manifest.OpTouch {
+	if ch.Op == manifest.OpTouch || p.quiet {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	var line string
 	if p.json {
 		b, _ := json.Marshal(jsonChange{Op: ch.Op.String(), Path: display(ch.Path), From: displayFrom(ch.From), Size: ch.Entry.Stat.Size})
-		fmt.Fprintf(p.out, "%s\n", b)
-		return
+		line = string(b)
+	} else {
+		switch ch.Op {
+		case manifest.OpAdd, manifest.OpModify:
+			line = fmt.Sprintf("%-7s %s (%s)", ch.Op, display(ch.Path), humanBytes(ch.Entry.Stat.Size))
+		case manifest.OpRename, manifest.OpCopy:
+			line = fmt.Sprintf("%-7s %s -> %s", ch.Op, display(ch.From), display(ch.Path))
+		default:
+			line = fmt.Sprintf("%-7s %s", ch.Op, display(ch.Path))
+		}
 	}
-	switch ch.Op {
-	case manifest.OpAdd, manifest.OpModify:
-		fmt.Fprintf(p.out, "%-7s %s (%s)\n", ch.Op, display(ch.Path), humanBytes(ch.Entry.Stat.Size))
-	case manifest.OpRename, manifest.OpCopy:
-		fmt.Fprintf(p.out, "%-7s %s -> %s\n", ch.Op, display(ch.From), display(ch.Path))
-	default:
-		fmt.Fprintf(p.out, "%-7s %s\n", ch.Op, display(ch.Path))
+	p.println(line)
+}
+
+func (p *printer) println(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintln(p.progress.writer(p.out), line)
+}
+
+func (p *printer) keepError(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.firstErrors) < keptErrors {
+		p.firstErrors = append(p.firstErrors, s)
 	}
+}
+
+// takeErrors returns the errors kept for the notification, and forgets
+// them for the next run.
+func (p *printer) takeErrors() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	errs := p.firstErrors
+	p.firstErrors = nil
+	return errs
 }
 
 func displayFrom(p string) string {
@@ -82,26 +135,22 @@ func displayFrom(p string) string {
 	return display(p)
 }
 
-// diffProblem reports what the scan or the diff could not handle.
+// diffProblem logs what the scan or the diff could not handle.
 func (p *printer) diffProblem(pr manifest.Problem) {
 	if pr.Err != nil {
-		p.problem(fmt.Sprintf("error: %s: %v", display(pr.Path), pr.Err))
+		p.keepError(fmt.Sprintf("%s: %v", display(pr.Path), pr.Err))
+		p.log.Error("cannot back up", "path", display(pr.Path), "error", pr.Err.Error())
 		return
 	}
-	p.problem(fmt.Sprintf("skip: %s: %s", display(pr.Path), pr.Notice))
-}
-
-func (p *printer) problem(line string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintln(p.errOut, line)
+	p.log.Info("skipped", "path", display(pr.Path), "reason", pr.Notice)
 }
 
 // summary prints the last line: "2 uploads (2.1 MiB), 1 rename, 1 copy,
 // 1 delete; 20,114 files unchanged".
 func (p *printer) summary(s uploader.Summary, st manifest.Stats) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	if p.quiet {
+		return
+	}
 	errors := s.Errors + st.Errors
 	if p.json {
 		var js jsonSummary
@@ -110,17 +159,75 @@ func (p *printer) summary(s uploader.Summary, st manifest.Stats) {
 		js.Summary.Bytes, js.Summary.Errors = s.Bytes, errors
 		js.Summary.HashedFiles, js.Summary.HashedBytes = st.Hashed, st.HashedBytes
 		b, _ := json.Marshal(js)
-		fmt.Fprintf(p.out, "%s\n", b)
+		p.println(string(b))
 		return
 	}
+	p.println(summaryLine(s, st))
+}
+
+func summaryLine(s uploader.Summary, st manifest.Stats) string {
 	line := fmt.Sprintf("%s (%s), %s, %s, %s; %s unchanged",
 		count(s.Uploads(), "upload", "uploads"), humanBytes(s.Bytes),
 		count(s.Renames, "rename", "renames"), count(s.Copies, "copy", "copies"),
 		count(s.Deletes, "delete", "deletes"), count(st.Unchanged, "file", "files"))
-	if errors > 0 {
+	if errors := s.Errors + st.Errors; errors > 0 {
 		line += "; " + count(errors, "error", "errors")
 	}
-	fmt.Fprintln(p.out, line)
+	return line
+}
+
+// exit ends a run's output: the summary, then the reason it failed, if it
+// did, logged; it returns the error that gives the exit status.
+func (p *printer) exit(res outcome) error {
+	p.progress.stop()
+	p.summary(res.sum, res.st)
+	code := res.exitCode()
+	switch code {
+	case exitOK:
+		if res.dryRun {
+			p.log.Info("dry run: nothing was changed")
+		}
+		return nil
+	case exitIncomplete:
+		p.log.Error("run incomplete", "errors", res.errors(), "hint", "the paths are logged above; the next run retries them")
+	default:
+		p.log.Error(res.err.Error())
+	}
+	return reportedError{code}
+}
+
+// fail logs an error that stops a command before or outside a run, and
+// returns its exit status.
+func (p *printer) fail(err error) error {
+	p.log.Error(err.Error())
+	var ue usageError
+	if errors.As(err, &ue) {
+		return reportedError{exitUsage}
+	}
+	return reportedError{exitFatal}
+}
+
+// record writes how a real run ended into the manifest, and reads back
+// what the outcome reports about the manifest.
+func (p *printer) record(db *manifest.DB, res outcome) outcome {
+	ctx := context.Background() // record even an interrupted run
+	end := time.Now()
+	r := manifest.Run{
+		ID: res.runID, Started: res.started, Ended: end, ExitCode: res.exitCode(),
+		Adds: res.sum.Adds, Modifies: res.sum.Modifies, Renames: res.sum.Renames, Copies: res.sum.Copies,
+		Deletes: res.sum.Deletes, Unchanged: res.st.Unchanged, Bytes: res.sum.Bytes, Errors: res.errors(),
+	}
+	if res.err != nil {
+		r.Message = res.err.Error()
+	}
+	if err := db.EndRun(ctx, r); err != nil {
+		p.log.Warn("could not record the run in the manifest", "error", err.Error())
+	}
+	res.objects, res.bytes, _ = db.Count(ctx)
+	if last, ok, err := db.LastSuccess(ctx); err == nil && ok {
+		res.lastSuccess = last.Ended
+	}
+	return res
 }
 
 func count(n int64, one, many string) string {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Logging flags, taken by every command.
+const (
+	flagLogFormat = "log-format"
+	flagLogLevel  = "log-level"
+	flagQuiet     = "quiet"
+	flagVerbose   = "verbose"
+)
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagLogFormat, EnvVars: []string{"CLOUDKEEPER_LOG_FORMAT"}, Value: "text", Usage: "stderr log `FORMAT`: text or json (then every stderr line is JSON)"},
+		&cli.StringFlag{Name: flagLogLevel, EnvVars: []string{"CLOUDKEEPER_LOG_LEVEL"}, Value: "info", Usage: "least `LEVEL` logged: debug, info, warn or error"},
+		&cli.BoolFlag{Name: flagQuiet, Aliases: []string{"q"}, Usage: "print nothing but warnings and errors (no change lines, no summary, no progress): for cron, which mails any output"},
+		&cli.BoolFlag{Name: flagVerbose, Aliases: []string{"v"}, Usage: "log debug messages too"},
+	}
+}
+
+// newLogger builds the logger the flags ask for, writing to w (stderr).
+func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String(flagLogLevel))); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String(flagLogLevel))}
+	}
+	switch {
+	case c.Bool(flagVerbose):
+		level = slog.LevelDebug
+	case c.Bool(flagQuiet):
+		level = max(level, slog.LevelWarn)
+	}
+	return loggerFor(w, c.String(flagLogFormat), level)
+}
+
+func loggerFor(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(newTextHandler(w, level)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+	}
+}

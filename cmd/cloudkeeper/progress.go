@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/urfave/cli/v2"
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+)
+
+// progress is the live display of a run on a terminal: files scanned,
+// bytes hashed, uploads done of those queued with bytes, rate and ETA.
+// When stderr is not a terminal (cron, a pipe, a log file) it shows
+// nothing; its counters still count.
+type progress struct {
+	enabled    bool
+	stderr     io.Writer
+	stdoutTerm bool // stdout is the same kind of terminal: route its lines above the bars
+
+	mu        sync.Mutex
+	container *mpb.Progress
+	bars      []*mpb.Bar
+	started   time.Time
+
+	files, hashedFiles, hashedBytes   atomic.Int64
+	queued, queuedBytes, done, doneBy atomic.Int64
+}
+
+func newProgress(c *cli.Context, quiet bool) *progress {
+	return &progress{
+		enabled: !quiet && c.String(flagLogFormat) != "json" && isatty.IsTerminal(os.Stderr.Fd()),
+		stderr:  c.App.ErrWriter,
+		// Change lines go to stdout; above the bars only if it is a terminal.
+		stdoutTerm: isatty.IsTerminal(os.Stdout.Fd()),
+	}
+}
+
+// start begins a run's display.
+func (p *progress) start() {
+	p.files.Store(0)
+	p.hashedFiles.Store(0)
+	p.hashedBytes.Store(0)
+	p.queued.Store(0)
+	p.queuedBytes.Store(0)
+	p.done.Store(0)
+	p.doneBy.Store(0)
+	if !p.enabled {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.started = time.Now()
+	p.container = mpb.New(mpb.WithOutput(p.stderr), mpb.WithRefreshRate(150*time.Millisecond), mpb.WithWidth(100),
+		// stderr is a terminal (checked above), behind the redacting writer that mpb cannot see through.
+		mpb.WithAutoRefresh())
+	scan := p.container.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+		return fmt.Sprintf("scan    %s files, %s hashed (%s files)", thousands(p.files.Load()),
+			humanBytes(p.hashedBytes.Load()), thousands(p.hashedFiles.Load()))
+	})))
+	apply := p.container.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+		return p.applyLine()
+	})))
+	p.bars = []*mpb.Bar{scan, apply}
+}
+
+// applyLine is "apply   12/40 changes, 3.1 MiB/9.8 MiB, 4.2 MiB/s, ETA 2s".
+func (p *progress) applyLine() string {
+	done, queued := p.done.Load(), p.queued.Load()
+	by, total := p.doneBy.Load(), p.queuedBytes.Load()
+	line := fmt.Sprintf("apply   %s/%s changes, %s/%s", thousands(done), thousands(queued), humanBytes(by), humanBytes(total))
+	if secs := time.Since(p.started).Seconds(); secs > 1 && by > 0 {
+		rate := float64(by) / secs
+		line += fmt.Sprintf(", %s/s", humanBytes(int64(rate)))
+		if left := total - by; left > 0 {
+			line += fmt.Sprintf(", ETA %s", (time.Duration(float64(left) / rate * float64(time.Second))).Round(time.Second))
+		}
+	}
+	return line
+}
+
+// stop ends the display, leaving the terminal clean.
+func (p *progress) stop() {
+	p.mu.Lock()
+	c, bars := p.container, p.bars
+	p.container, p.bars = nil, nil
+	p.mu.Unlock()
+	if c == nil {
+		return
+	}
+	for _, b := range bars {
+		b.Abort(true)
+	}
+	c.Wait()
+}
+
+// writer is where a line meant for w goes: above the bars while they are
+// shown, so the display stays whole.
+func (p *progress) writer(w io.Writer) io.Writer {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.container != nil && (w == p.stderr || p.stdoutTerm) {
+		return aboveBars{p.container, w}
+	}
+	return w
+}
+
+// aboveBars writes through the progress container, or straight to w if
+// the container has stopped (it gives up on a terminal it cannot draw on):
+// a line is never lost to the display.
+type aboveBars struct {
+	c *mpb.Progress
+	w io.Writer
+}
+
+func (a aboveBars) Write(b []byte) (int, error) {
+	if n, err := a.c.Write(b); err == nil {
+		return n, nil
+	}
+	return a.w.Write(b)
+}
+
+// logWriter is the logger's stderr, routed above the bars when shown.
+type logWriter struct{ p *progress }
+
+func (l logWriter) Write(b []byte) (int, error) { return l.p.writer(l.p.stderr).Write(b) }
+
+func (p *progress) scanned(e scanner.Entry) {
+	if e.Kind == scanner.KindFile {
+		p.files.Add(1)
+	}
+}
+
+func (p *progress) hashed(bytes int64) {
+	p.hashedFiles.Add(1)
+	p.hashedBytes.Add(bytes)
+}
+
+func (p *progress) queuedChange(ch manifest.Change) {
+	if ch.Op == manifest.OpTouch {
+		return
+	}
+	p.queued.Add(1)
+	if ch.Op == manifest.OpAdd || ch.Op == manifest.OpModify {
+		p.queuedBytes.Add(ch.Entry.Stat.Size)
+	}
+}
+
+func (p *progress) applied(r uploader.Result) {
+	if r.Change.Op == manifest.OpTouch {
+		return
+	}
+	p.done.Add(1)
+	if op := r.Change.Op; op == manifest.OpAdd || op == manifest.OpModify {
+		p.doneBy.Add(r.Change.Entry.Stat.Size)
+	}
+}
