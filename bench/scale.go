@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +33,10 @@ type ScaleOptions struct {
 	Runs         int    // timed repetitions; the fastest counts (default 3)
 	Concurrency  int    // cloudkeeper's --concurrency (default 8)
 	Binary       string // the cloudkeeper binary to measure
-	Logf         func(format string, args ...any)
+	// Only runs these parts: "nochange", "hash", "upload" (the upload
+	// tree's scenarios); empty means all.
+	Only []string
+	Logf func(format string, args ...any)
 }
 
 func (o *ScaleOptions) applyDefaults() {
@@ -132,8 +136,14 @@ func Scale(ctx context.Context, o ScaleOptions) (*Report, error) {
 		s.note("b3sum is not installed (apt install b3sum): the hashing row has no reference")
 	}
 	s.note("aws s3 sync is not run: the AWS CLI is not packaged for this machine's registries")
-	for _, step := range []func(context.Context) error{s.noChange, s.hashing, s.uploads} {
-		if err := step(ctx); err != nil {
+	for _, step := range []struct {
+		name string
+		run  func(context.Context) error
+	}{{"nochange", s.noChange}, {"hash", s.hashing}, {"upload", s.uploads}} {
+		if len(o.Only) > 0 && !slices.Contains(o.Only, step.name) {
+			continue
+		}
+		if err := step.run(ctx); err != nil {
 			return s.rep, err
 		}
 	}

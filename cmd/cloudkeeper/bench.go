@@ -32,6 +32,7 @@ func benchCommand() *cli.Command {
 				&cli.Int64Flag{Name: "large-file", Value: 1 << 30, Usage: "size of the single large upload; -1 skips it"},
 				&cli.IntFlag{Name: "runs", Value: 3, Usage: "timed runs of each measurement; the fastest counts"},
 				&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "cloudkeeper's --concurrency, and rclone's --transfers in the second comparison"},
+				&cli.StringSliceFlag{Name: "only", Usage: "run only these `PARTS`: nochange, hash, upload (repeatable)"},
 				&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 			},
 			Action: func(c *cli.Context) error {
@@ -44,7 +45,7 @@ func benchCommand() *cli.Command {
 				rep, err := bench.Scale(ctx, bench.ScaleOptions{
 					Dir: c.String("dir"), Files: c.Int("files"), UploadFiles: c.Int("upload-files"),
 					UploadBytes: c.Int64("upload-bytes"), LargeFile: c.Int64("large-file"),
-					Runs: c.Int("runs"), Concurrency: c.Int("concurrency"), Binary: exe,
+					Runs: c.Int("runs"), Concurrency: c.Int("concurrency"), Binary: exe, Only: c.StringSlice("only"),
 					Logf: func(f string, a ...any) { fmt.Fprintf(c.App.ErrWriter, "bench: "+f+"\n", a...) },
 				})
 				if rep != nil {
