@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	_ "github.com/mattn/go-sqlite3" // the SQLite driver
+	"github.com/mattn/go-sqlite3"
 	"golang.org/x/sys/unix"
 )
 
@@ -114,7 +114,7 @@ func OpenReadOnly(path string, id Identity) (*DB, error) {
 	var v int
 	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("manifest %s: %w", path, err)
+		return nil, damaged(path, err)
 	}
 	if v != len(migrations) {
 		m.Close()
@@ -186,10 +186,23 @@ func (m *DB) Close() error {
 	return err
 }
 
+// ErrDamaged means the manifest file is not a readable SQLite database.
+var ErrDamaged = errors.New("damaged")
+
+// damaged turns an SQLite error that means the file is not a usable
+// database into one that says what to do.
+func damaged(path string, err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
+		return fmt.Errorf("manifest %s is %w (%v): move it aside and run `cloudkeeper manifest rebuild`, which rebuilds it from the bucket", path, ErrDamaged, err)
+	}
+	return fmt.Errorf("manifest %s: %w", path, err)
+}
+
 func (m *DB) migrate() error {
 	var v int
 	if err := m.db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("manifest %s: %w (is it a cloudkeeper manifest?)", m.path, err)
+		return damaged(m.path, err)
 	}
 	if v > len(migrations) {
 		return fmt.Errorf("manifest %s has schema version %d, newer than this cloudkeeper knows (%d): upgrade cloudkeeper", m.path, v, len(migrations))

@@ -123,3 +123,16 @@ func mustCommit(t testing.TB) func(error) {
 		}
 	}
 }
+
+func TestDamagedManifestSaysWhatToDo(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	if err := os.WriteFile(path, []byte(strings.Repeat("not a database at all\n", 400)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, open := range []func(string, Identity) (*DB, error){Open, OpenReadOnly} {
+		_, err := open(path, Identity{Source: "/s", Bucket: "b"})
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "cloudkeeper manifest rebuild") || !strings.Contains(err.Error(), path) {
+			t.Fatalf("got %v", err)
+		}
+	}
+}

@@ -121,7 +121,7 @@ func (m *DB) Rows(ctx context.Context) (*Rows, error) {
 			return nil
 		})
 		if err != nil {
-			r.err = fmt.Errorf("manifest %s: %w", m.path, err)
+			r.err = damaged(m.path, err)
 		}
 	}()
 	return r, nil
