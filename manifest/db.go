@@ -153,7 +153,7 @@ func openSQL(dsn, path string) (*sql.DB, error) {
 	}
 	if err := db.Ping(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("manifest %s: %w", path, err)
+		return nil, damaged(path, err)
 	}
 	return db, nil
 }
