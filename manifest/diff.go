@@ -82,6 +82,9 @@ type Stats struct {
 	Errors      int64 // problems with an error
 	Hashed      int64 // files read and hashed
 	HashedBytes int64 // bytes read to hash them
+	// Refused is set when the deletes were held back by MaxDelete: the
+	// run must say so and fail, although it applied everything else.
+	Refused error
 }
 
 // Diff compares a scan with the manifest.
@@ -95,6 +98,9 @@ type Diff struct {
 	Filter *scanner.Filter
 	// Rehash hashes every file, trusting no stat.
 	Rehash bool
+	// MaxDelete bounds the deletes of the run (renames are not deletes);
+	// the zero value is DefaultDeleteLimit.
+	MaxDelete DeleteLimit
 	// Hashers is how many files are hashed at once; default the number of
 	// CPUs, at least 4 (a hasher waits on the disk as often as not).
 	Hashers int
@@ -163,8 +169,11 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	}
 	defer rows.Close()
 
+	if d.MaxDelete == (DeleteLimit{}) {
+		d.MaxDelete = DefaultDeleteLimit
+	}
 	var st Stats
-	var unchanged, kept atomic.Int64
+	var unchanged, kept, total atomic.Int64
 	g, ctx := errgroup.WithContext(ctx)
 	ordered := make(chan *item, 4096)
 	jobs := make(chan *item, 256)
@@ -180,11 +189,11 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	g.Go(func() error {
 		defer close(ordered)
 		defer close(jobs)
-		m := merger{d: d, ctx: ctx, rows: rows, scan: scan, ordered: ordered, jobs: jobs, unchanged: &unchanged, kept: &kept, lookups: !empty}
+		m := merger{d: d, ctx: ctx, rows: rows, scan: scan, ordered: ordered, jobs: jobs, unchanged: &unchanged, kept: &kept, total: &total, lookups: !empty}
 		return m.run()
 	})
 	g.Go(func() error {
-		c := classifier{d: d, ctx: ctx, out: out, st: &st, modified: map[string]bool{}, lookups: !empty}
+		c := classifier{d: d, ctx: ctx, out: out, st: &st, modified: map[string]bool{}, lookups: !empty, total: &total}
 		return c.run(ordered)
 	})
 	err = g.Wait()
@@ -217,7 +226,8 @@ type merger struct {
 	jobs      chan<- *item
 	unchanged *atomic.Int64
 	kept      *atomic.Int64
-	lookups   bool // the manifest may know a new file's inode
+	total     *atomic.Int64 // rows of the manifest seen
+	lookups   bool          // the manifest may know a new file's inode
 
 	row     Entry
 	haveRow bool
@@ -227,6 +237,9 @@ type merger struct {
 
 func (m *merger) nextRow() {
 	m.row, m.haveRow = m.rows.Next()
+	if m.haveRow {
+		m.total.Add(1)
+	}
 }
 
 func (m *merger) nextEnt() error {
@@ -384,6 +397,7 @@ type classifier struct {
 	deferred []Change        // adds and modifies whose content the bucket may already hold
 	modified map[string]bool // paths whose object is overwritten this run
 	lookups  bool            // the manifest may hold a new file's content
+	total    *atomic.Int64   // rows of the manifest, known once the merge ended
 }
 
 func (c *classifier) send(ch Change) error {
@@ -525,10 +539,17 @@ func (c *classifier) pair() error {
 			return err
 		}
 	}
+	var deletes []Entry
 	for _, v := range c.vanished {
-		if renamed[v.Path] {
-			continue
+		if !renamed[v.Path] {
+			deletes = append(deletes, v)
 		}
+	}
+	if err := c.d.MaxDelete.check(int64(len(deletes)), c.total.Load()); err != nil {
+		c.st.Refused = err
+		return nil
+	}
+	for _, v := range deletes {
 		if err := c.send(Change{Op: OpDelete, Path: v.Path, Entry: v, Prev: &v}); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -345,7 +346,7 @@ func TestDiffFileVanishingDuringScanIsNotAnError(t *testing.T) {
 	f.fs.unreadable = map[string]bool{}
 	vfs := vanishFS{countFS: f.fs, path: f.path("a")}
 	f.fs.opens = &f.opens
-	d := Diff{Rehash: true}
+	d := Diff{Rehash: true, MaxDelete: DeleteLimit{Percent: 100}}
 	d.DB, d.FS, d.Root = f.db, vfs, f.root
 	var problems []Problem
 	d.Problems = func(p Problem) { problems = append(problems, p) }
@@ -379,4 +380,68 @@ func (v vanishFS) Open(p string) (scanner.File, error) {
 		os.Remove(p)
 	}
 	return v.countFS.Open(p)
+}
+
+// A run that would delete more than the limit deletes nothing and says
+// why: a missing or unmounted source must not empty the bucket.
+func TestDiffDeleteLimit(t *testing.T) {
+	tree := scantest.Dir{}
+	for i := range 10 {
+		tree[fmt.Sprintf("f%d", i)] = scantest.File{Content: fmt.Sprint("content ", i)}
+	}
+	for _, c := range []struct {
+		name    string
+		remove  int
+		limit   DeleteLimit
+		refused bool
+	}{
+		{"half is allowed by default", 5, DeleteLimit{}, false},
+		{"more than half is refused by default", 6, DeleteLimit{}, true},
+		{"everything, when the source is empty", 10, DeleteLimit{}, true},
+		{"everything, when allowed", 10, DeleteLimit{Percent: 100}, false},
+		{"a count", 3, DeleteLimit{Count: 2}, true},
+		{"within a count", 2, DeleteLimit{Count: 2}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, tree)
+			f.record()
+			for i := range c.remove {
+				os.Remove(f.path(fmt.Sprintf("f%d", i)))
+			}
+			got := f.diff(Diff{MaxDelete: c.limit})
+			if c.refused != (got.stats.Refused != nil) {
+				t.Fatalf("refused: %v", got.stats.Refused)
+			}
+			if c.refused {
+				if len(got.changes) != 0 || !errors.Is(got.stats.Refused, ErrTooManyDeletes) || !strings.Contains(got.stats.Refused.Error(), "--max-delete") {
+					t.Fatalf("changes %q, %v", got.changes, got.stats.Refused)
+				}
+			} else if len(got.changes) != c.remove {
+				t.Fatalf("changes %q", got.changes)
+			}
+		})
+	}
+	// Moving everything is renames, not deletes.
+	f := newFixture(t, tree)
+	f.record()
+	os.Mkdir(f.path("moved"), 0o755)
+	for i := range 10 {
+		os.Rename(f.path(fmt.Sprintf("f%d", i)), f.path(fmt.Sprintf("moved/f%d", i)))
+	}
+	if got := f.diff(Diff{}); got.stats.Refused != nil || len(got.changes) != 10 || !strings.HasPrefix(got.changes[0], "rename") {
+		t.Fatalf("move: %+v", got)
+	}
+}
+
+func TestParseDeleteLimit(t *testing.T) {
+	for in, want := range map[string]DeleteLimit{"50%": {Percent: 50}, "100%": {Percent: 100}, "all": {Percent: 100}, "1000": {Count: 1000}, "12.5%": {Percent: 12.5}} {
+		if got, err := ParseDeleteLimit(in); err != nil || got != want {
+			t.Errorf("%q: %+v, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "-1", "150%", "x%", "ten"} {
+		if _, err := ParseDeleteLimit(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -59,6 +60,8 @@ type S3Config struct {
 	// reported as failed (the SDK's standard retryer, with exponential
 	// backoff and jitter). Default 5.
 	MaxAttempts int
+	// MaxBackoff caps the wait between two attempts. Default 20 s.
+	MaxBackoff time.Duration
 }
 
 // S3 is a Bucket on Amazon S3 or an S3-compatible server.
@@ -105,6 +108,9 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
 	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 20 * time.Second
+	}
 	if c.Region == "" && c.Endpoint != "" {
 		c.Region = "us-east-1"
 	}
@@ -122,7 +128,13 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = c.MaxAttempts
-				o.MaxBackoff = 20 * time.Second
+				o.MaxBackoff = c.MaxBackoff
+				// The SDK's retry quota stops retrying after a burst of
+				// failures (500 tokens, 5 a retry): right for a service
+				// that sheds load, wrong for a backup that would rather
+				// wait than fail thousands of keys. Backoff still spaces
+				// the attempts out.
+				o.RateLimiter = ratelimit.None
 			})
 		}),
 	}
@@ -476,6 +488,39 @@ func (b *S3) abort(ctx context.Context, key string, uploadID *string, err *error
 		Bucket: aws.String(b.bucket), Key: aws.String(key), UploadId: uploadID,
 	}); aerr != nil {
 		*err = fmt.Errorf("%w (and aborting the multipart upload %s failed: %v)", *err, aws.ToString(uploadID), aerr)
+	}
+}
+
+// AbortUploads aborts the multipart uploads under prefix that were started
+// between from and to: those a run killed in that window left behind,
+// whose parts are invisible and billed. It returns how many it aborted.
+func (b *S3) AbortUploads(ctx context.Context, prefix string, from, to time.Time) (int, error) {
+	if err := b.Check(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(b.bucket), Prefix: aws.String(prefix)}
+	for {
+		out, err := b.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return n, b.opError("list multipart uploads under", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			at := aws.ToTime(u.Initiated)
+			if at.Before(from) || at.After(to) {
+				continue
+			}
+			if _, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(b.bucket), Key: u.Key, UploadId: u.UploadId,
+			}); err != nil {
+				return n, b.opError("abort multipart upload of", aws.ToString(u.Key), err)
+			}
+			n++
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return n, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}
 }
 

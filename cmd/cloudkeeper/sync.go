@@ -38,6 +38,9 @@ func syncCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print changes and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "rehash", Usage: "read and hash every file, trusting no stat"},
 			&cli.DurationFlag{Name: "every", EnvVars: []string{"CLOUDKEEPER_EVERY"}, Usage: "stay in the foreground and sync once every `INTERVAL` (e.g. 24h), never two at once, until SIGINT or SIGTERM"},
+			&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 100% turns it off"},
+			&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
+			&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
 		),
 		Action: func(c *cli.Context) error {
 			p, err := newPrinter(c)
@@ -56,9 +59,17 @@ func syncCommand() *cli.Command {
 			if err != nil {
 				return p.fail(err)
 			}
+			limit, err := manifest.ParseDeleteLimit(c.String("max-delete"))
+			if err != nil {
+				return p.fail(usageError{err})
+			}
+			if c.Int("retries") < 1 {
+				return p.fail(usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))})
+			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			opts := syncOptions{target: t, filter: filter, dryRun: c.Bool("dry-run"), rehash: c.Bool("rehash")}
+			opts := syncOptions{target: t, filter: filter, dryRun: c.Bool("dry-run"), rehash: c.Bool("rehash"),
+				maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait")}
 			every := c.Duration("every")
 			if every <= 0 {
 				res := runSync(ctx, opts, p)
@@ -96,9 +107,12 @@ func syncEvery(ctx context.Context, every time.Duration, o syncOptions, p *print
 
 type syncOptions struct {
 	target
-	filter *scanner.Filter
-	dryRun bool
-	rehash bool
+	filter    *scanner.Filter
+	dryRun    bool
+	rehash    bool
+	maxDelete manifest.DeleteLimit
+	retries   int
+	retryWait time.Duration
 }
 
 // outcome is what a run did and how it ended.
@@ -165,8 +179,14 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 			return res
 		}
 		defer func() { res = p.record(db, res) }()
-		s3, err := uploader.NewS3(ctx, o.s3Config())
+		cfg := o.s3Config()
+		cfg.MaxAttempts, cfg.MaxBackoff = o.retries, o.retryWait
+		s3, err := uploader.NewS3(ctx, cfg)
 		if err != nil {
+			res.err = err
+			return res
+		}
+		if err := abortOrphans(ctx, db, s3, o.Prefix, res.started, p); err != nil {
 			res.err = err
 			return res
 		}
@@ -175,8 +195,40 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 		bucket, journal = s3, w
 	}
 	res.sum, res.st, res.err = pipeline(ctx, o, db, bucket, journal, p)
+	if res.err == nil && res.st.Refused != nil {
+		res.err = res.st.Refused // everything else was applied
+	}
 	res.firstErrors = p.takeErrors()
 	return res
+}
+
+// abortOrphans aborts the multipart uploads the previous run left if it was
+// killed: it asks S3 only then, so that a run with nothing to do still
+// sends no request.
+func abortOrphans(ctx context.Context, db *manifest.DB, s3 *uploader.S3, prefix string, now time.Time, p *printer) error {
+	runs, err := db.Runs(ctx, 100) // this run, then the ones before
+	if err != nil || len(runs) < 2 || runs[1].Finished() {
+		return err
+	}
+	// From the first of the killed runs since the last one that ended,
+	// with a margin for the server's clock.
+	from := runs[1].Started
+	for _, r := range runs[1:] {
+		if r.Finished() {
+			break
+		}
+		from = r.Started
+	}
+	n, err := s3.AbortUploads(ctx, prefix, from.Add(-5*time.Minute), now)
+	if err != nil {
+		if uploader.IsFatal(err) {
+			return err
+		}
+		p.log.Warn("the last run was killed; its unfinished multipart uploads could not be listed", "error", err.Error())
+		return nil
+	}
+	p.log.Info("the last run was killed; aborted its unfinished multipart uploads", "uploads", n)
+	return nil
 }
 
 // pipeline runs the walk, the diff and the apply at once.
@@ -210,7 +262,7 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 	})
 	diff := &manifest.Diff{
 		DB: db, FS: scanner.OS{}, Root: o.Source, Prefix: o.Prefix,
-		Filter: o.filter, Rehash: o.rehash, Problems: p.diffProblem, Hashed: p.progress.hashed,
+		Filter: o.filter, Rehash: o.rehash, MaxDelete: o.maxDelete, Problems: p.diffProblem, Hashed: p.progress.hashed,
 	}
 	var st manifest.Stats
 	g.Go(func() error {

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+)
+
+// faultyTree is 150 small files and one multipart file.
+func faultyTree() scantest.Dir {
+	tree := scantest.Dir{"big.bin": scantest.File{Content: bigContent(20 << 20)}}
+	for i := range 150 {
+		tree[fmt.Sprintf("d%d/f%03d.txt", i%5, i)] = scantest.File{Content: fmt.Sprintf("file %d", i)}
+	}
+	// scantest.Dir keys are names, not paths: nest them.
+	nested := scantest.Dir{}
+	for k, v := range tree {
+		dir, name, ok := strings.Cut(k, "/")
+		if !ok {
+			nested[k] = v
+			continue
+		}
+		if nested[dir] == nil {
+			nested[dir] = scantest.Dir{}
+		}
+		nested[dir].(scantest.Dir)[name] = v
+	}
+	return nested
+}
+
+// S3 faults: 503 SlowDown, 500, reset connections and slow answers on a
+// share of the requests are retried with backoff, and the run completes.
+func TestSyncRetriesS3Faults(t *testing.T) {
+	e := newEnv(t, faultyTree())
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(1, 2))
+	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
+		mu.Lock()
+		x := r.Float64()
+		mu.Unlock()
+		switch op := gateway.Operation(req); {
+		case op == "HeadBucket":
+			return nil
+		case x < 0.15:
+			return &gateway.Fault{Status: 503, Code: "SlowDown"}
+		case x < 0.25:
+			return &gateway.Fault{Status: 500, Code: "InternalError"}
+		case x < 0.30:
+			return &gateway.Fault{Reset: true}
+		case x < 0.35:
+			return &gateway.Fault{Delay: 300 * time.Millisecond}
+		}
+		return nil
+	})
+	e.sync(0, "--retries", "10", "--retry-max-wait", "20ms")
+	e.proxy.SetFault(nil)
+	e.checkBucketIsTree()
+}
+
+// A key the server keeps refusing is reported by name and the run exits 3;
+// the others are backed up, and the next run repairs the rest.
+func TestSyncPersistentFaultsExit3AndNextRunRepairs(t *testing.T) {
+	e := newEnv(t, faultyTree())
+	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
+		if strings.Contains(req.URL.Path, "/d3/") && gateway.Operation(req) == "PutObject" {
+			return &gateway.Fault{Status: 500, Code: "InternalError"}
+		}
+		return nil
+	})
+	r := e.sync(3, "--retries", "2", "--retry-max-wait", "10ms")
+	failed := strings.Count(r.stderr, "ERROR change failed op=add path=d3/")
+	if failed != 30 || !strings.Contains(r.stderr, "InternalError") {
+		t.Fatalf("%d failures named:\n%s", failed, r.stderr)
+	}
+	if len(r.lines()) != 121 {
+		t.Fatalf("%d uploads", len(r.lines()))
+	}
+	e.proxy.SetFault(nil)
+	r = e.sync(0)
+	if len(r.lines()) != 30 {
+		t.Fatalf("repair run: %q", r.lines())
+	}
+	e.checkBucketIsTree()
+}
+
+// Killed with SIGKILL at any point (scanning, uploading parts, committing):
+// the runs that follow end with the bucket equal to the tree and no
+// multipart upload left behind.
+func TestSyncKilledAtAnyPointConverges(t *testing.T) {
+	e := newEnv(t, faultyTree())
+	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
+		if op := gateway.Operation(req); op == "PutObject" || op == "UploadPart" {
+			return &gateway.Fault{Delay: 20 * time.Millisecond}
+		}
+		return nil
+	})
+	for _, after := range []time.Duration{5 * time.Millisecond, 40 * time.Millisecond, 150 * time.Millisecond, 400 * time.Millisecond, 900 * time.Millisecond} {
+		cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), "--concurrency", "4")...)
+		cmd.Env = e.environ()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(after)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		// Files change between the kills, as they would.
+		scantest.Write(t, e.src, fmt.Sprintf("d0/new-%d.txt", after), "written between kills")
+	}
+	// One more kill, surely in the middle of a multipart upload: parts
+	// hang until the kill.
+	scantest.Write(t, e.src, "big2.bin", bigContent(20<<20+1))
+	e.proxy.Reset()
+	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
+		if gateway.Operation(req) == "UploadPart" {
+			return &gateway.Fault{Delay: time.Minute}
+		}
+		return nil
+	})
+	cmd := exec.Command(binPath, append([]string{"sync"}, e.baseArgs()...)...)
+	cmd.Env = e.environ()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for e.proxy.Stats().ByOp["UploadPart"] == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if n := multipartUploads(t, e); n == 0 {
+		t.Fatal("the kill left no multipart upload to clean up: the test proves nothing")
+	}
+
+	e.proxy.SetFault(nil)
+	r := e.sync(0)
+	if !strings.Contains(r.stderr, "aborted its unfinished multipart uploads") {
+		t.Errorf("stderr %s", r.stderr)
+	}
+	e.checkBucketIsTree()
+	if n := multipartUploads(t, e); n != 0 {
+		t.Fatalf("%d multipart uploads left behind", n)
+	}
+	// And the manifest agrees: a second run has nothing to do.
+	if r := e.sync(0); len(r.lines()) != 0 {
+		t.Fatalf("after convergence: %q", r.lines())
+	}
+}
+
+// Cron overlapping a slow run: the second run exits at once, saying why;
+// the first finishes.
+func TestSyncTwoRunsAtOnce(t *testing.T) {
+	e := newEnv(t, faultyTree())
+	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
+		if gateway.Operation(req) == "PutObject" {
+			return &gateway.Fault{Delay: 20 * time.Millisecond}
+		}
+		return nil
+	})
+	first := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), "--concurrency", "1")...)
+	first.Env = e.environ()
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	r := e.run(append([]string{"sync"}, e.baseArgs()...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "another cloudkeeper run is using this manifest") {
+		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
+	}
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	e.proxy.SetFault(nil)
+	e.checkBucketIsTree()
+}
+
+// An emptied or unmounted source would delete everything: the run refuses,
+// says why and which flag overrides it, and deletes nothing.
+func TestSyncRefusesToEmptyTheBucket(t *testing.T) {
+	e := newEnv(t, faultyTree())
+	e.sync(0)
+	before := scantestKeys(t, e)
+	entries, _ := os.ReadDir(e.src)
+	for _, de := range entries {
+		os.RemoveAll(e.path(de.Name()))
+	}
+	r := e.sync(1)
+	if !strings.Contains(r.stderr, "refusing to delete 151 of the 151 objects") || !strings.Contains(r.stderr, "--max-delete 100%") {
+		t.Fatalf("stderr %s", r.stderr)
+	}
+	if after := scantestKeys(t, e); !slices.Equal(after, before) {
+		t.Fatalf("objects deleted: %d left of %d", len(after), len(before))
+	}
+	r = e.sync(0, "--max-delete", "100%")
+	if len(r.lines()) != 151 {
+		t.Fatalf("with --max-delete 100%%: %d lines", len(r.lines()))
+	}
+	e.checkBucketIsTree()
+}
+
+func multipartUploads(t *testing.T, e *env) int {
+	t.Helper()
+	ups, err := gw.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(e.bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ups.Uploads)
+}
