@@ -376,7 +376,14 @@ func (m *merger) known(e scanner.Entry) (*item, bool) {
 }
 
 func skipped(e scanner.Entry) *Problem {
-	return &Problem{Path: e.Path, Notice: fmt.Sprintf("%s not backed up (only regular files are)", e.Type)}
+	if e.Note != "" {
+		return &Problem{Path: e.Path, Notice: e.Note}
+	}
+	note := fmt.Sprintf("%s not backed up (only regular files are)", e.Type)
+	if e.Type == scanner.TypeSymlink {
+		note = "symlink not followed (--follow-symlinks follows them)"
+	}
+	return &Problem{Path: e.Path, Notice: note}
 }
 
 func unreadable(e scanner.Entry) *Problem {

@@ -66,15 +66,25 @@ type FS interface {
 
 // OS is the FS of the operating system. Paths given to it are absolute or
 // relative to the working directory.
-type OS struct{}
+type OS struct {
+	// FollowSymlinks makes symlinks count as what they point to: a file
+	// is read through its link, a folder is walked (Walk stops at loops).
+	// ReadDir then also gives folders' Stat (device and inode), for the
+	// loop check.
+	FollowSymlinks bool
+}
 
 var _ FS = OS{}
 
 // ReadDir lists path with getdents into a pooled buffer and an fstatat
 // per regular file relative to the open folder: the fewest system calls and
 // allocations there are for statting a whole folder.
-func (OS) ReadDir(path string) ([]DirEntry, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+func (o OS) ReadDir(path string) ([]DirEntry, error) {
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if !o.FollowSymlinks {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(path, flags, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -110,7 +120,7 @@ func (OS) ReadDir(path string) ([]DirEntry, error) {
 			if len(name) == 0 || name[0] == '.' && (len(name) == 1 || len(name) == 2 && name[1] == '.') {
 				continue
 			}
-			out = append(out, statEntry(fd, path, name, dtype))
+			out = append(out, o.statEntry(fd, path, name, dtype))
 		}
 	}
 }
@@ -126,30 +136,42 @@ var direntPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &
 
 // statEntry makes the DirEntry of name, NUL-terminated in the getdents
 // buffer, in the open folder fd.
-func statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
+func (o OS) statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
 	e := DirEntry{Name: string(name)}
+	flags := unix.AT_SYMLINK_NOFOLLOW
 	switch dtype {
 	case unix.DT_DIR:
 		e.Type = TypeDir
-		return e
+		if !o.FollowSymlinks {
+			return e
+		}
 	case unix.DT_LNK:
 		e.Type = TypeSymlink
-		return e
-	case unix.DT_REG, unix.DT_UNKNOWN: // some file systems do not say
+		if !o.FollowSymlinks {
+			return e
+		}
+		flags = 0
+	case unix.DT_UNKNOWN: // some file systems do not say
+		if o.FollowSymlinks {
+			flags = 0
+		}
+	case unix.DT_REG:
 	default:
 		e.Type = TypeOther
 		return e
 	}
 	var st unix.Stat_t
 	// name is NUL-terminated in the getdents buffer.
-	if err := fstatatName(fd, &name[0], &st); err != nil {
-		e.Type = TypeFile
+	if err := fstatatName(fd, &name[0], &st, flags); err != nil {
+		if e.Type != TypeSymlink { // a broken link stays a link, with why
+			e.Type = TypeFile
+		}
 		e.Err = &os.PathError{Op: "lstat", Path: dir + "/" + e.Name, Err: err}
 		return e
 	}
 	// What it is now, if it was replaced since readdir.
 	e.Type = typeOfMode(st.Mode)
-	if e.Type == TypeFile {
+	if e.Type == TypeFile || e.Type == TypeDir {
 		e.Stat = statFromUnix(&st)
 	}
 	return e
@@ -168,10 +190,14 @@ func typeOfMode(m uint32) Type {
 	}
 }
 
-// Open opens path read-only, without following a final symlink and, where
-// the kernel allows it, without updating its access time.
-func (OS) Open(path string) (File, error) {
-	flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+// Open opens path read-only, without following a final symlink (unless
+// FollowSymlinks) and, where the kernel allows it, without updating its
+// access time.
+func (o OS) Open(path string) (File, error) {
+	flags := unix.O_RDONLY | unix.O_CLOEXEC
+	if !o.FollowSymlinks {
+		flags |= unix.O_NOFOLLOW
+	}
 	fd, err := unix.Open(path, flags|unix.O_NOATIME, 0)
 	if errors.Is(err, unix.EPERM) { // O_NOATIME needs ownership of the file
 		fd, err = unix.Open(path, flags, 0)

@@ -11,9 +11,9 @@ import (
 // fstatatName is fstatat(2) with the name given as a pointer to its
 // NUL-terminated bytes, as they lie in a getdents buffer: unlike
 // unix.Fstatat it copies nothing, which matters a million times a run.
-func fstatatName(dirfd int, name *byte, st *unix.Stat_t) error {
+func fstatatName(dirfd int, name *byte, st *unix.Stat_t, flags int) error {
 	_, _, errno := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(dirfd), uintptr(unsafe.Pointer(name)),
-		uintptr(unsafe.Pointer(st)), unix.AT_SYMLINK_NOFOLLOW, 0, 0)
+		uintptr(unsafe.Pointer(st)), uintptr(flags), 0, 0)
 	if errno != 0 {
 		return errno
 	}

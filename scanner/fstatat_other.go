@@ -9,8 +9,8 @@ import (
 )
 
 // fstatatName is fstatat(2) on the NUL-terminated name at name.
-func fstatatName(dirfd int, name *byte, st *unix.Stat_t) error {
-	return unix.Fstatat(dirfd, unix.BytePtrToString(name), st, unix.AT_SYMLINK_NOFOLLOW)
+func fstatatName(dirfd int, name *byte, st *unix.Stat_t, flags int) error {
+	return unix.Fstatat(dirfd, unix.BytePtrToString(name), st, flags)
 }
 
 var _ = unsafe.Pointer(nil)

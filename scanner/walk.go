@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 )
 
 // Kind says what an Entry of the scan is.
@@ -29,10 +31,11 @@ const (
 type Entry struct {
 	Path string // relative to the source root, '/'-separated
 	Kind Kind
-	Stat Stat  // KindFile
-	Type Type  // KindSkipped: what the path is
-	Dir  bool  // KindError: the path is a folder
-	Err  error // KindError
+	Stat Stat   // KindFile
+	Type Type   // KindSkipped: what the path is
+	Note string // KindSkipped: why, when it is not just its type
+	Dir  bool   // KindError: the path is a folder
+	Err  error  // KindError
 }
 
 // SortKey is the key that orders entries among themselves and among the
@@ -106,7 +109,7 @@ func Walk(ctx context.Context, fsys FS, root string, opts WalkOptions, fn func(E
 		wg.Wait()
 	}()
 
-	top := newDirNode("")
+	top := newDirNode("", nil, rootStat(w.root))
 	w.claim(top)
 	if top.err != nil {
 		return fmt.Errorf("cannot read source folder %s: %w", root, top.err)
@@ -118,6 +121,8 @@ func Walk(ctx context.Context, fsys FS, root string, opts WalkOptions, fn func(E
 // or by the consumer when it gets there first.
 type dirNode struct {
 	rel      string
+	parent   *dirNode
+	dev, ino uint64 // when known (FollowSymlinks), to stop at loops
 	claimed  atomic.Bool
 	done     chan struct{}
 	children []child // sorted; valid after done
@@ -127,9 +132,26 @@ type dirNode struct {
 type child struct {
 	DirEntry
 	node *dirNode // for folders
+	note string   // for folders not walked: why
 }
 
-func newDirNode(rel string) *dirNode { return &dirNode{rel: rel, done: make(chan struct{})} }
+func newDirNode(rel string, parent *dirNode, st Stat) *dirNode {
+	return &dirNode{rel: rel, parent: parent, dev: st.Dev, ino: st.Inode, done: make(chan struct{})}
+}
+
+// loop returns the folder above n that is the same folder as st (a
+// symlink that leads back up), or nil.
+func (n *dirNode) loop(st Stat) *dirNode {
+	if st.Inode == 0 {
+		return nil
+	}
+	for a := n; a != nil; a = a.parent {
+		if a.ino == st.Inode && a.dev == st.Dev {
+			return a
+		}
+	}
+	return nil
+}
 
 type walker struct {
 	ctx      context.Context
@@ -208,11 +230,16 @@ func (w *walker) list(n *dirNode) {
 			if n.rel != "" {
 				rel = n.rel + "/" + e.Name
 			}
-			c.node = newDirNode(rel)
+			if a := n.loop(e.Stat); a != nil {
+				c.Type = TypeSymlink
+				c.note = "symlink loop: it leads back to " + displayRel(a.rel) + "; not followed"
+			} else {
+				c.node = newDirNode(rel, n, e.Stat)
+			}
 		}
 		kids = append(kids, c)
 	}
-	slices.SortFunc(kids, func(a, b child) int { return compareNames(a.Name, a.node != nil, b.Name, b.node != nil) })
+	slices.SortFunc(kids, func(a, b child) int { return compareNames(a.Name, a.Type == TypeDir, b.Name, b.Type == TypeDir) })
 	n.children = kids
 	w.ahead.Add(int64(len(n.children)))
 	for _, c := range n.children {
@@ -254,6 +281,10 @@ func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
 			} else {
 				err = w.visit(c.node, fn)
 			}
+		case c.note != "":
+			err = fn(Entry{Path: rel, Kind: KindSkipped, Type: c.Type, Note: c.note})
+		case c.Type == TypeSymlink && c.Err != nil:
+			err = fn(Entry{Path: rel, Kind: KindSkipped, Type: c.Type, Note: fmt.Sprintf("broken symlink, not followed: %v", c.Err)})
 		case c.Err != nil:
 			err = fn(Entry{Path: rel, Kind: KindError, Err: c.Err})
 		case c.Type == TypeFile:
@@ -289,4 +320,21 @@ func compareNames(a string, aDir bool, b string, bDir bool) int {
 		}
 	}
 	return next(a, aDir) - next(b, bDir) // names hold no '/', so this decides
+}
+
+func displayRel(rel string) string {
+	if rel == "" {
+		return "the source folder"
+	}
+	return rel
+}
+
+// rootStat is the device and inode of the source folder, for the loop
+// check; zero if it cannot be had (the walk then reports the error).
+func rootStat(root string) Stat {
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil {
+		return Stat{}
+	}
+	return statFromUnix(&st)
 }

@@ -38,6 +38,8 @@ type Applier struct {
 	Prefix  string // normalized key prefix
 	// Concurrency is the number of changes applied at once. Default 8.
 	Concurrency int
+	// FollowSymlinks reads files through symlinks (the scan followed them).
+	FollowSymlinks bool
 	// Report receives every Result, one call at a time.
 	Report func(Result)
 	// Queued, if set, is told of each change as it arrives (for progress
@@ -221,7 +223,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 }
 
 func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) error {
-	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path})
+	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, Follow: a.FollowSymlinks})
 }
 
 // fail reports a change that failed, and returns the error if it must end

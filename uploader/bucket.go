@@ -82,6 +82,9 @@ func FormatMode(m fs.FileMode) string {
 type Upload struct {
 	Object
 	Path string
+	// Follow reads the file through a symlink at Path (--follow-symlinks);
+	// otherwise a symlink there is refused.
+	Follow bool
 }
 
 // KeyError is the failure of one key of a batch.

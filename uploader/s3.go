@@ -260,7 +260,7 @@ func (b *S3) Upload(ctx context.Context, u Upload) error {
 	if err := b.Check(ctx); err != nil {
 		return err
 	}
-	f, err := openNoFollow(u.Path)
+	f, err := openFile(u.Path, u.Follow)
 	if err != nil {
 		return err
 	}
@@ -570,8 +570,13 @@ func (b *S3) Delete(ctx context.Context, keys []string) ([]KeyError, error) {
 	return failed, nil
 }
 
-func openNoFollow(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// openFile opens path for reading, refusing a symlink unless follow.
+func openFile(path string, follow bool) (*os.File, error) {
+	flags := unix.O_RDONLY | unix.O_CLOEXEC
+	if !follow {
+		flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Open(path, flags, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -219,3 +219,57 @@ func multipartUploads(t *testing.T, e *env) int {
 	}
 	return len(ups.Uploads)
 }
+
+// Symlinks are reported and skipped by default; --follow-symlinks backs up
+// what they point to, stops at loops, and reports broken ones.
+func TestSyncSymlinks(t *testing.T) {
+	outside := t.TempDir()
+	scantest.Create(t, outside, scantest.Dir{"o.txt": scantest.File{Content: "outside"}})
+	tree := scantest.Dir{
+		"file.txt":  scantest.File{Content: "file"},
+		"real":      scantest.Dir{"r.txt": scantest.File{Content: "real"}, "back": scantest.Symlink{Target: ".."}},
+		"link-file": scantest.Symlink{Target: "file.txt"},
+		"link-dir":  scantest.Symlink{Target: "real"},
+		"loop":      scantest.Symlink{Target: "."},
+		"broken":    scantest.Symlink{Target: "nowhere"},
+		"out":       scantest.Symlink{Target: outside},
+	}
+	e := newEnv(t, tree)
+	r := e.sync(0)
+	if !slices.Equal(r.lines(), []string{"add     file.txt (4 B)", "add     real/r.txt (4 B)"}) {
+		t.Fatalf("default: %q", r.lines())
+	}
+	for _, l := range []string{"broken", "link-dir", "link-file", "loop", "out", "real/back"} {
+		if !strings.Contains(r.stderr, "skipped path="+l+" reason=\"symlink not followed") {
+			t.Errorf("no report of %s:\n%s", l, r.stderr)
+		}
+	}
+
+	f := newEnv(t, tree)
+	f.src = e.src
+	r = f.sync(0, "--follow-symlinks")
+	want := []string{
+		"add     file.txt (4 B)", "add     link-dir/r.txt (4 B)", "add     link-file (4 B)",
+		"add     out/o.txt (7 B)", "add     real/r.txt (4 B)",
+	}
+	if !slices.Equal(r.lines(), want) {
+		t.Fatalf("--follow-symlinks: %q\n%s", r.lines(), r.stderr)
+	}
+	for _, l := range []string{
+		"path=loop reason=\"symlink loop: it leads back to the source folder; not followed\"",
+		"path=real/back reason=\"symlink loop: it leads back to the source folder",
+		"path=link-dir/back reason=\"symlink loop",
+		"path=broken reason=\"broken symlink, not followed",
+	} {
+		if !strings.Contains(r.stderr, l) {
+			t.Errorf("stderr lacks %s:\n%s", l, r.stderr)
+		}
+	}
+	objs := gwtestObjects(t, f)
+	if string(objs["laptop/link-file"].Body) != "file" || string(objs["laptop/out/o.txt"].Body) != "outside" || len(objs) != 5 {
+		t.Fatalf("bucket %v", scantest.Keys(objs))
+	}
+	if r := f.sync(0, "--follow-symlinks"); len(r.lines()) != 0 {
+		t.Fatalf("second run: %q", r.lines())
+	}
+}

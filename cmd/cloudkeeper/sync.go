@@ -37,6 +37,7 @@ func syncCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change; touch neither the bucket nor the manifest"},
 			&cli.BoolFlag{Name: "json", Usage: "print changes and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "rehash", Usage: "read and hash every file, trusting no stat"},
+			&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
 			&cli.DurationFlag{Name: "every", EnvVars: []string{"CLOUDKEEPER_EVERY"}, Usage: "stay in the foreground and sync once every `INTERVAL` (e.g. 24h), never two at once, until SIGINT or SIGTERM"},
 			&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 100% turns it off"},
 			&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
@@ -68,7 +69,7 @@ func syncCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			opts := syncOptions{target: t, filter: filter, dryRun: c.Bool("dry-run"), rehash: c.Bool("rehash"),
+			opts := syncOptions{target: t, filter: filter, dryRun: c.Bool("dry-run"), rehash: c.Bool("rehash"), follow: c.Bool("follow-symlinks"),
 				maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait")}
 			every := c.Duration("every")
 			if every <= 0 {
@@ -110,6 +111,7 @@ type syncOptions struct {
 	filter    *scanner.Filter
 	dryRun    bool
 	rehash    bool
+	follow    bool // --follow-symlinks
 	maxDelete manifest.DeleteLimit
 	retries   int
 	retryWait time.Duration
@@ -245,12 +247,13 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 		skip[o.Manifest+suffix] = true
 	}
 
+	fsys := scanner.OS{FollowSymlinks: o.follow}
 	g, gctx := errgroup.WithContext(ctx)
 	entries := make(chan scanner.Entry, 1024)
 	changes := make(chan manifest.Change, 256)
 	g.Go(func() error {
 		defer close(entries)
-		return scanner.Walk(gctx, scanner.OS{}, o.Source, scanner.WalkOptions{Filter: o.filter, Skip: skip}, func(e scanner.Entry) error {
+		return scanner.Walk(gctx, fsys, o.Source, scanner.WalkOptions{Filter: o.filter, Skip: skip}, func(e scanner.Entry) error {
 			p.progress.scanned(e)
 			select {
 			case entries <- e:
@@ -261,7 +264,7 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 		})
 	})
 	diff := &manifest.Diff{
-		DB: db, FS: scanner.OS{}, Root: o.Source, Prefix: o.Prefix,
+		DB: db, FS: fsys, Root: o.Source, Prefix: o.Prefix,
 		Filter: o.filter, Rehash: o.rehash, MaxDelete: o.maxDelete, Problems: p.diffProblem, Hashed: p.progress.hashed,
 	}
 	var st manifest.Stats
@@ -273,7 +276,7 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 	})
 	applier := &uploader.Applier{
 		Bucket: bucket, Journal: journal, Root: o.Source, Prefix: o.Prefix,
-		Concurrency: concurrency, Report: p.result, Queued: p.progress.queuedChange,
+		Concurrency: concurrency, FollowSymlinks: o.follow, Report: p.result, Queued: p.progress.queuedChange,
 	}
 	var sum uploader.Summary
 	g.Go(func() error {
