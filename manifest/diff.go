@@ -101,6 +101,11 @@ type Diff struct {
 	// MaxDelete bounds the deletes of the run (renames are not deletes);
 	// the zero value is DefaultDeleteLimit.
 	MaxDelete DeleteLimit
+	// Scopes, when not nil, restricts the diff to these paths and what is
+	// under them (the dirty paths of a watch, see scanner.Scopes): the
+	// scan covers only them, and manifest rows elsewhere are not looked
+	// at.
+	Scopes []string
 	// Hashers is how many files are hashed at once; default the number of
 	// CPUs, at least 4 (a hasher waits on the disk as often as not).
 	Hashers int
@@ -163,7 +168,15 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	if err != nil {
 		return Stats{}, err
 	}
-	rows, err := d.DB.Rows(ctx)
+	var rows *Rows
+	var objects int64 // the share --max-delete counts against
+	if d.Scopes != nil {
+		if objects, _, err = d.DB.Count(ctx); err == nil {
+			rows, err = d.DB.RowsIn(ctx, d.Scopes)
+		}
+	} else {
+		rows, err = d.DB.Rows(ctx)
+	}
 	if err != nil {
 		return Stats{}, err
 	}
@@ -174,6 +187,7 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	}
 	var st Stats
 	var unchanged, kept, total atomic.Int64
+	total.Store(objects) // a scoped diff counts against the whole manifest; a full one counts its rows
 	g, ctx := errgroup.WithContext(ctx)
 	ordered := make(chan *item, 4096)
 	jobs := make(chan *item, 256)
@@ -237,7 +251,7 @@ type merger struct {
 
 func (m *merger) nextRow() {
 	m.row, m.haveRow = m.rows.Next()
-	if m.haveRow {
+	if m.haveRow && m.d.Scopes == nil {
 		m.total.Add(1)
 	}
 }

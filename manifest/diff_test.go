@@ -445,3 +445,43 @@ func TestParseDeleteLimit(t *testing.T) {
 		}
 	}
 }
+
+// A diff restricted to scopes (a watch's dirty paths) sees changes there,
+// pairs renames across them, and leaves everything else alone.
+func TestDiffScopes(t *testing.T) {
+	f := newFixture(t, scantest.Dir{
+		"a":     scantest.Dir{"x": scantest.File{Content: "x"}, "y": scantest.File{Content: "y"}},
+		"b":     scantest.Dir{"z": scantest.File{Content: "z"}},
+		"c.txt": scantest.File{Content: "c"},
+	})
+	f.record()
+	os.RemoveAll(f.path("a"))                         // dirty: a
+	scantest.Write(t, f.root, "b/new", "new")         // dirty: b/new
+	os.Rename(f.path("c.txt"), f.path("b/moved.txt")) // dirty: c.txt, b/moved.txt
+	scantest.Write(t, f.root, "b/z", "changed but not seen")
+	scopes := scanner.Scopes([]string{"a", "b/new", "c.txt", "b/moved.txt"})
+	d := Diff{Scopes: scopes, MaxDelete: DeleteLimit{Percent: 100}}
+	d.DB, d.FS, d.Root = f.db, f.fs, f.root
+	scan := make(chan scanner.Entry, 100)
+	if err := scanner.ScanScopes(context.Background(), scanner.OS{}, f.root, scopes, scanner.WalkOptions{}, func(e scanner.Entry) error { scan <- e; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	close(scan)
+	out := make(chan Change, 100)
+	if _, err := d.Run(context.Background(), scan, out); err != nil {
+		t.Fatal(err)
+	}
+	close(out)
+	var got []string
+	for c := range out {
+		s := c.Op.String() + " " + c.Path
+		if c.From != "" {
+			s += " <- " + c.From
+		}
+		got = append(got, s)
+	}
+	want := []string{"add b/new", "delete a/x", "delete a/y", "rename b/moved.txt <- c.txt"}
+	if !slices.Equal(sorted(got), want) {
+		t.Fatalf("got %q, want %q", sorted(got), want)
+	}
+}

@@ -40,5 +40,10 @@ CREATE TABLE runs (
 	errors     INTEGER NOT NULL DEFAULT 0,
 	message    TEXT    NOT NULL DEFAULT ''
 );
+`, // 3: paths that watch saw change and has not pushed yet.
+	`
+CREATE TABLE dirty (
+	path TEXT NOT NULL PRIMARY KEY
+) WITHOUT ROWID;
 `,
 }

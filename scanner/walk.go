@@ -62,6 +62,9 @@ type WalkOptions struct {
 	// Skip names absolute paths to leave out, such as the manifest's own
 	// files when it lives inside the source.
 	Skip map[string]bool
+	// Under walks only the folder at this path relative to root; entries
+	// keep their paths relative to root.
+	Under string
 }
 
 func (o *WalkOptions) applyDefaults() {
@@ -109,10 +112,10 @@ func Walk(ctx context.Context, fsys FS, root string, opts WalkOptions, fn func(E
 		wg.Wait()
 	}()
 
-	top := newDirNode("", nil, rootStat(w.root))
+	top := newDirNode(opts.Under, nil, rootStat(w.abs(opts.Under)))
 	w.claim(top)
 	if top.err != nil {
-		return fmt.Errorf("cannot read source folder %s: %w", root, top.err)
+		return fmt.Errorf("cannot read source folder %s: %w", w.abs(opts.Under), top.err)
 	}
 	return w.visit(top, fn)
 }

@@ -1,0 +1,218 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/rjeczalik/notify"
+	"golang.org/x/sys/unix"
+)
+
+// Watcher turns file system events under a source folder into dirty paths:
+// the event-driven alternative to a full walk, on a recursive
+// github.com/rjeczalik/notify watch (inotify on Linux, one watch per
+// folder).
+//
+// Events are not a complete record. notify drops events when its receiver
+// is slow and hides the kernel's queue overflow, and on inotify the files
+// created in a new folder before its watch exists raise no event at all.
+// So a dirty path stands for itself and everything under it: a new folder
+// is walked whole when the dirty paths are scanned. And Lost reports when
+// there is reason to think events were missed (a full event buffer, a
+// watch that could not be set), so that a caller can fall back to a full
+// scan.
+type Watcher struct {
+	root   string
+	events chan notify.EventInfo
+
+	mu    sync.Mutex
+	dirty map[string]struct{}
+	lost  string // why events may have been missed since the last Take
+}
+
+// DefaultEventBuffer is the event channel's capacity: notify drops events
+// once it is full.
+const DefaultEventBuffer = 1 << 16
+
+// Watch starts watching root (a folder) recursively. buffer is the event
+// channel's capacity (0: DefaultEventBuffer). Stop it with Close.
+func Watch(root string, buffer int) (*Watcher, error) {
+	if buffer <= 0 {
+		buffer = DefaultEventBuffer
+	}
+	w := &Watcher{root: filepath.Clean(root), events: make(chan notify.EventInfo, buffer), dirty: map[string]struct{}{}}
+	err := notify.Watch(w.root+"/...", w.events, notify.Create, notify.Write, notify.Remove, notify.Rename)
+	if err != nil {
+		notify.Stop(w.events)
+		if errors.Is(err, unix.ENOSPC) {
+			return nil, fmt.Errorf("watch %s: the limit of inotify watches is reached (raise fs.inotify.max_user_watches): %w", root, err)
+		}
+		return nil, fmt.Errorf("watch %s: %w", root, err)
+	}
+	return w, nil
+}
+
+// Run records events as dirty paths until ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
+	for {
+		select {
+		case ev := <-w.events:
+			full := len(w.events) == cap(w.events)-1 // it was full when this one was taken
+			w.record(ev.Path(), full)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (w *Watcher) record(abs string, full bool) {
+	rel, ok := w.rel(abs)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if full && w.lost == "" {
+		w.lost = "the event buffer filled up: events may have been dropped"
+	}
+	if !ok {
+		return
+	}
+	if rel == "" {
+		// The source folder itself (renamed, deleted): nothing event-based
+		// can tell what is left.
+		if w.lost == "" {
+			w.lost = "an event on the source folder itself"
+		}
+		return
+	}
+	w.dirty[rel] = struct{}{}
+}
+
+// rel maps an absolute event path into the source; false if outside it.
+func (w *Watcher) rel(abs string) (string, bool) {
+	if abs == w.root {
+		return "", true
+	}
+	rel, ok := strings.CutPrefix(abs, w.root+"/")
+	return rel, ok
+}
+
+// Mark adds dirty paths by hand (relative to the source), such as those
+// persisted by an earlier run.
+func (w *Watcher) Mark(paths ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range paths {
+		w.dirty[p] = struct{}{}
+	}
+}
+
+// Take returns the dirty paths, sorted, and why events may have been lost
+// ("" if there is no reason to think so), and starts afresh.
+func (w *Watcher) Take() (dirty []string, lost string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	dirty, lost = w.peekLocked(), w.lost
+	w.dirty, w.lost = map[string]struct{}{}, ""
+	return dirty, lost
+}
+
+// Peek returns the dirty paths without taking them.
+func (w *Watcher) Peek() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peekLocked()
+}
+
+func (w *Watcher) peekLocked() []string {
+	out := make([]string, 0, len(w.dirty))
+	for p := range w.dirty {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Close stops the watch.
+func (w *Watcher) Close() { notify.Stop(w.events) }
+
+// Scopes reduces dirty paths to the fewest that cover them: a path under
+// another one is covered by it. The result is sorted; [""] is the whole
+// tree.
+func Scopes(paths []string) []string {
+	set := map[string]bool{}
+	for _, p := range paths {
+		if p == "" {
+			return []string{""}
+		}
+		set[p] = true
+	}
+	out := make([]string, 0, len(set))
+	for p := range set {
+		covered := false
+		for i := 0; i < len(p) && !covered; i++ {
+			covered = p[i] == '/' && set[p[:i]]
+		}
+		if !covered {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ScanScopes scans only the given scopes (paths relative to root, each
+// standing for itself and everything under it) and calls fn for their
+// entries in SortKey order, like Walk for the whole tree.
+func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts WalkOptions, fn func(Entry) error) error {
+	var entries []Entry
+	add := func(e Entry) error {
+		entries = append(entries, e)
+		return nil
+	}
+	for _, s := range Scopes(scopes) {
+		if s == "" {
+			return Walk(ctx, fsys, root, opts, fn)
+		}
+		if opts.Filter.Excluded(s) {
+			continue
+		}
+		abs := root + "/" + s
+		var st unix.Stat_t
+		err := unix.Lstat(abs, &st)
+		if follow, ok := fsys.(OS); ok && follow.FollowSymlinks && err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			err = unix.Stat(abs, &st)
+		}
+		switch {
+		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+			continue // gone: the diff sees its rows vanish
+		case err != nil:
+			add(Entry{Path: s, Kind: KindError, Err: &os.PathError{Op: "lstat", Path: abs, Err: err}})
+		case typeOfMode(st.Mode) == TypeDir:
+			sub := opts
+			sub.Under = s
+			err := Walk(ctx, fsys, root, sub, add)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				add(Entry{Path: s, Kind: KindError, Dir: true, Err: err})
+			}
+		case typeOfMode(st.Mode) == TypeFile:
+			add(Entry{Path: s, Kind: KindFile, Stat: statFromUnix(&st)})
+		default:
+			add(Entry{Path: s, Kind: KindSkipped, Type: typeOfMode(st.Mode)})
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].SortKey() < entries[j].SortKey() })
+	for _, e := range entries {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

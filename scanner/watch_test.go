@@ -1,0 +1,95 @@
+package scanner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+)
+
+func TestScopes(t *testing.T) {
+	got := Scopes([]string{"a/x", "a", "a-b", "a.txt", "b/c/d", "b/c", "b/e", "a/y/z"})
+	want := []string{"a", "a-b", "a.txt", "b/c", "b/e"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := Scopes([]string{"x", ""}); !slices.Equal(got, []string{""}) {
+		t.Fatalf("whole tree: %q", got)
+	}
+}
+
+// Scanning scopes gives, in path order, the entries a full walk gives under
+// them, and nothing else.
+func TestScanScopes(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"a":     scantest.Dir{"x": scantest.File{}, "y": scantest.Dir{"z": scantest.File{}}},
+		"a-b":   scantest.File{},
+		"a.txt": scantest.File{},
+		"b":     scantest.Dir{"c": scantest.File{}, "d": scantest.File{}},
+		"link":  scantest.Symlink{Target: "a"},
+	})
+	var got []string
+	err := ScanScopes(context.Background(), OS{}, root, []string{"b/c", "a.txt", "a", "gone", "link", "a/y"}, WalkOptions{}, func(e Entry) error {
+		got = append(got, e.SortKey())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a.txt", "a/x", "a/y/z", "b/c", "link"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// The watcher marks what changes dirty, and a new folder stands for
+// everything in it, even files created before its watch existed.
+func TestWatcherMarksChanges(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{"keep": scantest.File{Content: "k"}, "old": scantest.File{Content: "o"}, "dir": scantest.Dir{"f": scantest.File{Content: "f"}}})
+	root, _ = filepath.EvalSymlinks(root)
+	w, err := Watch(root, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	scantest.Write(t, root, "dir/f", "changed")
+	os.Remove(filepath.Join(root, "old"))
+	os.MkdirAll(filepath.Join(root, "new/deep/er"), 0o755)
+	scantest.Write(t, root, "new/deep/er/file", "x")
+	os.Rename(filepath.Join(root, "keep"), filepath.Join(root, "kept"))
+
+	want := []string{"dir/f", "keep", "kept", "new", "old"}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := Scopes(w.Peek())
+		if slices.Equal(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dirty scopes %q, want %q", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dirty, lost := w.Take()
+	if lost != "" || len(dirty) == 0 {
+		t.Fatalf("take: %q %q", dirty, lost)
+	}
+	var scanned []string
+	ScanScopes(context.Background(), OS{}, root, dirty, WalkOptions{}, func(e Entry) error {
+		scanned = append(scanned, e.Path)
+		return nil
+	})
+	if !slices.Equal(scanned, []string{"dir/f", "kept", "new/deep/er/file"}) {
+		t.Fatalf("scanned %q", scanned)
+	}
+}
