@@ -178,10 +178,10 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		if s == "" {
 			return Walk(ctx, fsys, root, opts, fn)
 		}
-		if opts.Filter.Excluded(s) {
+		abs := root + "/" + s
+		if opts.Filter.Excluded(s) || opts.Skip[abs] {
 			continue
 		}
-		abs := root + "/" + s
 		var st unix.Stat_t
 		err := unix.Lstat(abs, &st)
 		if follow, ok := fsys.(OS); ok && follow.FollowSymlinks && err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {

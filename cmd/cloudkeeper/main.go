@@ -78,6 +78,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		After:  stopProfile,
 		Commands: withUsageErrors(
 			syncCommand(),
+			watchCommand(),
 			statusCommand(),
 			demoCommand(),
 			benchCommand(),

@@ -32,45 +32,24 @@ func syncCommand() *cli.Command {
 			"Exit status: 0 all applied; 3 completed, but some paths failed (listed on stderr);\n" +
 			"1 fatal error (nothing or only part applied); 2 usage error.",
 		Before: applyEnvFile,
-		Flags: append(flags,
-			&cli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `GLOB` (repeatable): \"*.tmp\" matches names at any depth, \"build/out\" is anchored at the source; excluded objects already in the bucket are left alone"},
+		Flags: append(append(flags, runFlags()...),
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change; touch neither the bucket nor the manifest"},
 			&cli.BoolFlag{Name: "json", Usage: "print changes and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "rehash", Usage: "read and hash every file, trusting no stat"},
-			&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
 			&cli.DurationFlag{Name: "every", EnvVars: []string{"CLOUDKEEPER_EVERY"}, Usage: "stay in the foreground and sync once every `INTERVAL` (e.g. 24h), never two at once, until SIGINT or SIGTERM"},
-			&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 100% turns it off"},
-			&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
-			&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
 		),
 		Action: func(c *cli.Context) error {
 			p, err := newPrinter(c)
 			if err != nil {
 				return err
 			}
-			t, err := loadTarget(c)
+			opts, after, err := loadSyncOptions(c, p)
 			if err != nil {
 				return p.fail(err)
 			}
-			filter, err := scanner.NewFilter(c.StringSlice("exclude"))
-			if err != nil {
-				return p.fail(usageError{err})
-			}
-			after, err := loadAfterRun(c, p.log, t)
-			if err != nil {
-				return p.fail(err)
-			}
-			limit, err := manifest.ParseDeleteLimit(c.String("max-delete"))
-			if err != nil {
-				return p.fail(usageError{err})
-			}
-			if c.Int("retries") < 1 {
-				return p.fail(usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))})
-			}
+			opts.dryRun, opts.rehash = c.Bool("dry-run"), c.Bool("rehash")
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			opts := syncOptions{target: t, filter: filter, dryRun: c.Bool("dry-run"), rehash: c.Bool("rehash"), follow: c.Bool("follow-symlinks"),
-				maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait")}
 			every := c.Duration("every")
 			if every <= 0 {
 				res := runSync(ctx, opts, p)
@@ -80,6 +59,43 @@ func syncCommand() *cli.Command {
 			return syncEvery(ctx, every, opts, p, after)
 		},
 	}
+}
+
+// runFlags are the settings of a run that sync and watch share.
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `GLOB` (repeatable): \"*.tmp\" matches names at any depth, \"build/out\" is anchored at the source; excluded objects already in the bucket are left alone"},
+		&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
+		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 100% turns it off"},
+		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
+		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
+	}
+}
+
+// loadSyncOptions reads the settings of configFlags, runFlags and
+// afterRunFlags.
+func loadSyncOptions(c *cli.Context, p *printer) (syncOptions, afterRun, error) {
+	t, err := loadTarget(c)
+	if err != nil {
+		return syncOptions{}, afterRun{}, err
+	}
+	filter, err := scanner.NewFilter(c.StringSlice("exclude"))
+	if err != nil {
+		return syncOptions{}, afterRun{}, usageError{err}
+	}
+	after, err := loadAfterRun(c, p.log, t)
+	if err != nil {
+		return syncOptions{}, afterRun{}, err
+	}
+	limit, err := manifest.ParseDeleteLimit(c.String("max-delete"))
+	if err != nil {
+		return syncOptions{}, afterRun{}, usageError{err}
+	}
+	if c.Int("retries") < 1 {
+		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))}
+	}
+	return syncOptions{target: t, filter: filter, follow: c.Bool("follow-symlinks"),
+		maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait")}, after, nil
 }
 
 // syncEvery syncs now and then once every interval, until ctx ends. A run
@@ -108,6 +124,8 @@ func syncEvery(ctx context.Context, every time.Duration, o syncOptions, p *print
 
 type syncOptions struct {
 	target
+	db        *manifest.DB // an open manifest to use (watch); nil: open it
+	scopes    []string     // scan only these (watch's dirty paths); nil: all
 	filter    *scanner.Filter
 	dryRun    bool
 	rehash    bool
@@ -164,18 +182,23 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 		bucket  uploader.Bucket
 		journal manifest.Journal
 	)
-	if o.dryRun {
+	switch {
+	case o.db != nil: // watch keeps it open between pushes
+		db = o.db
+	case o.dryRun:
 		// A dry run reads the manifest through a connection SQLite keeps
 		// read-only, and applies to a bucket that does nothing.
 		db, res.err = manifest.OpenReadOnly(o.Manifest, o.identity())
 		bucket, journal = uploader.DryRun{}, manifest.Discard{}
-	} else {
+	default:
 		db, res.err = manifest.Open(o.Manifest, o.identity())
 	}
 	if res.err != nil {
 		return res
 	}
-	defer db.Close()
+	if o.db == nil {
+		defer db.Close()
+	}
 	if !o.dryRun {
 		if res.runID, res.err = db.StartRun(ctx, res.started); res.err != nil {
 			return res
@@ -253,7 +276,7 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 	changes := make(chan manifest.Change, 256)
 	g.Go(func() error {
 		defer close(entries)
-		return scanner.Walk(gctx, fsys, o.Source, scanner.WalkOptions{Filter: o.filter, Skip: skip}, func(e scanner.Entry) error {
+		emit := func(e scanner.Entry) error {
 			p.progress.scanned(e)
 			select {
 			case entries <- e:
@@ -261,11 +284,16 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 			case <-gctx.Done():
 				return gctx.Err()
 			}
-		})
+		}
+		opts := scanner.WalkOptions{Filter: o.filter, Skip: skip}
+		if o.scopes != nil {
+			return scanner.ScanScopes(gctx, fsys, o.Source, o.scopes, opts, emit)
+		}
+		return scanner.Walk(gctx, fsys, o.Source, opts, emit)
 	})
 	diff := &manifest.Diff{
 		DB: db, FS: fsys, Root: o.Source, Prefix: o.Prefix,
-		Filter: o.filter, Rehash: o.rehash, MaxDelete: o.maxDelete, Problems: p.diffProblem, Hashed: p.progress.hashed,
+		Filter: o.filter, Rehash: o.rehash, MaxDelete: o.maxDelete, Scopes: o.scopes, Problems: p.diffProblem, Hashed: p.progress.hashed,
 	}
 	var st manifest.Stats
 	g.Go(func() error {

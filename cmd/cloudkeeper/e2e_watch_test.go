@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+)
+
+// watcher is a running "cloudkeeper watch".
+type watcher struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr strings.Builder
+	done   chan struct{}
+}
+
+func (e *env) watch(t *testing.T, extraEnv []string, args ...string) *watcher {
+	t.Helper()
+	w := &watcher{done: make(chan struct{})}
+	w.cmd = exec.Command(binPath, append(append([]string{"watch"}, e.baseArgs()...), args...)...)
+	w.cmd.Env = append(e.environ(), extraEnv...)
+	w.cmd.Dir = e.state
+	stderr, _ := w.cmd.StderrPipe()
+	w.cmd.Stdout = io.Discard
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(w.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			w.mu.Lock()
+			w.stderr.WriteString(sc.Text() + "\n")
+			w.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { w.cmd.Process.Kill(); w.cmd.Wait() })
+	return w
+}
+
+func (w *watcher) log() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stderr.String()
+}
+
+// waitFor polls until the log has s.
+func (w *watcher) waitFor(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(w.log(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log:\n%s", s, w.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (w *watcher) stop(t *testing.T) {
+	t.Helper()
+	w.cmd.Process.Signal(syscall.SIGTERM)
+	<-w.done
+	if err := w.cmd.Wait(); err != nil {
+		t.Fatalf("watch exited with %v:\n%s", err, w.log())
+	}
+	if !strings.Contains(w.log(), "stopped by signal") {
+		t.Fatalf("log:\n%s", w.log())
+	}
+}
+
+// waitBucket polls until the bucket equals the tree.
+func (e *env) waitBucket(t *testing.T, w *watcher) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if bucketIsTree(t, e) {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.checkBucketIsTree()
+			t.Fatalf("bucket never matched the tree; log:\n%s", w.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// bucketIsTree reports whether the bucket's objects under the prefix are the
+// tree's files, byte for byte.
+func bucketIsTree(t *testing.T, e *env) bool {
+	objs := gwtestObjects(t, e)
+	files := scantest.Files(t, e.src)
+	if len(objs) != len(files) {
+		return false
+	}
+	for rel, content := range files {
+		if o, ok := objs[e.prefix+rel]; !ok || string(o.Body) != content {
+			return false
+		}
+	}
+	return true
+}
+
+// The watch pushes what changed through the same diff and upload as sync:
+// a moved folder is server-side copies, not uploads.
+func TestWatchPushesChanges(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"docs": scantest.Dir{"a.txt": scantest.File{Content: "alpha"}, "b.txt": scantest.File{Content: "beta"}}, "c.txt": scantest.File{Content: "gamma"}})
+	w := e.watch(t, nil, "--push-interval", "500ms", "--persist-interval", "200ms")
+	w.waitFor(t, "full sync why=\"start-up")
+	e.waitBucket(t, w)
+
+	time.Sleep(2100 * time.Millisecond) // let the hashes age past the racily-clean window
+	e.proxy.Reset()
+	os.Rename(e.path("docs"), e.path("papers"))
+	scantest.Write(t, e.src, "c.txt", "gamma, edited")
+	scantest.Write(t, e.src, "new/deep/file.txt", "created in a new folder")
+	e.waitBucket(t, w)
+	st := e.proxy.Stats()
+	if st.ByOp["CopyObject"] != 2 || st.ByOp["PutObject"] != 2 {
+		t.Errorf("requests %v: want the move as 2 copies and 2 uploads (the edit, the new file)", st.ByOp)
+	}
+	w.stop(t)
+}
+
+// The original daemon's .env sets the intervals; changes made while the
+// watch was not running are found by its start-up scan, unless
+// --events-only, which trusts the events alone.
+func TestWatchOriginalIntervalsAndOfflineChanges(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	env := []string{"S3_BACKUP_INTERVAL=1", "S3_BACKUP_INTERVAL_UNIT=seconds", "DB_PERSISTENCE_INTERVAL=1", "DB_PERSISTENCE_INTERVAL_UNIT=second"}
+	w := e.watch(t, env)
+	w.waitFor(t, "push=1s persist=1s hybrid=true")
+	e.waitBucket(t, w)
+	w.stop(t)
+
+	scantest.Write(t, e.src, "offline.txt", "written while not watching")
+	w = e.watch(t, env, "--events-only")
+	time.Sleep(2500 * time.Millisecond) // two pushes
+	if bucketIsTree(t, e) {
+		t.Fatal("--events-only found a change made while it was not running")
+	}
+	w.stop(t)
+	w = e.watch(t, env)
+	e.waitBucket(t, w)
+	w.stop(t)
+}
+
+// Dirty paths are saved to the manifest and survive a restart: a change
+// seen by one watch is pushed by the next, with no event for it.
+func TestWatchPersistsDirtyPaths(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	e.sync(0)
+	w := e.watch(t, nil, "--events-only", "--push-interval", "1h", "--persist-interval", "100ms")
+	w.waitFor(t, "watching")
+	time.Sleep(200 * time.Millisecond)
+	scantest.Write(t, e.src, "seen.txt", "seen by the first watch")
+	time.Sleep(500 * time.Millisecond)
+	w.stop(t)
+	if bucketIsTree(t, e) {
+		t.Fatal("pushed before the push interval")
+	}
+	w = e.watch(t, nil, "--events-only", "--push-interval", "300ms")
+	e.waitBucket(t, w)
+	w.stop(t)
+	if _, err := os.Stat(filepath.Join(e.src, "seen.txt")); err != nil {
+		t.Fatal(err)
+	}
+}
