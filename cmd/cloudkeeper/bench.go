@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,7 +17,65 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "measure cloudkeeper against the reference tools, on synthetic trees and a local S3 gateway",
+		Usage: "measure scanning against watching (and, with `bench scale`, cloudkeeper against rclone, find and b3sum)",
+		Description: "Builds a synthetic tree (--files), syncs it, applies each workload and runs each mode over it:\n" +
+			"  scan    a sync after the workload\n" +
+			"  events  watch --events-only (the original daemon's design)\n" +
+			"  hybrid  watch with its safety scans (--rescan in the bench: --rescan below)\n" +
+			"Workloads: idle, trickle (20 edits over 2 s), burst (--burst new files at once), rename (a folder\n" +
+			"of a tenth of the tree), delete (a fifth of the tree), offline (changes while the watch is not\n" +
+			"running), overflow (--storm writes as fast as they go). For each: changes missed and invented\n" +
+			"against the tree, time until the bucket is consistent, CPU, peak RSS, inotify watches, S3\n" +
+			"requests and bytes uploaded. It starts a local Versity S3 Gateway itself: no AWS account needed.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Value: filepath.Join(os.TempDir(), "cloudkeeper-bench-modes"), Usage: "work `DIR`"},
+			&cli.IntFlag{Name: "files", Value: 20_000, Usage: "files of the tree each workload starts from"},
+			&cli.IntFlag{Name: "burst", Value: 20_000, Usage: "files the burst workload creates"},
+			&cli.IntFlag{Name: "storm", Value: 200_000, Usage: "writes of the overflow workload"},
+			&cli.StringSliceFlag{Name: "modes", Usage: "`MODES` to run (default scan, events, hybrid)"},
+			&cli.StringSliceFlag{Name: "workloads", Usage: "`WORKLOADS` to run (default all)"},
+			&cli.DurationFlag{Name: "push", Value: time.Second, Usage: "watch's --push-interval"},
+			&cli.DurationFlag{Name: "rescan", Value: 10 * time.Second, Usage: "hybrid's --rescan in the bench"},
+			&cli.DurationFlag{Name: "settle", Value: 30 * time.Second, Usage: "how long a watch may take to make the bucket consistent before what is left counts as missed"},
+			&cli.BoolFlag{Name: "no-upload", Usage: "measure detection alone (dry runs; nothing is uploaded)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
+			&cli.StringFlag{Name: "svg", Usage: "also write a chart to `FILE`"},
+		},
+		Action: func(c *cli.Context) error {
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := bench.Modes(ctx, bench.ModesOptions{
+				Dir: c.String("dir"), Files: c.Int("files"), Burst: c.Int("burst"), Storm: c.Int("storm"),
+				Modes: c.StringSlice("modes"), Workloads: c.StringSlice("workloads"),
+				Push: c.Duration("push"), Rescan: c.Duration("rescan"), Settle: c.Duration("settle"),
+				NoUpload: c.Bool("no-upload"), Binary: exe,
+				Logf: func(f string, a ...any) { fmt.Fprintf(c.App.ErrWriter, "bench: "+f+"\n", a...) },
+			})
+			if rep != nil {
+				if c.Bool("json") {
+					enc := json.NewEncoder(c.App.Writer)
+					enc.SetIndent("", "  ")
+					enc.Encode(rep.Results)
+				} else {
+					rep.Markdown(c.App.Writer)
+				}
+				if path := c.String("svg"); path != "" {
+					f, ferr := os.Create(path)
+					if ferr != nil {
+						return ferr
+					}
+					rep.SVG(f)
+					if ferr := f.Close(); ferr != nil {
+						return ferr
+					}
+				}
+			}
+			return err
+		},
 		Subcommands: withUsageErrors(&cli.Command{
 			Name:  "scale",
 			Usage: "the scale targets: no-change runs over a million files, hashing, uploads, renames, small changes",

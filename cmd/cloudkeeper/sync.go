@@ -187,11 +187,15 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 		db = o.db
 	case o.dryRun:
 		// A dry run reads the manifest through a connection SQLite keeps
-		// read-only, and applies to a bucket that does nothing.
+		// read-only.
 		db, res.err = manifest.OpenReadOnly(o.Manifest, o.identity())
-		bucket, journal = uploader.DryRun{}, manifest.Discard{}
 	default:
 		db, res.err = manifest.Open(o.Manifest, o.identity())
+	}
+	if o.dryRun {
+		// A dry run applies to a bucket that does nothing and records
+		// nothing.
+		bucket, journal = uploader.DryRun{}, manifest.Discard{}
 	}
 	if res.err != nil {
 		return res

@@ -39,6 +39,8 @@ func watchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "push-interval", Value: 24 * time.Hour, Usage: "push dirty paths to S3 every `INTERVAL` (env S3_BACKUP_INTERVAL + S3_BACKUP_INTERVAL_UNIT)"},
 			&cli.DurationFlag{Name: "rescan", EnvVars: []string{"CLOUDKEEPER_RESCAN"}, Value: 24 * time.Hour, Usage: "run a full sync every `INTERVAL` to catch what events missed"},
 			&cli.BoolFlag{Name: "events-only", Usage: "no safety scans: trust the events alone (the original daemon's design)"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what each push would change, and change nothing in the bucket (dirty paths are kept, so each push shows all changes since the start)"},
+			&cli.BoolFlag{Name: "json", Usage: "print changes and summaries as JSON lines"},
 		),
 		Action: func(c *cli.Context) error {
 			p, err := newPrinter(c)
@@ -49,6 +51,7 @@ func watchCommand() *cli.Command {
 			if err != nil {
 				return p.fail(err)
 			}
+			opts.dryRun = c.Bool("dry-run")
 			w := watchOptions{eventsOnly: c.Bool("events-only"), rescan: c.Duration("rescan")}
 			if w.persist, err = intervalSetting(c, "persist-interval", "DB_PERSISTENCE_INTERVAL"); err != nil {
 				return p.fail(err)
@@ -184,10 +187,10 @@ func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, af
 		res := runSync(ctx, run, p)
 		after.done(ctx, res)
 		p.exit(res)
-		if res.exitCode() != exitOK && watcher != nil {
+		if (res.exitCode() != exitOK || o.dryRun) && watcher != nil {
 			watcher.Mark(dirty...) // try them again next push
 		}
-		if res.exitCode() == exitOK {
+		if res.exitCode() == exitOK && !o.dryRun {
 			if err := db.ClearDirty(context.WithoutCancel(ctx), dirty); err != nil {
 				p.log.Error("could not clear the dirty paths", "error", err.Error())
 			}
