@@ -232,20 +232,24 @@ func (m *modes) run(ctx context.Context, mode, workload string) (ModeResult, err
 			res.Missed, res.Invented = compareReported(changed, reportedPaths(r.Stdout))
 		}
 	} else {
+		// Poll until consistent; the time counted is that of the last push
+		// before it was seen consistent (checking takes time of its own).
 		deadline := end.Add(m.o.Settle)
+		res.WallS = m.o.Settle.Seconds()
 		for time.Now().Before(deadline) {
+			ok := false
 			if m.o.NoUpload {
-				if missed, _ := compareReported(changed, w.reported()); missed == 0 {
-					break
-				}
-			} else if ok, err := m.consistent(ctx, prefix, src); err != nil {
+				missed, _ := compareReported(changed, w.reported())
+				ok = missed == 0
+			} else if ok, err = m.consistent(ctx, prefix, src); err != nil {
 				return res, err
-			} else if ok {
+			}
+			if ok {
+				res.WallS = max(0, w.lastPushBefore(time.Now()).Sub(end).Seconds())
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		res.WallS = time.Since(end).Seconds()
 		res.CPUS = (w.cpu() - cpu0).Seconds()
 		res.PeakRSSBytes = w.peakRSS()
 		res.Watches = w.watches()
@@ -511,10 +515,25 @@ func compareReported(changed, reported map[string]bool) (missed, invented int) {
 
 // watchProc is a running "cloudkeeper watch".
 type watchProc struct {
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
-	done chan struct{}
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    strings.Builder
+	pushes []time.Time // when each push's summary line came
+	done   chan struct{}
+}
+
+// lastPushBefore is when the last push that ended before t ended (zero if
+// none did).
+func (w *watchProc) lastPushBefore(t time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var last time.Time
+	for _, p := range w.pushes {
+		if p.Before(t) {
+			last = p
+		}
+	}
+	return last
 }
 
 // startWatchProc starts a watch and waits until it watches (and, for a
@@ -549,10 +568,14 @@ func startWatchProc(cmd *exec.Cmd, hybrid bool) (*watchProc, error) {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		for sc.Scan() {
+			summary := strings.HasPrefix(sc.Text(), `{"summary"`)
 			w.mu.Lock()
 			w.out.WriteString(sc.Text() + "\n")
+			if summary {
+				w.pushes = append(w.pushes, time.Now())
+			}
 			w.mu.Unlock()
-			if hybrid && strings.HasPrefix(sc.Text(), `{"summary"`) {
+			if hybrid && summary {
 				once.Do(func() { close(ready) })
 			}
 		}
