@@ -76,6 +76,27 @@ func FormatMode(m fs.FileMode) string {
 	return fmt.Sprintf("%04o", v)
 }
 
+// ParseMode reads what FormatMode writes: octal permission bits with the
+// setuid (04000), setgid (02000) and sticky (01000) bits, "0644" or
+// "644". Anything else, or a value over 07777, is an error.
+func ParseMode(s string) (fs.FileMode, error) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, fmt.Errorf("mode %q: not octal permission bits (0000 to 7777)", s)
+	}
+	m := fs.FileMode(v & 0o777)
+	if v&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if v&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if v&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m, nil
+}
+
 // Upload is an object to write from the local file at Path. Its bytes must
 // hash to Hash: if they do not, the file changed since it was hashed and
 // nothing is written.

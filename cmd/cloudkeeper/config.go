@@ -103,8 +103,17 @@ func (t target) identity() manifest.Identity {
 
 var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-_]{1,254}$`)
 
-// loadTarget reads and checks the shared settings.
-func loadTarget(c *cli.Context) (target, error) {
+// loadTarget reads and checks the shared settings of a command that needs
+// the source folder (sync, status).
+func loadTarget(c *cli.Context) (target, error) { return readTarget(c, true) }
+
+// readTarget reads and checks the shared settings. A command that does not
+// need the source (restore, verify) passes needSource false: then with no
+// source, target.Source is empty and, unless --manifest is given, so is
+// target.Manifest (there is no default manifest without a source); and a
+// source that is set but no longer there (the disk of a lost machine) is
+// taken as its absolute path, only to find the default manifest.
+func readTarget(c *cli.Context, needSource bool) (target, error) {
 	t := target{
 		Bucket:      c.String(flagBucket),
 		Prefix:      manifest.NormalizePrefix(c.String(flagPrefix)),
@@ -115,7 +124,7 @@ func loadTarget(c *cli.Context) (target, error) {
 	}
 	src := c.String(flagSource)
 	switch {
-	case src == "":
+	case src == "" && needSource:
 		return t, usageError{errors.New("no source folder: set --source or BACKUP_DIR")}
 	case t.Bucket == "":
 		return t, usageError{errors.New("no bucket: set --bucket or S3_BUCKET")}
@@ -124,19 +133,27 @@ func loadTarget(c *cli.Context) (target, error) {
 	case t.Concurrency < 1 || t.Concurrency > 1024:
 		return t, usageError{fmt.Errorf("--concurrency %d: want 1 to 1024", t.Concurrency)}
 	}
-	abs, err := sourceDir(src)
-	if err != nil {
-		return t, err
-	}
-	t.Source = abs
-	if t.Manifest == "" {
-		if t.Manifest, err = defaultManifestPath(t.identity()); err != nil {
-			return t, err
+	if src != "" {
+		abs, err := sourceDir(src)
+		if err != nil {
+			if needSource {
+				return t, err
+			}
+			// Gone, or never here: its path still names the default manifest.
+			if abs, err = filepath.Abs(src); err != nil {
+				return t, err
+			}
 		}
-	} else if t.Manifest, err = filepath.Abs(t.Manifest); err != nil {
-		return t, err
+		t.Source = abs
 	}
-	return t, nil
+	var err error
+	switch {
+	case t.Manifest != "":
+		t.Manifest, err = filepath.Abs(t.Manifest)
+	case t.Source != "":
+		t.Manifest, err = defaultManifestPath(t.identity())
+	}
+	return t, err
 }
 
 // sourceDir resolves the source folder, with a clear message if it is not
