@@ -194,7 +194,7 @@ var ErrDamaged = errors.New("damaged")
 func damaged(path string, err error) error {
 	var se sqlite3.Error
 	if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
-		return fmt.Errorf("manifest %s is %w (%v): move it aside and run `cloudkeeper manifest rebuild`, which rebuilds it from the bucket", path, ErrDamaged, err)
+		return fmt.Errorf("manifest %s is %w (%v): run `cloudkeeper manifest rebuild`, which keeps the damaged file aside and rebuilds the manifest from the bucket", path, ErrDamaged, err)
 	}
 	return fmt.Errorf("manifest %s: %w", path, err)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"strconv"
 	"strings"
 
@@ -39,26 +40,31 @@ func (o Object) Metadata() map[string]string {
 
 // FormatMtime writes Unix nanoseconds as decimal seconds, "1700000000.123456789".
 func FormatMtime(ns int64) string {
-	sec, frac := ns/1e9, ns%1e9
-	if frac < 0 {
-		sec, frac = sec-1, frac+1e9
+	if ns < 0 { // a decimal number, as rclone reads it: -0.5, not -1.500000000
+		return "-" + FormatMtime(-ns)
 	}
-	return fmt.Sprintf("%d.%09d", sec, frac)
+	return fmt.Sprintf("%d.%09d", ns/1e9, ns%1e9)
 }
 
-// ParseMtime reads what FormatMtime writes (and rclone's float seconds).
+// ParseMtime reads what FormatMtime writes (and rclone's float seconds,
+// "-5.3" included).
 func ParseMtime(s string) (int64, error) {
-	secs, frac, _ := strings.Cut(s, ".")
+	neg := strings.HasPrefix(s, "-")
+	secs, frac, _ := strings.Cut(strings.TrimPrefix(s, "-"), ".")
 	sec, err := strconv.ParseInt(secs, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("mtime %q: %w", s, err)
+	if err != nil || sec > math.MaxInt64/int64(1e9)-1 {
+		return 0, fmt.Errorf("mtime %q: not seconds since the epoch", s)
 	}
 	frac = (frac + "000000000")[:9]
-	ns, err := strconv.ParseInt(frac, 10, 64)
+	ns, err := strconv.ParseUint(frac, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("mtime %q: %w", s, err)
 	}
-	return sec*1e9 + ns, nil
+	v := sec*1e9 + int64(ns)
+	if neg {
+		v = -v
+	}
+	return v, nil
 }
 
 // FormatMode writes the permission and set-id/sticky bits in octal, "0644".

@@ -78,7 +78,9 @@ func (b *S3) fatal(err error, reaching bool) error {
 	}
 	bucket := fmt.Sprintf("bucket %q at %s", b.bucket, b.where)
 	switch {
-	case code == "NoSuchBucket" || (code == "NotFound" || code == "") && status == http.StatusNotFound:
+	case code == "NoSuchBucket" || reaching && (code == "NotFound" || code == "") && status == http.StatusNotFound:
+		// A 404 without a code says "no such bucket" only to HeadBucket; to
+		// HeadObject it means no such key.
 		return &FatalError{Msg: bucket + " does not exist: create it, or check --bucket / S3_BUCKET", Err: err}
 	case code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "InvalidToken" ||
 		code == "ExpiredToken" || code == "TokenRefreshRequired":
