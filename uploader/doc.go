@@ -6,4 +6,8 @@
 // The Bucket of a dry run is DryRun, which does nothing; the apply code is
 // the same for both, so a preview shows exactly what a run would do and
 // cannot write by accident.
+//
+// S3 also reads the bucket back (List, Head, Get, EachObject) for verify,
+// restore and manifest rebuild: the objects' metadata (x-amz-meta-blake3,
+// -mtime, -mode) makes the bucket describe itself.
 package uploader
