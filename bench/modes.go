@@ -111,20 +111,12 @@ func Modes(ctx context.Context, o ModesOptions) (*ModesReport, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	gw, err := gateway.Start(ctx, gateway.Options{Root: filepath.Join(o.Dir, "gateway"), Logf: o.Logf})
+	srv, err := startServer(ctx, o.Dir, "modes", o.Logf)
 	if err != nil {
 		return nil, err
 	}
-	defer gw.Stop()
-	proxy, err := gateway.NewProxy(gw.Endpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer proxy.Close()
-	m := &modes{o: o, gw: gw, proxy: proxy, bucket: fmt.Sprintf("modes-%d", time.Now().Unix()), client: gw.Client()}
-	if err := gw.CreateBucket(ctx, m.bucket); err != nil {
-		return nil, err
-	}
+	defer srv.close()
+	m := &modes{o: o, gw: srv.gw, proxy: srv.proxy, bucket: srv.bucket, client: srv.gw.Client()}
 	rep := &ModesReport{Machine: Machine(), Setup: fmt.Sprintf(
 		"tree of %d files; watch --push-interval %s; hybrid --rescan %s; a watch gets %s to make the bucket consistent; "+
 			"burst %d files; overflow %d writes; S3: Versity S3 Gateway %s on the same machine through a counting proxy",

@@ -109,21 +109,12 @@ func Scale(ctx context.Context, o ScaleOptions) (*Report, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	gw, err := gateway.Start(ctx, gateway.Options{Root: filepath.Join(o.Dir, "gateway"), Logf: o.Logf})
+	srv, err := startServer(ctx, o.Dir, "bench", o.Logf)
 	if err != nil {
 		return nil, err
 	}
-	defer gw.Stop()
-	proxy, err := gateway.NewProxy(gw.Endpoint)
-	if err != nil {
-		return nil, err
-	}
-	defer proxy.Close()
-	bucket := fmt.Sprintf("bench-%d", time.Now().Unix())
-	if err := gw.CreateBucket(ctx, bucket); err != nil {
-		return nil, err
-	}
-	s := &scale{o: o, gw: gw, proxy: proxy, bucket: bucket, rep: &Report{
+	defer srv.close()
+	s := &scale{o: o, gw: srv.gw, proxy: srv.proxy, bucket: srv.bucket, rep: &Report{
 		Machine: Machine(),
 		Server:  "Versity S3 Gateway " + gateway.Version + " (posix backend) on the same machine, through a counting proxy",
 	}}

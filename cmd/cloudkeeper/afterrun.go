@@ -81,28 +81,22 @@ func (a afterRun) done(ctx context.Context, res outcome) {
 
 // notification is the JSON body of a notification.
 type notification struct {
-	Status      string    `json:"status"` // success, incomplete or failure
-	ExitCode    int       `json:"exit_code"`
-	Host        string    `json:"host"`
-	Source      string    `json:"source"`
-	Bucket      string    `json:"bucket"`
-	Prefix      string    `json:"prefix"`
-	Endpoint    string    `json:"endpoint,omitempty"`
-	Started     time.Time `json:"started"`
-	Finished    time.Time `json:"finished"`
-	DurationS   float64   `json:"duration_s"`
-	Add         int64     `json:"add"`
-	Modify      int64     `json:"modify"`
-	Rename      int64     `json:"rename"`
-	Copy        int64     `json:"copy"`
-	Delete      int64     `json:"delete"`
-	Unchanged   int64     `json:"unchanged"`
-	Bytes       int64     `json:"bytes"`
-	ErrorCount  int64     `json:"errors"`
-	Error       string    `json:"error,omitempty"`        // why the run failed
-	FirstErrors []string  `json:"first_errors,omitempty"` // the first paths that failed
-	Objects     int64     `json:"objects"`                // in the backup after the run
-	ObjectBytes int64     `json:"object_bytes"`
+	Status    string    `json:"status"` // success, incomplete or failure
+	ExitCode  int       `json:"exit_code"`
+	Host      string    `json:"host"`
+	Source    string    `json:"source"`
+	Bucket    string    `json:"bucket"`
+	Prefix    string    `json:"prefix"`
+	Endpoint  string    `json:"endpoint,omitempty"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
+	DurationS float64   `json:"duration_s"`
+	counts
+	ErrorCount  int64    `json:"errors"`
+	Error       string   `json:"error,omitempty"`        // why the run failed
+	FirstErrors []string `json:"first_errors,omitempty"` // the first paths that failed
+	Objects     int64    `json:"objects"`                // in the backup after the run
+	ObjectBytes int64    `json:"object_bytes"`
 }
 
 func (a afterRun) notify(ctx context.Context, res outcome) {
@@ -110,8 +104,7 @@ func (a afterRun) notify(ctx context.Context, res outcome) {
 	n := notification{
 		ExitCode: res.exitCode(), Host: host, Source: a.t.Source, Bucket: a.t.Bucket, Prefix: a.t.Prefix,
 		Endpoint: a.t.Endpoint, Started: res.started, Finished: res.ended, DurationS: res.ended.Sub(res.started).Seconds(),
-		Add: res.sum.Adds, Modify: res.sum.Modifies, Rename: res.sum.Renames, Copy: res.sum.Copies, Delete: res.sum.Deletes,
-		Unchanged: res.st.Unchanged, Bytes: res.sum.Bytes, ErrorCount: res.errors(), FirstErrors: res.firstErrors,
+		counts: countsOf(res.sum, res.st.Unchanged), ErrorCount: res.errors(), FirstErrors: res.firstErrors,
 		Objects: res.objects, ObjectBytes: res.bytes,
 	}
 	target := a.notifyURL

@@ -54,16 +54,26 @@ type jsonChange struct {
 	Size int64  `json:"size"`
 }
 
+// counts is what a run did, as the JSON summary, status and notifications
+// report it.
+type counts struct {
+	Add       int64 `json:"add"`
+	Modify    int64 `json:"modify"`
+	Rename    int64 `json:"rename"`
+	Copy      int64 `json:"copy"`
+	Delete    int64 `json:"delete"`
+	Unchanged int64 `json:"unchanged"`
+	Bytes     int64 `json:"bytes"` // uploaded
+}
+
+func countsOf(s uploader.Summary, unchanged int64) counts {
+	return counts{Add: s.Adds, Modify: s.Modifies, Rename: s.Renames, Copy: s.Copies, Delete: s.Deletes, Unchanged: unchanged, Bytes: s.Bytes}
+}
+
 type jsonSummary struct {
 	Summary struct {
-		Add       int64 `json:"add"`
-		Modify    int64 `json:"modify"`
-		Rename    int64 `json:"rename"`
-		Copy      int64 `json:"copy"`
-		Delete    int64 `json:"delete"`
-		Unchanged int64 `json:"unchanged"`
-		Bytes     int64 `json:"bytes"`
-		Errors    int64 `json:"errors"`
+		counts
+		Errors int64 `json:"errors"`
 		// What the scan read: zero on a run where stat says nothing changed.
 		HashedFiles int64 `json:"hashed_files"`
 		HashedBytes int64 `json:"hashed_bytes"`
@@ -154,9 +164,7 @@ func (p *printer) summary(s uploader.Summary, st manifest.Stats) {
 	errors := s.Errors + st.Errors
 	if p.json {
 		var js jsonSummary
-		js.Summary.Add, js.Summary.Modify, js.Summary.Rename = s.Adds, s.Modifies, s.Renames
-		js.Summary.Copy, js.Summary.Delete, js.Summary.Unchanged = s.Copies, s.Deletes, st.Unchanged
-		js.Summary.Bytes, js.Summary.Errors = s.Bytes, errors
+		js.Summary.counts, js.Summary.Errors = countsOf(s, st.Unchanged), errors
 		js.Summary.HashedFiles, js.Summary.HashedBytes = st.Hashed, st.HashedBytes
 		b, _ := json.Marshal(js)
 		p.println(string(b))

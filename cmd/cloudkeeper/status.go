@@ -85,15 +85,9 @@ type statusRun struct {
 	Ended     *time.Time `json:"ended"` // null: still running, or killed
 	DurationS float64    `json:"duration_s"`
 	ExitCode  *int       `json:"exit_code"`
-	Add       int64      `json:"add"`
-	Modify    int64      `json:"modify"`
-	Rename    int64      `json:"rename"`
-	Copy      int64      `json:"copy"`
-	Delete    int64      `json:"delete"`
-	Unchanged int64      `json:"unchanged"`
-	Bytes     int64      `json:"bytes"`
-	Errors    int64      `json:"errors"`
-	Message   string     `json:"message,omitempty"`
+	counts
+	Errors  int64  `json:"errors"`
+	Message string `json:"message,omitempty"`
 }
 
 func readStatus(c *cli.Context, db *manifest.DB, t target) (backupStatus, error) {
@@ -118,8 +112,8 @@ func readStatus(c *cli.Context, db *manifest.DB, t target) (backupStatus, error)
 	}
 	st.Runs = []statusRun{}
 	for _, r := range runs {
-		sr := statusRun{Started: r.Started, Add: r.Adds, Modify: r.Modifies, Rename: r.Renames, Copy: r.Copies,
-			Delete: r.Deletes, Unchanged: r.Unchanged, Bytes: r.Bytes, Errors: r.Errors, Message: r.Message}
+		sum := uploader.Summary{Adds: r.Adds, Modifies: r.Modifies, Renames: r.Renames, Copies: r.Copies, Deletes: r.Deletes, Bytes: r.Bytes}
+		sr := statusRun{Started: r.Started, counts: countsOf(sum, r.Unchanged), Errors: r.Errors, Message: r.Message}
 		if r.Finished() {
 			ended, code := r.Ended, r.ExitCode
 			sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()
@@ -160,7 +154,7 @@ func (st backupStatus) print(w io.Writer) {
 		}
 		line := fmt.Sprintf("%-19s  %9s  %-10s", r.Started.Format(time.DateTime), dur, result)
 		if r.Ended != nil {
-			sum := uploader.Summary{Adds: r.Add, Modifies: r.Modify, Renames: r.Rename, Copies: r.Copy, Deletes: r.Delete, Bytes: r.Bytes, Errors: r.Errors}
+			sum := uploader.Summary{Adds: r.Add, Modifies: r.Modify, Renames: r.Rename, Copies: r.Copy, Deletes: r.Delete, Bytes: r.counts.Bytes, Errors: r.Errors}
 			line += "  " + summaryLine(sum, manifest.Stats{Unchanged: r.Unchanged})
 			if r.Message != "" {
 				line += ": " + r.Message
