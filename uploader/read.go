@@ -78,6 +78,21 @@ func (b *S3) List(ctx context.Context, prefix string, fn func(ObjectInfo) error)
 	return b.list(ctx, prefix, listPageSize, fn)
 }
 
+// HasObjects reports whether any object's key starts with prefix: one
+// request for one key.
+func (b *S3) HasObjects(ctx context.Context, prefix string) (bool, error) {
+	found := false
+	errFound := errors.New("found")
+	err := b.list(ctx, prefix, 1, func(ObjectInfo) error {
+		found = true
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return false, err
+	}
+	return found, nil
+}
+
 func (b *S3) list(ctx context.Context, prefix string, pageSize int32, fn func(ObjectInfo) error) error {
 	if err := b.Check(ctx); err != nil {
 		return err

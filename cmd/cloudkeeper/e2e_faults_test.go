@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -271,5 +272,29 @@ func TestSyncSymlinks(t *testing.T) {
 	}
 	if r := f.sync(0, "--follow-symlinks"); len(r.lines()) != 0 {
 		t.Fatalf("second run: %q", r.lines())
+	}
+}
+
+// A deleted or lost manifest would make the next run upload everything
+// again: a first run into a prefix that already holds objects stops and
+// says to rebuild the manifest, unless --allow-existing.
+func TestSyncNewManifestOverExistingObjects(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}, "b.txt": scantest.File{Content: "beta"}})
+	m := filepath.Join(e.state, "m.db")
+	e.sync(0, "--manifest", m)
+	os.Remove(m)
+	r := e.sync(1, "--manifest", m)
+	if !strings.Contains(r.stderr, "already holds objects") || !strings.Contains(r.stderr, "cloudkeeper manifest rebuild") {
+		t.Fatalf("stderr %s", r.stderr)
+	}
+	if st := e.proxy.Stats(); st.ByOp["PutObject"] != 0 || st.ByOp["ListObjectsV2"] != 1 {
+		t.Fatalf("requests %v", st.ByOp)
+	}
+	if r := e.sync(0, "--manifest", m, "--allow-existing"); len(r.lines()) != 2 {
+		t.Fatalf("--allow-existing: %q", r.lines())
+	}
+	// Not on later runs: a run with nothing to do still sends nothing.
+	if e.sync(0, "--manifest", m); e.proxy.Stats().Requests != 0 {
+		t.Fatalf("requests %v", e.ops())
 	}
 }

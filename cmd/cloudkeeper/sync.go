@@ -69,6 +69,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 100% turns it off"},
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
 		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
+		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests `cloudkeeper manifest rebuild`"},
 	}
 }
 
@@ -94,7 +95,7 @@ func loadSyncOptions(c *cli.Context, p *printer) (syncOptions, afterRun, error) 
 	if c.Int("retries") < 1 {
 		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))}
 	}
-	return syncOptions{target: t, filter: filter, follow: c.Bool("follow-symlinks"),
+	return syncOptions{target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
 		maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait")}, after, nil
 }
 
@@ -133,6 +134,9 @@ type syncOptions struct {
 	maxDelete manifest.DeleteLimit
 	retries   int
 	retryWait time.Duration
+	// allowExisting lets a first run back up into a prefix that holds
+	// objects already.
+	allowExisting bool
 }
 
 // outcome is what a run did and how it ended.
@@ -219,6 +223,11 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 			res.err = err
 			return res
 		}
+		if !o.allowExisting {
+			if res.err = checkNewManifest(ctx, db, s3, o); res.err != nil {
+				return res
+			}
+		}
 		w := db.Writer()
 		defer w.Close()
 		bucket, journal = s3, w
@@ -258,6 +267,28 @@ func abortOrphans(ctx context.Context, db *manifest.DB, s3 *uploader.S3, prefix 
 	}
 	p.log.Info("the last run was killed; aborted its unfinished multipart uploads", "uploads", n)
 	return nil
+}
+
+// checkNewManifest refuses a first run (an empty manifest that never ran)
+// into a prefix that already holds objects: the manifest was most likely
+// deleted, lost with a disk, or is another file than the one used before,
+// and trusting it would upload the whole tree again. One request, on the
+// first run only.
+func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions) error {
+	empty, err := db.Empty(ctx)
+	if err != nil || !empty {
+		return err
+	}
+	if runs, err := db.Runs(ctx, 2); err != nil || len(runs) > 1 {
+		return err // this run is the first row; an earlier one means not new
+	}
+	has, err := s3.HasObjects(ctx, o.Prefix)
+	if err != nil || !has {
+		return err
+	}
+	return fmt.Errorf("the manifest %s is new, but s3://%s/%s already holds objects: if they are this backup's "+
+		"(the manifest was deleted or lost), run `cloudkeeper manifest rebuild` first so that nothing is uploaded again; "+
+		"to back up over them anyway, pass --allow-existing", o.Manifest, o.Bucket, o.Prefix)
 }
 
 // pipeline runs the walk, the diff and the apply at once.
