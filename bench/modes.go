@@ -38,7 +38,7 @@ type ModesOptions struct {
 	Workloads []string      // default AllWorkloads
 	Push      time.Duration // watch's --push-interval (default 1 s)
 	Rescan    time.Duration // hybrid's --rescan in the bench (default 10 s)
-	Settle    time.Duration // how long a watch may take to make the bucket consistent (default 30 s)
+	Settle    time.Duration // how long a watch may take to make the bucket consistent (default 2 min)
 	NoUpload  bool          // measure detection alone: dry runs, no bucket
 	Binary    string        // the cloudkeeper binary
 	Logf      func(format string, args ...any)
@@ -67,7 +67,7 @@ func (o *ModesOptions) applyDefaults() {
 		o.Rescan = 10 * time.Second
 	}
 	if o.Settle <= 0 {
-		o.Settle = 30 * time.Second
+		o.Settle = 2 * time.Minute
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}

@@ -36,7 +36,7 @@ func benchCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "workloads", Usage: "`WORKLOADS` to run (default all)"},
 			&cli.DurationFlag{Name: "push", Value: time.Second, Usage: "watch's --push-interval"},
 			&cli.DurationFlag{Name: "rescan", Value: 10 * time.Second, Usage: "hybrid's --rescan in the bench"},
-			&cli.DurationFlag{Name: "settle", Value: 30 * time.Second, Usage: "how long a watch may take to make the bucket consistent before what is left counts as missed"},
+			&cli.DurationFlag{Name: "settle", Value: 2 * time.Minute, Usage: "how long a watch may take to make the bucket consistent before what is left counts as missed"},
 			&cli.BoolFlag{Name: "no-upload", Usage: "measure detection alone (dry runs; nothing is uploaded)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
 			&cli.StringFlag{Name: "svg", Usage: "also write a chart to `FILE`"},
