@@ -36,7 +36,7 @@ func TestReportedPaths(t *testing.T) {
 	}
 }
 
-func TestParseMarkdownRows(t *testing.T) {
+func TestReportWritesTableAndChart(t *testing.T) {
 	r := &ModesReport{Machine: "m", Setup: "s", Results: []ModeResult{{Mode: "scan", Workload: "idle", WallS: 0.5, PeakRSSBytes: 1 << 20}}}
 	var b strings.Builder
 	r.Markdown(&b)
