@@ -566,11 +566,14 @@ func gwtestObjects(t *testing.T, e *env) map[string]gwtest.Object {
 // object with bytes other than its x-amz-meta-blake3, and the next run
 // uploads the new content.
 func TestSyncFileChangedDuringUpload(t *testing.T) {
-	e := newEnv(t, scantest.Dir{"live.log": scantest.File{Content: "first version"}})
+	e := newEnv(t, scantest.Dir{"other.txt": scantest.File{Content: "backed up first"}})
+	e.sync(0)
+	scantest.Write(t, e.src, "live.log", "first version")
 	var once sync.Once
 	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		// The run's first request comes after the scan hashed the file
-		// and before the upload reads it: change it then.
+		// In a run that is not the first, the first request (the bucket
+		// check before the first upload) comes after the scan hashed the
+		// file and before the upload reads it: change it then.
 		once.Do(func() { scantest.Write(t, e.src, "live.log", "second version") })
 		return nil
 	})
@@ -578,7 +581,7 @@ func TestSyncFileChangedDuringUpload(t *testing.T) {
 	if !strings.Contains(r.stderr, "live.log: changed during upload, will retry next run") {
 		t.Fatalf("stderr %q", r.stderr)
 	}
-	if objs := gwtestObjects(t, e); len(objs) != 0 {
+	if objs := gwtestObjects(t, e); len(objs) != 1 {
 		t.Fatalf("bucket has %v", scantest.Keys(objs))
 	}
 	e.proxy.SetFault(nil)
