@@ -59,6 +59,12 @@ func (r *ModesReport) SVG(w io.Writer) {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	b.WriteString("<defs>")
+	for _, mode := range modes {
+		fmt.Fprintf(&b, `<pattern id="never-%s" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">`+
+			`<rect width="8" height="8" fill="%s" opacity="0.35"/><line x1="0" y1="0" x2="0" y2="8" stroke="#C00" stroke-width="3"/></pattern>`, mode, colors[mode])
+	}
+	b.WriteString("</defs>\n")
 	fmt.Fprintf(&b, `<text x="%.0f" y="22" font-size="15" font-weight="bold">Time until the bucket matches the tree (log scale); red: changes missed</text>`+"\n", left)
 	fmt.Fprintf(&b, `<text x="%.0f" y="40" fill="#555">%s</text>`+"\n", left, html.EscapeString(truncate(r.Machine, 110)))
 	for e := lo; e <= hi; e++ {
@@ -74,8 +80,15 @@ func (r *ModesReport) SVG(w io.Writer) {
 					continue
 				}
 				bx := x0 + float64(j)*barW
+				fill := colors[mode]
+				if x.Missed > 0 || x.Invented > 0 {
+					// Never consistent: the bar stops where the bench
+					// stopped waiting, hatched, with "never" on top.
+					fill = "url(#never-" + mode + ")"
+					fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#C00" font-weight="bold">never</text>`+"\n", bx+(barW-4)/2, y(x.WallS)-5)
+				}
 				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.0f" height="%.1f" fill="%s"><title>%s / %s: %.2f s, missed %d</title></rect>`+"\n",
-					bx, y(x.WallS), barW-4, top+chartH-y(x.WallS), colors[mode], wl, mode, x.WallS, x.Missed)
+					bx, y(x.WallS), barW-4, top+chartH-y(x.WallS), fill, wl, mode, x.WallS, x.Missed)
 				if x.Missed > 0 {
 					fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#C00" font-weight="bold">%d</text>`+"\n", bx+(barW-4)/2, top+chartH+30, x.Missed)
 				}
@@ -88,7 +101,8 @@ func (r *ModesReport) SVG(w io.Writer) {
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="12" height="12" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n", lx, height-40, colors[mode], lx+16, height-30, mode)
 		lx += 90
 	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#C00">n = changes missed</text>`+"\n", lx, height-30)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#C00">n = changes missed; hatched "never": not consistent when the bench stopped waiting</text>`+"\n", lx, height-30)
+	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#555">No bar: the bucket already matched when the workload ended.</text>`+"\n", left, height-10)
 	b.WriteString("</svg>\n")
 	io.WriteString(w, b.String())
 }

@@ -48,4 +48,15 @@ func TestReportWritesTableAndChart(t *testing.T) {
 	if !strings.HasPrefix(b.String(), "<svg") || !strings.Contains(b.String(), "idle") {
 		t.Fatalf("svg:\n%s", b.String())
 	}
+	if strings.Contains(b.String(), ">never<") {
+		t.Fatalf("a consistent run is drawn as never consistent:\n%s", b.String())
+	}
+	// A mode that missed changes never made the bucket consistent: the
+	// chart must not read as if it merely took long.
+	r.Results = append(r.Results, ModeResult{Mode: "events", Workload: "offline", WallS: 120, Missed: 250})
+	b.Reset()
+	r.SVG(&b)
+	if !strings.Contains(b.String(), ">never<") || !strings.Contains(b.String(), ">250<") {
+		t.Fatalf("svg does not mark the missed changes:\n%s", b.String())
+	}
 }
