@@ -23,8 +23,10 @@ import (
 // hook is a local webhook that records what it is sent.
 type hook struct {
 	*httptest.Server
-	mu    sync.Mutex
-	posts []post
+	mu       sync.Mutex
+	posts    []post
+	failNext int // answer this many requests with 503, recording nothing
+	refused  int // requests so answered
 }
 
 type post struct {
@@ -38,8 +40,14 @@ func newHook(t *testing.T) *hook {
 		var n notification
 		json.NewDecoder(r.Body).Decode(&n)
 		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.failNext > 0 {
+			h.failNext--
+			h.refused++
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		h.posts = append(h.posts, post{r.URL.Path, n})
-		h.mu.Unlock()
 	}))
 	t.Cleanup(h.Close)
 	return h
@@ -113,6 +121,14 @@ func TestNotifications(t *testing.T) {
 	p = h.take()
 	if len(p) != 1 || p[0].path != "/ping/abc/fail" || p[0].body.Status != "failure" || p[0].body.ExitCode != 1 || !strings.Contains(p[0].body.Error, "does not exist") {
 		t.Fatalf("posts %+v\n%s", p, r.stderr)
+	}
+	// A ping service that is briefly down gets the notification on a retry.
+	h.mu.Lock()
+	h.failNext = 2
+	h.mu.Unlock()
+	e.sync(0, "--notify-url", h.URL+"/ping/abc", "--notify-on", "always")
+	if p := h.take(); len(p) != 1 || p[0].body.Status != "success" || h.refused != 2 {
+		t.Fatalf("after 2 refusals: posts %+v, refused %d", p, h.refused)
 	}
 	h.Close()
 	r = e.sync(0, "--notify-url", h.URL+"/ping/abc", "--notify-on", "always")
