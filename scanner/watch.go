@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rjeczalik/notify"
 	"golang.org/x/sys/unix"
@@ -23,13 +25,18 @@ import (
 // is slow and hides the kernel's queue overflow, and on inotify the files
 // created in a new folder before its watch exists raise no event at all.
 // So a dirty path stands for itself and everything under it: a new folder
-// is walked whole when the dirty paths are scanned. And Lost reports when
+// is walked whole when the dirty paths are scanned. And Take reports when
 // there is reason to think events were missed (a full event buffer, a
-// watch that could not be set), so that a caller can fall back to a full
-// scan.
+// storm of events as big as the kernel's queue, an event on the source
+// folder itself), so that a caller can fall back to a full scan.
 type Watcher struct {
 	root   string
 	events chan notify.EventInfo
+	// storm is how many events within a second make a kernel queue
+	// overflow likely (the queue's size, fs.inotify.max_queued_events);
+	// 0 if unknown. notify drops the kernel's IN_Q_OVERFLOW notice, so a
+	// rate that could have filled the queue is the only sign left.
+	storm int
 
 	mu    sync.Mutex
 	dirty map[string]struct{}
@@ -46,7 +53,8 @@ func Watch(root string, buffer int) (*Watcher, error) {
 	if buffer <= 0 {
 		buffer = DefaultEventBuffer
 	}
-	w := &Watcher{root: filepath.Clean(root), events: make(chan notify.EventInfo, buffer), dirty: map[string]struct{}{}}
+	w := &Watcher{root: filepath.Clean(root), events: make(chan notify.EventInfo, buffer), dirty: map[string]struct{}{},
+		storm: kernelQueueSize()}
 	err := notify.Watch(w.root+"/...", w.events, notify.Create, notify.Write, notify.Remove, notify.Rename)
 	if err != nil {
 		notify.Stop(w.events)
@@ -58,25 +66,47 @@ func Watch(root string, buffer int) (*Watcher, error) {
 	return w, nil
 }
 
+// kernelQueueSize is inotify's per-instance event queue size, or 0.
+func kernelQueueSize() int {
+	b, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
 // Run records events as dirty paths until ctx ends.
 func (w *Watcher) Run(ctx context.Context) {
+	var second time.Time // start of the current one-second window
+	inSecond := 0        // events received in it
 	for {
 		select {
 		case ev := <-w.events:
 			full := len(w.events) == cap(w.events)-1 // it was full when this one was taken
-			w.record(ev.Path(), full)
+			if now := time.Now(); now.Sub(second) >= time.Second {
+				second, inSecond = now, 0
+			}
+			inSecond++
+			w.record(ev.Path(), full, w.storm > 0 && inSecond == w.storm)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (w *Watcher) record(abs string, full bool) {
+func (w *Watcher) record(abs string, full, storm bool) {
 	rel, ok := w.rel(abs)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if full && w.lost == "" {
 		w.lost = "the event buffer filled up: events may have been dropped"
+	}
+	if storm && w.lost == "" {
+		w.lost = fmt.Sprintf("%d events within a second, as many as the kernel's inotify queue holds (fs.inotify.max_queued_events): events may have been dropped", w.storm)
 	}
 	if !ok {
 		return

@@ -2,9 +2,11 @@ package scanner
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +93,43 @@ func TestWatcherMarksChanges(t *testing.T) {
 	})
 	if !slices.Equal(scanned, []string{"dir/f", "kept", "new/deep/er/file"}) {
 		t.Fatalf("scanned %q", scanned)
+	}
+}
+
+// notify hides the kernel's queue overflow: a second with as many events as
+// the kernel's queue holds is taken as a sign that some were dropped.
+func TestWatcherSuspectsAStorm(t *testing.T) {
+	root, _ := filepath.EvalSymlinks(t.TempDir())
+	w, err := Watch(root, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if w.storm != kernelQueueSize() {
+		t.Fatalf("storm threshold %d, kernel queue %d", w.storm, kernelQueueSize())
+	}
+	w.storm = 100 // a small kernel queue, as fs.inotify.max_queued_events=100 would give
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	for i := range 20 {
+		scantest.Write(t, root, fmt.Sprintf("calm-%d", i), "x")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, lost := w.Take(); lost != "" {
+		t.Fatalf("20 writes taken for a storm: %q", lost)
+	}
+	for i := range 300 {
+		scantest.Write(t, root, fmt.Sprintf("storm-%d", i), "x")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, lost := w.Take(); strings.Contains(lost, "as many as the kernel's inotify queue holds") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("300 writes at once not taken for a storm (last reason %q)", lost)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
