@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 )
@@ -102,6 +105,16 @@ func TestWalkReportsStatAndSkipsSpecialFiles(t *testing.T) {
 		"dirl": scantest.Symlink{Target: "."},
 		"pipe": scantest.Fifo{},
 	})
+	// A socket, and a character device where this user may make one.
+	sock, err := net.Listen("unix", filepath.Join(root, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	device := unix.Mknod(filepath.Join(root, "null"), unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3))) == nil
+	if !device {
+		t.Log("cannot make a device node here: devices are not checked")
+	}
 	got := collect(t, OS{}, root, WalkOptions{})
 	kinds := map[string]string{}
 	for _, e := range got {
@@ -113,6 +126,10 @@ func TestWalkReportsStatAndSkipsSpecialFiles(t *testing.T) {
 		"link": fmt.Sprintf("%d/symlink", KindSkipped),
 		"loop": fmt.Sprintf("%d/symlink", KindSkipped),
 		"pipe": fmt.Sprintf("%d/special file", KindSkipped),
+		"sock": fmt.Sprintf("%d/special file", KindSkipped),
+	}
+	if device {
+		want["null"] = fmt.Sprintf("%d/special file", KindSkipped)
 	}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Fatalf("got %v, want %v", kinds, want)
