@@ -22,9 +22,10 @@ func benchCommand() *cli.Command {
 			"  scan    a sync after the workload\n" +
 			"  events  watch --events-only (the original daemon's design)\n" +
 			"  hybrid  watch with its safety scans (--rescan in the bench: --rescan below)\n" +
-			"Workloads: idle, trickle (20 edits over 2 s), burst (--burst new files at once), rename (a folder\n" +
-			"of a tenth of the tree), delete (a fifth of the tree), offline (changes while the watch is not\n" +
-			"running), overflow (--storm writes as fast as they go). For each: changes missed and invented\n" +
+			"Workloads: idle, trickle (20 edits over 2 s), burst (--burst new files at once), rename (the first\n" +
+			"top-level folder moved: 10,000 of the default 20,000 files), delete (the next two top-level folders\n" +
+			"removed: 2,200 files), offline (changes while the watch is not running), overflow (--storm writes\n" +
+			"as fast as they go). For each: changes missed and invented\n" +
 			"against the tree, time until the bucket is consistent, CPU, peak RSS, inotify watches, S3\n" +
 			"requests and bytes uploaded. It starts a local Versity S3 Gateway itself: no AWS account needed.",
 		Flags: []cli.Flag{
