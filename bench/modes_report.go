@@ -14,8 +14,12 @@ func (r *ModesReport) Markdown(w io.Writer) {
 	fmt.Fprintln(w, "| workload | mode | missed | invented | wall (s) | CPU (s) | peak RSS | watches | S3 requests | uploaded |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, x := range r.Results {
-		fmt.Fprintf(w, "| %s | %s | %d | %d | %.2f | %.2f | %s | %d | %d | %s |\n", x.Workload, x.Mode, x.Missed, x.Invented,
-			x.WallS, x.CPUS, mib(x.PeakRSSBytes), x.Watches, x.S3Requests, mib(x.BytesUploaded))
+		wall := fmt.Sprintf("%.2f", x.WallS)
+		if x.Missed > 0 || x.Invented > 0 {
+			wall = fmt.Sprintf("never (gave up at %.0f)", x.WallS)
+		}
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %s | %.2f | %s | %d | %d | %s |\n", x.Workload, x.Mode, x.Missed, x.Invented,
+			wall, x.CPUS, mib(x.PeakRSSBytes), x.Watches, x.S3Requests, mib(x.BytesUploaded))
 	}
 }
 

@@ -55,6 +55,11 @@ func TestReportWritesTableAndChart(t *testing.T) {
 	// chart must not read as if it merely took long.
 	r.Results = append(r.Results, ModeResult{Mode: "events", Workload: "offline", WallS: 120, Missed: 250})
 	b.Reset()
+	r.Markdown(&b)
+	if !strings.Contains(b.String(), "| offline | events | 250 | 0 | never (gave up at 120) |") {
+		t.Fatalf("markdown does not say the bucket never matched:\n%s", b.String())
+	}
+	b.Reset()
 	r.SVG(&b)
 	if !strings.Contains(b.String(), ">never<") || !strings.Contains(b.String(), ">250<") {
 		t.Fatalf("svg does not mark the missed changes:\n%s", b.String())
