@@ -11,7 +11,7 @@ import (
 // Markdown writes the comparison as a table, one row per (workload, mode).
 func (r *ModesReport) Markdown(w io.Writer) {
 	fmt.Fprintf(w, "Machine: %s  \nSetup: %s\n\n", r.Machine, r.Setup)
-	fmt.Fprintln(w, "| workload | mode | missed | invented | wall (s) | CPU (s) | peak RSS | watches | S3 requests | uploaded |")
+	fmt.Fprintln(w, "| workload | mode | missed | invented | until consistent (s) | CPU (s) | peak RSS | inotify watches | S3 requests | uploaded |")
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
 	for _, x := range r.Results {
 		wall := fmt.Sprintf("%.2f", x.WallS)
