@@ -55,15 +55,67 @@ func Watch(root string, buffer int) (*Watcher, error) {
 	}
 	w := &Watcher{root: filepath.Clean(root), events: make(chan notify.EventInfo, buffer), dirty: map[string]struct{}{},
 		storm: kernelQueueSize()}
+	// notify says nothing when the watch limit stops it part way down the
+	// tree: count the folders first, and the watches held after.
+	folders := countFolders(w.root)
 	err := notify.Watch(w.root+"/...", w.events, notify.Create, notify.Write, notify.Remove, notify.Rename)
 	if err != nil {
 		notify.Stop(w.events)
 		if errors.Is(err, unix.ENOSPC) {
-			return nil, fmt.Errorf("watch %s: the limit of inotify watches is reached (raise fs.inotify.max_user_watches): %w", root, err)
+			return nil, fmt.Errorf("watch %s (raise fs.inotify.max_user_watches): %w", root, ErrWatchLimit)
 		}
 		return nil, fmt.Errorf("watch %s: %w", root, err)
 	}
+	if held := watchesHeld(); held >= 0 && held < folders {
+		notify.Stop(w.events)
+		return nil, fmt.Errorf("watch %s: only %d of its %d folders could be watched (raise fs.inotify.max_user_watches): %w",
+			root, held, folders, ErrWatchLimit)
+	}
 	return w, nil
+}
+
+// ErrWatchLimit is the error of a watch that cannot cover the whole tree.
+var ErrWatchLimit = errors.New("the limit of inotify watches is reached")
+
+// countFolders counts root and the folders under it that can be listed
+// (what inotify can watch), from directory entries alone, without stat.
+func countFolders(root string) int {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return 0
+	}
+	n := 1
+	for _, e := range ents {
+		if e.IsDir() {
+			n += countFolders(filepath.Join(root, e.Name()))
+		}
+	}
+	return n
+}
+
+// watchesHeld counts the inotify watches this process holds, from
+// /proc/self/fdinfo; -1 if it cannot tell.
+func watchesHeld() int {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	n, found := 0, false
+	for _, fd := range fds {
+		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err != nil || target != "anon_inode:inotify" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		if err != nil {
+			return -1
+		}
+		found = true
+		n += strings.Count(string(info), "inotify wd:")
+	}
+	if !found {
+		return -1
+	}
+	return n
 }
 
 // kernelQueueSize is inotify's per-instance event queue size, or 0.

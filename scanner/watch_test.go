@@ -2,10 +2,12 @@ package scanner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +134,92 @@ func TestWatcherSuspectsAStorm(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// The two counts Watch compares to notice a tree that is only partly
+// watched: the folders it can list, and the inotify watches held.
+func TestWatchCountsFoldersAndWatches(t *testing.T) {
+	root, _ := filepath.EvalSymlinks(t.TempDir())
+	scantest.Create(t, root, watchLimitTree())
+	if n := countFolders(root); n != 31 {
+		t.Fatalf("%d folders counted, want 31", n)
+	}
+	before := watchesHeld()
+	w, err := Watch(root, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if held := watchesHeld(); held < 31 || held-max(before, 0) != 31 {
+		t.Fatalf("%d inotify watches held (%d before), want 31 more", held, before)
+	}
+}
+
+func watchLimitTree() scantest.Dir {
+	tree := scantest.Dir{}
+	for i := range 30 {
+		tree[fmt.Sprintf("d%02d", i)] = scantest.Dir{"f": scantest.File{Content: "x"}}
+	}
+	return tree
+}
+
+// notify stops quietly at the inotify watch limit, part way down the tree;
+// Watch must not then claim to watch it all. The limit is the kernel's,
+// lowered for the length of the test: it is machine-wide for the user, so
+// the test runs only when asked (CLOUDKEEPER_TEST_WATCH_LIMIT=1, as root),
+// never beside other tests that watch.
+func TestWatchNoticesTheWatchLimit(t *testing.T) {
+	const sysctl = "/proc/sys/fs/inotify/max_user_watches"
+	if os.Getenv("CLOUDKEEPER_TEST_WATCH_LIMIT") != "1" {
+		t.Skip("lowers the machine's inotify watch limit for a moment: run with CLOUDKEEPER_TEST_WATCH_LIMIT=1, as root, alone")
+	}
+	old, err := os.ReadFile(sysctl)
+	if err != nil || os.Geteuid() != 0 {
+		t.Skipf("cannot lower the watch limit here (root: %v, %v)", os.Geteuid() == 0, err)
+	}
+	root, _ := filepath.EvalSymlinks(t.TempDir())
+	scantest.Create(t, root, watchLimitTree())
+
+	// Room for 10 more watches than this user's processes hold now.
+	limit := userWatches() + 10
+	if err := os.WriteFile(sysctl, []byte(strconv.Itoa(limit)), 0o644); err != nil {
+		t.Skipf("cannot lower the watch limit here: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(sysctl, old, 0o644); err != nil {
+			t.Errorf("could not restore %s to %s: %v", sysctl, strings.TrimSpace(string(old)), err)
+		}
+	})
+	w, err := Watch(root, 0)
+	if err == nil {
+		w.Close()
+		t.Fatalf("31 folders watched under a limit of %d", limit)
+	}
+	if !errors.Is(err, ErrWatchLimit) || !strings.Contains(err.Error(), "max_user_watches") || !strings.Contains(err.Error(), root) {
+		t.Fatalf("error %q", err)
+	}
+
+	// With the limit back, the same tree is watched whole.
+	if err := os.WriteFile(sysctl, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err = Watch(root, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+}
+
+// userWatches counts the inotify watches held by the processes this test
+// can see (the limit counts them all for the user).
+func userWatches() int {
+	n := 0
+	fdinfos, _ := filepath.Glob("/proc/[0-9]*/fdinfo/*")
+	for _, f := range fdinfos {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			n += strings.Count(string(b), "inotify wd:")
+		}
+	}
+	return n
 }
