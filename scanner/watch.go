@@ -68,10 +68,28 @@ func Watch(root string, buffer int) (*Watcher, error) {
 	}
 	if held := watchesHeld(); held >= 0 && held < folders {
 		notify.Stop(w.events)
-		return nil, fmt.Errorf("watch %s: only %d of its %d folders could be watched (raise fs.inotify.max_user_watches): %w",
-			root, held, folders, ErrWatchLimit)
+		return nil, fmt.Errorf("watch %s: %w", root, shortOfWatches(held, folders))
 	}
 	return w, nil
+}
+
+func shortOfWatches(held, folders int) error {
+	return fmt.Errorf("only %d of its %d folders could be watched (raise fs.inotify.max_user_watches): %w", held, folders, ErrWatchLimit)
+}
+
+// Uncovered says why the watch may no longer cover the tree, or "": notify
+// gives no error when it cannot watch a folder created after the start
+// (the watch limit), so the folders are counted again against the watches
+// held. It lists every folder: call it once a push, not once an event.
+func (w *Watcher) Uncovered() string {
+	held := watchesHeld()
+	if held < 0 {
+		return ""
+	}
+	if folders := countFolders(w.root); held < folders {
+		return shortOfWatches(held, folders).Error() + ": events in the others are missed"
+	}
+	return ""
 }
 
 // ErrWatchLimit is the error of a watch that cannot cover the whole tree.

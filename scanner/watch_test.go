@@ -153,6 +153,24 @@ func TestWatchCountsFoldersAndWatches(t *testing.T) {
 	if held := watchesHeld(); held < 31 || held-max(before, 0) != 31 {
 		t.Fatalf("%d inotify watches held (%d before), want 31 more", held, before)
 	}
+	if why := w.Uncovered(); why != "" {
+		t.Fatalf("a whole watch said uncovered: %q", why)
+	}
+	// Folders created later are watched too (notify adds them on their
+	// create event): no false alarm once it has.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+	for i := range 3 {
+		os.MkdirAll(filepath.Join(root, fmt.Sprintf("new%d/sub", i)), 0o755)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Uncovered() != "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("new folders never watched: %q", w.Uncovered())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func watchLimitTree() scantest.Dir {
@@ -207,7 +225,24 @@ func TestWatchNoticesTheWatchLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	// Folders created past the limit: notify gives no error, Uncovered
+	// tells.
+	if err := os.WriteFile(sysctl, []byte(strconv.Itoa(userWatches()+5)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		os.MkdirAll(filepath.Join(root, fmt.Sprintf("later%02d", i)), 0o755)
+	}
+	time.Sleep(300 * time.Millisecond)
+	why := w.Uncovered()
+	if !strings.Contains(why, "of its 51 folders could be watched") {
+		t.Fatalf("20 folders created past the limit: uncovered %q", why)
+	}
 }
 
 // userWatches counts the inotify watches held by the processes this test
