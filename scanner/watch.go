@@ -41,6 +41,9 @@ type Watcher struct {
 	mu    sync.Mutex
 	dirty map[string]struct{}
 	lost  string // why events may have been missed since the last Take
+	// Whether Uncovered must count again: a create or rename came (a new
+	// folder, perhaps), or the last count fell short.
+	recount bool
 }
 
 // DefaultEventBuffer is the event channel's capacity: notify drops events
@@ -80,13 +83,25 @@ func shortOfWatches(held, folders int) error {
 // Uncovered says why the watch may no longer cover the tree, or "": notify
 // gives no error when it cannot watch a folder created after the start
 // (the watch limit), so the folders are counted again against the watches
-// held. It lists every folder: call it once a push, not once an event.
+// held: after a create or rename event only (how a folder appears), and
+// until the count no longer falls short. It lists every folder: call it
+// once a push, not once an event.
 func (w *Watcher) Uncovered() string {
+	w.mu.Lock()
+	recount := w.recount
+	w.recount = false
+	w.mu.Unlock()
+	if !recount {
+		return ""
+	}
 	held := watchesHeld()
 	if held < 0 {
 		return ""
 	}
 	if folders := countFolders(w.root); held < folders {
+		w.mu.Lock()
+		w.recount = true
+		w.mu.Unlock()
 		return shortOfWatches(held, folders).Error() + ": events in the others are missed"
 	}
 	return ""
@@ -161,6 +176,11 @@ func (w *Watcher) Run(ctx context.Context) {
 				second, inSecond = now, 0
 			}
 			inSecond++
+			if ev.Event()&(notify.Create|notify.Rename) != 0 {
+				w.mu.Lock()
+				w.recount = true
+				w.mu.Unlock()
+			}
 			w.record(ev.Path(), full, w.storm > 0 && inSecond == w.storm)
 		case <-ctx.Done():
 			return
