@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
 )
 
@@ -703,27 +704,5 @@ func (w *watchProc) peakRSS() int64 {
 
 // watches counts the inotify watches the process holds.
 func (w *watchProc) watches() int {
-	dir := fmt.Sprintf("/proc/%d/fd", w.cmd.Process.Pid)
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, e := range ents {
-		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err != nil || target != "anon_inode:inotify" {
-			continue
-		}
-		f, err := os.Open(fmt.Sprintf("/proc/%d/fdinfo/%s", w.cmd.Process.Pid, e.Name()))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "inotify wd:") {
-				n++
-			}
-		}
-		f.Close()
-	}
-	return n
+	return max(0, scanner.InotifyWatches(w.cmd.Process.Pid))
 }

@@ -69,7 +69,7 @@ func Watch(root string, buffer int) (*Watcher, error) {
 		}
 		return nil, fmt.Errorf("watch %s: %w", root, err)
 	}
-	if held := watchesHeld(); held >= 0 && held < folders {
+	if held := InotifyWatches(os.Getpid()); held >= 0 && held < folders {
 		notify.Stop(w.events)
 		return nil, fmt.Errorf("watch %s: %w", root, shortOfWatches(held, folders))
 	}
@@ -94,7 +94,7 @@ func (w *Watcher) Uncovered() string {
 	if !recount {
 		return ""
 	}
-	held := watchesHeld()
+	held := InotifyWatches(os.Getpid())
 	if held < 0 {
 		return ""
 	}
@@ -126,19 +126,20 @@ func countFolders(root string) int {
 	return n
 }
 
-// watchesHeld counts the inotify watches this process holds, from
-// /proc/self/fdinfo; -1 if it cannot tell.
-func watchesHeld() int {
-	fds, err := os.ReadDir("/proc/self/fd")
+// InotifyWatches counts the inotify watches process pid holds, from
+// /proc/PID/fdinfo; -1 if it cannot tell (no /proc, no inotify instance).
+func InotifyWatches(pid int) int {
+	proc := "/proc/" + strconv.Itoa(pid)
+	fds, err := os.ReadDir(proc + "/fd")
 	if err != nil {
 		return -1
 	}
 	n, found := 0, false
 	for _, fd := range fds {
-		if target, err := os.Readlink("/proc/self/fd/" + fd.Name()); err != nil || target != "anon_inode:inotify" {
+		if target, err := os.Readlink(proc + "/fd/" + fd.Name()); err != nil || target != "anon_inode:inotify" {
 			continue
 		}
-		info, err := os.ReadFile("/proc/self/fdinfo/" + fd.Name())
+		info, err := os.ReadFile(proc + "/fdinfo/" + fd.Name())
 		if err != nil {
 			return -1
 		}
@@ -176,22 +177,20 @@ func (w *Watcher) Run(ctx context.Context) {
 				second, inSecond = now, 0
 			}
 			inSecond++
-			if ev.Event()&(notify.Create|notify.Rename) != 0 {
-				w.mu.Lock()
-				w.recount = true
-				w.mu.Unlock()
-			}
-			w.record(ev.Path(), full, w.storm > 0 && inSecond == w.storm)
+			w.record(ev, full, w.storm > 0 && inSecond == w.storm)
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-func (w *Watcher) record(abs string, full, storm bool) {
-	rel, ok := w.rel(abs)
+func (w *Watcher) record(ev notify.EventInfo, full, storm bool) {
+	rel, ok := w.rel(ev.Path())
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if ev.Event()&(notify.Create|notify.Rename) != 0 {
+		w.recount = true // a new folder, perhaps
+	}
 	if full && w.lost == "" {
 		w.lost = "the event buffer filled up: events may have been dropped"
 	}

@@ -57,14 +57,8 @@ func TestWatcherMarksChanges(t *testing.T) {
 	root := t.TempDir()
 	scantest.Create(t, root, scantest.Dir{"keep": scantest.File{Content: "k"}, "old": scantest.File{Content: "o"}, "dir": scantest.Dir{"f": scantest.File{Content: "f"}}})
 	root, _ = filepath.EvalSymlinks(root)
-	w, err := Watch(root, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w := mustWatch(t, root)
+	runWatcher(t, w)
 
 	scantest.Write(t, root, "dir/f", "changed")
 	os.Remove(filepath.Join(root, "old"))
@@ -102,18 +96,12 @@ func TestWatcherMarksChanges(t *testing.T) {
 // the kernel's queue holds is taken as a sign that some were dropped.
 func TestWatcherSuspectsAStorm(t *testing.T) {
 	root, _ := filepath.EvalSymlinks(t.TempDir())
-	w, err := Watch(root, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := mustWatch(t, root)
 	if w.storm != kernelQueueSize() {
 		t.Fatalf("storm threshold %d, kernel queue %d", w.storm, kernelQueueSize())
 	}
 	w.storm = 100 // a small kernel queue, as fs.inotify.max_queued_events=100 would give
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	runWatcher(t, w)
 
 	for i := range 20 {
 		scantest.Write(t, root, fmt.Sprintf("calm-%d", i), "x")
@@ -144,13 +132,9 @@ func TestWatchCountsFoldersAndWatches(t *testing.T) {
 	if n := countFolders(root); n != 31 {
 		t.Fatalf("%d folders counted, want 31", n)
 	}
-	before := watchesHeld()
-	w, err := Watch(root, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if held := watchesHeld(); held < 31 || held-max(before, 0) != 31 {
+	before := InotifyWatches(os.Getpid())
+	w := mustWatch(t, root)
+	if held := InotifyWatches(os.Getpid()); held < 31 || held-max(before, 0) != 31 {
 		t.Fatalf("%d inotify watches held (%d before), want 31 more", held, before)
 	}
 	if why := w.Uncovered(); why != "" {
@@ -158,9 +142,7 @@ func TestWatchCountsFoldersAndWatches(t *testing.T) {
 	}
 	// Folders created later are watched too (notify adds them on their
 	// create event): no false alarm once it has.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	runWatcher(t, w)
 	for i := range 3 {
 		os.MkdirAll(filepath.Join(root, fmt.Sprintf("new%d/sub", i)), 0o755)
 	}
@@ -221,14 +203,8 @@ func TestWatchNoticesTheWatchLimit(t *testing.T) {
 	if err := os.WriteFile(sysctl, old, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err = Watch(root, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go w.Run(ctx)
+	w = mustWatch(t, root)
+	runWatcher(t, w)
 
 	// Folders created past the limit: notify gives no error, Uncovered
 	// tells.
@@ -249,12 +225,29 @@ func TestWatchNoticesTheWatchLimit(t *testing.T) {
 // can see (the limit counts them all for the user).
 func userWatches() int {
 	n := 0
-	fdinfos, _ := filepath.Glob("/proc/[0-9]*/fdinfo/*")
-	for _, f := range fdinfos {
-		b, err := os.ReadFile(f)
-		if err == nil {
-			n += strings.Count(string(b), "inotify wd:")
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if pid, err := strconv.Atoi(p.Name()); err == nil {
+			n += max(0, InotifyWatches(pid))
 		}
 	}
 	return n
+}
+
+// mustWatch watches root until the test ends.
+func mustWatch(t *testing.T, root string) *Watcher {
+	t.Helper()
+	w, err := Watch(root, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+// runWatcher records w's events until the test ends.
+func runWatcher(t *testing.T, w *Watcher) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go w.Run(ctx)
 }

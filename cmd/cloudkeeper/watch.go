@@ -162,11 +162,13 @@ func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, af
 		if watcher != nil {
 			var lost string
 			dirty, lost = watcher.Take()
-			if lost == "" && !w.eventsOnly {
-				lost = watcher.Uncovered()
-			}
-			if lost != "" && !w.eventsOnly {
-				full, why = true, lost
+			if !w.eventsOnly {
+				if lost == "" {
+					lost = watcher.Uncovered()
+				}
+				if lost != "" {
+					full, why = true, lost
+				}
 			}
 		}
 		if watcher == nil {
