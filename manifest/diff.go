@@ -124,7 +124,7 @@ type itemAction uint8
 const (
 	actReport   itemAction = iota // only report the problem
 	actHash                       // hash the file, then classify
-	actKnown                      // digest known without reading (same inode, size and mtime)
+	actKnown                      // digest known without reading (a move: see known; or learnBtime)
 	actVanished                   // the manifest's row has no file any more
 )
 
@@ -354,6 +354,9 @@ func (m *merger) both(row *Entry) error {
 	switch e.Kind {
 	case scanner.KindFile:
 		if !m.d.Rehash && e.Stat.Same(row.Stat) && !scanner.Racy(row.Stat, row.HashedNs) {
+			if row.Stat.BtimeNs == 0 && e.Stat.BtimeNs != 0 {
+				return m.emit(learnBtime(row, e.Stat))
+			}
 			m.unchanged.Add(1)
 			return nil
 		}
@@ -371,10 +374,20 @@ func (m *merger) both(row *Entry) error {
 }
 
 // known looks for a file the manifest knows under another name with the
-// same inode, device, size and mtime: the same file, moved. Its hash is
-// reused and the file is not read.
+// same inode, device, size, mtime and birth time: the same file, moved. Its
+// hash is reused and the file is not read.
+//
+// The birth time is what makes it the same file: ext4 hands a freed inode
+// straight to the next file created, and npm, zip and reproducible builds
+// stamp files with a fixed mtime, so a new file can match a deleted one on
+// everything else. A birth time cannot be set, and timestamps' coarse ticks
+// do not matter: the row was hashed RacyWindow after the old file's ctime
+// (no earlier than its birth), and the new file was born after that hash.
+// Without birth times on both sides (a file system that has none, a row
+// recorded before they were) the file is hashed: a move then costs a read,
+// still no upload, as the classifier pairs it by content hash.
 func (m *merger) known(e scanner.Entry) (*item, bool) {
-	if m.d.Rehash || e.Stat.Size == 0 || !m.lookups {
+	if m.d.Rehash || e.Stat.Size == 0 || e.Stat.BtimeNs == 0 || !m.lookups {
 		return nil, false
 	}
 	cands, err := m.d.DB.ByInode(m.ctx, e.Stat.Inode, e.Stat.Dev)
@@ -382,11 +395,19 @@ func (m *merger) known(e scanner.Entry) (*item, bool) {
 		return nil, false // hashing is always correct
 	}
 	for _, c := range cands {
-		if c.Stat.Size == e.Stat.Size && c.Stat.MtimeNs == e.Stat.MtimeNs && !scanner.Racy(c.Stat, c.HashedNs) {
+		if c.Stat.Size == e.Stat.Size && c.Stat.MtimeNs == e.Stat.MtimeNs && c.Stat.BtimeNs == e.Stat.BtimeNs && !scanner.Racy(c.Stat, c.HashedNs) {
 			return &item{action: actKnown, path: e.Path, stat: e.Stat, digest: c.Hash, hashed: e.Stat, hashedNs: m.d.Now().UnixNano()}, true
 		}
 	}
 	return nil, false
+}
+
+// learnBtime is the item that records the birth time of an unchanged file
+// whose row has none (recorded before birth times were): a touch, which
+// sends nothing to S3 and reads nothing, so that a later move of the file
+// is recognised without reading it (see known).
+func learnBtime(row *Entry, st scanner.Stat) *item {
+	return &item{action: actKnown, path: row.Path, row: row, stat: st, digest: row.Hash, hashed: st, hashedNs: row.HashedNs}
 }
 
 func skipped(e scanner.Entry) *Problem {
@@ -497,7 +518,7 @@ func (c *classifier) classify(it *item) error {
 	e := Entry{Path: it.path, Hash: it.digest, Stat: it.hashed, HashedNs: it.hashedNs}
 	if it.row != nil && it.row.Hash == e.Hash {
 		c.st.Unchanged++
-		if it.row.Stat.Same(e.Stat) && !scanner.Racy(it.row.Stat, it.row.HashedNs) {
+		if it.row.Stat.Same(e.Stat) && it.row.Stat.BtimeNs == e.Stat.BtimeNs && !scanner.Racy(it.row.Stat, it.row.HashedNs) {
 			return nil // --rehash confirmed what the manifest says
 		}
 		return c.send(Change{Op: OpTouch, Path: e.Path, Entry: e, Prev: it.row})

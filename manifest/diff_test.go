@@ -18,11 +18,13 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 )
 
-// countFS counts the files opened for reading and can fail chosen folders.
+// countFS counts the files opened for reading, can fail chosen folders and
+// can rewrite what a listing says of chosen files.
 type countFS struct {
 	scanner.OS
 	opens      *atomic.Int64
 	unreadable map[string]bool
+	restat     map[string]func(*scanner.Stat) // by absolute path
 }
 
 func (c countFS) Open(p string) (scanner.File, error) {
@@ -34,7 +36,13 @@ func (c countFS) ReadDir(p string) ([]scanner.DirEntry, error) {
 	if c.unreadable[p] {
 		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
 	}
-	return c.OS.ReadDir(p)
+	ents, err := c.OS.ReadDir(p)
+	for i := range ents {
+		if f := c.restat[p+"/"+ents[i].Name]; f != nil {
+			f(&ents[i].Stat)
+		}
+	}
+	return ents, err
 }
 
 type fixture struct {
@@ -48,7 +56,7 @@ type fixture struct {
 func newFixture(t *testing.T, tree scantest.Dir) *fixture {
 	t.Helper()
 	f := &fixture{t: t, root: t.TempDir()}
-	f.fs = countFS{opens: &f.opens, unreadable: map[string]bool{}}
+	f.fs = countFS{opens: &f.opens, unreadable: map[string]bool{}, restat: map[string]func(*scanner.Stat){}}
 	scantest.Create(t, f.root, tree)
 	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: f.root, Bucket: "b"})
 	if err != nil {
@@ -77,6 +85,7 @@ func (f *fixture) record() {
 
 type diffResult struct {
 	changes  []string
+	all      []Change // the changes themselves, in the order sent
 	stats    Stats
 	problems []string
 }
@@ -107,6 +116,7 @@ func (f *fixture) diff(d Diff) diffResult {
 				s = c.Op.String() + " " + c.From + " -> " + c.Path
 			}
 			res.changes = append(res.changes, s)
+			res.all = append(res.all, c)
 		}
 	}()
 	st, err := d.Run(ctx, scan, out)
@@ -187,6 +197,26 @@ func TestDiffTable(t *testing.T) {
 			name:   "rename file, without reading it",
 			change: func(f *fixture) { os.Rename(f.path("a.txt"), f.path("docs/a-renamed.txt")) },
 			want:   []string{"rename a.txt -> docs/a-renamed.txt"}, reads: 0,
+		},
+		{
+			// ext4 hands a freed inode to the next file, and npm, zip and
+			// reproducible builds stamp files with a fixed mtime.
+			name:   "a new file on a deleted one's inode, size and mtime is read, not taken for a move",
+			change: func(f *fixture) { f.replaceOnItsInode("a.txt", "b.txt", "bravo") },
+			want:   []string{"add b.txt", "delete a.txt"}, reads: 1,
+		},
+		{
+			name:   "a file replaced by another of the same size and mtime, on its inode, is read",
+			change: func(f *fixture) { f.replaceOnItsInode("a.txt", "a.txt", "ALPHA") },
+			want:   []string{"modify a.txt"}, reads: 1,
+		},
+		{
+			name: "a move whose birth time the file system does not give is read, and still a rename",
+			change: func(f *fixture) {
+				os.Rename(f.path("a.txt"), f.path("docs/a-renamed.txt"))
+				f.fs.restat[f.path("docs/a-renamed.txt")] = func(st *scanner.Stat) { st.BtimeNs = 0 }
+			},
+			want: []string{"rename a.txt -> docs/a-renamed.txt"}, reads: 1,
 		},
 		{
 			name: "move folder",
@@ -276,6 +306,36 @@ func TestDiffTable(t *testing.T) {
 	}
 }
 
+// replaceOnItsInode deletes from and writes to with content of the same
+// size, with from's mtime and its inode, as ext4 hands a freed inode
+// straight to the next file created (it most often does here already; the
+// listing makes sure). The new file differs only by ctime and birth time.
+func (f *fixture) replaceOnItsInode(from, to, content string) {
+	f.t.Helper()
+	old := f.lstat(from)
+	os.Remove(f.path(from))
+	scantest.Write(f.t, f.root, to, content)
+	os.Chtimes(f.path(to), old.Mtime(), old.Mtime())
+	f.fs.restat[f.path(to)] = func(st *scanner.Stat) { st.Inode, st.Dev = old.Inode, old.Dev }
+}
+
+// lstat is the scanner's Stat of rel, as the walk takes it.
+func (f *fixture) lstat(rel string) scanner.Stat {
+	f.t.Helper()
+	dir, name := filepath.Split(f.path(rel))
+	ents, err := scanner.OS{}.ReadDir(filepath.Clean(dir))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name == name {
+			return e.Stat
+		}
+	}
+	f.t.Fatalf("%s not listed", rel)
+	return scanner.Stat{}
+}
+
 func mustFilter(t *testing.T, globs ...string) *scanner.Filter {
 	f, err := scanner.NewFilter(globs)
 	if err != nil {
@@ -294,6 +354,45 @@ func TestDiffUnreadableFolderIsReportedAndKept(t *testing.T) {
 	}
 	if len(got.problems) != 1 || !strings.Contains(got.problems[0], "secret") || !strings.Contains(got.problems[0], "permission denied") {
 		t.Fatalf("problems %q", got.problems)
+	}
+}
+
+// A manifest recorded before birth times were has none: an unchanged file
+// is not read again for it, but its row learns the birth time (a touch,
+// which sends nothing to S3), so that a later move is recognised without
+// reading the file.
+func TestDiffLearnsBirthTimesOfOldRows(t *testing.T) {
+	f := newFixture(t, scantest.Dir{"a": scantest.File{Content: "alpha"}, "b": scantest.File{Content: "bravo"}})
+	w := f.db.Writer()
+	for _, rel := range []string{"a", "b"} {
+		d, st, err := scanner.HashFile(scanner.OS{}, f.path(rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.BtimeNs = 0
+		w.Put(context.Background(), Entry{Path: rel, Hash: d, Stat: st, HashedNs: time.Now().Add(time.Hour).UnixNano()}, mustCommit(t))
+	}
+	w.Close()
+
+	got := f.diff(Diff{})
+	if !slices.Equal(got.changes, []string{"touch a", "touch b"}) || f.opens.Load() != 0 || got.stats.Unchanged != 2 {
+		t.Fatalf("first run: %q, %d files read, %+v", got.changes, f.opens.Load(), got.stats)
+	}
+	w = f.db.Writer()
+	for _, c := range got.all {
+		if c.Entry.Stat.BtimeNs == 0 || c.MetaChanged() {
+			t.Fatalf("%s: birth time %d, metadata changed %v", c.Path, c.Entry.Stat.BtimeNs, c.MetaChanged())
+		}
+		w.Put(context.Background(), c.Entry, mustCommit(t))
+	}
+	w.Close()
+
+	if got := f.diff(Diff{}); len(got.changes) != 0 || f.opens.Load() != 0 {
+		t.Fatalf("second run: %q, %d files read", got.changes, f.opens.Load())
+	}
+	os.Rename(f.path("a"), f.path("c"))
+	if got := f.diff(Diff{}); !slices.Equal(got.changes, []string{"rename a -> c"}) || f.opens.Load() != 0 {
+		t.Fatalf("move: %q, %d files read", got.changes, f.opens.Load())
 	}
 }
 

@@ -160,9 +160,9 @@ func (o OS) statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
 		e.Type = TypeOther
 		return e
 	}
-	var st unix.Stat_t
 	// name is NUL-terminated in the getdents buffer.
-	if err := fstatatName(fd, &name[0], &st, flags); err != nil {
+	st, mode, err := statAt(fd, &name[0], flags)
+	if err != nil {
 		if e.Type != TypeSymlink { // a broken link stays a link, with why
 			e.Type = TypeFile
 		}
@@ -170,9 +170,9 @@ func (o OS) statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
 		return e
 	}
 	// What it is now, if it was replaced since readdir.
-	e.Type = typeOfMode(st.Mode)
+	e.Type = typeOfMode(mode)
 	if e.Type == TypeFile || e.Type == TypeDir {
-		e.Stat = statFromUnix(&st)
+		e.Stat = st
 	}
 	return e
 }
@@ -211,12 +211,12 @@ func (o OS) Open(path string) (File, error) {
 type osFile struct{ *os.File }
 
 func (f *osFile) Stat() (Stat, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	st, mode, err := statPath(int(f.Fd()), "", unix.AT_EMPTY_PATH)
+	if err != nil {
 		return Stat{}, fmt.Errorf("fstat %s: %w", f.Name(), err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if mode&unix.S_IFMT != unix.S_IFREG {
 		return Stat{}, fmt.Errorf("%s: not a regular file any more", f.Name())
 	}
-	return statFromUnix(&st), nil
+	return st, nil
 }

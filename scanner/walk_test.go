@@ -148,6 +148,42 @@ func TestWalkReportsStatAndSkipsSpecialFiles(t *testing.T) {
 	}
 }
 
+// The walk's stat is stat(2)'s (manifests recorded from stat(2) must still
+// match), with the birth time where the file system keeps one, and it is
+// the stat HashFile records: otherwise every file would look changed, or
+// every move be read.
+func TestWalkStatIsStatsAndHashFiles(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{"f": scantest.File{Content: "hello"}})
+	p := filepath.Join(root, "f")
+	got := collect(t, OS{}, root, WalkOptions{})
+	if len(got) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	walked := got[0].Stat
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	if walked.Dev != st.Dev || walked.Inode != st.Ino || walked.MtimeNs != st.Mtim.Nano() || walked.CtimeNs != st.Ctim.Nano() || walked.Size != st.Size {
+		t.Fatalf("walk %+v, lstat %+v", walked, st)
+	}
+	_, hashed, err := HashFile(OS{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hashed != walked {
+		t.Fatalf("HashFile %+v, walk %+v", hashed, walked)
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &stx); err != nil || stx.Mask&unix.STATX_BTIME == 0 {
+		t.Skipf("this file system gives no birth time (%v): its presence is not checked", err)
+	}
+	if want := stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec); walked.BtimeNs != want {
+		t.Fatalf("birth time %d, want %d", walked.BtimeNs, want)
+	}
+}
+
 // faultFS fails ReadDir or Open for chosen paths and passes the rest to OS.
 type faultFS struct {
 	OS

@@ -301,17 +301,16 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		if opts.Filter.Excluded(s) || opts.Skip[abs] {
 			continue
 		}
-		var st unix.Stat_t
-		err := unix.Lstat(abs, &st)
-		if follow, ok := fsys.(OS); ok && follow.FollowSymlinks && err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			err = unix.Stat(abs, &st)
+		st, mode, err := statPath(unix.AT_FDCWD, abs, unix.AT_SYMLINK_NOFOLLOW)
+		if follow, ok := fsys.(OS); ok && follow.FollowSymlinks && err == nil && mode&unix.S_IFMT == unix.S_IFLNK {
+			st, mode, err = statPath(unix.AT_FDCWD, abs, 0)
 		}
 		switch {
 		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 			continue // gone: the diff sees its rows vanish
 		case err != nil:
 			add(Entry{Path: s, Kind: KindError, Err: &os.PathError{Op: "lstat", Path: abs, Err: err}})
-		case typeOfMode(st.Mode) == TypeDir:
+		case typeOfMode(mode) == TypeDir:
 			sub := opts
 			sub.Under = s
 			err := Walk(ctx, fsys, root, sub, add)
@@ -321,10 +320,10 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 				}
 				add(Entry{Path: s, Kind: KindError, Dir: true, Err: err})
 			}
-		case typeOfMode(st.Mode) == TypeFile:
-			add(Entry{Path: s, Kind: KindFile, Stat: statFromUnix(&st)})
+		case typeOfMode(mode) == TypeFile:
+			add(Entry{Path: s, Kind: KindFile, Stat: st})
 		default:
-			add(Entry{Path: s, Kind: KindSkipped, Type: typeOfMode(st.Mode)})
+			add(Entry{Path: s, Kind: KindSkipped, Type: typeOfMode(mode)})
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].SortKey() < entries[j].SortKey() })
