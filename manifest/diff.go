@@ -99,7 +99,7 @@ type Diff struct {
 	// Rehash hashes every file, trusting no stat.
 	Rehash bool
 	// MaxDelete bounds the deletes of the run (renames are not deletes);
-	// the zero value is DefaultDeleteLimit.
+	// the zero value is DefaultDeleteLimit (a limit of 0 allows none).
 	MaxDelete DeleteLimit
 	// Scopes, when not nil, restricts the diff to these paths and what is
 	// under them (the dirty paths of a watch, see scanner.Scopes): the
@@ -182,9 +182,6 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	}
 	defer rows.Close()
 
-	if d.MaxDelete == (DeleteLimit{}) {
-		d.MaxDelete = DefaultDeleteLimit
-	}
 	var st Stats
 	var unchanged, kept, total atomic.Int64
 	total.Store(objects) // a scoped diff counts against the whole manifest; a full one counts its rows

@@ -445,7 +445,7 @@ func TestDiffFileVanishingDuringScanIsNotAnError(t *testing.T) {
 	f.fs.unreadable = map[string]bool{}
 	vfs := vanishFS{countFS: f.fs, path: f.path("a")}
 	f.fs.opens = &f.opens
-	d := Diff{Rehash: true, MaxDelete: DeleteLimit{Percent: 100}}
+	d := Diff{Rehash: true, MaxDelete: MaxDeleteShare(100)}
 	d.DB, d.FS, d.Root = f.db, vfs, f.root
 	var problems []Problem
 	d.Problems = func(p Problem) { problems = append(problems, p) }
@@ -491,23 +491,34 @@ func TestDiffDeleteLimit(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		remove  int
-		limit   DeleteLimit
+		limit   string // as --max-delete gives it; "": not set
 		refused bool
 	}{
-		{"half is allowed by default", 5, DeleteLimit{}, false},
-		{"more than half is refused by default", 6, DeleteLimit{}, true},
-		{"everything, when the source is empty", 10, DeleteLimit{}, true},
-		{"everything, when allowed", 10, DeleteLimit{Percent: 100}, false},
-		{"a count", 3, DeleteLimit{Count: 2}, true},
-		{"within a count", 2, DeleteLimit{Count: 2}, false},
+		{"half is allowed by default", 5, "", false},
+		{"more than half is refused by default", 6, "", true},
+		{"everything, when the source is empty", 10, "", true},
+		{"everything, when allowed", 10, "100%", false},
+		{"a count", 3, "2", true},
+		{"within a count", 2, "2", false},
+		{"a share", 3, "20%", true},
+		{"within a share", 2, "20%", false},
+		{"none at all: 0", 1, "0", true},
+		{"none at all: 0%", 1, "0%", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			var limit DeleteLimit
+			if c.limit != "" {
+				var err error
+				if limit, err = ParseDeleteLimit(c.limit); err != nil {
+					t.Fatal(err)
+				}
+			}
 			f := newFixture(t, tree)
 			f.record()
 			for i := range c.remove {
 				os.Remove(f.path(fmt.Sprintf("f%d", i)))
 			}
-			got := f.diff(Diff{MaxDelete: c.limit})
+			got := f.diff(Diff{MaxDelete: limit})
 			if c.refused != (got.stats.Refused != nil) {
 				t.Fatalf("refused: %v", got.stats.Refused)
 			}
@@ -533,7 +544,10 @@ func TestDiffDeleteLimit(t *testing.T) {
 }
 
 func TestParseDeleteLimit(t *testing.T) {
-	for in, want := range map[string]DeleteLimit{"50%": {Percent: 50}, "100%": {Percent: 100}, "all": {Percent: 100}, "1000": {Count: 1000}, "12.5%": {Percent: 12.5}} {
+	for in, want := range map[string]DeleteLimit{
+		"50%": MaxDeleteShare(50), "100%": MaxDeleteShare(100), "all": MaxDeleteShare(100), "1000": MaxDeletes(1000), "12.5%": MaxDeleteShare(12.5),
+		"0": MaxDeletes(0), "0%": MaxDeleteShare(0),
+	} {
 		if got, err := ParseDeleteLimit(in); err != nil || got != want {
 			t.Errorf("%q: %+v, %v", in, got, err)
 		}
@@ -559,7 +573,7 @@ func TestDiffScopes(t *testing.T) {
 	os.Rename(f.path("c.txt"), f.path("b/moved.txt")) // dirty: c.txt, b/moved.txt
 	scantest.Write(t, f.root, "b/z", "changed but not seen")
 	scopes := scanner.Scopes([]string{"a", "b/new", "c.txt", "b/moved.txt"})
-	d := Diff{Scopes: scopes, MaxDelete: DeleteLimit{Percent: 100}}
+	d := Diff{Scopes: scopes, MaxDelete: MaxDeleteShare(100)}
 	d.DB, d.FS, d.Root = f.db, f.fs, f.root
 	scan := make(chan scanner.Entry, 100)
 	if err := scanner.ScanScopes(context.Background(), scanner.OS{}, f.root, scopes, scanner.WalkOptions{}, func(e scanner.Entry) error { scan <- e; return nil }); err != nil {

@@ -212,6 +212,31 @@ func TestSyncRefusesToEmptyTheBucket(t *testing.T) {
 	e.checkBucketIsTree()
 }
 
+// --max-delete 0 (or 0%) allows no delete at all: the run applies the rest,
+// refuses the deletes, says which flag lets them through, and exits 1.
+func TestSyncMaxDeleteZeroDeletesNothing(t *testing.T) {
+	for _, limit := range []string{"0", "0%"} {
+		t.Run(limit, func(t *testing.T) {
+			e := newEnv(t, faultyTree())
+			e.sync(0)
+			os.Remove(e.path("d0/f000.txt"))
+			scantest.Write(t, e.src, "new.txt", "new")
+			r := e.sync(1, "--max-delete", limit)
+			if !strings.Contains(r.stderr, "refusing to delete 1 of the 151 objects") || !strings.Contains(r.stderr, "more than --max-delete "+limit+" allows") ||
+				!strings.Contains(r.stderr, "run again with --max-delete 1") {
+				t.Fatalf("stderr %s", r.stderr)
+			}
+			if !slices.Equal(r.lines(), []string{"add     new.txt (3 B)"}) {
+				t.Fatalf("got %q", r.lines())
+			}
+			objs := gwtestObjects(t, e)
+			if _, ok := objs["laptop/d0/f000.txt"]; !ok || len(objs) != 152 {
+				t.Fatalf("bucket has %d objects, d0/f000.txt kept: %v", len(objs), ok)
+			}
+		})
+	}
+}
+
 func multipartUploads(t *testing.T, e *env) int {
 	t.Helper()
 	ups, err := gw.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(e.bucket)})
