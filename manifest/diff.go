@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -244,6 +245,11 @@ type merger struct {
 	haveRow bool
 	ent     scanner.Entry
 	haveEnt bool
+	// unknown holds the paths of error entries (not folders) whose rows
+	// under path+"/" may still come: they sort after the entry, past
+	// other paths ("a-b", "a.txt" come between "a" and "a/x"), so the
+	// merge remembers them until the rows have gone by.
+	unknown []string
 }
 
 func (m *merger) nextRow() {
@@ -298,6 +304,10 @@ func (m *merger) run() error {
 			if m.d.Filter.Excluded(row.Path) {
 				continue // not scanned on purpose: leave its object alone
 			}
+			if m.underUnknown(row.Path) {
+				m.kept.Add(1)
+				continue
+			}
 			err = m.emit(&item{action: actVanished, path: row.Path, row: &row})
 		default:
 			row := m.row
@@ -330,19 +340,41 @@ func (m *merger) scanOnly() error {
 	case scanner.KindSkipped:
 		return m.emit(&item{action: actReport, path: e.Path, problem: skipped(e)})
 	default:
-		if err := m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e)}); err != nil {
-			return err
-		}
-		if e.Dir {
-			// Nothing is known under an unreadable folder: keep it all.
-			under := e.Path + "/"
-			for m.haveRow && strings.HasPrefix(m.row.Path, under) {
-				m.kept.Add(1)
-				m.nextRow()
-			}
-		}
+		return m.unreadable(e)
+	}
+}
+
+// unreadable reports an error entry and keeps every row at its path or
+// under it: a path the scan could not read must never look deleted.
+func (m *merger) unreadable(e scanner.Entry) error {
+	if err := m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e)}); err != nil {
+		return err
+	}
+	if !e.Dir {
+		// Its rows under path+"/" come later (see unknown).
+		m.unknown = append(m.unknown, e.Path)
 		return nil
 	}
+	// A folder's entry sorts as path+"/", right before its rows.
+	under := e.Path + "/"
+	for m.haveRow && strings.HasPrefix(m.row.Path, under) {
+		m.kept.Add(1)
+		m.nextRow()
+	}
+	return nil
+}
+
+// underUnknown reports whether the row at p lies under the path of an
+// error entry met before. Rows come in order: an entry is forgotten once
+// the rows have passed everything under it.
+func (m *merger) underUnknown(p string) bool {
+	m.unknown = slices.DeleteFunc(m.unknown, func(u string) bool { return p > u+"/" && !strings.HasPrefix(p, u+"/") })
+	for _, u := range m.unknown {
+		if strings.HasPrefix(p, u+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // both handles a path that is in the scan and in the manifest.
@@ -366,7 +398,7 @@ func (m *merger) both(row *Entry) error {
 		return m.emit(&item{action: actVanished, path: row.Path, row: row})
 	default:
 		m.kept.Add(1)
-		return m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e)})
+		return m.unreadable(e)
 	}
 }
 
@@ -419,11 +451,14 @@ func skipped(e scanner.Entry) *Problem {
 }
 
 func unreadable(e scanner.Entry) *Problem {
-	what := "file"
-	if e.Dir {
-		what = "folder"
+	what := "cannot read file"
+	switch {
+	case e.Dir:
+		what = "cannot read folder"
+	case e.Type == scanner.TypeSymlink:
+		what = "cannot follow symlink"
 	}
-	return &Problem{Path: e.Path, Err: fmt.Errorf("cannot read %s, nothing under it is changed in the bucket this run: %w", what, e.Err)}
+	return &Problem{Path: e.Path, Err: fmt.Errorf("%s, nothing at or under it is changed in the bucket this run: %w", what, e.Err)}
 }
 
 // classifier turns merged items, in order, into changes.

@@ -51,6 +51,8 @@ type fixture struct {
 	db    *DB
 	opens atomic.Int64
 	fs    countFS
+	// scan, if set, is the scan diff runs on instead of a walk of root.
+	scan []scanner.Entry
 }
 
 func newFixture(t *testing.T, tree scantest.Dir) *fixture {
@@ -102,6 +104,13 @@ func (f *fixture) diff(d Diff) diffResult {
 	walkErr := make(chan error, 1)
 	go func() {
 		defer close(scan)
+		if f.scan != nil {
+			for _, e := range f.scan {
+				scan <- e
+			}
+			walkErr <- nil
+			return
+		}
 		walkErr <- scanner.Walk(ctx, f.fs, f.root, scanner.WalkOptions{Filter: d.Filter}, func(e scanner.Entry) error {
 			scan <- e
 			return nil
@@ -393,6 +402,47 @@ func TestDiffLearnsBirthTimesOfOldRows(t *testing.T) {
 	os.Rename(f.path("a"), f.path("c"))
 	if got := f.diff(Diff{}); !slices.Equal(got.changes, []string{"rename a -> c"}) || f.opens.Load() != 0 {
 		t.Fatalf("move: %q, %d files read", got.changes, f.opens.Load())
+	}
+}
+
+// A path the scan could not read (an error entry) never causes a delete of
+// what the manifest holds at it or under it, wherever those rows sort: a
+// folder's entry sorts right before its rows, but a followed link of
+// unknown kind sorts as "l", and "l-x" and "l.txt" come before "l/a".
+func TestDiffErrorEntriesDeleteNothingAtOrUnderThem(t *testing.T) {
+	tree := scantest.Dir{
+		"l":     scantest.Dir{"a": scantest.File{Content: "a"}, "b": scantest.Dir{"c": scantest.File{Content: "c"}}},
+		"l-x":   scantest.File{Content: "l-x"},
+		"l.txt": scantest.File{Content: "l.txt, deleted"},
+		"m":     scantest.File{Content: "m"},
+		"p":     scantest.File{Content: "p, now a link that leads nowhere"},
+	}
+	errNone := &fs.PathError{Op: "stat", Path: "/src/l", Err: fs.ErrNotExist}
+	for _, c := range []struct {
+		name string
+		l    scanner.Entry
+	}{
+		{"a followed link to nowhere", scanner.Entry{Path: "l", Kind: scanner.KindError, Type: scanner.TypeSymlink, Err: errNone}},
+		{"an unreadable folder", scanner.Entry{Path: "l", Kind: scanner.KindError, Dir: true, Err: fs.ErrPermission}},
+		{"a path of unknown kind", scanner.Entry{Path: "l", Kind: scanner.KindError, Err: fs.ErrPermission}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, tree)
+			f.record()
+			file := func(rel string) scanner.Entry {
+				return scanner.Entry{Path: rel, Kind: scanner.KindFile, Stat: f.lstat(rel)}
+			}
+			p := scanner.Entry{Path: "p", Kind: scanner.KindError, Type: scanner.TypeSymlink, Err: &fs.PathError{Op: "stat", Path: "/src/p", Err: fs.ErrNotExist}}
+			f.scan = []scanner.Entry{file("l-x"), c.l, file("m"), p} // l.txt is gone
+			slices.SortFunc(f.scan, func(a, b scanner.Entry) int { return strings.Compare(a.SortKey(), b.SortKey()) })
+			got := f.diff(Diff{})
+			if !slices.Equal(got.changes, []string{"delete l.txt"}) || got.stats.Kept != 3 || got.stats.Errors != 2 {
+				t.Fatalf("changes %q, %+v, problems %q", got.changes, got.stats, got.problems)
+			}
+			if !strings.Contains(got.problems[0], "l: cannot ") || !strings.Contains(got.problems[0], "nothing at or under it is changed") {
+				t.Fatalf("problems %q", got.problems)
+			}
+		})
 	}
 }
 

@@ -42,7 +42,7 @@ type DirEntry struct {
 	Name string
 	Type Type
 	Stat Stat  // for TypeFile
-	Err  error // lstat failed for this entry (Type is then what readdir said)
+	Err  error // stat failed for this entry (Type is then what readdir said)
 }
 
 // File is an open regular file.
@@ -120,9 +120,27 @@ func (o OS) ReadDir(path string) ([]DirEntry, error) {
 			if len(name) == 0 || name[0] == '.' && (len(name) == 1 || len(name) == 2 && name[1] == '.') {
 				continue
 			}
-			out = append(out, o.statEntry(fd, path, name, dtype))
+			e := o.statEntry(fd, path, name, dtype)
+			if errors.Is(e.Err, unix.EACCES) && !searchable(fd) {
+				return nil, notSearchable(path)
+			}
+			out = append(out, e)
 		}
 	}
+}
+
+// searchable reports whether the open folder fd may be searched: a folder
+// with read but no execute permission (mode 0644) lists its names, and
+// then every stat of them fails.
+func searchable(fd int) bool {
+	return unix.Faccessat(fd, ".", unix.X_OK, unix.AT_EACCESS) == nil
+}
+
+// notSearchable is the error of a folder that can be listed but not
+// searched: one problem for the folder rather than one per name in it.
+func notSearchable(path string) error {
+	return &os.PathError{Op: "search", Path: path, Err: fmt.Errorf(
+		"%w: the folder can be listed but not searched (its mode lacks x for this user): chmod +x it, or run as a user who may enter it", unix.EACCES)}
 }
 
 // Offsets in struct linux_dirent64.
@@ -163,10 +181,14 @@ func (o OS) statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
 	// name is NUL-terminated in the getdents buffer.
 	st, mode, err := statAt(fd, &name[0], flags)
 	if err != nil {
-		if e.Type != TypeSymlink { // a broken link stays a link, with why
-			e.Type = TypeFile
+		// The type stays what readdir said: a folder that cannot be
+		// stat'ed is still a folder, and a link whose target cannot be
+		// reached still a link.
+		op := "lstat"
+		if flags&unix.AT_SYMLINK_NOFOLLOW == 0 {
+			op = "stat"
 		}
-		e.Err = &os.PathError{Op: "lstat", Path: dir + "/" + e.Name, Err: err}
+		e.Err = &os.PathError{Op: op, Path: dir + "/" + e.Name, Err: err}
 		return e
 	}
 	// What it is now, if it was replaced since readdir.

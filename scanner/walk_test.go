@@ -184,10 +184,12 @@ func TestWalkStatIsStatsAndHashFiles(t *testing.T) {
 	}
 }
 
-// faultFS fails ReadDir or Open for chosen paths and passes the rest to OS.
+// faultFS fails ReadDir, the stat of a listed name, or Open for chosen
+// paths and passes the rest to OS.
 type faultFS struct {
 	OS
 	readDir map[string]error
+	stat    map[string]error
 	open    map[string]error
 }
 
@@ -195,7 +197,13 @@ func (f faultFS) ReadDir(p string) ([]DirEntry, error) {
 	if err := f.readDir[p]; err != nil {
 		return nil, err
 	}
-	return f.OS.ReadDir(p)
+	ents, err := f.OS.ReadDir(p)
+	for i := range ents {
+		if err := f.stat[p+"/"+ents[i].Name]; err != nil {
+			ents[i].Stat, ents[i].Err = Stat{}, err
+		}
+	}
+	return ents, err
 }
 
 func (f faultFS) Open(p string) (File, error) {
@@ -220,6 +228,57 @@ func TestWalkUnreadableFolderIsAnEntryAndTheWalkGoesOn(t *testing.T) {
 	e := got[1]
 	if e.Kind != KindError || !e.Dir || !errors.Is(e.Err, fs.ErrPermission) {
 		t.Fatalf("secret: %+v", e)
+	}
+}
+
+// A folder whose stat failed is still a folder: its entry says so, and
+// sorts as one, so that what the bucket holds under it is kept.
+func TestWalkFolderThatCannotBeStatedIsAFolderError(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"sub":     scantest.Dir{"x": scantest.File{}},
+		"sub.txt": scantest.File{},
+	})
+	fsys := faultFS{OS: OS{FollowSymlinks: true}, stat: map[string]error{filepath.Join(root, "sub"): fs.ErrPermission}}
+	got := collect(t, fsys, root, WalkOptions{})
+	if p := paths(got); !slices.Equal(p, []string{"sub.txt", "sub/"}) {
+		t.Fatalf("got %q", p)
+	}
+	if e := got[1]; e.Kind != KindError || !e.Dir || !errors.Is(e.Err, fs.ErrPermission) {
+		t.Fatalf("sub: %+v", e)
+	}
+}
+
+// A followed link whose target cannot be stat'ed (a NAS not mounted, a link
+// to nowhere) is an error naming the link, not a skipped link: what it led
+// to may be in the bucket.
+func TestWalkFollowedLinkToNowhereIsAnError(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{"nas": scantest.Symlink{Target: filepath.Join(root, "unmounted", "photos")}})
+	got := collect(t, OS{FollowSymlinks: true}, root, WalkOptions{})
+	if len(got) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	e := got[0]
+	if e.Path != "nas" || e.Kind != KindError || e.Type != TypeSymlink || e.Dir || !errors.Is(e.Err, fs.ErrNotExist) ||
+		!strings.Contains(e.Err.Error(), filepath.Join(root, "nas")) || !strings.Contains(e.Err.Error(), "mounted") {
+		t.Fatalf("nas: %+v", e)
+	}
+}
+
+// A folder that can be listed but not searched (mode 0644) is one error for
+// the folder, not one per name in it.
+func TestReadDirOfUnsearchableFolder(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root searches any folder; TestSyncUnsearchableFolderIsKept checks this as nobody")
+	}
+	dir := filepath.Join(t.TempDir(), "pub")
+	scantest.Create(t, dir, scantest.Dir{"a": scantest.File{}, "b": scantest.File{}})
+	os.Chmod(dir, 0o644)
+	defer os.Chmod(dir, 0o755)
+	_, err := OS{}.ReadDir(dir)
+	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), dir+": permission denied: the folder can be listed but not searched") {
+		t.Fatalf("got %v", err)
 	}
 }
 

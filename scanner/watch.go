@@ -303,7 +303,10 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		}
 		st, mode, err := statPath(unix.AT_FDCWD, abs, unix.AT_SYMLINK_NOFOLLOW)
 		if follow, ok := fsys.(OS); ok && follow.FollowSymlinks && err == nil && mode&unix.S_IFMT == unix.S_IFLNK {
-			st, mode, err = statPath(unix.AT_FDCWD, abs, 0)
+			if st, mode, err = statPath(unix.AT_FDCWD, abs, 0); err != nil {
+				add(unreachableLink(s, &os.PathError{Op: "stat", Path: abs, Err: err}))
+				continue
+			}
 		}
 		switch {
 		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
