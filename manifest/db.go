@@ -43,6 +43,9 @@ type DB struct {
 	db   *sql.DB
 	path string
 	lock *os.File // exclusive flock held while a writable manifest is open
+	// created is set when Open made the file: a run that fails before
+	// it wrote anything removes it again (Abandon).
+	created bool
 
 	// Point queries the diff makes for each new file, prepared once.
 	prepOnce sync.Once
@@ -76,6 +79,7 @@ func Open(path string, id Identity) (*DB, error) {
 	}
 	// Create the file ourselves so that it has mode 0600; SQLite gives
 	// its -wal and -shm files the same mode.
+	_, statErr := os.Lstat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		lock.Close()
@@ -87,7 +91,7 @@ func Open(path string, id Identity) (*DB, error) {
 		lock.Close()
 		return nil, err
 	}
-	m := &DB{db: db, path: path, lock: lock}
+	m := &DB{db: db, path: path, lock: lock, created: errors.Is(statErr, os.ErrNotExist)}
 	if err := m.migrate(); err != nil {
 		m.Close()
 		return nil, err
@@ -161,6 +165,41 @@ func openSQL(dsn, path string) (*sql.DB, error) {
 func escapeURIPath(p string) string {
 	r := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 	return r.Replace(p)
+}
+
+// Files are the manifest's file at path and its side files (SQLite's
+// journals, the lock), which a backup of a tree holding the manifest must
+// leave out and a removal must take too.
+func Files(path string) []string {
+	return []string{path, path + "-wal", path + "-shm", path + "-journal", path + ".lock"}
+}
+
+// Created reports whether Open created the manifest's file.
+func (m *DB) Created() bool { return m.created }
+
+// Abandon closes a manifest that Open created, removing its files: a run
+// refused before it changed anything leaves nothing behind, so that the
+// advice it gives (rebuild the manifest) works. A manifest that existed is
+// only closed.
+func (m *DB) Abandon() error {
+	if !m.created {
+		return m.Close()
+	}
+	m.db.Close()
+	for _, f := range Files(m.path)[:4] {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			m.lock.Close()
+			return fmt.Errorf("manifest %s: %w", m.path, err)
+		}
+	}
+	// The lock goes last, while still held, so that no other run opens
+	// the half-removed manifest.
+	err := os.Remove(m.path + ".lock")
+	m.lock.Close()
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	return nil
 }
 
 // Path is the file the manifest lives in.

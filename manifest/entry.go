@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strings"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
@@ -181,16 +182,26 @@ func entryFromValues(v []driver.Value) (Entry, error) {
 	return e, nil
 }
 
+// putEntrySQL records an entry, replacing the row at its path.
+var putEntrySQL = "INSERT OR REPLACE INTO objects(" + entryColumns + ") VALUES (?" + strings.Repeat(",?", entryColumnCount-1) + ")"
+
 // Get returns the entry at path.
 func (m *DB) Get(ctx context.Context, path string) (Entry, bool, error) {
-	e, err := scanEntry(m.db.QueryRowContext(ctx, "SELECT "+entryColumns+" FROM objects WHERE path = ?", path))
-	if err == sql.ErrNoRows {
-		return Entry{}, false, nil
-	}
+	e, ok, err := getEntry(ctx, m.db, path)
 	if err != nil {
 		return Entry{}, false, fmt.Errorf("manifest %s: get %q: %w", m.path, path, err)
 	}
-	return e, true, nil
+	return e, ok, nil
+}
+
+func getEntry(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, path string) (Entry, bool, error) {
+	e, err := scanEntry(q.QueryRowContext(ctx, "SELECT "+entryColumns+" FROM objects WHERE path = ?", path))
+	if err == sql.ErrNoRows {
+		return Entry{}, false, nil
+	}
+	return e, err == nil, err
 }
 
 // ByHash returns up to limit entries whose content has hash d, in path

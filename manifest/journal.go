@@ -3,7 +3,6 @@ package manifest
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -17,6 +16,10 @@ type Journal interface {
 	Put(ctx context.Context, e Entry, done func(error)) error
 	// Delete forgets the objects at paths.
 	Delete(ctx context.Context, paths []string, done func(error)) error
+	// Intend marks paths in doubt before the requests that change their
+	// objects go out, and returns once that is durable; recording a
+	// path with Put or Delete clears its mark.
+	Intend(ctx context.Context, intents []Intent) error
 }
 
 // Discard is the Journal of a dry run: it records nothing.
@@ -33,6 +36,9 @@ func (Discard) Delete(_ context.Context, _ []string, done func(error)) error {
 	done(nil)
 	return nil
 }
+
+// Intend records nothing.
+func (Discard) Intend(context.Context, []Intent) error { return nil }
 
 // Writer is the Journal of a real run. Changes from many workers are
 // committed together, up to maxBatch at a time and at most maxDelay after
@@ -91,6 +97,13 @@ func (w *Writer) queue(ctx context.Context, r writeReq) error {
 	}
 }
 
+// Intend marks intents in doubt at once, in a transaction of its own: a
+// worker that waits for it sends its request only once the mark is
+// committed.
+func (w *Writer) Intend(ctx context.Context, intents []Intent) error {
+	return w.m.Intend(ctx, intents)
+}
+
 // Close commits what is queued and stops the writer.
 func (w *Writer) Close() error {
 	close(w.reqs)
@@ -131,7 +144,7 @@ func (w *Writer) commit(batch []writeReq) error {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}
 	defer tx.Rollback()
-	put, err := tx.Prepare("INSERT OR REPLACE INTO objects(" + entryColumns + ") VALUES (?" + strings.Repeat(",?", entryColumnCount-1) + ")")
+	put, err := tx.Prepare(putEntrySQL)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}
@@ -141,14 +154,26 @@ func (w *Writer) commit(batch []writeReq) error {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}
 	defer del.Close()
+	// What S3 confirmed is no longer in doubt.
+	settled, err := tx.Prepare("DELETE FROM doubt WHERE path = ?")
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", w.m.path, err)
+	}
+	defer settled.Close()
 	for _, r := range batch {
 		if r.put != nil {
 			if _, err := put.Exec(entryArgs(*r.put)...); err != nil {
 				return fmt.Errorf("manifest %s: record %q: %w", w.m.path, r.put.Path, err)
 			}
+			if _, err := settled.Exec(r.put.Path); err != nil {
+				return fmt.Errorf("manifest %s: record %q: %w", w.m.path, r.put.Path, err)
+			}
 		}
 		for _, p := range r.del {
 			if _, err := del.Exec(p); err != nil {
+				return fmt.Errorf("manifest %s: forget %q: %w", w.m.path, p, err)
+			}
+			if _, err := settled.Exec(p); err != nil {
 				return fmt.Errorf("manifest %s: forget %q: %w", w.m.path, p, err)
 			}
 		}

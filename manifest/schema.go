@@ -50,5 +50,13 @@ CREATE TABLE dirty (
 	// for every row recorded before.
 	`
 ALTER TABLE objects ADD COLUMN btime_ns INTEGER NOT NULL DEFAULT 0;
+`, // 5: keys whose object may have changed without the manifest knowing:
+	// marked before the request that changes them goes out, cleared
+	// when S3's answer is recorded, settled by the next run otherwise.
+	`
+CREATE TABLE doubt (
+	path      TEXT    NOT NULL PRIMARY KEY,
+	multipart INTEGER NOT NULL DEFAULT 0  -- a multipart upload may have been started for it
+) WITHOUT ROWID;
 `,
 }

@@ -18,6 +18,9 @@ type Result struct {
 	Change manifest.Change
 	Err    error
 	Bytes  int64 // content bytes uploaded
+	// Note, if set, says why the change was applied otherwise than its
+	// Op says (a copy whose source was gone, uploaded instead).
+	Note string
 }
 
 // Summary counts what a run applied.
@@ -65,6 +68,9 @@ type pending struct {
 	seq int
 	manifest.Change
 	retry bool // second attempt after a key conflict
+	// A rename's upload, if its source was gone: reported with its delete.
+	note string
+	sent int64
 }
 
 // Run applies the changes from ch until it is closed: uploads, copies and
@@ -86,11 +92,13 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 	err := a.pool(ctx, func(g *errgroup.Group, gctx context.Context) error {
 		seq := 0
 		for {
-			select {
-			case ch, ok := <-changes:
-				if !ok {
-					return nil
-				}
+			batch, more, err := a.take(gctx, changes)
+			if err != nil {
+				return err
+			}
+			var intents []manifest.Intent
+			var start []pending
+			for _, ch := range batch {
 				seq++
 				if a.Queued != nil {
 					a.Queued(ch)
@@ -102,9 +110,21 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 					a.mu.Unlock()
 					continue
 				}
+				if sendsRequest(ch) {
+					intents = append(intents, manifest.IntentFor(ch.Entry))
+				}
+				start = append(start, p)
+			}
+			// Intent before effect: one commit for the batch, so
+			// that no worker waits on SQLite for its object.
+			if err := a.Journal.Intend(gctx, intents); err != nil {
+				return err
+			}
+			for _, p := range start {
 				g.Go(func() error { return a.apply(gctx, p) })
-			case <-gctx.Done():
-				return gctx.Err()
+			}
+			if !more {
+				return nil
 			}
 		}
 	})
@@ -131,6 +151,42 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 		err = cause // the Journal failed
 	}
 	return a.sum, err
+}
+
+// intentBatch is the most changes whose keys are marked in doubt with one
+// commit.
+const intentBatch = 256
+
+// take waits for the next change, then takes those that are ready too, up
+// to intentBatch. more is false once changes is closed.
+func (a *Applier) take(ctx context.Context, changes <-chan manifest.Change) (batch []manifest.Change, more bool, err error) {
+	select {
+	case ch, ok := <-changes:
+		if !ok {
+			return nil, false, nil
+		}
+		batch = append(batch, ch)
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	for len(batch) < intentBatch {
+		select {
+		case ch, ok := <-changes:
+			if !ok {
+				return batch, false, nil
+			}
+			batch = append(batch, ch)
+		default:
+			return batch, true, nil
+		}
+	}
+	return batch, true, nil
+}
+
+// sendsRequest reports whether applying ch (not a delete) changes an
+// object: all but a touch that leaves the metadata as it is.
+func sendsRequest(ch manifest.Change) bool {
+	return ch.Op != manifest.OpTouch || ch.MetaChanged()
 }
 
 // pool runs feed, which starts changes on g, then waits for them and for
@@ -178,6 +234,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	obj := a.object(ch.Entry)
 	var err error
 	var sent int64
+	var fallback string // why a copy became an upload
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
 		err = a.upload(ctx, ch, obj)
@@ -187,7 +244,18 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		if !p.retry {
 			err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
 		}
-		if errors.Is(err, ErrCopyTooLarge) {
+		if errors.Is(err, ErrSourceMissing) {
+			// The manifest trusted a row whose object is gone: send the
+			// file, and forget the row so that the next run uploads
+			// its own file too (a rename's old row goes anyway).
+			fallback = fmt.Sprintf("the object of %s is not in the bucket: uploaded instead", manifest.EscapePath(ch.From))
+			if ch.Op == manifest.OpCopy {
+				if ferr := a.forget(ctx, ch.From); ferr != nil {
+					return ferr
+				}
+			}
+		}
+		if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrSourceMissing) {
 			err = a.upload(ctx, ch, obj)
 			sent = obj.Size
 		}
@@ -196,6 +264,11 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 			err = a.Bucket.Copy(ctx, obj.Key, obj)
 			if errors.Is(err, ErrCopyTooLarge) {
 				err = nil // the metadata stays stale; the content is right
+			}
+			if errors.Is(err, ErrSourceMissing) {
+				fallback = "its object is not in the bucket: uploaded again"
+				err = a.upload(ctx, ch, obj)
+				sent = obj.Size
 			}
 		}
 	default:
@@ -213,13 +286,30 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	return a.record(ctx, ch.Entry, func() {
 		if ch.Op == manifest.OpRename {
 			// Done when its old key is deleted, after every copy.
+			p.note, p.sent = fallback, sent
 			a.mu.Lock()
 			a.deletes = append(a.deletes, p)
 			a.mu.Unlock()
 			return
 		}
-		a.done(Result{Change: ch, Bytes: sent})
+		a.done(Result{Change: ch, Bytes: sent, Note: fallback})
 	})
+}
+
+// forget drops the manifest's row at path, whose object S3 does not have,
+// without waiting for the commit.
+func (a *Applier) forget(ctx context.Context, path string) error {
+	a.recording.Add(1)
+	err := a.Journal.Delete(ctx, []string{path}, func(err error) {
+		defer a.recording.Done()
+		if err != nil {
+			a.stop(err)
+		}
+	})
+	if err != nil {
+		a.recording.Done()
+	}
+	return err
 }
 
 func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) error {
@@ -267,63 +357,61 @@ func (a *Applier) deleteAll(ctx context.Context) error {
 	slices.SortFunc(a.deletes, func(x, y pending) int { return x.seq - y.seq })
 	for len(a.deletes) > 0 {
 		n := min(len(a.deletes), MaxDeleteBatch)
-		batch := make([]manifest.Change, n)
-		for i, p := range a.deletes[:n] {
-			batch[i] = p.Change
-		}
+		batch := a.deletes[:n:n]
 		a.deletes = a.deletes[n:]
 		keys := make([]string, n)
-		byKey := make(map[string]manifest.Change, n)
-		for i, ch := range batch {
-			old := ch.Path
-			if ch.Op == manifest.OpRename {
-				old = ch.From
+		gone := make([]string, n) // the paths whose objects go
+		intents := make([]manifest.Intent, n)
+		byKey := make(map[string]pending, n)
+		for i, p := range batch {
+			gone[i] = p.Path
+			if p.Op == manifest.OpRename {
+				gone[i] = p.From
 			}
-			keys[i] = a.key(old)
-			byKey[keys[i]] = ch
+			keys[i] = a.key(gone[i])
+			intents[i] = manifest.Intent{Path: gone[i]}
+			byKey[keys[i]] = p
+		}
+		if err := a.Journal.Intend(ctx, intents); err != nil {
+			return err
 		}
 		failed, err := a.Bucket.Delete(ctx, keys)
 		if err != nil {
 			if IsFatal(err) || ctx.Err() != nil {
 				return err
 			}
-			for _, ch := range batch {
-				a.done(Result{Change: ch, Err: err})
+			for _, p := range batch {
+				a.done(Result{Change: p.Change, Err: err})
 			}
 			continue
 		}
 		bad := map[string]bool{}
 		for _, f := range failed {
 			bad[f.Key] = true
-			if ch, ok := byKey[f.Key]; ok {
-				a.done(Result{Change: ch, Err: fmt.Errorf("delete %s: %w", f.Key, f.Err)})
+			if p, ok := byKey[f.Key]; ok {
+				a.done(Result{Change: p.Change, Err: fmt.Errorf("delete %s: %w", f.Key, f.Err)})
 			}
 		}
-		var gone []string
-		var ok []manifest.Change
-		for i, ch := range batch {
-			if bad[keys[i]] {
-				continue
+		var forget []string
+		var ok []pending
+		for i, p := range batch {
+			if !bad[keys[i]] {
+				forget = append(forget, gone[i])
+				ok = append(ok, p)
 			}
-			if ch.Op == manifest.OpRename {
-				gone = append(gone, ch.From)
-			} else {
-				gone = append(gone, ch.Path)
-			}
-			ok = append(ok, ch)
 		}
-		if len(gone) == 0 {
+		if len(forget) == 0 {
 			continue
 		}
 		a.recording.Add(1)
-		err = a.Journal.Delete(ctx, gone, func(err error) {
+		err = a.Journal.Delete(ctx, forget, func(err error) {
 			defer a.recording.Done()
 			if err != nil {
 				a.stop(err)
 				return
 			}
-			for _, ch := range ok {
-				a.done(Result{Change: ch})
+			for _, p := range ok {
+				a.done(Result{Change: p.Change, Bytes: p.sent, Note: p.note})
 			}
 		})
 		if err != nil {

@@ -30,6 +30,19 @@ func addChange(t *testing.T, root, rel, content string) manifest.Change {
 	return manifest.Change{Op: manifest.OpAdd, Path: rel, Entry: manifest.Entry{Path: rel, Hash: d, Stat: st, HashedNs: 1}}
 }
 
+// newApplierEnv is a bucket behind a proxy, a source folder and a manifest.
+func newApplierEnv(t *testing.T) (*testBucket, string, *manifest.DB) {
+	t.Helper()
+	tb := newTestBucket(t)
+	root := t.TempDir()
+	db, err := manifest.Open(filepath.Join(t.TempDir(), "m.db"), manifest.Identity{Source: root, Bucket: tb.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return tb, root, db
+}
+
 func feed(chs ...manifest.Change) <-chan manifest.Change {
 	c := make(chan manifest.Change, len(chs))
 	for _, ch := range chs {
@@ -43,13 +56,7 @@ func feed(chs ...manifest.Change) <-chan manifest.Change {
 // failing is reported, counted, and absent from the manifest, while the
 // others are recorded.
 func TestApplierRecordsOnlyConfirmedChanges(t *testing.T) {
-	tb := newTestBucket(t)
-	root := t.TempDir()
-	db, err := manifest.Open(filepath.Join(t.TempDir(), "m.db"), manifest.Identity{Source: root, Bucket: tb.name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	tb, root, db := newApplierEnv(t)
 	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
 		if gateway.Operation(r) == "PutObject" && strings.HasSuffix(r.URL.Path, "/bad.txt") {
 			return &gateway.Fault{Status: 500, Code: "InternalError"}
@@ -141,5 +148,65 @@ func TestApplierRenamesThenDeletesInBatches(t *testing.T) {
 	}
 	if _, ok, _ := db.Get(ctx, "a.txt"); ok {
 		t.Error("a.txt still in the manifest after its rename")
+	}
+}
+
+// Intent before effect: when a request that changes a key reaches S3, the
+// manifest already marks that key in doubt, so that a run killed before
+// recording S3's answer is settled by the next; once recorded, nothing is
+// left in doubt.
+func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
+	tb, root, db := newApplierEnv(t)
+	var mu sync.Mutex
+	seen := map[string]bool{} // request path -> its key was in doubt
+	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		op := gateway.Operation(r)
+		if op != "PutObject" && op != "DeleteObjects" && op != "CopyObject" {
+			return nil
+		}
+		doubts, err := db.Doubts(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range doubts {
+			if op == "DeleteObjects" || strings.HasSuffix(r.URL.Path, "/"+d.Path) {
+				seen[op+" "+d.Path] = true
+			}
+		}
+		if len(doubts) == 0 {
+			seen[op+" with nothing in doubt"] = true
+		}
+		return nil
+	})
+	run := func(chs ...manifest.Change) {
+		t.Helper()
+		w := db.Writer()
+		_, err := (&Applier{Bucket: tb, Journal: w, Root: root, Prefix: "pre/", Concurrency: 4}).Run(context.Background(), feed(chs...))
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := db.Doubts(context.Background()); err != nil || len(d) != 0 {
+			t.Fatalf("left in doubt after the run: %v, %v", d, err)
+		}
+	}
+	a, b := addChange(t, root, "a.txt", "alpha"), addChange(t, root, "b.txt", "beta")
+	run(a, b)
+	os.Rename(filepath.Join(root, "a.txt"), filepath.Join(root, "c.txt"))
+	moved := a
+	moved.Op, moved.Path, moved.From, moved.Entry.Path = manifest.OpRename, "c.txt", "a.txt", "c.txt"
+	run(moved, manifest.Change{Op: manifest.OpDelete, Path: "b.txt", Entry: b.Entry, Prev: &b.Entry})
+	want := map[string]bool{"PutObject a.txt": true, "PutObject b.txt": true, "CopyObject c.txt": true, "DeleteObjects a.txt": true, "DeleteObjects b.txt": true}
+	mu.Lock()
+	defer mu.Unlock()
+	for k := range want {
+		if !seen[k] {
+			t.Errorf("%s: not in doubt when its request went out (seen %v)", k, seen)
+		}
+	}
+	if seen["PutObject with nothing in doubt"] || seen["CopyObject with nothing in doubt"] || seen["DeleteObjects with nothing in doubt"] {
+		t.Errorf("a request went out with nothing in doubt: %v", seen)
 	}
 }

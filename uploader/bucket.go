@@ -129,7 +129,9 @@ type Bucket interface {
 	// do not hash to u.Hash; the object is then not written.
 	Upload(ctx context.Context, u Upload) error
 	// Copy copies the object at from to o.Key on the server, giving it
-	// o's metadata. from may equal o.Key, to refresh the metadata.
+	// o's metadata. from may equal o.Key, to refresh the metadata. An
+	// error wrapping ErrSourceMissing means the bucket has no object at
+	// from.
 	Copy(ctx context.Context, from string, o Object) error
 	// Delete deletes up to MaxDeleteBatch keys in one request, and returns
 	// the keys it could not delete.
@@ -146,6 +148,10 @@ const MaxCopySize = 5 << 30
 // the server (a metadata refresh of an object over the single-copy limit);
 // the caller decides whether to upload instead.
 var ErrCopyTooLarge = errors.New("object too large for a single server-side copy")
+
+// ErrSourceMissing is a copy whose source object is not in the bucket: it
+// was deleted behind the manifest's back, or never written.
+var ErrSourceMissing = errors.New("the source object is not in the bucket")
 
 // DryRun is the Bucket of a dry run: every call succeeds and nothing is
 // sent, read or written.

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
@@ -421,7 +422,17 @@ func (b *S3) Copy(ctx context.Context, from string, o Object) error {
 		MetadataDirective: types.MetadataDirectiveReplace,
 		Metadata:          o.Metadata(),
 	})
-	return b.opError("copy "+from+" to", o.Key, err)
+	return b.copyError(from, o.Key, err)
+}
+
+// copyError is opError for a copy, with a missing source told apart.
+func (b *S3) copyError(from, to string, err error) error {
+	var nk *types.NoSuchKey
+	var ae smithy.APIError
+	if errors.As(err, &nk) || errors.As(err, &ae) && ae.ErrorCode() == "NoSuchKey" {
+		return fmt.Errorf("copy %s to %s: %w", from, to, ErrSourceMissing)
+	}
+	return b.opError("copy "+from+" to", to, err)
 }
 
 // copyParts copies a large object in parts on the server, aborting the
@@ -453,6 +464,9 @@ func (b *S3) copyParts(ctx context.Context, from string, o Object) (err error) {
 				CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
 			})
 			if err != nil {
+				if cerr := b.copyError(from, o.Key, err); errors.Is(cerr, ErrSourceMissing) {
+					return cerr
+				}
 				return b.opError(fmt.Sprintf("copy part %d of %s to", num, from), o.Key, err)
 			}
 			mu.Lock()
@@ -488,39 +502,6 @@ func (b *S3) abort(ctx context.Context, key string, uploadID *string, err *error
 		Bucket: aws.String(b.bucket), Key: aws.String(key), UploadId: uploadID,
 	}); aerr != nil {
 		*err = fmt.Errorf("%w (and aborting the multipart upload %s failed: %v)", *err, aws.ToString(uploadID), aerr)
-	}
-}
-
-// AbortUploads aborts the multipart uploads under prefix that were started
-// between from and to: those a run killed in that window left behind,
-// whose parts are invisible and billed. It returns how many it aborted.
-func (b *S3) AbortUploads(ctx context.Context, prefix string, from, to time.Time) (int, error) {
-	if err := b.Check(ctx); err != nil {
-		return 0, err
-	}
-	n := 0
-	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(b.bucket), Prefix: aws.String(prefix)}
-	for {
-		out, err := b.client.ListMultipartUploads(ctx, in)
-		if err != nil {
-			return n, b.opError("list multipart uploads under", prefix, err)
-		}
-		for _, u := range out.Uploads {
-			at := aws.ToTime(u.Initiated)
-			if at.Before(from) || at.After(to) {
-				continue
-			}
-			if _, err := b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-				Bucket: aws.String(b.bucket), Key: u.Key, UploadId: u.UploadId,
-			}); err != nil {
-				return n, b.opError("abort multipart upload of", aws.ToString(u.Key), err)
-			}
-			n++
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			return n, nil
-		}
-		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}
 }
 

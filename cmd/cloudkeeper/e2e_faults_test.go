@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -148,7 +149,7 @@ func TestSyncKilledAtAnyPointConverges(t *testing.T) {
 
 	e.proxy.SetFault(nil)
 	r := e.sync(0)
-	if !strings.Contains(r.stderr, "aborted its unfinished multipart uploads") {
+	if !regexp.MustCompile(`settled them from what S3 holds .*multipart_uploads_aborted=[1-9]`).MatchString(r.stderr) {
 		t.Errorf("stderr %s", r.stderr)
 	}
 	e.checkBucketIsTree()
@@ -345,7 +346,7 @@ func TestSyncFollowedLinkToUnreachableFolderIsKept(t *testing.T) {
 	}
 
 	os.Rename(filepath.Join(nas, "unmounted"), filepath.Join(nas, "photos"))
-	if r := e.sync(0, "--follow-symlinks"); len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
+	if r := e.sync(0, "--follow-symlinks"); len(r.lines()) != 0 || !e.onlyBucketCheck() {
 		t.Fatalf("once mounted again: %q, %v", r.lines(), e.ops())
 	}
 }
@@ -369,7 +370,7 @@ func TestSyncNewManifestOverExistingObjects(t *testing.T) {
 		t.Fatalf("--allow-existing: %q", r.lines())
 	}
 	// Not on later runs: a run with nothing to do still sends nothing.
-	if e.sync(0, "--manifest", m); e.proxy.Stats().Requests != 0 {
+	if e.sync(0, "--manifest", m); !e.onlyBucketCheck() {
 		t.Fatalf("requests %v", e.ops())
 	}
 }

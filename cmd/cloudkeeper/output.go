@@ -94,6 +94,9 @@ func (p *printer) result(r uploader.Result) {
 		p.log.Error("change failed", "op", ch.Op.String(), "path", display(ch.Path), "error", r.Err.Error())
 		return
 	}
+	if r.Note != "" {
+		p.log.Warn("uploaded instead of copied", "op", ch.Op.String(), "path", display(ch.Path), "why", r.Note)
+	}
 	if ch.Op == manifest.OpTouch || p.quiet {
 		return
 	}

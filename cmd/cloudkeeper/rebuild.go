@@ -192,8 +192,8 @@ func moveAside(path string, now time.Time) (string, error) {
 // removeManifestFiles removes a manifest that is not in use, with its
 // side files.
 func removeManifestFiles(path string) {
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal", ".lock"} {
-		os.Remove(path + suffix)
+	for _, f := range manifest.Files(path) {
+		os.Remove(f)
 	}
 }
 

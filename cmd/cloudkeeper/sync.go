@@ -181,11 +181,7 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 			res.err = fmt.Errorf("interrupted; what was confirmed is recorded, the next run finishes the job")
 		}
 	}()
-	var (
-		db      *manifest.DB
-		bucket  uploader.Bucket
-		journal manifest.Journal
-	)
+	var db *manifest.DB
 	switch {
 	case o.db != nil: // watch keeps it open between pushes
 		db = o.db
@@ -196,43 +192,73 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 	default:
 		db, res.err = manifest.Open(o.Manifest, o.identity())
 	}
-	if o.dryRun {
-		// A dry run applies to a bucket that does nothing and records
-		// nothing.
-		bucket, journal = uploader.DryRun{}, manifest.Discard{}
-	}
 	if res.err != nil {
 		return res
 	}
 	if o.db == nil {
-		defer db.Close()
-	}
-	if !o.dryRun {
-		if res.runID, res.err = db.StartRun(ctx, res.started); res.err != nil {
-			return res
-		}
-		defer func() { res = p.record(db, res) }()
-		cfg := o.s3Config()
-		cfg.MaxAttempts, cfg.MaxBackoff = o.retries, o.retryWait
-		s3, err := uploader.NewS3(ctx, cfg)
-		if err != nil {
-			res.err = err
-			return res
-		}
-		if err := abortOrphans(ctx, db, s3, o.Prefix, res.started, p); err != nil {
-			res.err = err
-			return res
-		}
-		if !o.allowExisting {
-			if res.err = checkNewManifest(ctx, db, s3, o); res.err != nil {
-				return res
+		defer func() {
+			if db != nil {
+				db.Close()
 			}
-		}
-		w := db.Writer()
-		defer w.Close()
-		bucket, journal = s3, w
+		}()
 	}
-	res.sum, res.st, res.err = pipeline(ctx, o, db, bucket, journal, p)
+	cfg := o.s3Config()
+	cfg.MaxAttempts, cfg.MaxBackoff = o.retries, o.retryWait
+	s3, err := uploader.NewS3(ctx, cfg)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	// Every run, a dry run too, proves with one cheap request that the
+	// bucket is there and these credentials work: a run with nothing to
+	// do must not say "ok" when the backup target is gone.
+	check := func() error {
+		if err := s3.Check(ctx); err != nil || o.dryRun || o.allowExisting {
+			return err
+		}
+		return checkNewManifest(ctx, db, s3, o, res.runID)
+	}
+	if o.db == nil && !o.dryRun && db.Created() {
+		// A new manifest that the checks refuse is removed again: a
+		// refused run leaves nothing behind.
+		if res.err = check(); res.err != nil {
+			if err := db.Abandon(); err != nil {
+				p.log.Warn("could not remove the new manifest", "error", err.Error())
+			}
+			db = nil
+			return res
+		}
+		check = func() error { return nil }
+	}
+	if o.dryRun {
+		if res.err = check(); res.err != nil {
+			return res
+		}
+		if doubts, err := db.Doubts(ctx); err == nil && len(doubts) > 0 {
+			p.log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
+		}
+		// A dry run applies to a bucket that does nothing and records
+		// nothing.
+		res.sum, res.st, res.err = pipeline(ctx, o, db, uploader.DryRun{}, manifest.Discard{}, p)
+		if res.err == nil && res.st.Refused != nil {
+			res.err = res.st.Refused
+		}
+		res.firstErrors = p.takeErrors()
+		return res
+	}
+	if res.runID, res.err = db.StartRun(ctx, res.started); res.err != nil {
+		return res
+	}
+	defer func() { res = p.record(db, res) }()
+	if res.err = check(); res.err != nil {
+		return res
+	}
+	if res.err = settle(ctx, db, s3, o, p); res.err != nil {
+		return res
+	}
+	w := db.Writer()
+	defer w.Close()
+	res.sum, res.st, res.err = pipeline(ctx, o, db, s3, w, p)
 	if res.err == nil && res.st.Refused != nil {
 		res.err = res.st.Refused // everything else was applied
 	}
@@ -240,47 +266,37 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 	return res
 }
 
-// abortOrphans aborts the multipart uploads the previous run left if it was
-// killed: it asks S3 only then, so that a run with nothing to do still
-// sends no request.
-func abortOrphans(ctx context.Context, db *manifest.DB, s3 *uploader.S3, prefix string, now time.Time, p *printer) error {
-	runs, err := db.Runs(ctx, 100) // this run, then the ones before
-	if err != nil || len(runs) < 2 || runs[1].Finished() {
-		return err
+// settle asks S3 about the keys an interrupted run left in doubt, before
+// the diff trusts the manifest's rows for them.
+func settle(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions, p *printer) error {
+	n, err := uploader.Settle(ctx, db, s3, o.Prefix, o.Concurrency, func(path string, err error) {
+		p.log.Warn("could not settle a key left in doubt; the next run tries again", "path", display(path), "error", err.Error())
+	})
+	if n != (uploader.Settled{}) {
+		p.log.Info("an interrupted run left keys in doubt: settled them from what S3 holds",
+			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted, "unsettled", n.Failed)
 	}
-	// From the first of the killed runs since the last one that ended,
-	// with a margin for the server's clock.
-	from := runs[1].Started
-	for _, r := range runs[1:] {
-		if r.Finished() {
-			break
-		}
-		from = r.Started
-	}
-	n, err := s3.AbortUploads(ctx, prefix, from.Add(-5*time.Minute), now)
-	if err != nil {
-		if uploader.IsFatal(err) {
-			return err
-		}
-		p.log.Warn("the last run was killed; its unfinished multipart uploads could not be listed", "error", err.Error())
-		return nil
-	}
-	p.log.Info("the last run was killed; aborted its unfinished multipart uploads", "uploads", n)
-	return nil
+	return err
 }
 
 // checkNewManifest refuses a first run (an empty manifest that never ran)
 // into a prefix that already holds objects: the manifest was most likely
 // deleted, lost with a disk, or is another file than the one used before,
 // and trusting it would upload the whole tree again. One request, on the
-// first run only.
-func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions) error {
+// first run only. runID is this run's record, if it has one yet.
+func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions, runID int64) error {
 	empty, err := db.Empty(ctx)
 	if err != nil || !empty {
 		return err
 	}
-	if runs, err := db.Runs(ctx, 2); err != nil || len(runs) > 1 {
-		return err // this run is the first row; an earlier one means not new
+	runs, err := db.Runs(ctx, 2)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.ID != runID {
+			return nil // it ran before: not new
+		}
 	}
 	has, err := s3.HasObjects(ctx, o.Prefix)
 	if err != nil || !has {
@@ -301,8 +317,8 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 	// The manifest may live inside the source (a source of $HOME holds
 	// ~/.local/state): never back up its own files.
 	skip := map[string]bool{}
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal", ".lock"} {
-		skip[o.Manifest+suffix] = true
+	for _, f := range manifest.Files(o.Manifest) {
+		skip[f] = true
 	}
 
 	fsys := scanner.OS{FollowSymlinks: o.follow}

@@ -55,6 +55,11 @@ type Fault struct {
 	// Delay is slept before anything else; it ends early if the client
 	// gives up.
 	Delay time.Duration
+	// Answered, if set, is called once the target's answer to a forwarded
+	// request has been relayed and flushed to the client: the moment a
+	// test kills the client to open the window between S3 applying a
+	// change and the client recording it.
+	Answered func()
 }
 
 // Stats are counts of the requests a Proxy has seen since it started or was
@@ -165,8 +170,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.byOp[op]++
 	p.mu.Unlock()
 
+	var answered func()
 	if f := p.fault.Load(); f != nil {
 		if fault := (*f)(r); fault != nil {
+			answered = fault.Answered
 			if fault.Delay > 0 {
 				t := time.NewTimer(fault.Delay)
 				select {
@@ -206,6 +213,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &p.uploaded}
 	}
 	p.proxy.ServeHTTP(w, r)
+	if answered != nil {
+		_ = http.NewResponseController(w).Flush()
+		answered()
+	}
 }
 
 // countingBody adds the bytes read through it to n.

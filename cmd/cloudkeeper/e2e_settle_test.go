@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+)
+
+// killAfter runs sync and kills it with SIGKILL the moment the proxy has
+// relayed S3's answer to the first request of operation op: S3 has
+// applied the change, cloudkeeper has not recorded it. It fails the test
+// if the run ended without such a request.
+func (e *env) killAfter(op string, args ...string) {
+	e.t.Helper()
+	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), args...)...)
+	cmd.Env = e.environ()
+	var once sync.Once
+	killed := false
+	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		if gateway.Operation(r) != op {
+			return nil
+		}
+		return &gateway.Fault{Answered: func() {
+			once.Do(func() {
+				killed = cmd.Process.Kill() == nil
+			})
+		}}
+	})
+	defer e.proxy.SetFault(nil)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	cmd.Wait()
+	if !killed {
+		e.t.Fatalf("the run sent no %s to be killed after:\n%s", op, out.String())
+	}
+}
+
+func (e *env) verifyGood() {
+	e.t.Helper()
+	r := e.run(append([]string{"verify"}, e.baseArgs()...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "the backup is good") {
+		e.t.Fatalf("verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Killed right after S3 confirmed a delete: the manifest still has the
+// row. The user puts the file back: the next run must upload it, not call
+// it unchanged (its object is gone).
+func TestSyncKilledAfterDeleteConfirmed(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"keep.txt": scantest.File{Content: "keep"}, "doc.txt": scantest.File{Content: "the document"},
+		"other.txt": scantest.File{Content: "other"}})
+	e.sync(0)
+	trash := filepath.Join(t.TempDir(), "doc.txt")
+	if err := os.Rename(e.path("doc.txt"), trash); err != nil {
+		t.Fatal(err)
+	}
+	e.killAfter("DeleteObjects")
+	// Put back from the trash: same inode, size and mtime.
+	if err := os.Rename(trash, e.path("doc.txt")); err != nil {
+		t.Fatal(err)
+	}
+	e.sync(0)
+	e.checkBucketIsTree()
+	e.verifyGood()
+}
+
+// Killed right after S3 confirmed an upload, then the file is deleted: the
+// next run must delete the object it never recorded.
+func TestSyncKilledAfterUploadConfirmed(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"keep.txt": scantest.File{Content: "keep"}, "other.txt": scantest.File{Content: "other"}})
+	e.sync(0)
+	scantest.Write(t, e.src, "new.txt", "a new file")
+	e.killAfter("PutObject")
+	os.Remove(e.path("new.txt"))
+	e.sync(0)
+	e.checkBucketIsTree()
+	e.verifyGood()
+	// And the same with a file that stays, modified since.
+	scantest.Write(t, e.src, "later.txt", "first bytes")
+	e.killAfter("PutObject")
+	scantest.Write(t, e.src, "later.txt", "second bytes, longer")
+	e.sync(0)
+	e.checkBucketIsTree()
+	e.verifyGood()
+}
+
+// A multipart upload started by a killed run is aborted by a later run,
+// even when the run right after the kill failed.
+func TestSyncAbortsMultipartUploadsAfterAFailedRun(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"small.txt": scantest.File{Content: "small"}})
+	e.sync(0)
+	scantest.Write(t, e.src, "big.bin", bigContent(20<<20+1))
+	e.killAfter("CreateMultipartUpload")
+	if n := multipartUploads(t, e); n != 1 {
+		t.Fatalf("%d multipart uploads after the kill, want 1", n)
+	}
+	// The next run fails: the server refuses every request.
+	e.proxy.SetFault(func(*http.Request) *gateway.Fault {
+		return &gateway.Fault{Status: http.StatusForbidden, Code: "AccessDenied"}
+	})
+	e.sync(1)
+	e.proxy.SetFault(nil)
+	e.sync(0)
+	e.checkBucketIsTree()
+	if n := multipartUploads(t, e); n != 0 {
+		t.Fatalf("%d multipart uploads left behind", n)
+	}
+}
+
+// A run with no local change still proves that the bucket is there and
+// the credentials work: one request, and a clear failure if not.
+func TestSyncQuietRunChecksTheBucket(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	e.sync(0)
+	e.sync(0)
+	if st := e.proxy.Stats(); st.Requests != 1 || st.ByOp["HeadBucket"] != 1 {
+		t.Fatalf("a no-change run sent %v, want one HeadBucket", st.ByOp)
+	}
+	e.sync(0, "--dry-run")
+	if st := e.proxy.Stats(); st.Requests != 1 || st.ByOp["HeadBucket"] != 1 {
+		t.Fatalf("a dry run sent %v, want one HeadBucket", st.ByOp)
+	}
+	for _, c := range []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"wrong secret", "AWS_SECRET_ACCESS_KEY=wrong-secret", nil, "rejected the credentials"},
+		{"missing bucket", "", []string{"--bucket", "no-such-bucket-here"}, "does not exist"},
+		{"dry run, wrong secret", "AWS_SECRET_ACCESS_KEY=wrong-secret", []string{"--dry-run"}, "rejected the credentials"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			old := e.cmd
+			defer func() { e.cmd = old }()
+			if c.env != "" {
+				e.cmd = func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, c.env) }
+			}
+			r := e.sync(1, c.args...)
+			if !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("stderr %s", r.stderr)
+			}
+		})
+	}
+	e.t = t
+	r := e.run("status", "--source", e.src, "--bucket", e.bucket, "--prefix", e.prefix, "--endpoint", e.proxy.URL)
+	// The newest run is listed first: it failed, it is not "ok".
+	if _, runs, _ := strings.Cut(r.stdout, "CHANGES\n"); !strings.Contains(strings.SplitN(runs, "\n", 2)[0], "failed") {
+		t.Fatalf("status after failed runs:\n%s", r.stdout)
+	}
+}
+
+// A lost manifest: the refused run leaves no manifest behind, so the
+// advice it prints (manifest rebuild) works, and nothing is uploaded again.
+func TestSyncLostManifestRebuildAdviceWorks(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}, "b.txt": scantest.File{Content: "beta"}})
+	m := filepath.Join(e.state, "m.db")
+	e.sync(0, "--manifest", m)
+	os.Remove(m)
+	r := e.sync(1, "--manifest", m)
+	if !strings.Contains(r.stderr, "cloudkeeper manifest rebuild") {
+		t.Fatalf("stderr %s", r.stderr)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal", ".lock"} {
+		if _, err := os.Lstat(m + suffix); err == nil {
+			t.Errorf("the refused run left %s behind", m+suffix)
+		}
+	}
+	rb := e.run(append([]string{"manifest", "rebuild", "--manifest", m}, e.baseArgs()...)...)
+	if rb.code != 0 {
+		t.Fatalf("manifest rebuild: exit %d\n%s%s", rb.code, rb.stdout, rb.stderr)
+	}
+	e.sync(0, "--manifest", m)
+	if st := e.proxy.Stats(); st.ByOp["PutObject"] != 0 {
+		t.Fatalf("after the rebuild the run sent %v", st.ByOp)
+	}
+}
+
+// A copy, rename or metadata refresh whose source object is gone uploads
+// the local file instead of failing on every run.
+func TestSyncCopySourceGone(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha content"}, "t.txt": scantest.File{Content: "touched"},
+		"keep.txt": scantest.File{Content: "keep"}})
+	e.sync(0)
+	ctx := context.Background()
+	for _, k := range []string{"a.txt", "t.txt"} {
+		if _, err := gw.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &e.bucket, Key: aws.String(e.prefix + k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Rename(e.path("a.txt"), e.path("moved.txt"))
+	scantest.Write(t, e.src, "copy.txt", "alpha content") // a copy of a's content
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(e.path("t.txt"), later, later)
+	e.sync(0)
+	e.checkBucketIsTree()
+	e.verifyGood()
+	e.sync(0)
+}

@@ -1,0 +1,134 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The manifest is a cache of the bucket, and a run can be killed between
+// S3 applying a change and the manifest recording it. So the change is
+// announced first: before a request that changes a key goes out, the key
+// is marked in doubt, durably; recording S3's answer clears the mark. A
+// run that finds marks left (a kill, a crash, a lost answer) asks S3 what
+// it really holds at those keys, and only those, and settles each one.
+
+// MinPartSize is the smallest part S3 accepts in a multipart upload: an
+// object smaller than this is never written in parts.
+const MinPartSize = 5 << 20
+
+// Intent is a key about to change on S3, by its path.
+type Intent struct {
+	Path string
+	// Multipart is set when the change may start a multipart upload,
+	// whose parts are billed until it is completed or aborted.
+	Multipart bool
+}
+
+// IntentFor is the intent of writing e's object.
+func IntentFor(e Entry) Intent {
+	return Intent{Path: e.Path, Multipart: e.Stat.Size >= MinPartSize}
+}
+
+// Intend marks paths in doubt, in one transaction that is committed when
+// it returns.
+func (m *DB) Intend(ctx context.Context, intents []Intent) error {
+	if len(intents) == 0 {
+		return nil
+	}
+	tx, err := m.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO doubt(path, multipart) VALUES (?, ?)
+		ON CONFLICT(path) DO UPDATE SET multipart = max(multipart, excluded.multipart)`)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	defer st.Close()
+	for _, in := range intents {
+		if _, err := st.ExecContext(ctx, in.Path, in.Multipart); err != nil {
+			return fmt.Errorf("manifest %s: mark %q in doubt: %w", m.path, in.Path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("manifest %s: commit: %w", m.path, err)
+	}
+	return nil
+}
+
+// Doubts returns the paths in doubt, in path order.
+func (m *DB) Doubts(ctx context.Context) ([]Intent, error) {
+	rows, err := m.db.QueryContext(ctx, "SELECT path, multipart FROM doubt ORDER BY path")
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	defer rows.Close()
+	var out []Intent
+	for rows.Next() {
+		var in Intent
+		if err := rows.Scan(&in.Path, &in.Multipart); err != nil {
+			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	return out, nil
+}
+
+// Found is what S3 holds at a path that was in doubt: the object, as its
+// own metadata describes it, or nothing.
+type Found struct {
+	Path   string
+	Object *Entry // nil: the bucket has no object there
+}
+
+// Settle records what S3 holds at paths that were in doubt and clears
+// their marks, in one transaction. A missing object drops the row. An
+// object whose size and BLAKE3 are the row's keeps the row (the change
+// never went out, or changed nothing). Any other object replaces the row
+// with found.Object, whose stat is the object's and not the file's: the
+// next diff hashes the file, uploads it if its content differs, and
+// deletes the object if the file is gone.
+func (m *DB) Settle(ctx context.Context, found []Found) error {
+	if len(found) == 0 {
+		return nil
+	}
+	tx, err := m.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", m.path, err)
+	}
+	defer tx.Rollback()
+	now := time.Now().UnixNano()
+	for _, f := range found {
+		row, has, err := getEntry(ctx, tx, f.Path)
+		if err != nil {
+			return fmt.Errorf("manifest %s: settle %q: %w", m.path, f.Path, err)
+		}
+		switch {
+		case f.Object == nil:
+			_, err = tx.ExecContext(ctx, "DELETE FROM objects WHERE path = ?", f.Path)
+		case has && row.Hash == f.Object.Hash && row.Stat.Size == f.Object.Stat.Size:
+		default:
+			e := *f.Object
+			e.Path = f.Path
+			if e.UploadedNs == 0 {
+				e.UploadedNs = now
+			}
+			_, err = tx.ExecContext(ctx, putEntrySQL, entryArgs(e)...)
+		}
+		if err == nil {
+			_, err = tx.ExecContext(ctx, "DELETE FROM doubt WHERE path = ?", f.Path)
+		}
+		if err != nil {
+			return fmt.Errorf("manifest %s: settle %q: %w", m.path, f.Path, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("manifest %s: commit: %w", m.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package manifest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+// Settling records what S3 holds at the keys in doubt: a missing object
+// drops its row, the same object keeps the row with its stat (no file is
+// read again), another object replaces it with a row the next diff must
+// hash against, an object the manifest never recorded is adopted.
+func TestSettle(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: "/s", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	row := func(p string, h byte) Entry {
+		return Entry{Path: p, Hash: scanner.Digest{h}, Stat: scanner.Stat{Size: 10, Inode: 7, Dev: 1, MtimeNs: 5, CtimeNs: 6}, HashedNs: 9, UploadedNs: 9}
+	}
+	w := db.Writer()
+	for _, e := range []Entry{row("same", 1), row("gone", 2), row("other", 3)} {
+		w.Put(ctx, e, mustCommit(t))
+	}
+	w.Close()
+	if err := db.Intend(ctx, []Intent{{Path: "same"}, {Path: "gone"}, {Path: "other"}, {Path: "new", Multipart: true}, {Path: "new"}}); err != nil {
+		t.Fatal(err)
+	}
+	doubts, err := db.Doubts(ctx)
+	if err != nil || len(doubts) != 4 || doubts[1] != (Intent{Path: "new", Multipart: true}) {
+		t.Fatalf("doubts %v, %v (a later intent must not clear Multipart)", doubts, err)
+	}
+	obj := func(h byte, size int64) *Entry {
+		return &Entry{Hash: scanner.Digest{h}, Stat: scanner.Stat{Size: size, MtimeNs: 5}}
+	}
+	err = db.Settle(ctx, []Found{{Path: "same", Object: obj(1, 10)}, {Path: "gone"}, {Path: "other", Object: obj(4, 12)}, {Path: "new", Object: obj(5, 3)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.Doubts(ctx); len(d) != 0 {
+		t.Fatalf("still in doubt: %v", d)
+	}
+	if e, ok, _ := db.Get(ctx, "same"); !ok || e != row("same", 1) {
+		t.Errorf("same: %+v %v, want the row kept as it was", e, ok)
+	}
+	if _, ok, _ := db.Get(ctx, "gone"); ok {
+		t.Error("gone: row kept for an object S3 does not have")
+	}
+	for _, c := range []struct {
+		path string
+		hash byte
+		size int64
+	}{{"other", 4, 12}, {"new", 5, 3}} {
+		e, ok, _ := db.Get(ctx, c.path)
+		if !ok || e.Hash != (scanner.Digest{c.hash}) || e.Stat.Size != c.size || e.Stat.Inode != 0 || e.UploadedNs == 0 {
+			t.Errorf("%s: %+v %v, want the object's hash and size, no inode", c.path, e, ok)
+		}
+		if e.Stat.Same(scanner.Stat{Size: c.size, Inode: 7, Dev: 1, MtimeNs: 5, CtimeNs: 6}) {
+			t.Errorf("%s: a file's stat matches the settled row: the diff would not hash it", c.path)
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+// SettleBucket is what settling the keys in doubt needs of the bucket.
+type SettleBucket interface {
+	// Head returns the object's size and metadata, or an error wrapping
+	// ErrNotFound.
+	Head(ctx context.Context, key string) (ObjectMeta, error)
+	// AbortUploadsOf aborts every unfinished multipart upload of key.
+	AbortUploadsOf(ctx context.Context, key string) (int, error)
+}
+
+// Settled counts what settling found.
+type Settled struct {
+	Found, Gone int // keys S3 holds an object at, and keys it does not
+	Aborted     int // multipart uploads aborted
+	Failed      int // keys left in doubt (their error went to warn)
+}
+
+// Settle asks S3 what it holds at each key the manifest is in doubt about
+// (a run was killed or lost an answer between sending a change and
+// recording it) and records that: one HEAD per key, and for a key that may
+// have had a multipart upload started, one listing of that key's uploads,
+// which are aborted. Keys that cannot be settled now stay in doubt for the
+// next run and are told to warn; fatal errors end it.
+func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string, concurrency int, warn func(path string, err error)) (Settled, error) {
+	doubts, err := db.Doubts(ctx)
+	if err != nil || len(doubts) == 0 {
+		return Settled{}, err
+	}
+	var (
+		mu    sync.Mutex
+		res   Settled
+		found []manifest.Found
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(concurrency, 1))
+	for _, d := range doubts {
+		g.Go(func() error {
+			f, aborted, err := settleOne(gctx, b, prefix, d)
+			mu.Lock()
+			defer mu.Unlock()
+			res.Aborted += aborted
+			switch {
+			case IsFatal(err) || errors.Is(err, context.Canceled):
+				return err
+			case err != nil:
+				res.Failed++
+				warn(d.Path, err)
+			case f.Object == nil:
+				res.Gone++
+				found = append(found, f)
+			default:
+				res.Found++
+				found = append(found, f)
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	// What was learnt is recorded even if the rest failed.
+	if serr := db.Settle(context.WithoutCancel(ctx), found); err == nil {
+		err = serr
+	}
+	return res, err
+}
+
+func settleOne(ctx context.Context, b SettleBucket, prefix string, d manifest.Intent) (manifest.Found, int, error) {
+	key := manifest.Key(prefix, d.Path)
+	aborted := 0
+	if d.Multipart {
+		n, err := b.AbortUploadsOf(ctx, key)
+		if err != nil {
+			return manifest.Found{}, n, err
+		}
+		aborted = n
+	}
+	meta, err := b.Head(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return manifest.Found{Path: d.Path}, aborted, nil
+	}
+	if err != nil {
+		return manifest.Found{}, aborted, err
+	}
+	// The object as it describes itself; a hash it does not carry is
+	// left zero, which no file has, so the file is uploaded again.
+	e := manifest.Entry{Path: d.Path, Stat: scanner.Stat{Size: meta.Size}}
+	if meta.HashErr == nil {
+		e.Hash = meta.Hash
+	}
+	if meta.MtimeErr == nil {
+		e.Stat.MtimeNs = meta.MtimeNs
+	}
+	if meta.ModeErr == nil {
+		e.Stat.Mode = meta.Mode
+	}
+	return manifest.Found{Path: d.Path, Object: &e}, aborted, nil
+}
+
+// AbortUploadsOf aborts the unfinished multipart uploads of key exactly
+// (one listing of the uploads under key, then one abort each).
+func (b *S3) AbortUploadsOf(ctx context.Context, key string) (int, error) {
+	if err := b.Check(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(b.bucket), Prefix: aws.String(key)}
+	for {
+		out, err := b.client.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return n, b.opError("list multipart uploads of", key, err)
+		}
+		for _, u := range out.Uploads {
+			if aws.ToString(u.Key) != key {
+				continue // another key that starts with this one
+			}
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_, err := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(b.bucket), Key: u.Key, UploadId: u.UploadId,
+			})
+			cancel()
+			if err != nil && !isNoSuchUpload(err) {
+				return n, b.opError(fmt.Sprintf("abort multipart upload %s of", aws.ToString(u.UploadId)), key, err)
+			}
+			n++
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return n, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// isNoSuchUpload is an abort of an upload that is already gone.
+func isNoSuchUpload(err error) bool {
+	var nu *types.NoSuchUpload
+	var ae smithy.APIError
+	return errors.As(err, &nu) || errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
+}
