@@ -76,14 +76,22 @@ type S3 struct {
 	partSize int64
 	maxCopy  int64 // larger objects are copied in parts
 	copyPart int64
-	// mem bounds the bytes of file content held in upload buffers.
-	mem *semaphore.Weighted
+	// mem bounds the bytes of file content held in upload buffers, of
+	// which there are memSize.
+	mem     *semaphore.Weighted
+	memSize int64
+	// maxParts is the most parts of a multipart upload: S3's 10,000
+	// (a field so that a test can reach part sizes above the budget).
+	maxParts int64
 
 	ready    sync.Once
 	readyErr error
 }
 
 var _ Bucket = (*S3)(nil)
+
+// maxParts is the most parts S3 takes in one multipart upload.
+const maxParts = 10000
 
 // DefaultPartSize is the multipart part size when none is set.
 const DefaultPartSize = 16 << 20
@@ -194,7 +202,9 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		partSize: c.PartSize,
 		maxCopy:  c.MaxSingleCopy,
 		copyPart: c.CopyPartSize,
+		memSize:  int64(max(c.Concurrency, 4)) * c.PartSize,
 		mem:      semaphore.NewWeighted(int64(max(c.Concurrency, 4)) * c.PartSize),
+		maxParts: maxParts,
 	}, nil
 }
 
@@ -334,7 +344,7 @@ func md5Base64(b []byte) string {
 // read. It completes only if the whole file hashed to u.Hash, and aborts
 // otherwise, so no object with other bytes and no orphan parts remain.
 func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) {
-	partSize := max(b.partSize, (u.Size+9999)/10000) // S3 allows 10,000 parts
+	partSize := max(b.partSize, (u.Size+b.maxParts-1)/b.maxParts)
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:   aws.String(b.bucket),
 		Key:      aws.String(u.Key),
@@ -356,19 +366,23 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 	var mu sync.Mutex
 	for num, off := int32(1), int64(0); off < u.Size; num, off = num+1, off+partSize {
 		n := min(partSize, u.Size-off)
-		if err := b.mem.Acquire(gctx, n); err != nil {
+		// A part larger than the whole budget (a file over 10,000
+		// parts of the configured size) takes all of it, never more:
+		// asking for more would wait forever.
+		held := min(n, b.memSize)
+		if err := b.mem.Acquire(gctx, held); err != nil {
 			g.Wait()
 			return err
 		}
 		buf := make([]byte, n)
 		if err := readExactly(f, buf, u.Path); err != nil {
-			b.mem.Release(n)
+			b.mem.Release(held)
 			g.Wait()
 			return err
 		}
 		h.Write(buf)
 		g.Go(func() error {
-			defer b.mem.Release(n)
+			defer b.mem.Release(held)
 			out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
 				Bucket:        aws.String(b.bucket),
 				Key:           aws.String(u.Key),

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -262,5 +263,28 @@ func TestCopyLargeObjectInParts(t *testing.T) {
 	o := tb.objects(t)["dst/big"]
 	if scanner.Digest(blake3.Sum256(o.Body)) != u.Hash || o.Metadata[MetaMtime] != "1700000000.000000000" || o.Metadata[MetaBLAKE3] != u.Hash.String() {
 		t.Fatalf("copy: %d bytes, metadata %v", len(o.Body), o.Metadata)
+	}
+}
+
+// A file so large that 10,000 parts of the configured size do not hold it
+// gets parts larger than the whole upload memory budget (above 1.28 TiB
+// with the defaults). Such a part takes the whole budget instead of
+// waiting forever for more than there is, which held the manifest's lock
+// and refused every later run. Here the limit is 2 parts and the budget
+// 4 × 5 MiB, so a 50 MiB file needs 25 MiB parts.
+func TestUploadPartLargerThanTheMemoryBudget(t *testing.T) {
+	tb := newTestBucket(t, func(c *S3Config) { c.Concurrency = 1 })
+	tb.S3.maxParts = 2
+	u := localFile(t, "huge", 50<<20, "huge")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := tb.Upload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if st := tb.proxy.Stats(); st.ByOp["UploadPart"] != 2 {
+		t.Fatalf("requests %v, want 2 parts", st.ByOp)
+	}
+	if o := tb.objects(t)["huge"]; scanner.Digest(blake3.Sum256(o.Body)) != u.Hash {
+		t.Fatalf("object of %d bytes differs from the file", len(o.Body))
 	}
 }
