@@ -505,6 +505,13 @@ func TestSyncDryRunTouchesNothing(t *testing.T) {
 			t.Fatalf("dry run changed the manifest file %s", manifestPath+s)
 		}
 	}
+	// At rest the manifest is one file: a dry run adds no -wal, -shm or
+	// -journal file beside it either.
+	for _, f := range manifest.Files(manifestPath)[1:4] {
+		if _, err := os.Lstat(f); err == nil {
+			t.Fatalf("after the dry run %s exists", f)
+		}
+	}
 	if after := gwtest.Objects(t, gw.Client(), e.bucket, ""); fmt.Sprint(after) != fmt.Sprint(bucketBefore) {
 		t.Fatal("dry run changed the bucket")
 	}

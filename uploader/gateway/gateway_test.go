@@ -171,6 +171,29 @@ func TestProxyFaultKinds(t *testing.T) {
 		}
 	})
 
+	// Answered runs once the target applied the request and its answer
+	// is on its way: the object is there when it is called.
+	t.Run("Answered", func(t *testing.T) {
+		calls := 0
+		var there error
+		p.SetFault(func(r *http.Request) *gateway.Fault {
+			if gateway.Operation(r) != "PutObject" {
+				return nil
+			}
+			return &gateway.Fault{Answered: func() {
+				calls++
+				_, there = g.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("answered")})
+			}}
+		})
+		defer p.SetFault(nil)
+		if err := put(c, "answered"); err != nil {
+			t.Fatal(err)
+		}
+		if calls != 1 || there != nil {
+			t.Fatalf("Answered called %d times; the object at that moment: %v", calls, there)
+		}
+	})
+
 	t.Run("DefaultCode", func(t *testing.T) {
 		p.SetFault(func(*http.Request) *gateway.Fault { return &gateway.Fault{Status: 500} })
 		defer p.SetFault(nil)
