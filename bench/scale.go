@@ -284,8 +284,8 @@ func (s *scale) noChange(ctx context.Context) error {
 			secs(big.run.Wall), big.requests, big.sum.HashedBytes, mib(big.run.MaxRSS)),
 		Reference: "find -printf: " + secs(big.find.Wall),
 		Ratio:     fmt.Sprintf("%.2f×", r),
-		Target:    "≤ 1.5×; 0 requests; 0 B read; ≤ 150 MiB",
-		Met:       yes(r <= 1.5 && big.requests == 0 && big.sum.HashedBytes == 0 && big.run.MaxRSS <= 150<<20 && big.sum.Unchanged == int64(s.o.Files)),
+		Target:    "≤ 1.5×; 1 request (the bucket check); 0 B read; ≤ 150 MiB",
+		Met:       yes(r <= 1.5 && big.requests == 1 && big.sum.HashedBytes == 0 && big.run.MaxRSS <= 150<<20 && big.sum.Unchanged == int64(s.o.Files)),
 	})
 	small, err := measure(s.o.SmallerFiles)
 	if err != nil {
