@@ -211,8 +211,8 @@ func fillManifest(ctx context.Context, path string, t target, s3 *uploader.S3, p
 	var mu sync.Mutex
 	var recordErr error
 	err = s3.EachObject(ctx, t.Prefix, t.Concurrency, func(ctx context.Context, o uploader.ObjectInfo) error {
-		rel, err := objectPath(t.Prefix, o)
-		if errors.Is(err, errFolderMarker) {
+		rel, err := manifest.PathOfKey(t.Prefix, o.Key, o.Size)
+		if errors.Is(err, manifest.ErrFolderMarker) {
 			return nil
 		}
 		if err != nil {

@@ -176,8 +176,8 @@ func (v *verifier) run(ctx context.Context, concurrency int) error {
 // check verifies one listed object, reporting at most one problem. It
 // returns an error only to end the run.
 func (v *verifier) check(ctx context.Context, o uploader.ObjectInfo) error {
-	path, err := objectPath(v.prefix, o)
-	if errors.Is(err, errFolderMarker) {
+	path, err := manifest.PathOfKey(v.prefix, o.Key, o.Size)
+	if errors.Is(err, manifest.ErrFolderMarker) {
 		return nil
 	}
 	var want *expected
