@@ -77,6 +77,7 @@ func (f *fixture) record() {
 
 type diffResult struct {
 	changes  []string
+	all      []Change
 	stats    Stats
 	problems []string
 }
@@ -107,6 +108,7 @@ func (f *fixture) diff(d Diff) diffResult {
 				s = c.Op.String() + " " + c.From + " -> " + c.Path
 			}
 			res.changes = append(res.changes, s)
+			res.all = append(res.all, c)
 		}
 	}()
 	st, err := d.Run(ctx, scan, out)
@@ -326,6 +328,24 @@ func TestDiffRacilyCleanEntriesAreHashedAgain(t *testing.T) {
 				t.Fatalf("got %q, want %q", got.changes, c.want)
 			}
 		})
+	}
+}
+
+// A touch (same content, new stat) writes no new object, so the row keeps
+// the ETag S3 gave the object: a reconcile compares it with the listing.
+func TestDiffTouchKeepsETag(t *testing.T) {
+	f := newFixture(t, scantest.Dir{"f": scantest.File{Content: "content"}})
+	f.record()
+	e, _, _ := f.db.Get(context.Background(), "f")
+	e.ETag = "etag-of-f"
+	w := f.db.Writer()
+	w.Put(context.Background(), e, mustCommit(t))
+	w.Close()
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(f.path("f"), later, later)
+	got := f.diff(Diff{})
+	if len(got.all) != 1 || got.all[0].Op != OpTouch || got.all[0].Entry.ETag != "etag-of-f" {
+		t.Fatalf("changes %+v: want a touch of f that keeps its ETag", got.all)
 	}
 }
 

@@ -130,7 +130,7 @@ func (w *Writer) commit(batch []writeReq) error {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}
 	defer tx.Rollback()
-	put, err := tx.Prepare("INSERT OR REPLACE INTO objects(" + entryColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?)")
+	put, err := tx.Prepare("INSERT OR REPLACE INTO objects(" + entryColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?,?)")
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}

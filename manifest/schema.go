@@ -45,5 +45,9 @@ CREATE TABLE runs (
 CREATE TABLE dirty (
 	path TEXT NOT NULL PRIMARY KEY
 ) WITHOUT ROWID;
+`, // 4: the ETag S3 answered when it wrote each object, so that a listing
+	// shows an object replaced behind cloudkeeper's back ('' : not known).
+	`
+ALTER TABLE objects ADD COLUMN etag TEXT NOT NULL DEFAULT '';
 `,
 }

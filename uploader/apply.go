@@ -178,22 +178,23 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	obj := a.object(ch.Entry)
 	var err error
 	var sent int64
+	var etag string // of the object written; a touch that sends nothing keeps its Entry's
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
-		err = a.upload(ctx, ch, obj)
+		etag, err = a.upload(ctx, ch, obj)
 		sent = obj.Size
 	case manifest.OpCopy, manifest.OpRename:
 		err = ErrCopyTooLarge
 		if !p.retry {
-			err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
+			etag, err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
 		}
 		if errors.Is(err, ErrCopyTooLarge) {
-			err = a.upload(ctx, ch, obj)
+			etag, err = a.upload(ctx, ch, obj)
 			sent = obj.Size
 		}
 	case manifest.OpTouch:
 		if ch.MetaChanged() {
-			err = a.Bucket.Copy(ctx, obj.Key, obj)
+			etag, err = a.Bucket.Copy(ctx, obj.Key, obj)
 			if errors.Is(err, ErrCopyTooLarge) {
 				err = nil // the metadata stays stale; the content is right
 			}
@@ -210,6 +211,9 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	if err != nil {
 		return a.fail(ch, err)
 	}
+	if etag != "" {
+		ch.Entry.ETag = etag
+	}
 	return a.record(ctx, ch.Entry, func() {
 		if ch.Op == manifest.OpRename {
 			// Done when its old key is deleted, after every copy.
@@ -222,7 +226,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	})
 }
 
-func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) error {
+func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) (string, error) {
 	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, Follow: a.FollowSymlinks})
 }
 

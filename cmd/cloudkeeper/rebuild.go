@@ -237,7 +237,7 @@ func fillManifest(ctx context.Context, path string, t target, s3 *uploader.S3, p
 		case meta.Err() != nil:
 			p.log.Warn("kept: the next sync refreshes its metadata", "path", display(rel), "reason", meta.Err().Error())
 		}
-		e := manifest.Entry{Path: rel, Hash: meta.Hash, Stat: scanner.Stat{Size: o.Size, MtimeNs: meta.MtimeNs, Mode: meta.Mode}}
+		e := manifest.Entry{Path: rel, Hash: meta.Hash, Stat: scanner.Stat{Size: o.Size, MtimeNs: meta.MtimeNs, Mode: meta.Mode}, ETag: o.ETag}
 		if !o.LastModified.IsZero() {
 			e.UploadedNs = o.LastModified.UnixNano() // else the Writer's now
 		}
