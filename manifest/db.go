@@ -43,6 +43,8 @@ type DB struct {
 	db   *sql.DB
 	path string
 	lock *os.File // exclusive flock held while a writable manifest is open
+	// remove is a folder Close removes: that of a Copy.
+	remove string
 
 	// Point queries the diff makes for each new file, prepared once.
 	prepOnce sync.Once
@@ -182,6 +184,9 @@ func (m *DB) Close() error {
 	err := m.db.Close()
 	if m.lock != nil {
 		m.lock.Close()
+	}
+	if m.remove != "" {
+		os.RemoveAll(m.remove)
 	}
 	return err
 }
