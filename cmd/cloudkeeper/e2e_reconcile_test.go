@@ -1,0 +1,181 @@
+package main
+
+// End-to-end tests of the reconcile: objects deleted, overwritten or
+// planted behind cloudkeeper's back are repaired by sync --reconcile, on
+// a schedule (--reconcile-every).
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+)
+
+// drift does to the bucket what someone with access to it could: deletes
+// deleted.txt, overwrites corrupt.txt with other bytes of the same size
+// (and their own, true, x-amz-meta-blake3), plants extra.txt, which the
+// tree does not have.
+func (e *env) drift() {
+	e.t.Helper()
+	if _, err := gw.Client().DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &e.bucket, Key: aws.String(e.prefix + "deleted.txt")}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.plant(e.prefix+"corrupt.txt", "OTHER bytes!!!", selfDescribing("OTHER bytes!!!"))
+	e.plant(e.prefix+"extra.txt", "planted", selfDescribing("planted"))
+}
+
+func driftTree() scantest.Dir {
+	return scantest.Dir{
+		"deleted.txt": scantest.File{Content: "to be deleted"},
+		"corrupt.txt": scantest.File{Content: "original bytes"},
+		"fine.txt":    scantest.File{Content: "fine"},
+		"sub":         scantest.Dir{"fine2.txt": scantest.File{Content: "fine too"}},
+	}
+}
+
+// The manifest is a cache of the bucket, and sync trusts it: what goes
+// wrong behind its back stays wrong. sync --reconcile lists the prefix
+// once and repairs it all: uploads what is missing or differs, deletes
+// what the tree does not have, and adopts an object whose file the tree
+// has with the same content, without uploading it.
+func TestSyncReconcile(t *testing.T) {
+	e := newEnv(t, driftTree())
+	e.sync(0)
+	e.drift()
+
+	// The bug: a plain sync, even --rehash, believes the manifest.
+	for _, args := range [][]string{nil, {"--rehash"}} {
+		r := e.sync(0, args...)
+		if len(r.lines()) != 0 || e.ops()["PutObject"] != 0 {
+			t.Fatalf("sync %q repaired something: %q, %v", args, r.lines(), e.ops())
+		}
+	}
+	objs := gwtestObjects(t, e)
+	if _, ok := objs[e.prefix+"deleted.txt"]; ok || string(objs[e.prefix+"corrupt.txt"].Body) != "OTHER bytes!!!" || objs[e.prefix+"extra.txt"].Body == nil {
+		t.Fatalf("the drift is not in the bucket: %q", scantest.Keys(objs))
+	}
+
+	// A file the tree has, planted in the bucket with its content (by
+	// another machine backing up the same folder, say).
+	scantest.Write(t, e.src, "adopted.txt", "already there")
+	e.plant(e.prefix+"adopted.txt", "already there", selfDescribing("already there"))
+	want := []string{"add     deleted.txt (13 B)", "delete  extra.txt", "modify  corrupt.txt (14 B)"}
+
+	// A dry run says what it would repair, and changes nothing.
+	manifestBefore := sha(t, e.manifestPath())
+	bucketBefore := gwtestObjects(t, e)
+	dry := e.sync(0, "--reconcile", "--dry-run")
+	if !slices.Equal(dry.lines(), want) {
+		t.Fatalf("dry run printed %q, want %q\n%s", dry.lines(), want, dry.stderr)
+	}
+	if ops := e.ops(); ops["PutObject"]+ops["CopyObject"]+ops["DeleteObjects"] != 0 || ops["ListObjectsV2"] != 1 {
+		t.Fatalf("dry run sent %v", ops)
+	}
+	if sha(t, e.manifestPath()) != manifestBefore {
+		t.Fatal("the dry run changed the manifest")
+	}
+	if after := gwtestObjects(t, e); !slices.Equal(scantest.Keys(after), scantest.Keys(bucketBefore)) {
+		t.Fatal("the dry run changed the bucket")
+	}
+
+	r := e.sync(0, "--reconcile")
+	if !slices.Equal(r.lines(), want) {
+		t.Fatalf("sync --reconcile printed %q, want %q\n%s", r.lines(), want, r.stderr)
+	}
+	for _, l := range []string{"path=deleted.txt", "path=corrupt.txt", "path=extra.txt", "path=adopted.txt",
+		"missing=1 differ=1 adopted=1 extra=1"} {
+		if !strings.Contains(r.stderr, l) {
+			t.Errorf("no %q in stderr:\n%s", l, r.stderr)
+		}
+	}
+	// One listing; a HEAD for each object the manifest does not know
+	// (extra, adopted) and for the one whose ETag changed (corrupt); two
+	// uploads, none of them adopted.txt's.
+	ops := e.ops()
+	if ops["ListObjectsV2"] != 1 || ops["HeadObject"] != 3 || ops["PutObject"] != 2 || ops["DeleteObjects"] != 1 || ops["GetObject"] != 0 {
+		t.Fatalf("requests %v", ops)
+	}
+	e.checkBucketIsTree()
+	if r := e.sync(0); len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
+		t.Fatalf("the sync after the reconcile: %q, %v", r.lines(), e.ops())
+	}
+	if r := e.sync(0, "--reconcile"); len(r.lines()) != 0 || e.ops()["HeadObject"] != 0 || !strings.Contains(r.stderr, "missing=0 differ=0 adopted=0 extra=0") {
+		t.Fatalf("a second reconcile: %q, %v\n%s", r.lines(), e.ops(), r.stderr)
+	}
+
+	// status says when the last reconcile ran and what it found.
+	st := e.cmdWant(0, "status", e.baseArgs()...)
+	if line := lineWith(st.stdout, "reconciled:"); !strings.Contains(line, "ago): nothing to repair") {
+		t.Errorf("status: %q\n%s", line, st.stdout)
+	}
+	e.drift()
+	e.sync(0, "--reconcile", "--max-delete", "100%")
+	st = e.cmdWant(0, "status", append(e.baseArgs(), "--json")...)
+	var js struct {
+		Reconciled *struct {
+			At                              string
+			Missing, Differ, Adopted, Extra int64
+		} `json:"last_reconcile"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &js); err != nil || js.Reconciled == nil || js.Reconciled.At == "" ||
+		js.Reconciled.Missing != 1 || js.Reconciled.Differ != 1 || js.Reconciled.Adopted != 0 || js.Reconciled.Extra != 1 {
+		t.Errorf("status --json: %+v %v\n%s", js.Reconciled, err, st.stdout)
+	}
+	st = e.cmdWant(0, "status", e.baseArgs()...)
+	if line := lineWith(st.stdout, "reconciled:"); !strings.Contains(line, "1 missing, 1 differing, 1 extra") {
+		t.Errorf("status: %q", line)
+	}
+	e.checkBucketIsTree()
+}
+
+// Keys that name no path cloudkeeper would write are reported and left
+// alone; excluded paths are left alone as by any sync.
+func TestSyncReconcileLeavesForeignKeysAndExcludedPathsAlone(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}, "cache": scantest.Dir{"c.bin": scantest.File{Content: "cached"}}})
+	e.sync(0, "--exclude", "cache/")
+	e.plant(e.prefix+`\x41-not-canonical`, "foreign", nil)
+	e.plant(e.prefix+"cache/planted.bin", "excluded", nil)
+	r := e.sync(0, "--reconcile", "--exclude", "cache/")
+	if len(r.lines()) != 0 || !strings.Contains(lineWith(r.stderr, "not-canonical"), "not a key cloudkeeper writes") {
+		t.Fatalf("got %q\n%s", r.lines(), r.stderr)
+	}
+	if ops := e.ops(); ops["HeadObject"] != 0 || ops["DeleteObjects"] != 0 {
+		t.Fatalf("requests %v", ops)
+	}
+	if n := len(gwtestObjects(t, e)); n != 3 {
+		t.Fatalf("%d objects, want a.txt and the two planted", n)
+	}
+}
+
+// A normal run reconciles by itself when the last reconcile is older than
+// --reconcile-every (default a week); a first run counts as one, and 0
+// turns it off.
+func TestSyncReconcileEvery(t *testing.T) {
+	e := newEnv(t, driftTree())
+	e.sync(0)
+	st := e.cmdWant(0, "status", e.baseArgs()...)
+	if line := lineWith(st.stdout, "reconciled:"); !strings.Contains(line, "nothing to repair") {
+		t.Errorf("the first run does not count as a reconcile: %q", line)
+	}
+	e.drift()
+	if r := e.sync(0); len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
+		t.Fatalf("a run within the week listed the bucket: %q, %v", r.lines(), e.ops())
+	}
+	if r := e.sync(0, "--reconcile-every", "0"); len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
+		t.Fatalf("--reconcile-every 0 reconciled: %q, %v", r.lines(), e.ops())
+	}
+	e.cmd = func(c *exec.Cmd) { c.Env = append(c.Env, "CLOUDKEEPER_RECONCILE_EVERY=1ns") }
+	r := e.sync(0, "--max-delete", "100%")
+	want := []string{"add     deleted.txt (13 B)", "delete  extra.txt", "modify  corrupt.txt (14 B)"}
+	if !slices.Equal(r.lines(), want) || e.ops()["ListObjectsV2"] != 1 {
+		t.Fatalf("a run with the last reconcile older than 1ns: %q, %v\n%s", r.lines(), e.ops(), r.stderr)
+	}
+	e.checkBucketIsTree()
+}
