@@ -2,11 +2,12 @@ package main
 
 // End-to-end tests of the reconcile: objects deleted, overwritten or
 // planted behind cloudkeeper's back are repaired by sync --reconcile, on
-// a schedule (--reconcile-every).
+// a schedule (--reconcile-every), or after verify --repair.
 
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -178,4 +179,54 @@ func TestSyncReconcileEvery(t *testing.T) {
 		t.Fatalf("a run with the last reconcile older than 1ns: %q, %v\n%s", r.lines(), e.ops(), r.stderr)
 	}
 	e.checkBucketIsTree()
+}
+
+// verify --repair marks in the manifest what verify finds, so that the
+// next plain sync repairs it; among them an object whose bytes were
+// replaced while its metadata and size stayed, which only verify --deep
+// sees: a reconcile sees its new ETag, but its metadata says the content
+// is the manifest's, and it only records the new ETag.
+func TestVerifyRepair(t *testing.T) {
+	e := newEnv(t, driftTree())
+	e.sync(0)
+	c := gw.Client()
+	head, err := c.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &e.bucket, Key: aws.String(e.prefix + "fine.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.plant(e.prefix+"fine.txt", "FINE", head.Metadata) // same size, old metadata: it looks right
+	r := e.sync(0, "--reconcile")
+	if len(r.lines()) != 0 || e.ops()["HeadObject"] != 1 || !strings.Contains(r.stderr, "new_etags=1") || strings.Contains(r.stderr, "path=fine.txt") {
+		t.Fatalf("sync --reconcile of an object with a new ETag and its old metadata: %q, %v\n%s", r.lines(), e.ops(), r.stderr)
+	}
+	e.drift()
+	verify := func(want int, args ...string) result {
+		t.Helper()
+		return e.cmdWant(want, "verify", append(e.baseArgs(), args...)...)
+	}
+	r = verify(1, "--deep", "--repair")
+	for _, l := range []string{"missing  deleted.txt", "extra    extra.txt", "mismatch corrupt.txt", "mismatch fine.txt: its bytes hash to"} {
+		if !strings.Contains(r.stdout, l) {
+			t.Errorf("no %q in\n%s", l, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "marked 4 objects in the manifest for the next sync to repair: 1 missing, 2 differing, 1 extra") {
+		t.Errorf("verify --repair does not say what it marked:\n%s", r.stdout)
+	}
+	s := e.sync(0, "--max-delete", "100%")
+	want := []string{"add     deleted.txt (13 B)", "delete  extra.txt", "modify  corrupt.txt (14 B)", "modify  fine.txt (4 B)"}
+	if !slices.Equal(s.lines(), want) {
+		t.Fatalf("the sync after verify --repair: %q, want %q", s.lines(), want)
+	}
+	e.checkBucketIsTree()
+	if r := verify(0, "--deep"); !strings.HasSuffix(r.stdout, "the backup is good\n") {
+		t.Fatalf("verify --deep after the repair: %s", r.stdout)
+	}
+
+	// Without a manifest there is nothing to mark.
+	os.Remove(e.manifestPath())
+	r = e.cmdWant(2, "verify", append(e.bucketArgs(), "--repair")...)
+	if !strings.Contains(r.stderr, "--repair") {
+		t.Errorf("verify --repair without a manifest: %q", r.stderr)
+	}
 }
