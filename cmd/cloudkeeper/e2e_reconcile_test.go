@@ -7,11 +7,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -229,4 +232,61 @@ func TestVerifyRepair(t *testing.T) {
 	if !strings.Contains(r.stderr, "--repair") {
 		t.Errorf("verify --repair without a manifest: %q", r.stderr)
 	}
+}
+
+// What a reconcile costs on a larger tree: one ListObjectsV2 per 1,000
+// keys, and HeadObject only for objects the manifest does not know or
+// whose ETag changed. It builds a tree of CLOUDKEEPER_TEST_RECONCILE_FILES
+// files and uploads it first, so it runs only when asked:
+// CLOUDKEEPER_TEST_RECONCILE_FILES=5000 go test ./cmd/cloudkeeper -run TestReconcileCost -v
+func TestReconcileCost(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("CLOUDKEEPER_TEST_RECONCILE_FILES"))
+	if n < 30 {
+		t.Skip("set CLOUDKEEPER_TEST_RECONCILE_FILES to a number of files (30 or more) to measure a reconcile")
+	}
+	tree := scantest.Dir{}
+	for i := range n {
+		dir := fmt.Sprintf("d%03d", i/100)
+		if tree[dir] == nil {
+			tree[dir] = scantest.Dir{}
+		}
+		tree[dir].(scantest.Dir)[fmt.Sprintf("f%05d.txt", i)] = scantest.File{Content: fmt.Sprintf("file %05d", i)}
+	}
+	e := newEnv(t, tree)
+	e.sync(0, "--concurrency", "16")
+	pages := int64((n + 999) / 1000)
+	measure := func(what string, args ...string) {
+		t.Helper()
+		start := time.Now()
+		r := e.sync(0, append([]string{"--reconcile"}, args...)...)
+		st := e.proxy.Stats()
+		t.Logf("%d files, %s: %d requests %v in %v; %s", n, what, st.Requests, st.ByOp, time.Since(start).Round(time.Millisecond), r.summary())
+		if st.ByOp["ListObjectsV2"] != pages {
+			t.Errorf("%d ListObjectsV2 for %d keys, want %d", st.ByOp["ListObjectsV2"], n, pages)
+		}
+	}
+	measure("nothing to repair")
+	if e.ops()["HeadObject"] != 0 {
+		t.Errorf("HeadObject on a reconcile with nothing to repair: %v", e.ops())
+	}
+	// 10 deleted, 10 overwritten with other bytes of the same size, 10
+	// planted: 5 whose file the tree has, with its content, 5 it has not.
+	c := gw.Client()
+	for i := range 10 {
+		key := fmt.Sprintf("%sd%03d/f%05d.txt", e.prefix, i/100, i)
+		if _, err := c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &e.bucket, Key: &key}); err != nil {
+			t.Fatal(err)
+		}
+		e.plant(fmt.Sprintf("%sd%03d/f%05d.txt", e.prefix, (i+10)/100, i+10), fmt.Sprintf("FILE %05d", i+10), selfDescribing(fmt.Sprintf("FILE %05d", i+10)))
+	}
+	for i := range 5 {
+		scantest.Write(t, e.src, fmt.Sprintf("new/same%d.txt", i), "planted")
+		e.plant(fmt.Sprintf("%snew/same%d.txt", e.prefix, i), "planted", selfDescribing("planted"))
+		e.plant(fmt.Sprintf("%sgone/extra%d.txt", e.prefix, i), "planted", selfDescribing("planted"))
+	}
+	measure("10 missing, 10 differing, 5 adopted, 5 extra")
+	if ops := e.ops(); ops["HeadObject"] != 20 || ops["PutObject"] != 20 || ops["DeleteObjects"] != 1 {
+		t.Errorf("requests %v: want a HEAD for each of the 10 rewritten and 10 planted, 20 uploads, one delete", ops)
+	}
+	e.checkBucketIsTree()
 }
