@@ -65,7 +65,9 @@ func (m *DB) NewListing(ctx context.Context) (*Listing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
-	_, err = conn.ExecContext(ctx, `CREATE TEMP TABLE listed (
+	// A listing whose Close failed to drop it may be left on this
+	// pooled connection.
+	_, err = conn.ExecContext(ctx, `DROP TABLE IF EXISTS temp.listed; CREATE TEMP TABLE listed (
 		path TEXT NOT NULL PRIMARY KEY, key TEXT NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL) WITHOUT ROWID`)
 	if err != nil {
 		conn.Close()

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
 )
 
 // drift does to the bucket what someone with access to it could: deletes
@@ -175,8 +177,24 @@ func TestSyncReconcileEvery(t *testing.T) {
 	if r := e.sync(0, "--reconcile-every", "0"); len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
 		t.Fatalf("--reconcile-every 0 reconciled: %q, %v", r.lines(), e.ops())
 	}
+	// A reconcile that is due and fails (the listing keeps failing) does
+	// not hold the backup back: the run applies its changes, says what
+	// failed, exits 3, and the next run reconciles.
+	scantest.Write(t, e.src, "new.txt", "new")
+	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		if gateway.Operation(r) == "ListObjectsV2" {
+			return &gateway.Fault{Status: 500}
+		}
+		return nil
+	})
+	r := e.sync(3, "--reconcile-every", "1ns", "--retries", "1")
+	if !slices.Equal(r.lines(), []string{"add     new.txt (3 B)"}) || !strings.Contains(lineWith(r.stderr, "ERROR"), "reconcile") {
+		t.Fatalf("a run whose reconcile failed: %q\n%s", r.lines(), r.stderr)
+	}
+	e.proxy.SetFault(nil)
+
 	e.cmd = func(c *exec.Cmd) { c.Env = append(c.Env, "CLOUDKEEPER_RECONCILE_EVERY=1ns") }
-	r := e.sync(0, "--max-delete", "100%")
+	r = e.sync(0, "--max-delete", "100%")
 	want := []string{"add     deleted.txt (13 B)", "delete  extra.txt", "modify  corrupt.txt (14 B)"}
 	if !slices.Equal(r.lines(), want) || e.ops()["ListObjectsV2"] != 1 {
 		t.Fatalf("a run with the last reconcile older than 1ns: %q, %v\n%s", r.lines(), e.ops(), r.stderr)

@@ -247,18 +247,29 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 		bucket, journal = s3, w
 	}
 	due, err := reconcileDue(ctx, o, db, res.started)
+	reconcileFailed := false
 	if err == nil && due {
 		_, err = reconcileManifest(ctx, o, db, s3, p)
+		if err != nil && !o.reconcile && !uploader.IsFatal(err) && ctx.Err() == nil {
+			// A reconcile that was only due must not hold the backup
+			// back: the manifest is as it was, the next run tries again.
+			p.keepError(err.Error())
+			p.log.Error("the reconcile failed; the run goes on without it and the next one tries again", "error", err.Error())
+			reconcileFailed, err = true, nil
+		}
 	}
 	if err != nil {
 		res.err = err
 		return res
 	}
 	res.sum, res.st, res.err = pipeline(ctx, o, db, bucket, journal, p)
+	if reconcileFailed {
+		res.st.Errors++ // exit 3: the run completed, but not all of it
+	}
 	if res.err == nil && res.st.Refused != nil {
 		res.err = res.st.Refused // everything else was applied
 	}
-	if first && res.err == nil && !o.dryRun && o.scopes == nil {
+	if first && !due && res.err == nil && !o.dryRun && o.scopes == nil {
 		// The bucket now holds what the manifest says, from the start
 		// of this run on: as good as a reconcile.
 		if err := db.SetReconciled(context.WithoutCancel(ctx), manifest.Reconciled{At: res.started}); err != nil {
