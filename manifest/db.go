@@ -46,6 +46,8 @@ type DB struct {
 	// created is set when Open made the file: a run that fails before
 	// it wrote anything removes it again (Abandon).
 	created bool
+	// remove is a folder Close removes: that of a Copy.
+	remove string
 
 	// Point queries the diff makes for each new file, prepared once.
 	prepOnce sync.Once
@@ -221,6 +223,9 @@ func (m *DB) Close() error {
 	err := m.db.Close()
 	if m.lock != nil {
 		m.lock.Close()
+	}
+	if m.remove != "" {
+		os.RemoveAll(m.remove)
 	}
 	return err
 }

@@ -66,18 +66,9 @@ func TestManifestOfAnotherTargetIsRefused(t *testing.T) {
 }
 
 func TestReadOnlyManifestRefusesWrites(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m.db")
 	id := Identity{Source: "/src", Bucket: "b"}
-	db, err := Open(path, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	ro, err := OpenReadOnly(path, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ro.Close()
+	db, path := newManifest(t, id)
+	ro := reopenReadOnly(t, db, path, id)
 	w := ro.Writer()
 	errc := make(chan error, 1)
 	w.Put(context.Background(), Entry{Path: "x", Hash: scanner.Digest{1}}, func(err error) { errc <- err })

@@ -478,6 +478,24 @@ func TestDiffRacilyCleanEntriesAreHashedAgain(t *testing.T) {
 	}
 }
 
+// A touch (same content, new stat) writes no new object, so the row keeps
+// the ETag S3 gave the object: a reconcile compares it with the listing.
+func TestDiffTouchKeepsETag(t *testing.T) {
+	f := newFixture(t, scantest.Dir{"f": scantest.File{Content: "content"}})
+	f.record()
+	e, _, _ := f.db.Get(context.Background(), "f")
+	e.ETag = "etag-of-f"
+	w := f.db.Writer()
+	w.Put(context.Background(), e, mustCommit(t))
+	w.Close()
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(f.path("f"), later, later)
+	got := f.diff(Diff{})
+	if len(got.all) != 1 || got.all[0].Op != OpTouch || got.all[0].Entry.ETag != "etag-of-f" {
+		t.Fatalf("changes %+v: want a touch of f that keeps its ETag", got.all)
+	}
+}
+
 func TestDiffKeyTooLongIsReported(t *testing.T) {
 	long := strings.Repeat("x", 200)
 	f := newFixture(t, scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.Dir{long: scantest.File{Content: "deep"}}}}}}, "ok": scantest.File{Content: "ok"}})

@@ -23,6 +23,10 @@ type Intent struct {
 	// Multipart is set when the change may start a multipart upload,
 	// whose parts are billed until it is completed or aborted.
 	Multipart bool
+	// Since is when the intent was marked (set by Intend; Doubts reads
+	// it back), and Settled whether a run has settled it already.
+	Since   time.Time
+	Settled bool
 }
 
 // IntentFor is the intent of writing e's object.
@@ -41,14 +45,18 @@ func (m *DB) Intend(ctx context.Context, intents []Intent) error {
 		return fmt.Errorf("manifest %s: %w", m.path, err)
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `INSERT INTO doubt(path, multipart) VALUES (?, ?)
-		ON CONFLICT(path) DO UPDATE SET multipart = max(multipart, excluded.multipart)`)
+	// A path settled once and marked again keeps its settled state: the
+	// run that settled it may still see a request of the killed run
+	// arrive, and this run's record must not end that watch.
+	st, err := tx.PrepareContext(ctx, `INSERT INTO doubt(path, multipart, since_ns) VALUES (?, ?, ?)
+		ON CONFLICT(path) DO UPDATE SET multipart = max(multipart, excluded.multipart), since_ns = max(since_ns, excluded.since_ns)`)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", m.path, err)
 	}
 	defer st.Close()
+	now := time.Now().UnixNano()
 	for _, in := range intents {
-		if _, err := st.ExecContext(ctx, in.Path, in.Multipart); err != nil {
+		if _, err := st.ExecContext(ctx, in.Path, in.Multipart, now); err != nil {
 			return fmt.Errorf("manifest %s: mark %q in doubt: %w", m.path, in.Path, err)
 		}
 	}
@@ -60,7 +68,7 @@ func (m *DB) Intend(ctx context.Context, intents []Intent) error {
 
 // Doubts returns the paths in doubt, in path order.
 func (m *DB) Doubts(ctx context.Context) ([]Intent, error) {
-	rows, err := m.db.QueryContext(ctx, "SELECT path, multipart FROM doubt ORDER BY path")
+	rows, err := m.db.QueryContext(ctx, "SELECT path, multipart, since_ns, settled FROM doubt ORDER BY path")
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -68,9 +76,11 @@ func (m *DB) Doubts(ctx context.Context) ([]Intent, error) {
 	var out []Intent
 	for rows.Next() {
 		var in Intent
-		if err := rows.Scan(&in.Path, &in.Multipart); err != nil {
+		var since int64
+		if err := rows.Scan(&in.Path, &in.Multipart, &since, &in.Settled); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 		}
+		in.Since = time.Unix(0, since)
 		out = append(out, in)
 	}
 	if err := rows.Err(); err != nil {
@@ -84,6 +94,9 @@ func (m *DB) Doubts(ctx context.Context) ([]Intent, error) {
 type Found struct {
 	Path   string
 	Object *Entry // nil: the bucket has no object there
+	// Watch keeps the path in doubt, settled, so that the next runs look
+	// again: a request the killed run sent may still be on its way.
+	Watch bool
 }
 
 // Settle records what S3 holds at paths that were in doubt and clears
@@ -120,7 +133,9 @@ func (m *DB) Settle(ctx context.Context, found []Found) error {
 			}
 			_, err = tx.ExecContext(ctx, putEntrySQL, entryArgs(e)...)
 		}
-		if err == nil {
+		if err == nil && f.Watch {
+			_, err = tx.ExecContext(ctx, "UPDATE doubt SET settled = 1 WHERE path = ?", f.Path)
+		} else if err == nil {
 			_, err = tx.ExecContext(ctx, "DELETE FROM doubt WHERE path = ?", f.Path)
 		}
 		if err != nil {

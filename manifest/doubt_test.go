@@ -31,19 +31,39 @@ func TestSettle(t *testing.T) {
 		t.Fatal(err)
 	}
 	doubts, err := db.Doubts(ctx)
-	if err != nil || len(doubts) != 4 || doubts[1] != (Intent{Path: "new", Multipart: true}) {
+	if err != nil || len(doubts) != 4 || doubts[1].Path != "new" || !doubts[1].Multipart || doubts[1].Settled || doubts[1].Since.IsZero() {
 		t.Fatalf("doubts %v, %v (a later intent must not clear Multipart)", doubts, err)
 	}
 	obj := func(h byte, size int64) *Entry {
 		return &Entry{Hash: scanner.Digest{h}, Stat: scanner.Stat{Size: size, MtimeNs: 5}}
 	}
-	err = db.Settle(ctx, []Found{{Path: "same", Object: obj(1, 10)}, {Path: "gone"}, {Path: "other", Object: obj(4, 12)}, {Path: "new", Object: obj(5, 3)}})
+	err = db.Settle(ctx, []Found{{Path: "same", Object: obj(1, 10)}, {Path: "gone"}, {Path: "other", Object: obj(4, 12)}, {Path: "new", Object: obj(5, 3), Watch: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := db.Doubts(ctx); len(d) != 0 {
-		t.Fatalf("still in doubt: %v", d)
+	// "new" stays watched: settled, and not cleared by recording a new
+	// upload of it, since a request of the killed run may still arrive.
+	if d, _ := db.Doubts(ctx); len(d) != 1 || d[0].Path != "new" || !d[0].Settled {
+		t.Fatalf("in doubt after settling: %+v, want only new, settled", d)
 	}
+	w = db.Writer()
+	w.Put(ctx, row("new", 6), mustCommit(t))
+	w.Close()
+	if d, _ := db.Doubts(ctx); len(d) != 1 {
+		t.Fatalf("recording an upload ended the watch: %+v", d)
+	}
+	w = db.Writer()
+	w.Put(ctx, row("new", 5), mustCommit(t))
+	w.Close()
+	if err := db.Settle(ctx, []Found{{Path: "new", Object: obj(5, 3)}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.Doubts(ctx); len(d) != 0 {
+		t.Fatalf("still in doubt: %+v", d)
+	}
+	w = db.Writer()
+	w.Put(ctx, Entry{Path: "new", Hash: scanner.Digest{5}, Stat: scanner.Stat{Size: 3, MtimeNs: 5}}, mustCommit(t))
+	w.Close()
 	if e, ok, _ := db.Get(ctx, "same"); !ok || e != row("same", 1) {
 		t.Errorf("same: %+v %v, want the row kept as it was", e, ok)
 	}

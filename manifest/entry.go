@@ -19,9 +19,10 @@ type Entry struct {
 	Stat       scanner.Stat // the stat the hash was taken under; Stat.Size is the object's size
 	HashedNs   int64        // when the hash was taken, Unix ns
 	UploadedNs int64        // when S3 confirmed the object, Unix ns
+	ETag       string       // S3's ETag of the object, without quotes, as its write answered; "" if not known
 }
 
-const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns, btime_ns"
+const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns, btime_ns, etag"
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -30,7 +31,7 @@ func scanEntry(r rowScanner) (Entry, error) {
 	var hash []byte
 	var inode, dev int64
 	var mode uint32
-	err := r.Scan(&e.Path, &e.Stat.Size, &hash, &e.Stat.MtimeNs, &e.Stat.CtimeNs, &inode, &dev, &mode, &e.HashedNs, &e.UploadedNs, &e.Stat.BtimeNs)
+	err := r.Scan(&e.Path, &e.Stat.Size, &hash, &e.Stat.MtimeNs, &e.Stat.CtimeNs, &inode, &dev, &mode, &e.HashedNs, &e.UploadedNs, &e.Stat.BtimeNs, &e.ETag)
 	if err != nil {
 		return e, err
 	}
@@ -46,7 +47,7 @@ func scanEntry(r rowScanner) (Entry, error) {
 
 func entryArgs(e Entry) []any {
 	return []any{e.Path, e.Stat.Size, e.Hash[:], e.Stat.MtimeNs, e.Stat.CtimeNs,
-		int64(e.Stat.Inode), int64(e.Stat.Dev), uint32(e.Stat.Mode), e.HashedNs, e.UploadedNs, e.Stat.BtimeNs}
+		int64(e.Stat.Inode), int64(e.Stat.Dev), uint32(e.Stat.Mode), e.HashedNs, e.UploadedNs, e.Stat.BtimeNs, e.ETag}
 }
 
 // Rows iterates over the manifest in path order (SQLite BINARY collation,
@@ -154,7 +155,7 @@ func (r *Rows) Close() error {
 }
 
 // entryColumnCount is the number of entryColumns.
-const entryColumnCount = 11
+const entryColumnCount = 12
 
 // entryFromValues decodes a row of entryColumns read through the driver.
 func entryFromValues(v []driver.Value) (Entry, error) {
@@ -179,6 +180,9 @@ func entryFromValues(v []driver.Value) (Entry, error) {
 	}
 	e.Stat = scanner.Stat{Size: ints[0], MtimeNs: ints[1], CtimeNs: ints[2], Inode: uint64(ints[3]), Dev: uint64(ints[4]), Mode: fs.FileMode(ints[5]), BtimeNs: ints[8]}
 	e.HashedNs, e.UploadedNs = ints[6], ints[7]
+	if e.ETag, ok = v[11].(string); !ok {
+		return e, fmt.Errorf("row %q: etag is %T", path, v[11])
+	}
 	return e, nil
 }
 

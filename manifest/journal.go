@@ -155,7 +155,7 @@ func (w *Writer) commit(batch []writeReq) error {
 	}
 	defer del.Close()
 	// What S3 confirmed is no longer in doubt.
-	settled, err := tx.Prepare("DELETE FROM doubt WHERE path = ?")
+	settled, err := tx.Prepare("DELETE FROM doubt WHERE path = ? AND settled = 0")
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -100,4 +101,48 @@ func UnescapePath(k string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// ErrFolderMarker is a zero-byte key ending in "/": what S3 consoles
+// create to show an empty folder. It backs up no file and is ignored.
+var ErrFolderMarker = errors.New("folder marker")
+
+// PathOfKey maps a key read from the bucket (with the size the listing
+// gives its object) back to the path of the file it backs up, relative to
+// the source, or says why it names none. Keys are untrusted input: only
+// what Key writes for a relative path without empty, "." or ".."
+// components is accepted, so a key can never lead outside the folder, and
+// two keys never map to one path. A folder marker is ErrFolderMarker.
+func PathOfKey(prefix, key string, size int64) (string, error) {
+	rest, ok := strings.CutPrefix(key, prefix)
+	switch {
+	case !ok:
+		return "", fmt.Errorf("not under the prefix %q", prefix)
+	case size == 0 && strings.HasSuffix(key, "/"):
+		return "", ErrFolderMarker
+	case rest == "":
+		return "", errors.New("an empty path")
+	}
+	p, err := UnescapePath(rest)
+	if err != nil {
+		return "", errors.New("does not unescape to a path (bad \\ escape)")
+	}
+	switch {
+	case strings.IndexByte(p, 0) >= 0:
+		return "", errors.New("a NUL byte in the path")
+	case strings.HasPrefix(p, "/"):
+		return "", errors.New("an absolute path")
+	}
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "":
+			return "", errors.New("an empty component in the path")
+		case ".", "..":
+			return "", fmt.Errorf("a %q component in the path", c)
+		}
+	}
+	if EscapePath(p) != rest {
+		return "", fmt.Errorf("not a key cloudkeeper writes: the path it unescapes to has the key %q", Key(prefix, p))
+	}
+	return p, nil
 }

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"testing"
 	"unicode/utf8"
 )
@@ -56,4 +57,44 @@ func FuzzEscapePath(f *testing.F) {
 			t.Fatalf("round trip %q -> %q -> %q, %v", p, k, back, err)
 		}
 	})
+}
+
+// Keys read from the bucket map back to paths only if Key writes them: a
+// listing can never name a path outside the source, and two keys never
+// name one path.
+func TestPathOfKey(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		size int64
+		path string // "" : refused
+	}{
+		{"pre/docs/a.txt", 5, "docs/a.txt"},
+		{`pre/new\x0aline`, 5, "new\nline"},
+		{`pre/back\\slash`, 5, `back\slash`},
+		{"pre/dir/", 0, ""}, // a folder marker
+		{"pre/dir/", 3, ""}, // an empty component
+		{"pre/", 1, ""},
+		{"other/a.txt", 1, ""},
+		{"pre/../up", 1, ""},
+		{"pre/./dot", 1, ""},
+		{"pre//abs", 1, ""},
+		{`pre/\x2fetc`, 1, ""},
+		{`pre/nul\x00`, 1, ""},
+		{`pre/\x41`, 1, ""}, // "A" escaped: not canonical, would alias pre/A
+		{`pre/bad\xzz`, 1, ""},
+	} {
+		p, err := PathOfKey("pre/", c.key, c.size)
+		if c.path != "" {
+			if err != nil || p != c.path {
+				t.Errorf("PathOfKey(%q) = %q, %v; want %q", c.key, p, err, c.path)
+			}
+			continue
+		}
+		if err == nil {
+			t.Errorf("PathOfKey(%q) = %q, want an error", c.key, p)
+		}
+		if marker := c.size == 0 && c.key == "pre/dir/"; marker != errors.Is(err, ErrFolderMarker) {
+			t.Errorf("PathOfKey(%q): %v, folder marker %v", c.key, err, marker)
+		}
+	}
 }

@@ -56,7 +56,13 @@ ALTER TABLE objects ADD COLUMN btime_ns INTEGER NOT NULL DEFAULT 0;
 	`
 CREATE TABLE doubt (
 	path      TEXT    NOT NULL PRIMARY KEY,
-	multipart INTEGER NOT NULL DEFAULT 0  -- a multipart upload may have been started for it
+	multipart INTEGER NOT NULL DEFAULT 0, -- a multipart upload may have been started for it
+	since_ns  INTEGER NOT NULL DEFAULT 0, -- when the last intent was marked
+	settled   INTEGER NOT NULL DEFAULT 0  -- settled once, kept for requests still on their way
 ) WITHOUT ROWID;
+`, // 6: the ETag S3 answered when it wrote each object, so that a listing
+	// shows an object replaced behind cloudkeeper's back ('' : not known).
+	`
+ALTER TABLE objects ADD COLUMN etag TEXT NOT NULL DEFAULT '';
 `,
 }

@@ -235,14 +235,15 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	var err error
 	var sent int64
 	var fallback string // why a copy became an upload
+	var etag string     // of the object written; a touch that sends nothing keeps its Entry's
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
-		err = a.upload(ctx, ch, obj)
+		etag, err = a.upload(ctx, ch, obj)
 		sent = obj.Size
 	case manifest.OpCopy, manifest.OpRename:
 		err = ErrCopyTooLarge
 		if !p.retry {
-			err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
+			etag, err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
 		}
 		if errors.Is(err, ErrSourceMissing) {
 			// The manifest trusted a row whose object is gone: send the
@@ -256,18 +257,18 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 			}
 		}
 		if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrSourceMissing) {
-			err = a.upload(ctx, ch, obj)
+			etag, err = a.upload(ctx, ch, obj)
 			sent = obj.Size
 		}
 	case manifest.OpTouch:
 		if ch.MetaChanged() {
-			err = a.Bucket.Copy(ctx, obj.Key, obj)
+			etag, err = a.Bucket.Copy(ctx, obj.Key, obj)
 			if errors.Is(err, ErrCopyTooLarge) {
 				err = nil // the metadata stays stale; the content is right
 			}
 			if errors.Is(err, ErrSourceMissing) {
 				fallback = "its object is not in the bucket: uploaded again"
-				err = a.upload(ctx, ch, obj)
+				etag, err = a.upload(ctx, ch, obj)
 				sent = obj.Size
 			}
 		}
@@ -282,6 +283,9 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	}
 	if err != nil {
 		return a.fail(ch, err)
+	}
+	if etag != "" {
+		ch.Entry.ETag = etag
 	}
 	return a.record(ctx, ch.Entry, func() {
 		if ch.Op == manifest.OpRename {
@@ -312,7 +316,7 @@ func (a *Applier) forget(ctx context.Context, path string) error {
 	return err
 }
 
-func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) error {
+func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) (string, error) {
 	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, Follow: a.FollowSymlinks})
 }
 

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,17 +31,20 @@ func addChange(t *testing.T, root, rel, content string) manifest.Change {
 	return manifest.Change{Op: manifest.OpAdd, Path: rel, Entry: manifest.Entry{Path: rel, Hash: d, Stat: st, HashedNs: 1}}
 }
 
-// newApplierEnv is a bucket behind a proxy, a source folder and a manifest.
-func newApplierEnv(t *testing.T) (*testBucket, string, *manifest.DB) {
+// openManifest opens a new manifest for root backed up to tb, and its
+// Writer; both are closed when the test ends.
+func openManifest(t *testing.T, root string, tb *testBucket) (*manifest.DB, *manifest.Writer) {
 	t.Helper()
-	tb := newTestBucket(t)
-	root := t.TempDir()
 	db, err := manifest.Open(filepath.Join(t.TempDir(), "m.db"), manifest.Identity{Source: root, Bucket: tb.name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
-	return tb, root, db
+	w := db.Writer()
+	t.Cleanup(func() {
+		w.Close()
+		db.Close()
+	})
+	return db, w
 }
 
 func feed(chs ...manifest.Change) <-chan manifest.Change {
@@ -56,7 +60,8 @@ func feed(chs ...manifest.Change) <-chan manifest.Change {
 // failing is reported, counted, and absent from the manifest, while the
 // others are recorded.
 func TestApplierRecordsOnlyConfirmedChanges(t *testing.T) {
-	tb, root, db := newApplierEnv(t)
+	tb, root := newTestBucket(t), t.TempDir()
+	db, _ := openManifest(t, root, tb)
 	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
 		if gateway.Operation(r) == "PutObject" && strings.HasSuffix(r.URL.Path, "/bad.txt") {
 			return &gateway.Fault{Status: 500, Code: "InternalError"}
@@ -112,13 +117,7 @@ func TestApplierRenamesThenDeletesInBatches(t *testing.T) {
 	tb := newTestBucket(t)
 	root := t.TempDir()
 	ctx := context.Background()
-	db, err := manifest.Open(filepath.Join(t.TempDir(), "m.db"), manifest.Identity{Source: root, Bucket: tb.name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	w := db.Writer()
-	defer w.Close()
+	db, w := openManifest(t, root, tb)
 	if _, err := (&Applier{Bucket: tb, Journal: w, Root: root}).Run(ctx, feed(addChange(t, root, "a.txt", "content of a"))); err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +155,8 @@ func TestApplierRenamesThenDeletesInBatches(t *testing.T) {
 // recording S3's answer is settled by the next; once recorded, nothing is
 // left in doubt.
 func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
-	tb, root, db := newApplierEnv(t)
+	tb, root := newTestBucket(t), t.TempDir()
+	db, _ := openManifest(t, root, tb)
 	var mu sync.Mutex
 	seen := map[string]bool{} // request path -> its key was in doubt
 	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
@@ -208,5 +208,77 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 	}
 	if seen["PutObject with nothing in doubt"] || seen["CopyObject with nothing in doubt"] || seen["DeleteObjects with nothing in doubt"] {
 		t.Errorf("a request went out with nothing in doubt: %v", seen)
+	}
+}
+
+// Every object written is recorded with the ETag S3 answered, the one a
+// listing shows: uploads (in one request or in parts), server-side copies
+// (in one request or in parts) and metadata refreshes, which give the
+// object a new ETag. A touch that sends nothing keeps the ETag it had.
+func TestApplierRecordsETags(t *testing.T) {
+	tb := newTestBucket(t, func(c *S3Config) { c.MaxSingleCopy = 5 << 20; c.CopyPartSize = 5 << 20 })
+	root := t.TempDir()
+	ctx := context.Background()
+	db, w := openManifest(t, root, tb)
+	apply := func(chs ...manifest.Change) {
+		t.Helper()
+		sum, err := (&Applier{Bucket: tb, Journal: w, Root: root}).Run(ctx, feed(chs...))
+		if err != nil || sum.Errors != 0 {
+			t.Fatalf("apply: %+v, %v", sum, err)
+		}
+	}
+	// recorded checks the manifest's ETags against a listing, and returns
+	// them by path.
+	recorded := func() map[string]string {
+		t.Helper()
+		got := map[string]string{}
+		err := tb.List(ctx, "", func(o ObjectInfo) error {
+			e, ok, err := db.Get(ctx, o.Key)
+			if err != nil || !ok {
+				return fmt.Errorf("%s: not in the manifest (%v)", o.Key, err)
+			}
+			if o.ETag == "" || e.ETag != o.ETag {
+				t.Errorf("%s: the manifest records the ETag %q, the listing shows %q", o.Key, e.ETag, o.ETag)
+			}
+			got[o.Key] = e.ETag
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	small := addChange(t, root, "small.txt", "small")
+	big := addChange(t, root, "big.bin", strings.Repeat("big part ", 700_000)) // 6.3 MB: two parts
+	apply(small, big)
+	first := recorded()
+	if len(first) != 2 || !strings.Contains(first["big.bin"], "-") {
+		t.Fatalf("ETags %v: want two, the multipart one with its part count", first)
+	}
+
+	smallCopy := addChange(t, root, "copy.txt", "small")
+	smallCopy.Op, smallCopy.From = manifest.OpCopy, "small.txt"
+	bigCopy := addChange(t, root, "big-copy.bin", strings.Repeat("big part ", 700_000))
+	bigCopy.Op, bigCopy.From = manifest.OpCopy, "big.bin"
+	apply(smallCopy, bigCopy)
+	recorded()
+
+	// A touch whose mtime moved is a copy onto itself; one whose stat
+	// alone moved sends nothing and keeps the ETag.
+	prev, _, _ := db.Get(ctx, "small.txt")
+	moved := prev
+	moved.Stat.MtimeNs += 1e9
+	prevBig, _, _ := db.Get(ctx, "big.bin")
+	rehashed := prevBig
+	rehashed.HashedNs++
+	tb.proxy.Reset()
+	apply(manifest.Change{Op: manifest.OpTouch, Path: "small.txt", Entry: moved, Prev: &prev},
+		manifest.Change{Op: manifest.OpTouch, Path: "big.bin", Entry: rehashed, Prev: &prevBig})
+	if n := tb.proxy.Stats().ByOp["CopyObject"]; n != 1 {
+		t.Fatalf("%d CopyObject for one metadata refresh", n)
+	}
+	if got := recorded(); got["big.bin"] != first["big.bin"] {
+		t.Errorf("big.bin: ETag %q after a touch that sent nothing, was %q", got["big.bin"], first["big.bin"])
 	}
 }

@@ -124,15 +124,16 @@ func (e KeyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
 
 // Bucket is what applying changes needs of an object store.
 type Bucket interface {
-	// Upload writes the local file u.Path as u.Key, with u's metadata.
-	// It returns an error wrapping scanner.ErrChanged if the bytes read
-	// do not hash to u.Hash; the object is then not written.
-	Upload(ctx context.Context, u Upload) error
+	// Upload writes the local file u.Path as u.Key, with u's metadata,
+	// and returns the new object's ETag (without quotes). It returns an
+	// error wrapping scanner.ErrChanged if the bytes read do not hash to
+	// u.Hash; the object is then not written.
+	Upload(ctx context.Context, u Upload) (etag string, err error)
 	// Copy copies the object at from to o.Key on the server, giving it
-	// o's metadata. from may equal o.Key, to refresh the metadata. An
-	// error wrapping ErrSourceMissing means the bucket has no object at
-	// from.
-	Copy(ctx context.Context, from string, o Object) error
+	// o's metadata, and returns the new object's ETag. from may equal
+	// o.Key, to refresh the metadata. An error wrapping ErrSourceMissing
+	// means the bucket has no object at from.
+	Copy(ctx context.Context, from string, o Object) (etag string, err error)
 	// Delete deletes up to MaxDeleteBatch keys in one request, and returns
 	// the keys it could not delete.
 	Delete(ctx context.Context, keys []string) ([]KeyError, error)
@@ -160,10 +161,10 @@ type DryRun struct{}
 var _ Bucket = DryRun{}
 
 // Upload does nothing.
-func (DryRun) Upload(context.Context, Upload) error { return nil }
+func (DryRun) Upload(context.Context, Upload) (string, error) { return "", nil }
 
 // Copy does nothing.
-func (DryRun) Copy(context.Context, string, Object) error { return nil }
+func (DryRun) Copy(context.Context, string, Object) (string, error) { return "", nil }
 
 // Delete does nothing.
 func (DryRun) Delete(context.Context, []string) ([]KeyError, error) { return nil, nil }

@@ -114,7 +114,7 @@ func (b *S3) list(ctx context.Context, prefix string, pageSize int32, fn func(Ob
 			if err != nil {
 				return fmt.Errorf("list %s: %w", where, err)
 			}
-			info := ObjectInfo{Key: key, Size: aws.ToInt64(o.Size), ETag: strings.Trim(aws.ToString(o.ETag), `"`)}
+			info := ObjectInfo{Key: key, Size: aws.ToInt64(o.Size), ETag: unquote(o.ETag)}
 			if o.LastModified != nil {
 				info.LastModified = *o.LastModified
 			}

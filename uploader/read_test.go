@@ -133,7 +133,7 @@ func TestHeadAndGetReadWhatUploadWrote(t *testing.T) {
 	for _, size := range []int{0, 1000, 11 << 20} {
 		u := localFile(t, "f", size, fmt.Sprintf("obj-%d", size))
 		u.MtimeNs, u.Mode = -1_234_567_891, 0o755|fs.ModeSetuid|fs.ModeSticky
-		if err := tb.Upload(ctx, u); err != nil {
+		if _, err := tb.Upload(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 		check := func(op string, m ObjectMeta) {

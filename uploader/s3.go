@@ -267,30 +267,30 @@ func (b *S3) Check(ctx context.Context) error {
 // read into memory first, so that Content-MD5 can be computed for the
 // server to check and the BLAKE3 of exactly those bytes compared with
 // u.Hash before the object is made visible.
-func (b *S3) Upload(ctx context.Context, u Upload) error {
+func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 	if err := b.Check(ctx); err != nil {
-		return err
+		return "", err
 	}
 	f, err := openFile(u.Path, u.Follow)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer f.Close()
 	if u.Size > b.partSize {
 		return b.uploadParts(ctx, f, u)
 	}
 	if err := b.mem.Acquire(ctx, max(u.Size, 1)); err != nil {
-		return err
+		return "", err
 	}
 	defer b.mem.Release(max(u.Size, 1))
 	buf := make([]byte, u.Size)
 	if err := readExactly(f, buf, u.Path); err != nil {
-		return err
+		return "", err
 	}
 	if blake3.Sum256(buf) != u.Hash {
-		return changedError{u.Path}
+		return "", changedError{u.Path}
 	}
-	_, err = b.client.PutObject(ctx, &s3.PutObjectInput{
+	out, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(b.bucket),
 		Key:           aws.String(u.Key),
 		Body:          bytes.NewReader(buf),
@@ -298,8 +298,15 @@ func (b *S3) Upload(ctx context.Context, u Upload) error {
 		ContentMD5:    aws.String(md5Base64(buf)),
 		Metadata:      u.Metadata(),
 	}, b.upload...)
-	return b.opError("upload", u.Key, err)
+	if err != nil {
+		return "", b.opError("upload", u.Key, err)
+	}
+	return unquote(out.ETag), nil
 }
+
+// unquote is an ETag as S3 sends it ("\"hex\""), without its quotes, as
+// listings give it too (ObjectInfo.ETag).
+func unquote(etag *string) string { return strings.Trim(aws.ToString(etag), `"`) }
 
 // changedError is a file whose bytes, read for upload, are not those the
 // scan hashed. Nothing was recorded; it matches scanner.ErrChanged.
@@ -343,7 +350,7 @@ func md5Base64(b []byte) string {
 // uploadParts is a multipart upload with parts sent in parallel as they are
 // read. It completes only if the whole file hashed to u.Hash, and aborts
 // otherwise, so no object with other bytes and no orphan parts remain.
-func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) {
+func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (etag string, err error) {
 	partSize := max(b.partSize, (u.Size+b.maxParts-1)/b.maxParts)
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:   aws.String(b.bucket),
@@ -351,7 +358,7 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 		Metadata: u.Metadata(),
 	})
 	if err != nil {
-		return b.opError("upload", u.Key, err)
+		return "", b.opError("upload", u.Key, err)
 	}
 	uploadID := created.UploadId
 	defer func() {
@@ -372,13 +379,13 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 		held := min(n, b.memSize)
 		if err := b.mem.Acquire(gctx, held); err != nil {
 			g.Wait()
-			return err
+			return "", err
 		}
 		buf := make([]byte, n)
 		if err := readExactly(f, buf, u.Path); err != nil {
 			b.mem.Release(held)
 			g.Wait()
-			return err
+			return "", err
 		}
 		h.Write(buf)
 		g.Go(func() error {
@@ -402,15 +409,15 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return "", err
 	}
 	if err := checkEOF(f, u.Path); err != nil {
-		return err
+		return "", err
 	}
 	var sum scanner.Digest
 	h.Sum(sum[:0])
 	if sum != u.Hash {
-		return changedError{u.Path}
+		return "", changedError{u.Path}
 	}
 	return b.complete(ctx, u.Key, uploadID, parts)
 }
@@ -419,24 +426,30 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (err error) 
 // CopyObject, or for objects over MaxSingleCopy a multipart upload whose
 // parts are copied on the server (UploadPartCopy). Nothing goes through
 // this machine either way.
-func (b *S3) Copy(ctx context.Context, from string, o Object) error {
+func (b *S3) Copy(ctx context.Context, from string, o Object) (string, error) {
 	if err := b.Check(ctx); err != nil {
-		return err
+		return "", err
 	}
 	if o.Size > b.maxCopy {
 		if from == o.Key {
-			return ErrCopyTooLarge // a metadata refresh of a huge object is not worth a full copy
+			return "", ErrCopyTooLarge // a metadata refresh of a huge object is not worth a full copy
 		}
 		return b.copyParts(ctx, from, o)
 	}
-	_, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
+	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(b.bucket),
 		Key:               aws.String(o.Key),
 		CopySource:        aws.String(copySource(b.bucket, from)),
 		MetadataDirective: types.MetadataDirectiveReplace,
 		Metadata:          o.Metadata(),
 	})
-	return b.copyError(from, o.Key, err)
+	if err != nil {
+		return "", b.copyError(from, o.Key, err)
+	}
+	if out.CopyObjectResult == nil {
+		return "", nil
+	}
+	return unquote(out.CopyObjectResult.ETag), nil
 }
 
 // copyError is opError for a copy, with a missing source told apart.
@@ -451,13 +464,13 @@ func (b *S3) copyError(from, to string, err error) error {
 
 // copyParts copies a large object in parts on the server, aborting the
 // multipart upload if any part fails.
-func (b *S3) copyParts(ctx context.Context, from string, o Object) (err error) {
+func (b *S3) copyParts(ctx context.Context, from string, o Object) (etag string, err error) {
 	partSize := max(b.copyPart, (o.Size+9999)/10000)
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(b.bucket), Key: aws.String(o.Key), Metadata: o.Metadata(),
 	})
 	if err != nil {
-		return b.opError("copy "+from+" to", o.Key, err)
+		return "", b.opError("copy "+from+" to", o.Key, err)
 	}
 	defer func() {
 		if err != nil {
@@ -490,21 +503,25 @@ func (b *S3) copyParts(ctx context.Context, from string, o Object) (err error) {
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return "", err
 	}
 	return b.complete(ctx, o.Key, created.UploadId, parts)
 }
 
-// complete finishes a multipart upload with its parts in order.
-func (b *S3) complete(ctx context.Context, key string, uploadID *string, parts []types.CompletedPart) error {
+// complete finishes a multipart upload with its parts in order, and
+// returns the object's ETag.
+func (b *S3) complete(ctx context.Context, key string, uploadID *string, parts []types.CompletedPart) (string, error) {
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
-	_, err := b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	out, err := b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(b.bucket),
 		Key:             aws.String(key),
 		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
-	return b.opError("complete upload of", key, err)
+	if err != nil {
+		return "", b.opError("complete upload of", key, err)
+	}
+	return unquote(out.ETag), nil
 }
 
 // abort aborts a multipart upload even if ctx is done (orphan parts cost

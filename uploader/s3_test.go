@@ -74,7 +74,7 @@ func TestUploadWritesBytesAndMetadata(t *testing.T) {
 	}
 	var total int64
 	for _, u := range ups {
-		if err := tb.Upload(ctx, u); err != nil {
+		if _, err := tb.Upload(ctx, u); err != nil {
 			t.Fatalf("upload %s: %v", u.Key, err)
 		}
 		total += u.Size
@@ -122,14 +122,14 @@ func TestUploadOfChangedFileWritesNothing(t *testing.T) {
 		f, _ := os.OpenFile(u.Path, os.O_WRONLY, 0)
 		f.WriteAt([]byte("CHANGED"), int64(size/2))
 		f.Close()
-		err := tb.Upload(ctx, u)
+		_, err := tb.Upload(ctx, u)
 		if !errors.Is(err, scanner.ErrChanged) || !strings.Contains(err.Error(), "changed during upload, will retry next run") {
 			t.Fatalf("size %d: got %v, want a changed-during-upload error", size, err)
 		}
 	}
 	grown := localFile(t, "g", 100, "grown")
 	os.WriteFile(grown.Path, make([]byte, 200), 0o644)
-	if err := tb.Upload(ctx, grown); !errors.Is(err, scanner.ErrChanged) {
+	if _, err := tb.Upload(ctx, grown); !errors.Is(err, scanner.ErrChanged) {
 		t.Fatalf("grown file: got %v", err)
 	}
 	if objs := tb.objects(t); len(objs) != 0 {
@@ -151,19 +151,19 @@ func TestCopyGivesNewMetadataWithoutUploading(t *testing.T) {
 	tb := newTestBucket(t)
 	ctx := context.Background()
 	u := localFile(t, "f", 1000, "dir/a file+with&odd=chars")
-	if err := tb.Upload(ctx, u); err != nil {
+	if _, err := tb.Upload(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	tb.proxy.Reset()
 	moved := u.Object
 	moved.Key, moved.MtimeNs, moved.Mode = "other/b", 1_700_000_000_123456789, 0o600
-	if err := tb.Copy(ctx, u.Key, moved); err != nil {
+	if _, err := tb.Copy(ctx, u.Key, moved); err != nil {
 		t.Fatal(err)
 	}
 	// A copy onto itself refreshes the metadata (a touch).
 	self := u.Object
 	self.MtimeNs = 1_600_000_000_000000001
-	if err := tb.Copy(ctx, u.Key, self); err != nil {
+	if _, err := tb.Copy(ctx, u.Key, self); err != nil {
 		t.Fatal(err)
 	}
 	objs := tb.objects(t)
@@ -184,7 +184,7 @@ func TestDeleteBatch(t *testing.T) {
 	var keys []string
 	for i := range 3 {
 		u := localFile(t, "f", 10, fmt.Sprintf("k%d", i))
-		if err := tb.Upload(ctx, u); err != nil {
+		if _, err := tb.Upload(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 		keys = append(keys, u.Key)
@@ -219,7 +219,7 @@ func TestFatalErrorsAreOneLineAndSayWhich(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tb := newTestBucket(t, c.cfg)
-			err := tb.Upload(ctx, u)
+			_, err := tb.Upload(ctx, u)
 			if !IsFatal(err) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("got %q, want a one-line fatal error containing %q", err, c.want)
 			}
@@ -247,13 +247,13 @@ func TestCopyLargeObjectInParts(t *testing.T) {
 	tb := newTestBucket(t, func(c *S3Config) { c.MaxSingleCopy, c.CopyPartSize = 6<<20, 5<<20 })
 	ctx := context.Background()
 	u := localFile(t, "big", 12<<20+5, "src/big")
-	if err := tb.Upload(ctx, u); err != nil {
+	if _, err := tb.Upload(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	tb.proxy.Reset()
 	dst := u.Object
 	dst.Key, dst.MtimeNs = "dst/big", 1_700_000_000_000000000
-	if err := tb.Copy(ctx, u.Key, dst); err != nil {
+	if _, err := tb.Copy(ctx, u.Key, dst); err != nil {
 		t.Fatal(err)
 	}
 	st := tb.proxy.Stats()
@@ -278,7 +278,7 @@ func TestUploadPartLargerThanTheMemoryBudget(t *testing.T) {
 	u := localFile(t, "huge", 50<<20, "huge")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := tb.Upload(ctx, u); err != nil {
+	if _, err := tb.Upload(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	if st := tb.proxy.Stats(); st.ByOp["UploadPart"] != 2 {

@@ -31,7 +31,16 @@ type Settled struct {
 	Found, Gone int // keys S3 holds an object at, and keys it does not
 	Aborted     int // multipart uploads aborted
 	Failed      int // keys left in doubt (their error went to warn)
+	Rechecked   int // keys settled before, looked at again (SettleWatch)
 }
+
+// SettleWatch is how long after a killed run's last intent its keys are
+// looked at again by the runs that follow, though settled: a request sent
+// just before the kill can reach the server after the next run asked
+// about its key (a multipart upload created then would be billed for
+// good). Bounded by how long a request can take to arrive; the SDK gives
+// up on one long before.
+const SettleWatch = 15 * time.Minute
 
 // Settle asks S3 what it holds at each key the manifest is in doubt about
 // (a run was killed or lost an answer between sending a change and
@@ -54,9 +63,15 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 	for _, d := range doubts {
 		g.Go(func() error {
 			f, aborted, err := settleOne(gctx, b, prefix, d)
+			f.Watch = time.Since(d.Since) < SettleWatch
 			mu.Lock()
 			defer mu.Unlock()
 			res.Aborted += aborted
+			if d.Settled && err == nil {
+				res.Rechecked++
+				found = append(found, f)
+				return nil
+			}
 			switch {
 			case IsFatal(err) || errors.Is(err, context.Canceled):
 				return err

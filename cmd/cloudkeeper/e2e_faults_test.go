@@ -244,6 +244,9 @@ func multipartUploads(t *testing.T, e *env) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, u := range ups.Uploads {
+		t.Logf("multipart upload of %s started %s", aws.ToString(u.Key), aws.ToTime(u.Initiated).Format(time.StampMilli))
+	}
 	return len(ups.Uploads)
 }
 

@@ -17,8 +17,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
-	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 )
 
 func manifestCommand() *cli.Command {
@@ -206,13 +206,14 @@ func fillManifest(ctx context.Context, path string, t target, s3 *uploader.S3, p
 	if err != nil {
 		return nil, err
 	}
+	listed := time.Now()
 	w := db.Writer()
 	res := &rebuildResult{}
 	var mu sync.Mutex
 	var recordErr error
 	err = s3.EachObject(ctx, t.Prefix, t.Concurrency, func(ctx context.Context, o uploader.ObjectInfo) error {
-		rel, err := objectPath(t.Prefix, o)
-		if errors.Is(err, errFolderMarker) {
+		rel, err := manifest.PathOfKey(t.Prefix, o.Key, o.Size)
+		if errors.Is(err, manifest.ErrFolderMarker) {
 			return nil
 		}
 		if err != nil {
@@ -237,10 +238,7 @@ func fillManifest(ctx context.Context, path string, t target, s3 *uploader.S3, p
 		case meta.Err() != nil:
 			p.log.Warn("kept: the next sync refreshes its metadata", "path", display(rel), "reason", meta.Err().Error())
 		}
-		e := manifest.Entry{Path: rel, Hash: meta.Hash, Stat: scanner.Stat{Size: o.Size, MtimeNs: meta.MtimeNs, Mode: meta.Mode}}
-		if !o.LastModified.IsZero() {
-			e.UploadedNs = o.LastModified.UnixNano() // else the Writer's now
-		}
+		e := reconcile.Adopt(rel, o, meta) // without a LastModified, uploaded at the Writer's now
 		return w.Put(ctx, e, func(err error) {
 			if err != nil {
 				mu.Lock()
@@ -257,6 +255,10 @@ func fillManifest(ctx context.Context, path string, t target, s3 *uploader.S3, p
 	w.Close()
 	if err == nil {
 		err = recordErr
+	}
+	if err == nil {
+		// Made from a listing: as good as a reconcile at its start.
+		err = db.SetReconciled(ctx, manifest.Reconciled{At: listed})
 	}
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("manifest %s: %w", path, cerr)

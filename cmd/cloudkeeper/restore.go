@@ -181,9 +181,9 @@ func (r *restorer) summary() string {
 // object restores one listed object, or reports why not. It returns an
 // error only to end the restore: a fatal one, or ctx's.
 func (r *restorer) object(ctx context.Context, o uploader.ObjectInfo) error {
-	rel, err := objectPath(r.prefix, o)
+	rel, err := manifest.PathOfKey(r.prefix, o.Key, o.Size)
 	switch {
-	case errors.Is(err, errFolderMarker):
+	case errors.Is(err, manifest.ErrFolderMarker):
 		return nil
 	case err != nil:
 		r.failed.Add(1)
@@ -345,50 +345,6 @@ func copyHashed(dst io.Writer, src io.Reader, size int64) (scanner.Digest, int64
 	var sum scanner.Digest
 	h.Sum(sum[:0])
 	return sum, n, err
-}
-
-// errFolderMarker is a zero-byte key ending in "/": what S3 consoles
-// create to show an empty folder. It backs up no file and is ignored.
-var errFolderMarker = errors.New("folder marker")
-
-// objectPath maps a key read from the bucket back to the path of the file
-// it backs up, relative to the source (or the restore folder), or says
-// why it names none. Keys are untrusted input: only what manifest.Key
-// writes for a relative path without empty, "." or ".." components is
-// accepted, so a key can never lead outside the folder, and two keys never
-// map to one path.
-func objectPath(prefix string, o uploader.ObjectInfo) (string, error) {
-	rest, ok := strings.CutPrefix(o.Key, prefix)
-	switch {
-	case !ok:
-		return "", fmt.Errorf("not under the prefix %q", prefix)
-	case o.Size == 0 && strings.HasSuffix(o.Key, "/"):
-		return "", errFolderMarker
-	case rest == "":
-		return "", errors.New("an empty path")
-	}
-	p, err := manifest.UnescapePath(rest)
-	if err != nil {
-		return "", errors.New("does not unescape to a path (bad \\ escape)")
-	}
-	switch {
-	case strings.IndexByte(p, 0) >= 0:
-		return "", errors.New("a NUL byte in the path")
-	case strings.HasPrefix(p, "/"):
-		return "", errors.New("an absolute path")
-	}
-	for _, c := range strings.Split(p, "/") {
-		switch c {
-		case "":
-			return "", errors.New("an empty component in the path")
-		case ".", "..":
-			return "", fmt.Errorf("a %q component in the path", c)
-		}
-	}
-	if manifest.EscapePath(p) != rest {
-		return "", fmt.Errorf("not a key cloudkeeper writes: the path it unescapes to has the key %q", manifest.Key(prefix, p))
-	}
-	return p, nil
 }
 
 // showKey is how a key read from the bucket is shown on one line: as it

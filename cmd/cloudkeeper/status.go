@@ -19,8 +19,8 @@ func statusCommand() *cli.Command {
 		Name:  "status",
 		Usage: "show the last runs, what the backup holds, and whether it is up to date",
 		Description: "Reads the manifest (it sends no S3 request) and prints the last runs of sync, the\n" +
-			"number of objects and bytes backed up, and whether the last successful run is older than\n" +
-			"--max-age.\n\n" +
+			"number of objects and bytes backed up, whether the last successful run is older than\n" +
+			"--max-age, and when the manifest was last reconciled with the bucket and what that found.\n\n" +
 			"Exit status: 0 the backup is up to date; 1 the last success is older than --max-age, or\n" +
 			"there was none; 2 usage error.",
 		Before: applyEnvFile,
@@ -67,17 +67,26 @@ func statusCommand() *cli.Command {
 
 // backupStatus is what status reports.
 type backupStatus struct {
-	Manifest    string      `json:"manifest"`
-	Source      string      `json:"source"`
-	Bucket      string      `json:"bucket"`
-	Prefix      string      `json:"prefix"`
-	Endpoint    string      `json:"endpoint,omitempty"`
-	Objects     int64       `json:"objects"`
-	Bytes       int64       `json:"bytes"`
-	LastSuccess *time.Time  `json:"last_success"`
-	MaxAge      string      `json:"max_age"`
-	Stale       bool        `json:"stale"`
-	Runs        []statusRun `json:"runs"`
+	Manifest    string     `json:"manifest"`
+	Source      string     `json:"source"`
+	Bucket      string     `json:"bucket"`
+	Prefix      string     `json:"prefix"`
+	Endpoint    string     `json:"endpoint,omitempty"`
+	Objects     int64      `json:"objects"`
+	Bytes       int64      `json:"bytes"`
+	LastSuccess *time.Time `json:"last_success"`
+	MaxAge      string     `json:"max_age"`
+	Stale       bool       `json:"stale"`
+	// LastReconcile is null if the manifest was never reconciled.
+	LastReconcile *statusReconcile `json:"last_reconcile"`
+	Runs          []statusRun      `json:"runs"`
+}
+
+// statusReconcile is the last reconcile: when it listed the bucket, and
+// what it found for the run to repair.
+type statusReconcile struct {
+	At time.Time `json:"at"`
+	findings
 }
 
 type statusRun struct {
@@ -105,6 +114,13 @@ func readStatus(c *cli.Context, db *manifest.DB, t target) (backupStatus, error)
 	st.Stale = !ok || time.Since(last.Ended) > maxAge
 	if ok {
 		st.LastSuccess = &last.Ended
+	}
+	rec, ok, err := db.LastReconciled(ctx)
+	if err != nil {
+		return st, err
+	}
+	if ok {
+		st.LastReconcile = &statusReconcile{At: rec.At, findings: findingsOf(rec)}
 	}
 	runs, err := db.Runs(ctx, c.Int("runs"))
 	if err != nil {
@@ -138,6 +154,11 @@ func (st backupStatus) print(w io.Writer) {
 		fmt.Fprintf(w, "last success: %s (%s ago): STALE, older than %s\n", st.LastSuccess.Format(time.DateTime), ago(*st.LastSuccess), st.MaxAge)
 	default:
 		fmt.Fprintf(w, "last success: %s (%s ago): up to date (max age %s)\n", st.LastSuccess.Format(time.DateTime), ago(*st.LastSuccess), st.MaxAge)
+	}
+	if r := st.LastReconcile; r != nil {
+		fmt.Fprintf(w, "reconciled:   %s (%s ago): %s\n", r.At.Format(time.DateTime), ago(r.At), r.findings)
+	} else {
+		fmt.Fprintf(w, "reconciled:   never (sync --reconcile, or the first sync after --reconcile-every)\n")
 	}
 	if len(st.Runs) == 0 {
 		return

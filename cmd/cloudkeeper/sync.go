@@ -36,6 +36,7 @@ func syncCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change; touch neither the bucket nor the manifest"},
 			&cli.BoolFlag{Name: "json", Usage: "print changes and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "rehash", Usage: "read and hash every file, trusting no stat"},
+			&cli.BoolFlag{Name: "reconcile", Usage: "list the prefix first and repair what changed behind cloudkeeper's back: upload again what is missing or differs, adopt objects the manifest does not know, delete those the tree does not have (with --dry-run: say what it would repair)"},
 			&cli.DurationFlag{Name: "every", EnvVars: []string{"CLOUDKEEPER_EVERY"}, Usage: "stay in the foreground and sync once every `INTERVAL` (e.g. 24h), never two at once, until SIGINT or SIGTERM"},
 		),
 		Action: func(c *cli.Context) error {
@@ -47,7 +48,7 @@ func syncCommand() *cli.Command {
 			if err != nil {
 				return p.fail(err)
 			}
-			opts.dryRun, opts.rehash = c.Bool("dry-run"), c.Bool("rehash")
+			opts.dryRun, opts.rehash, opts.reconcile = c.Bool("dry-run"), c.Bool("rehash"), c.Bool("reconcile")
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			every := c.Duration("every")
@@ -69,6 +70,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 0 allows no delete, 100% turns it off"},
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
 		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
+		&cli.DurationFlag{Name: "reconcile-every", EnvVars: []string{"CLOUDKEEPER_RECONCILE_EVERY"}, Value: defaultReconcileEvery, Usage: "a full run whose last reconcile (see --reconcile) is older than `AGE` reconciles by itself; 0 never"},
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests `cloudkeeper manifest rebuild`"},
 	}
 }
@@ -96,7 +98,7 @@ func loadSyncOptions(c *cli.Context, p *printer) (syncOptions, afterRun, error) 
 		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))}
 	}
 	return syncOptions{target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
-		maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait")}, after, nil
+		maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"), reconcileEvery: c.Duration("reconcile-every")}, after, nil
 }
 
 // syncEvery syncs now and then once every interval, until ctx ends. A run
@@ -136,7 +138,9 @@ type syncOptions struct {
 	retryWait time.Duration
 	// allowExisting lets a first run back up into a prefix that holds
 	// objects already.
-	allowExisting bool
+	allowExisting  bool
+	reconcile      bool          // --reconcile: reconcile before the diff
+	reconcileEvery time.Duration // reconcile when the last one is older; 0 never
 }
 
 // outcome is what a run did and how it ended.
@@ -185,6 +189,10 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 	switch {
 	case o.db != nil: // watch keeps it open between pushes
 		db = o.db
+	case o.dryRun && o.reconcile:
+		// The reconcile edits the manifest: a dry run edits a private
+		// copy, and the diff shows what the real run would do.
+		db, res.err = manifest.OpenCopy(o.Manifest, o.identity())
 	case o.dryRun:
 		// A dry run reads the manifest through a connection SQLite keeps
 		// read-only.
@@ -201,6 +209,11 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 				db.Close()
 			}
 		}()
+	}
+	first, err := db.Empty(ctx)
+	if err != nil {
+		res.err = err
+		return res
 	}
 	cfg := o.s3Config()
 	cfg.MaxAttempts, cfg.MaxBackoff = o.retries, o.retryWait
@@ -230,37 +243,63 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 		}
 		check = func() error { return nil }
 	}
+	var (
+		bucket  uploader.Bucket  = uploader.DryRun{}
+		journal manifest.Journal = manifest.Discard{}
+	)
 	if o.dryRun {
+		// A dry run applies to a bucket that does nothing and records
+		// nothing.
 		if res.err = check(); res.err != nil {
 			return res
 		}
 		if doubts, err := db.Doubts(ctx); err == nil && len(doubts) > 0 {
 			p.log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
 		}
-		// A dry run applies to a bucket that does nothing and records
-		// nothing.
-		res.sum, res.st, res.err = pipeline(ctx, o, db, uploader.DryRun{}, manifest.Discard{}, p)
-		if res.err == nil && res.st.Refused != nil {
-			res.err = res.st.Refused
+	} else {
+		if res.runID, res.err = db.StartRun(ctx, res.started); res.err != nil {
+			return res
 		}
-		res.firstErrors = p.takeErrors()
+		defer func() { res = p.record(db, res) }()
+		if res.err = check(); res.err != nil {
+			return res
+		}
+		if res.err = settle(ctx, db, s3, o, p); res.err != nil {
+			return res
+		}
+		w := db.Writer()
+		defer w.Close()
+		bucket, journal = s3, w
+	}
+	due, err := reconcileDue(ctx, o, db, res.started)
+	reconcileFailed := false
+	if err == nil && due {
+		_, err = reconcileManifest(ctx, o, db, s3, p)
+		if err != nil && !o.reconcile && !uploader.IsFatal(err) && ctx.Err() == nil {
+			// A reconcile that was only due must not hold the backup
+			// back: the manifest is as it was, the next run tries again.
+			p.keepError(err.Error())
+			p.log.Error("the reconcile failed; the run goes on without it and the next one tries again", "error", err.Error())
+			reconcileFailed, err = true, nil
+		}
+	}
+	if err != nil {
+		res.err = err
 		return res
 	}
-	if res.runID, res.err = db.StartRun(ctx, res.started); res.err != nil {
-		return res
+	res.sum, res.st, res.err = pipeline(ctx, o, db, bucket, journal, p)
+	if reconcileFailed {
+		res.st.Errors++ // exit 3: the run completed, but not all of it
 	}
-	defer func() { res = p.record(db, res) }()
-	if res.err = check(); res.err != nil {
-		return res
-	}
-	if res.err = settle(ctx, db, s3, o, p); res.err != nil {
-		return res
-	}
-	w := db.Writer()
-	defer w.Close()
-	res.sum, res.st, res.err = pipeline(ctx, o, db, s3, w, p)
 	if res.err == nil && res.st.Refused != nil {
 		res.err = res.st.Refused // everything else was applied
+	}
+	if first && !due && res.err == nil && !o.dryRun && o.scopes == nil {
+		// The bucket now holds what the manifest says, from the start
+		// of this run on: as good as a reconcile.
+		if err := db.SetReconciled(context.WithoutCancel(ctx), manifest.Reconciled{At: res.started}); err != nil {
+			p.log.Warn("could not record the first run as a reconcile", "error", err.Error())
+		}
 	}
 	res.firstErrors = p.takeErrors()
 	return res
@@ -272,7 +311,7 @@ func settle(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions
 	n, err := uploader.Settle(ctx, db, s3, o.Prefix, o.Concurrency, func(path string, err error) {
 		p.log.Warn("could not settle a key left in doubt; the next run tries again", "path", display(path), "error", err.Error())
 	})
-	if n != (uploader.Settled{}) {
+	if n.Found+n.Gone+n.Aborted+n.Failed > 0 {
 		p.log.Info("an interrupted run left keys in doubt: settled them from what S3 holds",
 			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted, "unsettled", n.Failed)
 	}

@@ -13,12 +13,14 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 )
 
 func verifyCommand() *cli.Command {
@@ -41,11 +43,17 @@ func verifyCommand() *cli.Command {
 			"object must describe itself, and with --deep hash to its x-amz-meta-blake3.\n" +
 			"The manifest is held in memory, some 200 bytes an object. Zero-byte keys ending in '/'\n" +
 			"(folder markers made by S3 consoles) are ignored.\n\n" +
+			"--repair marks what it finds in the manifest, so that the next sync repairs it: a missing\n" +
+			"object's row is forgotten (its file is uploaded again), a mismatched or bad one's stat and\n" +
+			"hash are zeroed (its file is hashed and uploaded again), an extra object is adopted (kept if\n" +
+			"its file has its content, deleted if the tree has no such file). Keys that name no path are\n" +
+			"left alone.\n\n" +
 			"Exit status: 0 the backup is good; 1 problems were found, or a fatal error; 2 usage error.",
 		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.BoolFlag{Name: "deep", Usage: "download every object and check its bytes with BLAKE3"},
 			&cli.BoolFlag{Name: "json", Usage: "print problems and the summary as JSON lines"},
+			&cli.BoolFlag{Name: "repair", Usage: "mark what verify finds in the manifest, for the next sync to repair"},
 		),
 		Action: func(c *cli.Context) error {
 			p, err := newPrinter(c)
@@ -58,12 +66,22 @@ func verifyCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			v := &verifier{prefix: t.Prefix, deep: c.Bool("deep"), p: p}
-			if v.expect, err = loadExpected(ctx, t, c.IsSet(flagManifest), p); err != nil {
+			v := &verifier{prefix: t.Prefix, source: t.Source, deep: c.Bool("deep"), p: p}
+			var db *manifest.DB
+			if v.expect, db, err = loadExpected(ctx, t, c.IsSet(flagManifest), c.Bool("repair"), p); err != nil {
 				return p.fail(err)
+			}
+			if db != nil {
+				defer db.Close()
 			}
 			if v.expect != nil {
 				v.sum.Manifest = t.Manifest
+			}
+			if c.Bool("repair") {
+				if v.expect == nil {
+					return p.fail(usageError{errors.New("--repair marks what verify finds in the manifest, and there is none: set --source (and --manifest if it is not the default one)")})
+				}
+				v.repair = &manifest.Repair{}
 			}
 			if v.s3, err = uploader.NewS3(ctx, t.s3Config()); err != nil {
 				return p.fail(err)
@@ -72,6 +90,11 @@ func verifyCommand() *cli.Command {
 				return p.fail(err)
 			}
 			v.summary()
+			if v.repair != nil {
+				if err := v.mark(ctx, db); err != nil {
+					return p.fail(err)
+				}
+			}
 			if !v.sum.Good {
 				return reportedError{exitFatal}
 			}
@@ -89,37 +112,50 @@ type expected struct {
 
 // loadExpected reads the manifest into memory, by path; nil if there is
 // none to read (the bucket is then checked alone). A manifest named by
-// --manifest must exist.
-func loadExpected(ctx context.Context, t target, named bool, p *printer) (map[string]*expected, error) {
+// --manifest must exist. With repair, the manifest is opened for writing
+// (no sync runs meanwhile) and returned open, to be marked and closed.
+func loadExpected(ctx context.Context, t target, named, repair bool, p *printer) (map[string]*expected, *manifest.DB, error) {
 	if t.Manifest == "" {
 		p.log.Info("no manifest (neither --source nor --manifest): checking the bucket alone")
-		return nil, nil
+		return nil, nil, nil
 	}
 	if _, err := os.Stat(t.Manifest); errors.Is(err, fs.ErrNotExist) {
 		if named {
-			return nil, fmt.Errorf("no manifest at %s", t.Manifest)
+			return nil, nil, fmt.Errorf("no manifest at %s", t.Manifest)
 		}
 		p.log.Info("no manifest: checking the bucket alone", "manifest", t.Manifest)
-		return nil, nil
+		return nil, nil, nil
 	}
 	if t.Source == "" {
-		return nil, usageError{errors.New("--manifest needs --source too: a manifest records the folder it describes")}
+		return nil, nil, usageError{errors.New("--manifest needs --source too: a manifest records the folder it describes")}
 	}
-	db, err := manifest.OpenReadOnly(t.Manifest, t.identity())
+	open := manifest.OpenReadOnly
+	if repair {
+		open = manifest.Open
+	}
+	db, err := open(t.Manifest, t.identity())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer db.Close()
 	rows, err := db.Rows(ctx)
 	if err != nil {
-		return nil, err
+		db.Close()
+		return nil, nil, err
 	}
 	defer rows.Close()
 	m := map[string]*expected{}
 	for e, ok := rows.Next(); ok; e, ok = rows.Next() {
 		m[e.Path] = &expected{hash: e.Hash, size: e.Stat.Size}
 	}
-	return m, rows.Err()
+	if err := rows.Err(); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if !repair {
+		db.Close()
+		db = nil
+	}
+	return m, db, nil
 }
 
 // verifyProblem is one thing wrong with the backup, as --json prints it.
@@ -147,12 +183,17 @@ type verifySummary struct {
 type verifier struct {
 	s3     *uploader.S3
 	prefix string
+	source string
 	deep   bool
 	expect map[string]*expected // nil: no manifest
 	p      *printer
 
-	mu  sync.Mutex // guards expect's seen marks and sum
+	mu  sync.Mutex // guards expect's seen marks, sum and repair
 	sum verifySummary
+	// repair collects, with --repair, the edits that make the next sync
+	// repair what verify found; marked counts them.
+	repair *manifest.Repair
+	marked manifest.Reconciled
 }
 
 func (v *verifier) run(ctx context.Context, concurrency int) error {
@@ -169,6 +210,7 @@ func (v *verifier) run(ctx context.Context, concurrency int) error {
 	slices.Sort(missing)
 	for _, path := range missing {
 		v.report(verifyProblem{Kind: "missing", Path: display(path), Key: manifest.Key(v.prefix, path)})
+		v.toRepair(path, "missing")
 	}
 	return nil
 }
@@ -176,8 +218,8 @@ func (v *verifier) run(ctx context.Context, concurrency int) error {
 // check verifies one listed object, reporting at most one problem. It
 // returns an error only to end the run.
 func (v *verifier) check(ctx context.Context, o uploader.ObjectInfo) error {
-	path, err := objectPath(v.prefix, o)
-	if errors.Is(err, errFolderMarker) {
+	path, err := manifest.PathOfKey(v.prefix, o.Key, o.Size)
+	if errors.Is(err, manifest.ErrFolderMarker) {
 		return nil
 	}
 	var want *expected
@@ -199,6 +241,9 @@ func (v *verifier) check(ctx context.Context, o uploader.ObjectInfo) error {
 		pr.Kind, pr.Detail = "bad", "a key restore refuses: "+err.Error()
 	case v.expect != nil && want == nil:
 		pr.Kind, pr.Detail = "extra", humanBytes(o.Size)
+		if err := v.adopt(ctx, path, o); err != nil {
+			return err
+		}
 	case want != nil && o.Size != want.size:
 		pr.Kind, pr.Detail = "mismatch", fmt.Sprintf("%d bytes in the bucket, %d in the manifest", o.Size, want.size)
 	default:
@@ -209,6 +254,85 @@ func (v *verifier) check(ctx context.Context, o uploader.ObjectInfo) error {
 	}
 	if pr.Kind != "" {
 		v.report(pr)
+	}
+	if want != nil {
+		v.toRepair(path, pr.Kind)
+	}
+	return nil
+}
+
+// toRepair marks, with --repair, a row of the manifest whose object has
+// the problem kind: a missing one is forgotten, a mismatched or bad one
+// goes stale.
+func (v *verifier) toRepair(path, kind string) {
+	if v.repair == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch kind {
+	case "missing":
+		v.repair.Forget = append(v.repair.Forget, path)
+		v.marked.Missing++
+	case "mismatch", "bad":
+		v.repair.Stale = append(v.repair.Stale, path)
+		v.marked.Differ++
+	}
+}
+
+// adopt marks, with --repair, an extra object for the manifest to adopt,
+// from its metadata: the next sync keeps it if the tree has its content
+// at its path, uploads the file if it differs, deletes it if there is no
+// file. One that cannot be read is left alone.
+func (v *verifier) adopt(ctx context.Context, path string, o uploader.ObjectInfo) error {
+	if v.repair == nil {
+		return nil
+	}
+	meta, err := v.s3.Head(ctx, o.Key)
+	switch {
+	case err != nil && (uploader.IsFatal(err) || ctx.Err() != nil):
+		return err
+	case err != nil:
+		v.p.log.Warn("not marked: its metadata cannot be read", "path", display(path), "error", err.Error())
+		return nil
+	}
+	e := reconcile.Adopt(path, o, meta)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.repair.Adopt = append(v.repair.Adopt, e)
+	if reconcile.InTree(v.source, path, false) {
+		v.marked.Adopted++
+	} else {
+		v.marked.Extra++
+	}
+	return nil
+}
+
+// mark writes what --repair collected into the manifest and says so. A
+// verify that checked every object is as good as a reconcile, and is
+// recorded as one.
+func (v *verifier) mark(ctx context.Context, db *manifest.DB) error {
+	if err := db.Repair(ctx, *v.repair); err != nil {
+		return err
+	}
+	m := v.marked
+	n := m.Missing + m.Differ + m.Adopted + m.Extra
+	if v.sum.Errors == 0 {
+		m.At = time.Now()
+		if err := db.SetReconciled(ctx, m); err != nil {
+			return err
+		}
+	}
+	switch {
+	case v.p.json:
+		b, _ := json.Marshal(struct {
+			Marked findings `json:"marked"`
+		}{findingsOf(m)})
+		v.p.println(string(b))
+	case n > 0:
+		v.p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", count(n, "object", "objects"), findingsOf(m)))
+	case !v.p.quiet:
+		v.p.println("nothing to mark in the manifest")
 	}
 	return nil
 }
