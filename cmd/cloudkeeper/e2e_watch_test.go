@@ -175,3 +175,50 @@ func TestWatchPersistsDirtyPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A dry run changes neither the bucket nor the manifest: it does not save
+// its dirty paths in it, and it does not create one.
+func TestWatchDryRunLeavesTheManifestAlone(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	dryWatch := func(manifestPath, write string) {
+		t.Helper()
+		w := e.watch(t, nil, "--dry-run", "--manifest", manifestPath, "--events-only", "--push-interval", "300ms", "--persist-interval", "100ms")
+		w.waitFor(t, "watching")
+		scantest.Write(t, e.src, write, "seen by a dry run")
+		w.waitFor(t, "dry run: nothing was changed")
+		time.Sleep(300 * time.Millisecond) // a persist interval or more
+		w.stop(t)
+	}
+
+	manifestPath := filepath.Join(e.state, "m.db")
+	e.sync(0, "--manifest", manifestPath)
+	before := map[string]string{}
+	for _, s := range []string{"", "-wal"} {
+		before[s] = sha(t, manifestPath+s)
+	}
+	e.proxy.Reset()
+	dryWatch(manifestPath, "b.txt")
+	for s, h := range before {
+		if sha(t, manifestPath+s) != h {
+			t.Errorf("a dry run changed the manifest file %s", manifestPath+s)
+		}
+	}
+	if n := e.proxy.Stats().Requests; n != 0 {
+		t.Errorf("a dry run sent %d S3 requests: %v", n, e.ops())
+	}
+	// What the dry run saw is not waiting in the manifest either: a real
+	// watch that trusts events alone has nothing to push.
+	w := e.watch(t, nil, "--manifest", manifestPath, "--events-only", "--push-interval", "300ms")
+	w.waitFor(t, "watching")
+	time.Sleep(700 * time.Millisecond) // two pushes
+	w.stop(t)
+	if strings.Contains(w.log(), "pushing dirty paths") {
+		t.Errorf("a real watch pushed dirty paths saved by a dry run:\n%s", w.log())
+	}
+
+	fresh := filepath.Join(e.state, "new.db")
+	dryWatch(fresh, "c.txt")
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Fatalf("a dry run created the manifest: %v", err)
+	}
+}
