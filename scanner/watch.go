@@ -286,7 +286,9 @@ func Scopes(paths []string) []string {
 
 // ScanScopes scans only the given scopes (paths relative to root, each
 // standing for itself and everything under it) and calls fn for their
-// entries in SortKey order, like Walk for the whole tree.
+// entries in SortKey order, like Walk for the whole tree. A scope is
+// excluded as Walk would exclude it: by a folder above it, or by a pattern
+// that matches it as what it is (a folder-only pattern matches a folder).
 func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts WalkOptions, fn func(Entry) error) error {
 	var entries []Entry
 	add := func(e Entry) error {
@@ -312,6 +314,9 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		case err != nil:
 			add(Entry{Path: s, Kind: KindError, Err: &os.PathError{Op: "lstat", Path: abs, Err: err}})
 		case typeOfMode(st.Mode) == TypeDir:
+			if opts.Filter.excludedPath(s, true) {
+				continue // as the walk leaves out an excluded folder ("node_modules/")
+			}
 			sub := opts
 			sub.Under = s
 			err := Walk(ctx, fsys, root, sub, add)

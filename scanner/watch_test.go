@@ -51,6 +51,51 @@ func TestScanScopes(t *testing.T) {
 	}
 }
 
+// A dirty scope is excluded exactly as the full walk excludes it: a
+// folder-only pattern matches a scope that is a folder (rm -rf node_modules
+// && npm install makes node_modules itself dirty), any pattern matches a
+// scope under an excluded folder, and a folder-only pattern leaves a file
+// of that name alone.
+func TestScanScopesExcludesAsTheWalkDoes(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"node_modules": scantest.Dir{"m.js": scantest.File{}, "pkg": scantest.Dir{"index.js": scantest.File{}}},
+		"src": scantest.Dir{
+			"a.go":         scantest.File{},
+			"node_modules": scantest.Dir{"n.js": scantest.File{}},
+			"build":        scantest.Dir{"out": scantest.File{}},
+			"x.tmp":        scantest.Dir{"y": scantest.File{}},
+		},
+		"lib":   scantest.Dir{"build": scantest.Dir{"kept": scantest.File{}}},
+		"cache": scantest.File{},
+	})
+	f, err := NewFilter([]string{"node_modules/", "/src/build/", "cache/", "*.tmp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := WalkOptions{Filter: f}
+	walked := paths(collect(t, OS{}, root, opts))
+	for _, scope := range []string{"node_modules", "node_modules/pkg", "node_modules/m.js", "src/node_modules", "src/node_modules/n.js",
+		"src/build", "src/build/out", "src/x.tmp/y", "lib/build", "cache", "src"} {
+		var want, got []string
+		for _, p := range walked {
+			if p == scope || strings.HasPrefix(p, scope+"/") {
+				want = append(want, p)
+			}
+		}
+		err := ScanScopes(context.Background(), OS{}, root, []string{scope}, opts, func(e Entry) error {
+			got = append(got, e.SortKey())
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("scope %s: scanned %q, the full walk has %q", scope, got, want)
+		}
+	}
+}
+
 // The watcher marks what changes dirty, and a new folder stands for
 // everything in it, even files created before its watch existed.
 func TestWatcherMarksChanges(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -174,6 +175,47 @@ func TestWatchPersistsDirtyPaths(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.src, "seen.txt")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitObject polls until the bucket holds rel.
+func (e *env) waitObject(t *testing.T, w *watcher, rel string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, ok := gwtestObjects(t, e)[e.prefix+rel]; ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never pushed; log:\n%s", rel, w.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A folder-only exclude ("node_modules/") leaves out a dirty folder that is
+// the excluded folder itself, as the full walk does: removed and made
+// again (rm -rf node_modules && npm install), it is not pushed.
+func TestWatchFolderOnlyExcludeOfADirtyFolder(t *testing.T) {
+	e := newEnv(t, scantest.Dir{
+		"keep.txt":     scantest.File{Content: "keep"},
+		"node_modules": scantest.Dir{"m.js": scantest.File{Content: "m"}},
+		"src":          scantest.Dir{"a.go": scantest.File{Content: "a"}, "node_modules": scantest.Dir{"n.js": scantest.File{Content: "n"}}},
+	})
+	e.sync(0, "--exclude", "node_modules/")
+	w := e.watch(t, nil, "--events-only", "--push-interval", "300ms", "--exclude", "node_modules/")
+	w.waitFor(t, "watching")
+	os.RemoveAll(e.path("node_modules"))
+	scantest.Write(t, e.src, "node_modules/m.js", "reinstalled")
+	scantest.Write(t, e.src, "node_modules/pkg/index.js", "reinstalled")
+	os.RemoveAll(e.path("src/node_modules"))
+	scantest.Write(t, e.src, "src/node_modules/n.js", "reinstalled")
+	scantest.Write(t, e.src, "src/node_modules/n.js", "edited in place") // a scope under an excluded folder
+	scantest.Write(t, e.src, "marker.txt", "written last")               // pushed with the others or after them
+	e.waitObject(t, w, "marker.txt")
+	if keys, want := scantestKeys(t, e), []string{"laptop/keep.txt", "laptop/marker.txt", "laptop/src/a.go"}; !slices.Equal(keys, want) {
+		t.Fatalf("bucket %q, want %q; log:\n%s", keys, want, w.log())
+	}
+	w.stop(t)
 }
 
 // A dry run changes neither the bucket nor the manifest: it does not save
