@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -62,6 +63,10 @@ type FS interface {
 	// Open opens the regular file at path for reading, refusing to follow
 	// a symlink in the last component.
 	Open(path string) (File, error)
+	// Lstat says what is at path as ReadDir would say it of the entry in
+	// its folder's listing (a folder's Stat included); the error is that
+	// of looking the path itself up.
+	Lstat(path string) (DirEntry, error)
 }
 
 // OS is the FS of the operating system. Paths given to it are absolute or
@@ -123,6 +128,28 @@ func (o OS) ReadDir(path string) ([]DirEntry, error) {
 			out = append(out, o.statEntry(fd, path, name, dtype))
 		}
 	}
+}
+
+// Lstat says what is at path: its type, and for a regular file or a folder
+// its Stat; with FollowSymlinks, those of what a symlink points to (a
+// symlink whose target cannot be had stays a symlink, with Err saying why).
+func (o OS) Lstat(path string) (DirEntry, error) {
+	e := DirEntry{Name: filepath.Base(path)}
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return e, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if o.FollowSymlinks && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		if err := unix.Stat(path, &st); err != nil {
+			e.Type, e.Err = TypeSymlink, &os.PathError{Op: "stat", Path: path, Err: err}
+			return e, nil
+		}
+	}
+	e.Type = typeOfMode(st.Mode)
+	if e.Type == TypeFile || e.Type == TypeDir {
+		e.Stat = statFromUnix(&st)
+	}
+	return e, nil
 }
 
 // Offsets in struct linux_dirent64.

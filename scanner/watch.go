@@ -303,17 +303,15 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		if opts.Filter.Excluded(s) || opts.Skip[abs] {
 			continue
 		}
-		var st unix.Stat_t
-		err := unix.Lstat(abs, &st)
-		if follow, ok := fsys.(OS); ok && follow.FollowSymlinks && err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-			err = unix.Stat(abs, &st)
-		}
+		d, err := fsys.Lstat(abs)
 		switch {
 		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
 			continue // gone: the diff sees its rows vanish
 		case err != nil:
-			add(Entry{Path: s, Kind: KindError, Err: &os.PathError{Op: "lstat", Path: abs, Err: err}})
-		case typeOfMode(st.Mode) == TypeDir:
+			add(Entry{Path: s, Kind: KindError, Err: err})
+		case d.Type == TypeSymlink && d.Err != nil:
+			add(Entry{Path: s, Kind: KindSkipped, Type: d.Type, Note: fmt.Sprintf("broken symlink, not followed: %v", d.Err)})
+		case d.Type == TypeDir:
 			if opts.Filter.excludedPath(s, true) {
 				continue // as the walk leaves out an excluded folder ("node_modules/")
 			}
@@ -326,10 +324,10 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 				}
 				add(Entry{Path: s, Kind: KindError, Dir: true, Err: err})
 			}
-		case typeOfMode(st.Mode) == TypeFile:
-			add(Entry{Path: s, Kind: KindFile, Stat: statFromUnix(&st)})
+		case d.Type == TypeFile:
+			add(Entry{Path: s, Kind: KindFile, Stat: d.Stat})
 		default:
-			add(Entry{Path: s, Kind: KindSkipped, Type: typeOfMode(st.Mode)})
+			add(Entry{Path: s, Kind: KindSkipped, Type: d.Type})
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].SortKey() < entries[j].SortKey() })

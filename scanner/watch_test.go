@@ -73,18 +73,37 @@ func TestScanScopesExcludesAsTheWalkDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := WalkOptions{Filter: f}
-	walked := paths(collect(t, OS{}, root, opts))
-	for _, scope := range []string{"node_modules", "node_modules/pkg", "node_modules/m.js", "src/node_modules", "src/node_modules/n.js",
-		"src/build", "src/build/out", "src/x.tmp/y", "lib/build", "cache", "src"} {
+	scopesAsWalk(t, OS{}, root, WalkOptions{Filter: f}, "node_modules", "node_modules/pkg", "node_modules/m.js", "src/node_modules",
+		"src/node_modules/n.js", "src/build", "src/build/out", "src/x.tmp/y", "lib/build", "cache", "src")
+}
+
+// Following symlinks, a scope that is a link is what the walk makes of it:
+// a link to a folder is walked, a broken link is skipped with why.
+func TestScanScopesFollowsSymlinksAsTheWalkDoes(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"d":      scantest.Dir{"f": scantest.File{Content: "f"}},
+		"to-d":   scantest.Symlink{Target: "d"},
+		"to-f":   scantest.Symlink{Target: "d/f"},
+		"broken": scantest.Symlink{Target: "nowhere"},
+	})
+	scopesAsWalk(t, OS{FollowSymlinks: true}, root, WalkOptions{}, "to-d", "to-f", "broken")
+}
+
+// scopesAsWalk checks that scanning each scope alone gives what the full
+// walk gives at it and under it: the same paths, of the same kinds.
+func scopesAsWalk(t *testing.T, fsys FS, root string, opts WalkOptions, scopes ...string) {
+	t.Helper()
+	walked := collect(t, fsys, root, opts)
+	for _, scope := range scopes {
 		var want, got []string
-		for _, p := range walked {
-			if p == scope || strings.HasPrefix(p, scope+"/") {
-				want = append(want, p)
+		for _, e := range walked {
+			if e.Path == scope || strings.HasPrefix(e.Path, scope+"/") {
+				want = append(want, fmt.Sprintf("%s %d %v", e.SortKey(), e.Kind, e.Type))
 			}
 		}
-		err := ScanScopes(context.Background(), OS{}, root, []string{scope}, opts, func(e Entry) error {
-			got = append(got, e.SortKey())
+		err := ScanScopes(context.Background(), fsys, root, []string{scope}, opts, func(e Entry) error {
+			got = append(got, fmt.Sprintf("%s %d %v", e.SortKey(), e.Kind, e.Type))
 			return nil
 		})
 		if err != nil {
