@@ -148,11 +148,20 @@ func TestWalkReportsStatAndSkipsSpecialFiles(t *testing.T) {
 	}
 }
 
-// faultFS fails ReadDir or Open for chosen paths and passes the rest to OS.
+// faultFS fails ReadDir, Open or Lstat for chosen paths and passes the rest
+// to OS.
 type faultFS struct {
 	OS
 	readDir map[string]error
 	open    map[string]error
+	lstat   map[string]error
+}
+
+func (f faultFS) Lstat(p string) (DirEntry, error) {
+	if err := f.lstat[p]; err != nil {
+		return DirEntry{}, err
+	}
+	return f.OS.Lstat(p)
 }
 
 func (f faultFS) ReadDir(p string) ([]DirEntry, error) {

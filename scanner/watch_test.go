@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 )
 
@@ -111,6 +113,61 @@ func scopesAsWalk(t *testing.T, fsys FS, root string, opts WalkOptions, scopes .
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("scope %s: scanned %q, the full walk has %q", scope, got, want)
+		}
+	}
+}
+
+// A scope that cannot be looked up (a folder above it without search
+// permission, a dead mount: ENOTCONN, ESTALE) is an unreadable folder,
+// whatever it was, named with why: nothing at it or under it is known. Not
+// found is gone only where a listing shows it: its folder lists without it,
+// or is itself gone.
+func TestScanScopesUnknownScopeIsAnUnreadableFolder(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"P":    scantest.Dir{"D": scantest.Dir{"a": scantest.File{}}, "f": scantest.File{}},
+		"Q":    scantest.Dir{},
+		"file": scantest.File{},
+	})
+	abs := func(rel string) string { return filepath.Join(root, rel) }
+	fault := func(op, rel string, errno error) error { return &os.PathError{Op: op, Path: abs(rel), Err: errno} }
+	fsys := faultFS{
+		lstat: map[string]error{
+			abs("P/D"): fault("lstat", "P/D", unix.ENOTCONN),
+			abs("P/f"): fault("lstat", "P/f", unix.EACCES),
+			abs("P/E"): fault("lstat", "P/E", unix.ESTALE),
+		},
+		readDir: map[string]error{abs("Q"): fault("open", "Q", unix.EACCES)},
+	}
+	for _, c := range []struct {
+		scope string
+		err   error // nil: gone, no entry
+	}{
+		{"P/D", unix.ENOTCONN},
+		{"P/f", unix.EACCES}, // a file, as far as anyone knew
+		{"P/E", unix.ESTALE},
+		{"gone", nil},           // not in the listing of its folder
+		{"Q/gone", unix.EACCES}, // not found, in a folder that cannot be listed
+		{"R/S/gone", nil},       // its folders are gone too
+		{"file/x", nil},         // under a file (ENOTDIR)
+	} {
+		var got []Entry
+		err := ScanScopes(context.Background(), fsys, root, []string{c.scope}, WalkOptions{}, func(e Entry) error {
+			got = append(got, e)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.err == nil {
+			if len(got) != 0 {
+				t.Errorf("scope %s, gone: got %+v", c.scope, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].Path != c.scope || got[0].Kind != KindError || !got[0].Dir ||
+			!errors.Is(got[0].Err, c.err) || !strings.Contains(got[0].Err.Error(), abs(c.scope)) {
+			t.Errorf("scope %s: got %+v, want one unreadable folder %s with an error naming it (%v)", c.scope, got, c.scope, c.err)
 		}
 	}
 }

@@ -119,29 +119,37 @@ func nobody(t *testing.T) *syscall.Credential {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
-// A folder or file the run cannot read is reported with its path, the run
-// goes on and exits 3, and nothing under it is deleted from the bucket.
-func TestSyncUnreadablePathsAreKept(t *testing.T) {
+// newUnprivilegedEnv is newEnv for a test whose cloudkeeper runs as the
+// user nobody (it skips where it cannot): the source, world-readable, and
+// the state folder, nobody's, are in a temporary folder others can reach
+// (the test's own are private to root).
+func newUnprivilegedEnv(t *testing.T, tree scantest.Dir) *env {
+	t.Helper()
 	cred := nobody(t)
 	e := newEnv(t, scantest.Dir{})
-	// The test's own temp folders are private to root: use world-readable ones.
 	base, err := os.MkdirTemp("", "cloudkeeper-perm-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Chmod(filepath.Join(base, "src", "secret"), 0o755); os.RemoveAll(base) })
+	t.Cleanup(func() { os.RemoveAll(base) }) // root removes what nobody could not read
 	os.Chmod(base, 0o755)
 	e.src, e.state = filepath.Join(base, "src"), filepath.Join(base, "state")
-	scantest.Create(t, e.src, scantest.Dir{
+	scantest.Create(t, e.src, tree)
+	os.MkdirAll(e.state, 0o700)
+	os.Chown(e.state, int(cred.Uid), int(cred.Gid))
+	e.cmd = func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} }
+	return e
+}
+
+// A folder or file the run cannot read is reported with its path, the run
+// goes on and exits 3, and nothing under it is deleted from the bucket.
+func TestSyncUnreadablePathsAreKept(t *testing.T) {
+	e := newUnprivilegedEnv(t, scantest.Dir{
 		"ok.txt":   scantest.File{Content: "ok"},
 		"gone.txt": scantest.File{Content: "will be deleted"},
 		"private":  scantest.File{Content: "private"},
 		"secret":   scantest.Dir{"a.txt": scantest.File{Content: "a"}, "b.txt": scantest.File{Content: "b"}},
 	})
-	os.MkdirAll(e.state, 0o700)
-	os.Chown(e.state, int(cred.Uid), int(cred.Gid))
-	e.cmd = func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} }
-
 	e.sync(0)
 	e.checkBucketIsTree()
 

@@ -32,6 +32,9 @@ func (e *env) watch(t *testing.T, extraEnv []string, args ...string) *watcher {
 	w.cmd.Dir = e.state
 	stderr, _ := w.cmd.StderrPipe()
 	w.cmd.Stdout = io.Discard
+	if e.cmd != nil {
+		e.cmd(w.cmd)
+	}
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +193,41 @@ func (e *env) waitObject(t *testing.T, w *watcher, rel string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A dirty folder the watch cannot even stat (its parent lost its search
+// permission; a dead mount says ENOTCONN) is reported, and nothing at it or
+// under it is deleted: not knowing is not a deletion. The next push, once
+// it can be read, finishes the job.
+func TestWatchUnstatableFolderIsKept(t *testing.T) {
+	tree := scantest.Dir{"P": scantest.Dir{"D": scantest.Dir{"a.txt": scantest.File{Content: "a"}, "b.txt": scantest.File{Content: "b"}}}}
+	want := []string{"laptop/P/D/a.txt", "laptop/P/D/b.txt"}
+	for _, name := range []string{"o1", "o2", "o3"} { // so that --max-delete would let P/D go
+		tree[name] = scantest.File{Content: name}
+		want = append(want, "laptop/"+name)
+	}
+	e := newUnprivilegedEnv(t, tree)
+	e.sync(0)
+	w := e.watch(t, nil, "--events-only", "--push-interval", "300ms")
+	w.waitFor(t, "watching")
+	// Root may still move things in P once it is closed: no push can see P
+	// readable with D moved.
+	os.Chmod(e.path("P"), 0o600)
+	t.Cleanup(func() { os.Chmod(e.path("P"), 0o755) })
+	os.Rename(e.path("P/D"), e.path("P/E"))
+	w.waitFor(t, "run incomplete")
+	keys := scantestKeys(t, e)
+	if !slices.Equal(keys, want) {
+		t.Fatalf("bucket %q, want %q; log:\n%s", keys, want, w.log())
+	}
+	for _, p := range []string{"P/D", "P/E"} {
+		if want := "ERROR cannot back up path=" + p + " "; !strings.Contains(w.log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, w.log())
+		}
+	}
+	os.Chmod(e.path("P"), 0o755)
+	e.waitBucket(t, w)
+	w.stop(t)
 }
 
 // A folder-only exclude ("node_modules/") leaves out a dirty folder that is
