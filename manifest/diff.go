@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -137,6 +138,9 @@ type item struct {
 	row     *Entry // the manifest's row for path, if any
 	problem *Problem
 	stat    scanner.Stat // from the scan
+	// keepsRow: an unreadable folder, which keeps the row at its own path
+	// (what was there may be anything) if the merge took it for vanished.
+	keepsRow bool
 	// filled by the hasher (actHash) or the merge (actKnown):
 	digest   scanner.Digest
 	hashed   scanner.Stat
@@ -333,7 +337,7 @@ func (m *merger) scanOnly() error {
 	case scanner.KindSkipped:
 		return m.emit(&item{action: actReport, path: e.Path, problem: skipped(e)})
 	default:
-		if err := m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e)}); err != nil {
+		if err := m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e), keepsRow: e.Dir}); err != nil {
 			return err
 		}
 		if e.Dir {
@@ -472,6 +476,9 @@ func (c *classifier) classify(it *item) error {
 		c.vanished = append(c.vanished, *it.row)
 		return nil
 	case actReport:
+		if it.keepsRow {
+			c.keep(it.path)
+		}
 		return nil
 	}
 	if it.err != nil {
@@ -520,6 +527,19 @@ func (c *classifier) classify(it *item) error {
 		}
 	}
 	return c.send(ch)
+}
+
+// keep takes the row at p back from the vanished: the merge meets a row at
+// p before an unreadable folder at p (p sorts before p+"/", and so may the
+// paths of other scopes), and the vanished are in path order.
+func (c *classifier) keep(p string) {
+	for i := len(c.vanished) - 1; i >= 0 && c.vanished[i].Path >= p; i-- {
+		if c.vanished[i].Path == p {
+			c.vanished = slices.Delete(c.vanished, i, i+1)
+			c.st.Kept++
+			return
+		}
+	}
 }
 
 // pair runs once the whole scan is known: each deferred add or modify
