@@ -2,7 +2,9 @@ package manifest
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,5 +136,34 @@ func TestDamagedManifestSaysWhatToDo(t *testing.T) {
 		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "cloudkeeper manifest rebuild") || !strings.Contains(err.Error(), path) {
 			t.Fatalf("got %v", err)
 		}
+	}
+}
+
+// A manifest of schema 3 (before birth times) is upgraded in place: its
+// rows are kept, with a birth time of 0 (unknown).
+func TestOldManifestIsUpgraded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	old, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range append(migrations[:3:3],
+		"PRAGMA user_version = 3",
+		"INSERT INTO settings VALUES ('source', '/src'), ('endpoint', ''), ('bucket', 'b'), ('prefix', 'p/')",
+		fmt.Sprintf("INSERT INTO objects VALUES ('a.txt', 5, x'%064x', 10, 20, 30, 40, 420, 50, 60)", 1)) {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+	db, err := Open(path, Identity{Source: "/src", Bucket: "b", Prefix: "p/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e, ok, err := db.Get(context.Background(), "a.txt")
+	want := scanner.Stat{Size: 5, MtimeNs: 10, CtimeNs: 20, Inode: 30, Dev: 40, Mode: 0o644}
+	if err != nil || !ok || e.Stat != want || e.HashedNs != 50 || e.UploadedNs != 60 {
+		t.Fatalf("row after upgrade: %+v %v %v", e, ok, err)
 	}
 }

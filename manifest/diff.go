@@ -100,7 +100,7 @@ type Diff struct {
 	// Rehash hashes every file, trusting no stat.
 	Rehash bool
 	// MaxDelete bounds the deletes of the run (renames are not deletes);
-	// the zero value is DefaultDeleteLimit.
+	// the zero value is DefaultDeleteLimit (a limit of 0 allows none).
 	MaxDelete DeleteLimit
 	// Scopes, when not nil, restricts the diff to these paths and what is
 	// under them (the dirty paths of a watch, see scanner.Scopes): the
@@ -125,7 +125,7 @@ type itemAction uint8
 const (
 	actReport   itemAction = iota // only report the problem
 	actHash                       // hash the file, then classify
-	actKnown                      // digest known without reading (same inode, size and mtime)
+	actKnown                      // digest known without reading (a move: see known; or learnBtime)
 	actVanished                   // the manifest's row has no file any more
 )
 
@@ -138,9 +138,6 @@ type item struct {
 	row     *Entry // the manifest's row for path, if any
 	problem *Problem
 	stat    scanner.Stat // from the scan
-	// keepsRow: an unreadable folder, which keeps the row at its own path
-	// (what was there may be anything) if the merge took it for vanished.
-	keepsRow bool
 	// filled by the hasher (actHash) or the merge (actKnown):
 	digest   scanner.Digest
 	hashed   scanner.Stat
@@ -186,9 +183,6 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	}
 	defer rows.Close()
 
-	if d.MaxDelete == (DeleteLimit{}) {
-		d.MaxDelete = DefaultDeleteLimit
-	}
 	var st Stats
 	var unchanged, kept, total atomic.Int64
 	total.Store(objects) // a scoped diff counts against the whole manifest; a full one counts its rows
@@ -251,6 +245,11 @@ type merger struct {
 	haveRow bool
 	ent     scanner.Entry
 	haveEnt bool
+	// unknown holds the paths of error entries (not folders) whose rows
+	// under path+"/" may still come: they sort after the entry, past
+	// other paths ("a-b", "a.txt" come between "a" and "a/x"), so the
+	// merge remembers them until the rows have gone by.
+	unknown []string
 }
 
 func (m *merger) nextRow() {
@@ -305,6 +304,10 @@ func (m *merger) run() error {
 			if m.d.Filter.Excluded(row.Path) {
 				continue // not scanned on purpose: leave its object alone
 			}
+			if m.underUnknown(row.Path) {
+				m.kept.Add(1)
+				continue
+			}
 			err = m.emit(&item{action: actVanished, path: row.Path, row: &row})
 		default:
 			row := m.row
@@ -337,19 +340,41 @@ func (m *merger) scanOnly() error {
 	case scanner.KindSkipped:
 		return m.emit(&item{action: actReport, path: e.Path, problem: skipped(e)})
 	default:
-		if err := m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e), keepsRow: e.Dir}); err != nil {
-			return err
-		}
-		if e.Dir {
-			// Nothing is known under an unreadable folder: keep it all.
-			under := e.Path + "/"
-			for m.haveRow && strings.HasPrefix(m.row.Path, under) {
-				m.kept.Add(1)
-				m.nextRow()
-			}
-		}
+		return m.unreadable(e)
+	}
+}
+
+// unreadable reports an error entry and keeps every row at its path or
+// under it: a path the scan could not read must never look deleted.
+func (m *merger) unreadable(e scanner.Entry) error {
+	if err := m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e)}); err != nil {
+		return err
+	}
+	if !e.Dir {
+		// Its rows under path+"/" come later (see unknown).
+		m.unknown = append(m.unknown, e.Path)
 		return nil
 	}
+	// A folder's entry sorts as path+"/", right before its rows.
+	under := e.Path + "/"
+	for m.haveRow && strings.HasPrefix(m.row.Path, under) {
+		m.kept.Add(1)
+		m.nextRow()
+	}
+	return nil
+}
+
+// underUnknown reports whether the row at p lies under the path of an
+// error entry met before. Rows come in order: an entry is forgotten once
+// the rows have passed everything under it.
+func (m *merger) underUnknown(p string) bool {
+	m.unknown = slices.DeleteFunc(m.unknown, func(u string) bool { return p > u+"/" && !strings.HasPrefix(p, u+"/") })
+	for _, u := range m.unknown {
+		if strings.HasPrefix(p, u+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // both handles a path that is in the scan and in the manifest.
@@ -358,6 +383,9 @@ func (m *merger) both(row *Entry) error {
 	switch e.Kind {
 	case scanner.KindFile:
 		if !m.d.Rehash && e.Stat.Same(row.Stat) && !scanner.Racy(row.Stat, row.HashedNs) {
+			if row.Stat.BtimeNs == 0 && e.Stat.BtimeNs != 0 {
+				return m.emit(learnBtime(row, e.Stat))
+			}
 			m.unchanged.Add(1)
 			return nil
 		}
@@ -370,15 +398,25 @@ func (m *merger) both(row *Entry) error {
 		return m.emit(&item{action: actVanished, path: row.Path, row: row})
 	default:
 		m.kept.Add(1)
-		return m.emit(&item{action: actReport, path: e.Path, problem: unreadable(e)})
+		return m.unreadable(e)
 	}
 }
 
 // known looks for a file the manifest knows under another name with the
-// same inode, device, size and mtime: the same file, moved. Its hash is
-// reused and the file is not read.
+// same inode, device, size, mtime and birth time: the same file, moved. Its
+// hash is reused and the file is not read.
+//
+// The birth time is what makes it the same file: ext4 hands a freed inode
+// straight to the next file created, and npm, zip and reproducible builds
+// stamp files with a fixed mtime, so a new file can match a deleted one on
+// everything else. A birth time cannot be set, and timestamps' coarse ticks
+// do not matter: the row was hashed RacyWindow after the old file's ctime
+// (no earlier than its birth), and the new file was born after that hash.
+// Without birth times on both sides (a file system that has none, a row
+// recorded before they were) the file is hashed: a move then costs a read,
+// still no upload, as the classifier pairs it by content hash.
 func (m *merger) known(e scanner.Entry) (*item, bool) {
-	if m.d.Rehash || e.Stat.Size == 0 || !m.lookups {
+	if m.d.Rehash || e.Stat.Size == 0 || e.Stat.BtimeNs == 0 || !m.lookups {
 		return nil, false
 	}
 	cands, err := m.d.DB.ByInode(m.ctx, e.Stat.Inode, e.Stat.Dev)
@@ -386,11 +424,19 @@ func (m *merger) known(e scanner.Entry) (*item, bool) {
 		return nil, false // hashing is always correct
 	}
 	for _, c := range cands {
-		if c.Stat.Size == e.Stat.Size && c.Stat.MtimeNs == e.Stat.MtimeNs && !scanner.Racy(c.Stat, c.HashedNs) {
+		if c.Stat.Size == e.Stat.Size && c.Stat.MtimeNs == e.Stat.MtimeNs && c.Stat.BtimeNs == e.Stat.BtimeNs && !scanner.Racy(c.Stat, c.HashedNs) {
 			return &item{action: actKnown, path: e.Path, stat: e.Stat, digest: c.Hash, hashed: e.Stat, hashedNs: m.d.Now().UnixNano()}, true
 		}
 	}
 	return nil, false
+}
+
+// learnBtime is the item that records the birth time of an unchanged file
+// whose row has none (recorded before birth times were): a touch, which
+// sends nothing to S3 and reads nothing, so that a later move of the file
+// is recognised without reading it (see known).
+func learnBtime(row *Entry, st scanner.Stat) *item {
+	return &item{action: actKnown, path: row.Path, row: row, stat: st, digest: row.Hash, hashed: st, hashedNs: row.HashedNs}
 }
 
 func skipped(e scanner.Entry) *Problem {
@@ -405,11 +451,16 @@ func skipped(e scanner.Entry) *Problem {
 }
 
 func unreadable(e scanner.Entry) *Problem {
-	what := "file"
-	if e.Dir {
-		what = "folder"
+	what := "cannot read file"
+	switch {
+	case e.Dir:
+		what = "cannot read folder"
+	case e.Type == scanner.TypeSymlink:
+		what = "cannot follow symlink"
+	case e.Type == scanner.TypeUnknown:
+		what = "cannot look up path"
 	}
-	return &Problem{Path: e.Path, Err: fmt.Errorf("cannot read %s, nothing under it is changed in the bucket this run: %w", what, e.Err)}
+	return &Problem{Path: e.Path, Err: fmt.Errorf("%s, nothing at or under it is changed in the bucket this run: %w", what, e.Err)}
 }
 
 // classifier turns merged items, in order, into changes.
@@ -476,9 +527,6 @@ func (c *classifier) classify(it *item) error {
 		c.vanished = append(c.vanished, *it.row)
 		return nil
 	case actReport:
-		if it.keepsRow {
-			c.keep(it.path)
-		}
 		return nil
 	}
 	if it.err != nil {
@@ -504,7 +552,7 @@ func (c *classifier) classify(it *item) error {
 	e := Entry{Path: it.path, Hash: it.digest, Stat: it.hashed, HashedNs: it.hashedNs}
 	if it.row != nil && it.row.Hash == e.Hash {
 		c.st.Unchanged++
-		if it.row.Stat.Same(e.Stat) && !scanner.Racy(it.row.Stat, it.row.HashedNs) {
+		if it.row.Stat.Same(e.Stat) && it.row.Stat.BtimeNs == e.Stat.BtimeNs && !scanner.Racy(it.row.Stat, it.row.HashedNs) {
 			return nil // --rehash confirmed what the manifest says
 		}
 		return c.send(Change{Op: OpTouch, Path: e.Path, Entry: e, Prev: it.row})
@@ -527,19 +575,6 @@ func (c *classifier) classify(it *item) error {
 		}
 	}
 	return c.send(ch)
-}
-
-// keep takes the row at p back from the vanished: the merge meets a row at
-// p before an unreadable folder at p (p sorts before p+"/", and so may the
-// paths of other scopes), and the vanished are in path order.
-func (c *classifier) keep(p string) {
-	for i := len(c.vanished) - 1; i >= 0 && c.vanished[i].Path >= p; i-- {
-		if c.vanished[i].Path == p {
-			c.vanished = slices.Delete(c.vanished, i, i+1)
-			c.st.Kept++
-			return
-		}
-	}
 }
 
 // pair runs once the whole scan is known: each deferred add or modify

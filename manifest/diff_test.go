@@ -18,14 +18,15 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 )
 
-// countFS counts the files opened for reading and can fail chosen folders,
-// or the look-up of chosen paths (as below a folder without search
-// permission).
+// countFS counts the files opened for reading, can fail chosen folders or
+// the look-up of chosen paths (as below a folder without search
+// permission), and can rewrite what a listing says of chosen files.
 type countFS struct {
 	scanner.OS
 	opens      *atomic.Int64
 	unreadable map[string]bool
 	unstatable map[string]bool
+	restat     map[string]func(*scanner.Stat) // by absolute path
 }
 
 func (c countFS) Lstat(p string) (scanner.DirEntry, error) {
@@ -44,7 +45,13 @@ func (c countFS) ReadDir(p string) ([]scanner.DirEntry, error) {
 	if c.unreadable[p] {
 		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission}
 	}
-	return c.OS.ReadDir(p)
+	ents, err := c.OS.ReadDir(p)
+	for i := range ents {
+		if f := c.restat[p+"/"+ents[i].Name]; f != nil {
+			f(&ents[i].Stat)
+		}
+	}
+	return ents, err
 }
 
 type fixture struct {
@@ -53,12 +60,14 @@ type fixture struct {
 	db    *DB
 	opens atomic.Int64
 	fs    countFS
+	// scan, if set, is the scan diff runs on instead of a walk of root.
+	scan []scanner.Entry
 }
 
 func newFixture(t *testing.T, tree scantest.Dir) *fixture {
 	t.Helper()
 	f := &fixture{t: t, root: t.TempDir()}
-	f.fs = countFS{opens: &f.opens, unreadable: map[string]bool{}, unstatable: map[string]bool{}}
+	f.fs = countFS{opens: &f.opens, unreadable: map[string]bool{}, unstatable: map[string]bool{}, restat: map[string]func(*scanner.Stat){}}
 	scantest.Create(t, f.root, tree)
 	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: f.root, Bucket: "b"})
 	if err != nil {
@@ -87,6 +96,7 @@ func (f *fixture) record() {
 
 type diffResult struct {
 	changes  []string
+	all      []Change // the changes themselves, in the order sent
 	stats    Stats
 	problems []string
 }
@@ -103,6 +113,13 @@ func (f *fixture) diff(d Diff) diffResult {
 	walkErr := make(chan error, 1)
 	go func() {
 		defer close(scan)
+		if f.scan != nil {
+			for _, e := range f.scan {
+				scan <- e
+			}
+			walkErr <- nil
+			return
+		}
 		emit := func(e scanner.Entry) error {
 			scan <- e
 			return nil
@@ -122,6 +139,7 @@ func (f *fixture) diff(d Diff) diffResult {
 				s = c.Op.String() + " " + c.From + " -> " + c.Path
 			}
 			res.changes = append(res.changes, s)
+			res.all = append(res.all, c)
 		}
 	}()
 	st, err := d.Run(ctx, scan, out)
@@ -202,6 +220,26 @@ func TestDiffTable(t *testing.T) {
 			name:   "rename file, without reading it",
 			change: func(f *fixture) { os.Rename(f.path("a.txt"), f.path("docs/a-renamed.txt")) },
 			want:   []string{"rename a.txt -> docs/a-renamed.txt"}, reads: 0,
+		},
+		{
+			// ext4 hands a freed inode to the next file, and npm, zip and
+			// reproducible builds stamp files with a fixed mtime.
+			name:   "a new file on a deleted one's inode, size and mtime is read, not taken for a move",
+			change: func(f *fixture) { f.replaceOnItsInode("a.txt", "b.txt", "bravo") },
+			want:   []string{"add b.txt", "delete a.txt"}, reads: 1,
+		},
+		{
+			name:   "a file replaced by another of the same size and mtime, on its inode, is read",
+			change: func(f *fixture) { f.replaceOnItsInode("a.txt", "a.txt", "ALPHA") },
+			want:   []string{"modify a.txt"}, reads: 1,
+		},
+		{
+			name: "a move whose birth time the file system does not give is read, and still a rename",
+			change: func(f *fixture) {
+				os.Rename(f.path("a.txt"), f.path("docs/a-renamed.txt"))
+				f.fs.restat[f.path("docs/a-renamed.txt")] = func(st *scanner.Stat) { st.BtimeNs = 0 }
+			},
+			want: []string{"rename a.txt -> docs/a-renamed.txt"}, reads: 1,
 		},
 		{
 			name: "move folder",
@@ -291,6 +329,36 @@ func TestDiffTable(t *testing.T) {
 	}
 }
 
+// replaceOnItsInode deletes from and writes to with content of the same
+// size, with from's mtime and its inode, as ext4 hands a freed inode
+// straight to the next file created (it most often does here already; the
+// listing makes sure). The new file differs only by ctime and birth time.
+func (f *fixture) replaceOnItsInode(from, to, content string) {
+	f.t.Helper()
+	old := f.lstat(from)
+	os.Remove(f.path(from))
+	scantest.Write(f.t, f.root, to, content)
+	os.Chtimes(f.path(to), old.Mtime(), old.Mtime())
+	f.fs.restat[f.path(to)] = func(st *scanner.Stat) { st.Inode, st.Dev = old.Inode, old.Dev }
+}
+
+// lstat is the scanner's Stat of rel, as the walk takes it.
+func (f *fixture) lstat(rel string) scanner.Stat {
+	f.t.Helper()
+	dir, name := filepath.Split(f.path(rel))
+	ents, err := scanner.OS{}.ReadDir(filepath.Clean(dir))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name == name {
+			return e.Stat
+		}
+	}
+	f.t.Fatalf("%s not listed", rel)
+	return scanner.Stat{}
+}
+
 func mustFilter(t *testing.T, globs ...string) *scanner.Filter {
 	f, err := scanner.NewFilter(globs)
 	if err != nil {
@@ -309,6 +377,87 @@ func TestDiffUnreadableFolderIsReportedAndKept(t *testing.T) {
 	}
 	if len(got.problems) != 1 || !strings.Contains(got.problems[0], "secret") || !strings.Contains(got.problems[0], "permission denied") {
 		t.Fatalf("problems %q", got.problems)
+	}
+}
+
+// A manifest recorded before birth times were has none: an unchanged file
+// is not read again for it, but its row learns the birth time (a touch,
+// which sends nothing to S3), so that a later move is recognised without
+// reading the file.
+func TestDiffLearnsBirthTimesOfOldRows(t *testing.T) {
+	f := newFixture(t, scantest.Dir{"a": scantest.File{Content: "alpha"}, "b": scantest.File{Content: "bravo"}})
+	w := f.db.Writer()
+	for _, rel := range []string{"a", "b"} {
+		d, st, err := scanner.HashFile(scanner.OS{}, f.path(rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.BtimeNs = 0
+		w.Put(context.Background(), Entry{Path: rel, Hash: d, Stat: st, HashedNs: time.Now().Add(time.Hour).UnixNano()}, mustCommit(t))
+	}
+	w.Close()
+
+	got := f.diff(Diff{})
+	if !slices.Equal(got.changes, []string{"touch a", "touch b"}) || f.opens.Load() != 0 || got.stats.Unchanged != 2 {
+		t.Fatalf("first run: %q, %d files read, %+v", got.changes, f.opens.Load(), got.stats)
+	}
+	w = f.db.Writer()
+	for _, c := range got.all {
+		if c.Entry.Stat.BtimeNs == 0 || c.MetaChanged() {
+			t.Fatalf("%s: birth time %d, metadata changed %v", c.Path, c.Entry.Stat.BtimeNs, c.MetaChanged())
+		}
+		w.Put(context.Background(), c.Entry, mustCommit(t))
+	}
+	w.Close()
+
+	if got := f.diff(Diff{}); len(got.changes) != 0 || f.opens.Load() != 0 {
+		t.Fatalf("second run: %q, %d files read", got.changes, f.opens.Load())
+	}
+	os.Rename(f.path("a"), f.path("c"))
+	if got := f.diff(Diff{}); !slices.Equal(got.changes, []string{"rename a -> c"}) || f.opens.Load() != 0 {
+		t.Fatalf("move: %q, %d files read", got.changes, f.opens.Load())
+	}
+}
+
+// A path the scan could not read (an error entry) never causes a delete of
+// what the manifest holds at it or under it, wherever those rows sort: a
+// folder's entry sorts right before its rows, but a followed link of
+// unknown kind sorts as "l", and "l-x" and "l.txt" come before "l/a".
+func TestDiffErrorEntriesDeleteNothingAtOrUnderThem(t *testing.T) {
+	tree := scantest.Dir{
+		"l":     scantest.Dir{"a": scantest.File{Content: "a"}, "b": scantest.Dir{"c": scantest.File{Content: "c"}}},
+		"l-x":   scantest.File{Content: "l-x"},
+		"l.txt": scantest.File{Content: "l.txt, deleted"},
+		"m":     scantest.File{Content: "m"},
+		"p":     scantest.File{Content: "p, now a link that leads nowhere"},
+	}
+	errNone := &fs.PathError{Op: "stat", Path: "/src/l", Err: fs.ErrNotExist}
+	for _, c := range []struct {
+		name string
+		l    scanner.Entry
+	}{
+		{"a followed link to nowhere", scanner.Entry{Path: "l", Kind: scanner.KindError, Type: scanner.TypeSymlink, Err: errNone}},
+		{"an unreadable folder", scanner.Entry{Path: "l", Kind: scanner.KindError, Dir: true, Err: fs.ErrPermission}},
+		{"a path of unknown kind", scanner.Entry{Path: "l", Kind: scanner.KindError, Type: scanner.TypeUnknown, Err: fs.ErrPermission}},
+		{"a file that cannot be stat'ed", scanner.Entry{Path: "l", Kind: scanner.KindError, Err: fs.ErrPermission}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, tree)
+			f.record()
+			file := func(rel string) scanner.Entry {
+				return scanner.Entry{Path: rel, Kind: scanner.KindFile, Stat: f.lstat(rel)}
+			}
+			p := scanner.Entry{Path: "p", Kind: scanner.KindError, Type: scanner.TypeSymlink, Err: &fs.PathError{Op: "stat", Path: "/src/p", Err: fs.ErrNotExist}}
+			f.scan = []scanner.Entry{file("l-x"), c.l, file("m"), p} // l.txt is gone
+			slices.SortFunc(f.scan, func(a, b scanner.Entry) int { return strings.Compare(a.SortKey(), b.SortKey()) })
+			got := f.diff(Diff{})
+			if !slices.Equal(got.changes, []string{"delete l.txt"}) || got.stats.Kept != 3 || got.stats.Errors != 2 {
+				t.Fatalf("changes %q, %+v, problems %q", got.changes, got.stats, got.problems)
+			}
+			if !strings.Contains(got.problems[0], "l: cannot ") || !strings.Contains(got.problems[0], "nothing at or under it is changed") {
+				t.Fatalf("problems %q", got.problems)
+			}
+		})
 	}
 }
 
@@ -361,7 +510,7 @@ func TestDiffFileVanishingDuringScanIsNotAnError(t *testing.T) {
 	f.fs.unreadable = map[string]bool{}
 	vfs := vanishFS{countFS: f.fs, path: f.path("a")}
 	f.fs.opens = &f.opens
-	d := Diff{Rehash: true, MaxDelete: DeleteLimit{Percent: 100}}
+	d := Diff{Rehash: true, MaxDelete: MaxDeleteShare(100)}
 	d.DB, d.FS, d.Root = f.db, vfs, f.root
 	var problems []Problem
 	d.Problems = func(p Problem) { problems = append(problems, p) }
@@ -407,23 +556,34 @@ func TestDiffDeleteLimit(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		remove  int
-		limit   DeleteLimit
+		limit   string // as --max-delete gives it; "": not set
 		refused bool
 	}{
-		{"half is allowed by default", 5, DeleteLimit{}, false},
-		{"more than half is refused by default", 6, DeleteLimit{}, true},
-		{"everything, when the source is empty", 10, DeleteLimit{}, true},
-		{"everything, when allowed", 10, DeleteLimit{Percent: 100}, false},
-		{"a count", 3, DeleteLimit{Count: 2}, true},
-		{"within a count", 2, DeleteLimit{Count: 2}, false},
+		{"half is allowed by default", 5, "", false},
+		{"more than half is refused by default", 6, "", true},
+		{"everything, when the source is empty", 10, "", true},
+		{"everything, when allowed", 10, "100%", false},
+		{"a count", 3, "2", true},
+		{"within a count", 2, "2", false},
+		{"a share", 3, "20%", true},
+		{"within a share", 2, "20%", false},
+		{"none at all: 0", 1, "0", true},
+		{"none at all: 0%", 1, "0%", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			var limit DeleteLimit
+			if c.limit != "" {
+				var err error
+				if limit, err = ParseDeleteLimit(c.limit); err != nil {
+					t.Fatal(err)
+				}
+			}
 			f := newFixture(t, tree)
 			f.record()
 			for i := range c.remove {
 				os.Remove(f.path(fmt.Sprintf("f%d", i)))
 			}
-			got := f.diff(Diff{MaxDelete: c.limit})
+			got := f.diff(Diff{MaxDelete: limit})
 			if c.refused != (got.stats.Refused != nil) {
 				t.Fatalf("refused: %v", got.stats.Refused)
 			}
@@ -449,7 +609,10 @@ func TestDiffDeleteLimit(t *testing.T) {
 }
 
 func TestParseDeleteLimit(t *testing.T) {
-	for in, want := range map[string]DeleteLimit{"50%": {Percent: 50}, "100%": {Percent: 100}, "all": {Percent: 100}, "1000": {Count: 1000}, "12.5%": {Percent: 12.5}} {
+	for in, want := range map[string]DeleteLimit{
+		"50%": MaxDeleteShare(50), "100%": MaxDeleteShare(100), "all": MaxDeleteShare(100), "1000": MaxDeletes(1000), "12.5%": MaxDeleteShare(12.5),
+		"0": MaxDeletes(0), "0%": MaxDeleteShare(0),
+	} {
 		if got, err := ParseDeleteLimit(in); err != nil || got != want {
 			t.Errorf("%q: %+v, %v", in, got, err)
 		}
@@ -475,7 +638,7 @@ func TestDiffScopes(t *testing.T) {
 	os.Rename(f.path("c.txt"), f.path("b/moved.txt")) // dirty: c.txt, b/moved.txt
 	scantest.Write(t, f.root, "b/z", "changed but not seen")
 	scopes := scanner.Scopes([]string{"a", "b/new", "c.txt", "b/moved.txt"})
-	d := Diff{Scopes: scopes, MaxDelete: DeleteLimit{Percent: 100}}
+	d := Diff{Scopes: scopes, MaxDelete: MaxDeleteShare(100)}
 	d.DB, d.FS, d.Root = f.db, f.fs, f.root
 	scan := make(chan scanner.Entry, 100)
 	if err := scanner.ScanScopes(context.Background(), scanner.OS{}, f.root, scopes, scanner.WalkOptions{}, func(e scanner.Entry) error { scan <- e; return nil }); err != nil {
@@ -503,8 +666,8 @@ func TestDiffScopes(t *testing.T) {
 
 // A dirty path that cannot be looked up (its folder lost its search
 // permission; a dead mount) keeps all it stood for, whatever it was: the
-// objects under it, and the object at it, which the merge meets before the
-// unreadable folder (P/f sorts before P/f-x, which sorts before P/f/).
+// object at it and the objects under it, which the merge meets after other
+// paths (P/f-x sorts between P/f and P/f/).
 func TestDiffScopesKeepWhatCannotBeLookedUp(t *testing.T) {
 	f := newFixture(t, scantest.Dir{"P": scantest.Dir{
 		"D": scantest.Dir{"a": scantest.File{Content: "a"}, "b": scantest.File{Content: "b"}},
@@ -516,8 +679,13 @@ func TestDiffScopesKeepWhatCannotBeLookedUp(t *testing.T) {
 	for _, p := range []string{"P/D", "P/E", "P/f"} {
 		f.fs.unstatable[f.path(p)] = true
 	}
-	got := f.diff(Diff{Scopes: scanner.Scopes([]string{"P/D", "P/E", "P/f", "P/f-x"}), MaxDelete: DeleteLimit{Percent: 100}})
+	got := f.diff(Diff{Scopes: scanner.Scopes([]string{"P/D", "P/E", "P/f", "P/f-x"}), MaxDelete: MaxDeleteShare(100)})
 	if !slices.Equal(got.changes, []string{"add P/f-x"}) || got.stats.Kept != 3 || got.stats.Errors != 3 {
 		t.Fatalf("got %+v", got)
+	}
+	for _, p := range got.problems {
+		if !strings.Contains(p, ": cannot look up path, nothing at or under it is changed") {
+			t.Errorf("problem %q", p)
+		}
 	}
 }

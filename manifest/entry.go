@@ -20,7 +20,7 @@ type Entry struct {
 	UploadedNs int64        // when S3 confirmed the object, Unix ns
 }
 
-const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns"
+const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns, btime_ns"
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -29,7 +29,7 @@ func scanEntry(r rowScanner) (Entry, error) {
 	var hash []byte
 	var inode, dev int64
 	var mode uint32
-	err := r.Scan(&e.Path, &e.Stat.Size, &hash, &e.Stat.MtimeNs, &e.Stat.CtimeNs, &inode, &dev, &mode, &e.HashedNs, &e.UploadedNs)
+	err := r.Scan(&e.Path, &e.Stat.Size, &hash, &e.Stat.MtimeNs, &e.Stat.CtimeNs, &inode, &dev, &mode, &e.HashedNs, &e.UploadedNs, &e.Stat.BtimeNs)
 	if err != nil {
 		return e, err
 	}
@@ -45,7 +45,7 @@ func scanEntry(r rowScanner) (Entry, error) {
 
 func entryArgs(e Entry) []any {
 	return []any{e.Path, e.Stat.Size, e.Hash[:], e.Stat.MtimeNs, e.Stat.CtimeNs,
-		int64(e.Stat.Inode), int64(e.Stat.Dev), uint32(e.Stat.Mode), e.HashedNs, e.UploadedNs}
+		int64(e.Stat.Inode), int64(e.Stat.Dev), uint32(e.Stat.Mode), e.HashedNs, e.UploadedNs, e.Stat.BtimeNs}
 }
 
 // Rows iterates over the manifest in path order (SQLite BINARY collation,
@@ -153,7 +153,7 @@ func (r *Rows) Close() error {
 }
 
 // entryColumnCount is the number of entryColumns.
-const entryColumnCount = 10
+const entryColumnCount = 11
 
 // entryFromValues decodes a row of entryColumns read through the driver.
 func entryFromValues(v []driver.Value) (Entry, error) {
@@ -168,15 +168,15 @@ func entryFromValues(v []driver.Value) (Entry, error) {
 		return e, fmt.Errorf("row %q: blake3 is not %d bytes", path, len(e.Hash))
 	}
 	copy(e.Hash[:], hash)
-	var ints [8]int64
-	for i, j := range []int{1, 3, 4, 5, 6, 7, 8, 9} {
+	var ints [9]int64
+	for i, j := range []int{1, 3, 4, 5, 6, 7, 8, 9, 10} {
 		n, ok := v[j].(int64)
 		if !ok {
 			return e, fmt.Errorf("row %q: column %d is %T", path, j, v[j])
 		}
 		ints[i] = n
 	}
-	e.Stat = scanner.Stat{Size: ints[0], MtimeNs: ints[1], CtimeNs: ints[2], Inode: uint64(ints[3]), Dev: uint64(ints[4]), Mode: fs.FileMode(ints[5])}
+	e.Stat = scanner.Stat{Size: ints[0], MtimeNs: ints[1], CtimeNs: ints[2], Inode: uint64(ints[3]), Dev: uint64(ints[4]), Mode: fs.FileMode(ints[5]), BtimeNs: ints[8]}
 	e.HashedNs, e.UploadedNs = ints[6], ints[7]
 	return e, nil
 }

@@ -3,6 +3,7 @@ package manifest
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -130,7 +131,7 @@ func (w *Writer) commit(batch []writeReq) error {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}
 	defer tx.Rollback()
-	put, err := tx.Prepare("INSERT OR REPLACE INTO objects(" + entryColumns + ") VALUES (?,?,?,?,?,?,?,?,?,?)")
+	put, err := tx.Prepare("INSERT OR REPLACE INTO objects(" + entryColumns + ") VALUES (?" + strings.Repeat(",?", entryColumnCount-1) + ")")
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}

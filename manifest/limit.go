@@ -9,42 +9,72 @@ import (
 
 // DeleteLimit bounds how much one run may delete: a source that is
 // missing, empty or unmounted looks like "everything was deleted", and a
-// backup tool must not believe it.
+// backup tool must not believe it. Make one with MaxDeletes, MaxDeleteShare
+// or ParseDeleteLimit. The zero value, and only it, stands for
+// DefaultDeleteLimit: a limit of 0 objects or 0% is a limit that was set,
+// and allows no delete at all.
 type DeleteLimit struct {
-	Count   int64   // at most this many objects; 0: no count limit
-	Percent float64 // at most this share of the objects, 0-100; 0: no share limit
+	kind    limitKind
+	count   int64   // limitCount: at most this many objects
+	percent float64 // limitShare: at most this share of the objects, 0-100
+}
+
+type limitKind uint8
+
+const (
+	limitDefault limitKind = iota // not set: DefaultDeleteLimit
+	limitCount
+	limitShare
+)
+
+// MaxDeletes allows at most n deletes a run; 0 allows none.
+func MaxDeletes(n int64) DeleteLimit { return DeleteLimit{kind: limitCount, count: n} }
+
+// MaxDeleteShare allows at most percent (0-100) of the objects to be
+// deleted in a run; 0 allows none, 100 any number.
+func MaxDeleteShare(percent float64) DeleteLimit {
+	return DeleteLimit{kind: limitShare, percent: percent}
 }
 
 // DefaultDeleteLimit refuses a run that would delete more than half of the
 // objects.
-var DefaultDeleteLimit = DeleteLimit{Percent: 50}
+var DefaultDeleteLimit = MaxDeleteShare(50)
 
-// ParseDeleteLimit reads "50%" (a share of the objects), "1000" (a count)
-// or "100%" / "all" (no limit).
+// ParseDeleteLimit reads "50%" (a share of the objects), "1000" (a count),
+// "0" or "0%" (no delete at all), "100%" or "all" (no limit).
 func ParseDeleteLimit(s string) (DeleteLimit, error) {
 	s = strings.TrimSpace(s)
 	if s == "all" {
-		return DeleteLimit{Percent: 100}, nil
+		return MaxDeleteShare(100), nil
 	}
 	if p, ok := strings.CutSuffix(s, "%"); ok {
 		v, err := strconv.ParseFloat(p, 64)
 		if err != nil || v < 0 || v > 100 {
 			return DeleteLimit{}, fmt.Errorf("--max-delete %q: want a percentage from 0%% to 100%%", s)
 		}
-		return DeleteLimit{Percent: v}, nil
+		return MaxDeleteShare(v), nil
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n < 0 {
 		return DeleteLimit{}, fmt.Errorf("--max-delete %q: want a count (1000) or a percentage (50%%)", s)
 	}
-	return DeleteLimit{Count: n}, nil
+	return MaxDeletes(n), nil
+}
+
+// orDefault is l, or DefaultDeleteLimit if l was not set.
+func (l DeleteLimit) orDefault() DeleteLimit {
+	if l.kind == limitDefault {
+		return DefaultDeleteLimit
+	}
+	return l
 }
 
 func (l DeleteLimit) String() string {
-	if l.Count > 0 {
-		return strconv.FormatInt(l.Count, 10)
+	l = l.orDefault()
+	if l.kind == limitCount {
+		return strconv.FormatInt(l.count, 10)
 	}
-	return strconv.FormatFloat(l.Percent, 'f', -1, 64) + "%"
+	return strconv.FormatFloat(l.percent, 'f', -1, 64) + "%"
 }
 
 // ErrTooManyDeletes is a run refusing its deletes.
@@ -53,15 +83,13 @@ var ErrTooManyDeletes = errors.New("too many deletes")
 // check returns an error wrapping ErrTooManyDeletes if deleting n of total
 // objects goes over the limit.
 func (l DeleteLimit) check(n, total int64) error {
+	l = l.orDefault()
 	if n == 0 {
 		return nil
 	}
-	over := false
-	if l.Count > 0 && n > l.Count {
-		over = true
-	}
-	if l.Count == 0 && l.Percent < 100 && float64(n) > float64(total)*l.Percent/100 {
-		over = true
+	over := n > l.count
+	if l.kind == limitShare {
+		over = l.percent < 100 && float64(n) > float64(total)*l.percent/100
 	}
 	if !over {
 		return nil

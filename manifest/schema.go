@@ -45,5 +45,10 @@ CREATE TABLE runs (
 CREATE TABLE dirty (
 	path TEXT NOT NULL PRIMARY KEY
 ) WITHOUT ROWID;
+`, // 4: the birth time, without which an inode match is not trusted as a
+	// move (a freed inode goes to the next file created). 0: unknown, as
+	// for every row recorded before.
+	`
+ALTER TABLE objects ADD COLUMN btime_ns INTEGER NOT NULL DEFAULT 0;
 `,
 }

@@ -22,7 +22,8 @@ const (
 	TypeFile Type = iota
 	TypeDir
 	TypeSymlink
-	TypeOther // fifo, socket, device
+	TypeOther   // fifo, socket, device
+	TypeUnknown // an error entry's path that could not be looked up
 )
 
 func (t Type) String() string {
@@ -33,6 +34,8 @@ func (t Type) String() string {
 		return "directory"
 	case TypeSymlink:
 		return "symlink"
+	case TypeUnknown:
+		return "unknown"
 	default:
 		return "special file"
 	}
@@ -43,7 +46,7 @@ type DirEntry struct {
 	Name string
 	Type Type
 	Stat Stat  // for TypeFile
-	Err  error // lstat failed for this entry (Type is then what readdir said)
+	Err  error // stat failed for this entry (Type is then what readdir said)
 }
 
 // File is an open regular file.
@@ -125,29 +128,48 @@ func (o OS) ReadDir(path string) ([]DirEntry, error) {
 			if len(name) == 0 || name[0] == '.' && (len(name) == 1 || len(name) == 2 && name[1] == '.') {
 				continue
 			}
-			out = append(out, o.statEntry(fd, path, name, dtype))
+			e := o.statEntry(fd, path, name, dtype)
+			if errors.Is(e.Err, unix.EACCES) && !searchable(fd) {
+				return nil, notSearchable(path)
+			}
+			out = append(out, e)
 		}
 	}
 }
 
+// searchable reports whether the open folder fd may be searched: a folder
+// with read but no execute permission (mode 0644) lists its names, and
+// then every stat of them fails.
+func searchable(fd int) bool {
+	return unix.Faccessat(fd, ".", unix.X_OK, unix.AT_EACCESS) == nil
+}
+
+// notSearchable is the error of a folder that can be listed but not
+// searched: one problem for the folder rather than one per name in it.
+func notSearchable(path string) error {
+	return &os.PathError{Op: "search", Path: path, Err: fmt.Errorf(
+		"%w: the folder can be listed but not searched (its mode lacks x for this user): chmod +x it, or run as a user who may enter it", unix.EACCES)}
+}
+
 // Lstat says what is at path: its type, and for a regular file or a folder
-// its Stat; with FollowSymlinks, those of what a symlink points to (a
-// symlink whose target cannot be had stays a symlink, with Err saying why).
+// its Stat (with the birth time, as ReadDir's); with FollowSymlinks, those
+// of what a symlink points to (a symlink whose target cannot be stat'ed
+// stays a symlink, with Err saying why, as in ReadDir).
 func (o OS) Lstat(path string) (DirEntry, error) {
 	e := DirEntry{Name: filepath.Base(path)}
-	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	st, mode, err := statPath(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
 		return e, &os.PathError{Op: "lstat", Path: path, Err: err}
 	}
-	if o.FollowSymlinks && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		if err := unix.Stat(path, &st); err != nil {
+	if o.FollowSymlinks && mode&unix.S_IFMT == unix.S_IFLNK {
+		if st, mode, err = statPath(unix.AT_FDCWD, path, 0); err != nil {
 			e.Type, e.Err = TypeSymlink, &os.PathError{Op: "stat", Path: path, Err: err}
 			return e, nil
 		}
 	}
-	e.Type = typeOfMode(st.Mode)
+	e.Type = typeOfMode(mode)
 	if e.Type == TypeFile || e.Type == TypeDir {
-		e.Stat = statFromUnix(&st)
+		e.Stat = st
 	}
 	return e, nil
 }
@@ -187,19 +209,23 @@ func (o OS) statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
 		e.Type = TypeOther
 		return e
 	}
-	var st unix.Stat_t
 	// name is NUL-terminated in the getdents buffer.
-	if err := fstatatName(fd, &name[0], &st, flags); err != nil {
-		if e.Type != TypeSymlink { // a broken link stays a link, with why
-			e.Type = TypeFile
+	st, mode, err := statAt(fd, &name[0], flags)
+	if err != nil {
+		// The type stays what readdir said: a folder that cannot be
+		// stat'ed is still a folder, and a link whose target cannot be
+		// reached still a link.
+		op := "lstat"
+		if flags&unix.AT_SYMLINK_NOFOLLOW == 0 {
+			op = "stat"
 		}
-		e.Err = &os.PathError{Op: "lstat", Path: dir + "/" + e.Name, Err: err}
+		e.Err = &os.PathError{Op: op, Path: dir + "/" + e.Name, Err: err}
 		return e
 	}
 	// What it is now, if it was replaced since readdir.
-	e.Type = typeOfMode(st.Mode)
+	e.Type = typeOfMode(mode)
 	if e.Type == TypeFile || e.Type == TypeDir {
-		e.Stat = statFromUnix(&st)
+		e.Stat = st
 	}
 	return e
 }
@@ -238,12 +264,12 @@ func (o OS) Open(path string) (File, error) {
 type osFile struct{ *os.File }
 
 func (f *osFile) Stat() (Stat, error) {
-	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	st, mode, err := statPath(int(f.Fd()), "", unix.AT_EMPTY_PATH)
+	if err != nil {
 		return Stat{}, fmt.Errorf("fstat %s: %w", f.Name(), err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	if mode&unix.S_IFMT != unix.S_IFREG {
 		return Stat{}, fmt.Errorf("%s: not a regular file any more", f.Name())
 	}
-	return statFromUnix(&st), nil
+	return st, nil
 }

@@ -14,14 +14,23 @@ type Stat struct {
 	Inode   uint64
 	Dev     uint64
 	Mode    fs.FileMode // permission bits (and type) as Go reports them
+	// BtimeNs is the birth time (statx's stx_btime), 0 where the file
+	// system or the kernel does not give one. Unlike mtime it cannot be
+	// set, and unlike the inode number it is not handed on to the next
+	// file: it tells a file from a new one on a freed inode.
+	BtimeNs int64
 }
 
 // Same reports whether s and o describe the same file, unmodified: equal
-// size, mtime, ctime, inode and device. The mode is not compared: a chmod
-// changes ctime anyway.
+// size, mtime, ctime, inode and device, and birth time when both have one.
+// The mode is not compared: a chmod changes ctime anyway. A new file at the
+// same path already differs by ctime, which is set at creation and cannot
+// be set by users; the birth time keeps them apart even if the clock was
+// set back. A birth time known on one side only (a manifest row recorded
+// before they were, a file system without them) says nothing.
 func (s Stat) Same(o Stat) bool {
 	return s.Size == o.Size && s.MtimeNs == o.MtimeNs && s.CtimeNs == o.CtimeNs &&
-		s.Inode == o.Inode && s.Dev == o.Dev
+		s.Inode == o.Inode && s.Dev == o.Dev && (s.BtimeNs == 0 || o.BtimeNs == 0 || s.BtimeNs == o.BtimeNs)
 }
 
 // Mtime returns the modification time as a time.Time.

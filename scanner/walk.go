@@ -21,9 +21,12 @@ const (
 	// KindSkipped is a path that is not backed up by design: a symlink,
 	// fifo, socket or device. Type says which.
 	KindSkipped
-	// KindError is a path the scan could not read; Err says why. With Dir
-	// set, it is a folder and nothing is known of its contents: whatever
-	// the bucket holds under it must be left alone.
+	// KindError is a path the scan could not read; Err says why. Nothing
+	// is known of what is there: whatever the bucket holds at the path or
+	// under it must be left alone. With Dir set, it is a folder; with Type
+	// TypeSymlink, a followed link whose target cannot be reached, a file
+	// or a folder; with TypeUnknown, a path that could not even be looked
+	// up (a watch's scope), which may have been anything.
 	KindError
 )
 
@@ -32,7 +35,7 @@ type Entry struct {
 	Path string // relative to the source root, '/'-separated
 	Kind Kind
 	Stat Stat   // KindFile
-	Type Type   // KindSkipped: what the path is
+	Type Type   // KindSkipped: what the path is; KindError: TypeSymlink, TypeUnknown or not
 	Note string // KindSkipped: why, when it is not just its type
 	Dir  bool   // KindError: the path is a folder
 	Err  error  // KindError
@@ -228,7 +231,7 @@ func (w *walker) list(n *dirNode) {
 			}
 		}
 		c := child{DirEntry: e}
-		if isDir {
+		if isDir && e.Err == nil {
 			rel := e.Name
 			if n.rel != "" {
 				rel = n.rel + "/" + e.Name
@@ -287,9 +290,9 @@ func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
 		case c.note != "":
 			err = fn(Entry{Path: rel, Kind: KindSkipped, Type: c.Type, Note: c.note})
 		case c.Type == TypeSymlink && c.Err != nil:
-			err = fn(Entry{Path: rel, Kind: KindSkipped, Type: c.Type, Note: fmt.Sprintf("broken symlink, not followed: %v", c.Err)})
+			err = fn(unreachableLink(rel, c.Err))
 		case c.Err != nil:
-			err = fn(Entry{Path: rel, Kind: KindError, Err: c.Err})
+			err = fn(Entry{Path: rel, Kind: KindError, Dir: c.Type == TypeDir, Err: c.Err})
 		case c.Type == TypeFile:
 			err = fn(Entry{Path: rel, Kind: KindFile, Stat: c.Stat})
 		default:
@@ -300,6 +303,15 @@ func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
 		}
 	}
 	return nil
+}
+
+// unreachableLink is the entry of a followed symlink whose target cannot
+// be stat'ed: an error, not a skipped link, since the target may be a
+// folder the bucket holds (a NAS not mounted tonight) and nothing under it
+// may be taken for deleted.
+func unreachableLink(rel string, err error) Entry {
+	return Entry{Path: rel, Kind: KindError, Type: TypeSymlink,
+		Err: fmt.Errorf("%w (is its target mounted? if the link is meant to lead nowhere, --exclude it)", err)}
 }
 
 // compareNames orders two names of one folder as their full paths sort:

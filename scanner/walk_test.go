@@ -148,11 +148,53 @@ func TestWalkReportsStatAndSkipsSpecialFiles(t *testing.T) {
 	}
 }
 
-// faultFS fails ReadDir, Open or Lstat for chosen paths and passes the rest
-// to OS.
+// The walk's stat is stat(2)'s (manifests recorded from stat(2) must still
+// match), with the birth time where the file system keeps one, and it is
+// the stat HashFile records and Lstat gives (a watch's scope): otherwise
+// every file would look changed, or every move be read.
+func TestWalkStatIsStatsAndHashFiles(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{"f": scantest.File{Content: "hello"}})
+	p := filepath.Join(root, "f")
+	got := collect(t, OS{}, root, WalkOptions{})
+	if len(got) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	walked := got[0].Stat
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	if walked.Dev != st.Dev || walked.Inode != st.Ino || walked.MtimeNs != st.Mtim.Nano() || walked.CtimeNs != st.Ctim.Nano() || walked.Size != st.Size {
+		t.Fatalf("walk %+v, lstat %+v", walked, st)
+	}
+	_, hashed, err := HashFile(OS{}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hashed != walked {
+		t.Fatalf("HashFile %+v, walk %+v", hashed, walked)
+	}
+	for _, o := range []OS{{}, {FollowSymlinks: true}} {
+		if d, err := o.Lstat(p); err != nil || d.Type != TypeFile || d.Stat != walked {
+			t.Fatalf("Lstat (%+v) %+v, %v; walk %+v", o, d, err, walked)
+		}
+	}
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &stx); err != nil || stx.Mask&unix.STATX_BTIME == 0 {
+		t.Skipf("this file system gives no birth time (%v): its presence is not checked", err)
+	}
+	if want := stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec); walked.BtimeNs != want {
+		t.Fatalf("birth time %d, want %d", walked.BtimeNs, want)
+	}
+}
+
+// faultFS fails ReadDir, the stat of a listed name, Open or Lstat for
+// chosen paths and passes the rest to OS.
 type faultFS struct {
 	OS
 	readDir map[string]error
+	stat    map[string]error
 	open    map[string]error
 	lstat   map[string]error
 }
@@ -168,7 +210,13 @@ func (f faultFS) ReadDir(p string) ([]DirEntry, error) {
 	if err := f.readDir[p]; err != nil {
 		return nil, err
 	}
-	return f.OS.ReadDir(p)
+	ents, err := f.OS.ReadDir(p)
+	for i := range ents {
+		if err := f.stat[p+"/"+ents[i].Name]; err != nil {
+			ents[i].Stat, ents[i].Err = Stat{}, err
+		}
+	}
+	return ents, err
 }
 
 func (f faultFS) Open(p string) (File, error) {
@@ -193,6 +241,57 @@ func TestWalkUnreadableFolderIsAnEntryAndTheWalkGoesOn(t *testing.T) {
 	e := got[1]
 	if e.Kind != KindError || !e.Dir || !errors.Is(e.Err, fs.ErrPermission) {
 		t.Fatalf("secret: %+v", e)
+	}
+}
+
+// A folder whose stat failed is still a folder: its entry says so, and
+// sorts as one, so that what the bucket holds under it is kept.
+func TestWalkFolderThatCannotBeStatedIsAFolderError(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"sub":     scantest.Dir{"x": scantest.File{}},
+		"sub.txt": scantest.File{},
+	})
+	fsys := faultFS{OS: OS{FollowSymlinks: true}, stat: map[string]error{filepath.Join(root, "sub"): fs.ErrPermission}}
+	got := collect(t, fsys, root, WalkOptions{})
+	if p := paths(got); !slices.Equal(p, []string{"sub.txt", "sub/"}) {
+		t.Fatalf("got %q", p)
+	}
+	if e := got[1]; e.Kind != KindError || !e.Dir || !errors.Is(e.Err, fs.ErrPermission) {
+		t.Fatalf("sub: %+v", e)
+	}
+}
+
+// A followed link whose target cannot be stat'ed (a NAS not mounted, a link
+// to nowhere) is an error naming the link, not a skipped link: what it led
+// to may be in the bucket.
+func TestWalkFollowedLinkToNowhereIsAnError(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{"nas": scantest.Symlink{Target: filepath.Join(root, "unmounted", "photos")}})
+	got := collect(t, OS{FollowSymlinks: true}, root, WalkOptions{})
+	if len(got) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+	e := got[0]
+	if e.Path != "nas" || e.Kind != KindError || e.Type != TypeSymlink || e.Dir || !errors.Is(e.Err, fs.ErrNotExist) ||
+		!strings.Contains(e.Err.Error(), filepath.Join(root, "nas")) || !strings.Contains(e.Err.Error(), "mounted") {
+		t.Fatalf("nas: %+v", e)
+	}
+}
+
+// A folder that can be listed but not searched (mode 0644) is one error for
+// the folder, not one per name in it.
+func TestReadDirOfUnsearchableFolder(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root searches any folder; TestSyncUnsearchableFolderIsKept checks this as nobody")
+	}
+	dir := filepath.Join(t.TempDir(), "pub")
+	scantest.Create(t, dir, scantest.Dir{"a": scantest.File{}, "b": scantest.File{}})
+	os.Chmod(dir, 0o644)
+	defer os.Chmod(dir, 0o755)
+	_, err := OS{}.ReadDir(dir)
+	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), dir+": permission denied: the folder can be listed but not searched") {
+		t.Fatalf("got %v", err)
 	}
 }
 

@@ -310,11 +310,11 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		case err != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)) && listed.gone(s, false):
 			continue // gone: the diff sees its rows vanish
 		case err != nil:
-			// What it was is unknown, a folder perhaps: nothing at it or
-			// under it may be taken for gone.
-			add(Entry{Path: s, Kind: KindError, Dir: true, Err: listed.why(s, err)})
+			// What it was is unknown, a file or a folder: nothing at it or
+			// under it may be taken for gone (see KindError).
+			add(Entry{Path: s, Kind: KindError, Type: TypeUnknown, Err: listed.why(s, err)})
 		case d.Type == TypeSymlink && d.Err != nil:
-			add(Entry{Path: s, Kind: KindSkipped, Type: d.Type, Note: fmt.Sprintf("broken symlink, not followed: %v", d.Err)})
+			add(unreachableLink(s, d.Err)) // as the walk makes of it
 		case d.Type == TypeDir:
 			if opts.Filter.excludedPath(s, true) {
 				continue // as the walk leaves out an excluded folder ("node_modules/")

@@ -80,7 +80,7 @@ func TestScanScopesExcludesAsTheWalkDoes(t *testing.T) {
 }
 
 // Following symlinks, a scope that is a link is what the walk makes of it:
-// a link to a folder is walked, a broken link is skipped with why.
+// a link to a folder is walked, a broken link is an error naming the link.
 func TestScanScopesFollowsSymlinksAsTheWalkDoes(t *testing.T) {
 	root := t.TempDir()
 	scantest.Create(t, root, scantest.Dir{
@@ -118,11 +118,11 @@ func scopesAsWalk(t *testing.T, fsys FS, root string, opts WalkOptions, scopes .
 }
 
 // A scope that cannot be looked up (a folder above it without search
-// permission, a dead mount: ENOTCONN, ESTALE) is an unreadable folder,
-// whatever it was, named with why: nothing at it or under it is known. Not
-// found is gone only where a listing shows it: its folder lists without it,
-// or is itself gone.
-func TestScanScopesUnknownScopeIsAnUnreadableFolder(t *testing.T) {
+// permission, a dead mount: ENOTCONN, ESTALE) is an error entry of unknown
+// type, not a folder's (it may have been a file), named with why: nothing
+// at it or under it is known. Not found is gone only where a listing shows
+// it: its folder lists without it, or is itself gone.
+func TestScanScopesUnknownScopeIsAnErrorOfUnknownType(t *testing.T) {
 	root := t.TempDir()
 	scantest.Create(t, root, scantest.Dir{
 		"P":    scantest.Dir{"D": scantest.Dir{"a": scantest.File{}}, "f": scantest.File{}},
@@ -165,9 +165,9 @@ func TestScanScopesUnknownScopeIsAnUnreadableFolder(t *testing.T) {
 			}
 			continue
 		}
-		if len(got) != 1 || got[0].Path != c.scope || got[0].Kind != KindError || !got[0].Dir ||
+		if len(got) != 1 || got[0].Path != c.scope || got[0].Kind != KindError || got[0].Type != TypeUnknown || got[0].Dir ||
 			!errors.Is(got[0].Err, c.err) || !strings.Contains(got[0].Err.Error(), abs(c.scope)) {
-			t.Errorf("scope %s: got %+v, want one unreadable folder %s with an error naming it (%v)", c.scope, got, c.scope, c.err)
+			t.Errorf("scope %s: got %+v, want one error of unknown type %s with an error naming it (%v)", c.scope, got, c.scope, c.err)
 		}
 	}
 }

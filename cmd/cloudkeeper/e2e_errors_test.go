@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -119,37 +120,16 @@ func nobody(t *testing.T) *syscall.Credential {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
-// newUnprivilegedEnv is newEnv for a test whose cloudkeeper runs as the
-// user nobody (it skips where it cannot): the source, world-readable, and
-// the state folder, nobody's, are in a temporary folder others can reach
-// (the test's own are private to root).
-func newUnprivilegedEnv(t *testing.T, tree scantest.Dir) *env {
-	t.Helper()
-	cred := nobody(t)
-	e := newEnv(t, scantest.Dir{})
-	base, err := os.MkdirTemp("", "cloudkeeper-perm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) }) // root removes what nobody could not read
-	os.Chmod(base, 0o755)
-	e.src, e.state = filepath.Join(base, "src"), filepath.Join(base, "state")
-	scantest.Create(t, e.src, tree)
-	os.MkdirAll(e.state, 0o700)
-	os.Chown(e.state, int(cred.Uid), int(cred.Gid))
-	e.cmd = func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} }
-	return e
-}
-
 // A folder or file the run cannot read is reported with its path, the run
 // goes on and exits 3, and nothing under it is deleted from the bucket.
 func TestSyncUnreadablePathsAreKept(t *testing.T) {
-	e := newUnprivilegedEnv(t, scantest.Dir{
+	e := newNobodyEnv(t, scantest.Dir{
 		"ok.txt":   scantest.File{Content: "ok"},
 		"gone.txt": scantest.File{Content: "will be deleted"},
 		"private":  scantest.File{Content: "private"},
 		"secret":   scantest.Dir{"a.txt": scantest.File{Content: "a"}, "b.txt": scantest.File{Content: "b"}},
 	})
+
 	e.sync(0)
 	e.checkBucketIsTree()
 
@@ -170,6 +150,65 @@ func TestSyncUnreadablePathsAreKept(t *testing.T) {
 	if !slices.Equal(keys, want) {
 		t.Fatalf("bucket %q, want %q", keys, want)
 	}
+}
+
+// A folder that can be listed but not searched (mode 0644: readdir works,
+// stat of each child fails) is one problem, reported once for the folder,
+// and nothing under it is deleted, whether symlinks are followed or not.
+func TestSyncUnsearchableFolderIsKept(t *testing.T) {
+	for _, args := range [][]string{nil, {"--follow-symlinks"}} {
+		t.Run(fmt.Sprint(args), func(t *testing.T) {
+			e := newNobodyEnv(t, scantest.Dir{
+				"pub": scantest.Dir{
+					"a.txt": scantest.File{Content: "a"},
+					"b.txt": scantest.File{Content: "b"},
+					"sub":   scantest.Dir{"c.txt": scantest.File{Content: "c"}},
+				},
+				"gone.txt": scantest.File{Content: "will be deleted"},
+				"x.txt":    scantest.File{Content: "x"},
+				"y.txt":    scantest.File{Content: "y"},
+				"z.txt":    scantest.File{Content: "z"},
+			})
+			e.sync(0, args...)
+			before := scantestKeys(t, e)
+
+			os.Chmod(filepath.Join(e.src, "pub"), 0o644)
+			os.Remove(filepath.Join(e.src, "gone.txt"))
+			r := e.sync(3, args...)
+			if !slices.Equal(r.lines(), []string{"delete  gone.txt"}) {
+				t.Fatalf("got %q\n%s", r.lines(), r.stderr)
+			}
+			if n := strings.Count(r.stderr, "ERROR cannot back up"); n != 1 || !strings.Contains(r.stderr, "ERROR cannot back up path=pub ") ||
+				!strings.Contains(r.stderr, "permission denied: the folder can be listed but not searched") {
+				t.Errorf("want one error, for pub:\n%s", r.stderr)
+			}
+			if want := slices.DeleteFunc(before, func(k string) bool { return k == "laptop/gone.txt" }); !slices.Equal(scantestKeys(t, e), want) {
+				t.Fatalf("bucket %q, want %q", scantestKeys(t, e), want)
+			}
+		})
+	}
+}
+
+// newNobodyEnv is an env whose cloudkeeper runs as the unprivileged user
+// (see nobody), with the source and state in world-readable folders (the
+// test's own temp folders are private to root). Whatever the test makes
+// unreadable in the source is removed anyway at the end: root may.
+func newNobodyEnv(t *testing.T, tree scantest.Dir) *env {
+	t.Helper()
+	cred := nobody(t)
+	e := newEnv(t, scantest.Dir{})
+	base, err := os.MkdirTemp("", "cloudkeeper-perm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	e.src, e.state = filepath.Join(base, "src"), filepath.Join(base, "state")
+	scantest.Create(t, e.src, tree)
+	os.MkdirAll(e.state, 0o700)
+	os.Chown(e.state, int(cred.Uid), int(cred.Gid))
+	e.cmd = func(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred} }
+	return e
 }
 
 func scantestKeys(t *testing.T, e *env) []string {

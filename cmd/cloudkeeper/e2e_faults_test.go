@@ -212,6 +212,31 @@ func TestSyncRefusesToEmptyTheBucket(t *testing.T) {
 	e.checkBucketIsTree()
 }
 
+// --max-delete 0 (or 0%) allows no delete at all: the run applies the rest,
+// refuses the deletes, says which flag lets them through, and exits 1.
+func TestSyncMaxDeleteZeroDeletesNothing(t *testing.T) {
+	for _, limit := range []string{"0", "0%"} {
+		t.Run(limit, func(t *testing.T) {
+			e := newEnv(t, faultyTree())
+			e.sync(0)
+			os.Remove(e.path("d0/f000.txt"))
+			scantest.Write(t, e.src, "new.txt", "new")
+			r := e.sync(1, "--max-delete", limit)
+			if !strings.Contains(r.stderr, "refusing to delete 1 of the 151 objects") || !strings.Contains(r.stderr, "more than --max-delete "+limit+" allows") ||
+				!strings.Contains(r.stderr, "run again with --max-delete 1") {
+				t.Fatalf("stderr %s", r.stderr)
+			}
+			if !slices.Equal(r.lines(), []string{"add     new.txt (3 B)"}) {
+				t.Fatalf("got %q", r.lines())
+			}
+			objs := gwtestObjects(t, e)
+			if _, ok := objs["laptop/d0/f000.txt"]; !ok || len(objs) != 152 {
+				t.Fatalf("bucket has %d objects, d0/f000.txt kept: %v", len(objs), ok)
+			}
+		})
+	}
+}
+
 func multipartUploads(t *testing.T, e *env) int {
 	t.Helper()
 	ups, err := gw.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(e.bucket)})
@@ -222,7 +247,8 @@ func multipartUploads(t *testing.T, e *env) int {
 }
 
 // Symlinks are reported and skipped by default; --follow-symlinks backs up
-// what they point to, stops at loops, and reports broken ones.
+// what they point to, stops at loops, and reports broken ones as paths not
+// backed up (exit 3: see TestSyncFollowedLinkToUnreachableFolderIsKept).
 func TestSyncSymlinks(t *testing.T) {
 	outside := t.TempDir()
 	scantest.Create(t, outside, scantest.Dir{"o.txt": scantest.File{Content: "outside"}})
@@ -248,7 +274,7 @@ func TestSyncSymlinks(t *testing.T) {
 
 	f := newEnv(t, tree)
 	f.src = e.src
-	r = f.sync(0, "--follow-symlinks")
+	r = f.sync(3, "--follow-symlinks") // the broken link is a path not backed up
 	want := []string{
 		"add     file.txt (4 B)", "add     link-dir/r.txt (4 B)", "add     link-file (4 B)",
 		"add     out/o.txt (7 B)", "add     real/r.txt (4 B)",
@@ -260,7 +286,7 @@ func TestSyncSymlinks(t *testing.T) {
 		"path=loop reason=\"symlink loop: it leads back to the source folder; not followed\"",
 		"path=real/back reason=\"symlink loop: it leads back to the source folder",
 		"path=link-dir/back reason=\"symlink loop",
-		"path=broken reason=\"broken symlink, not followed",
+		"ERROR cannot back up path=broken error=\"cannot follow symlink, nothing at or under it is changed in the bucket this run: stat ",
 	} {
 		if !strings.Contains(r.stderr, l) {
 			t.Errorf("stderr lacks %s:\n%s", l, r.stderr)
@@ -270,8 +296,57 @@ func TestSyncSymlinks(t *testing.T) {
 	if string(objs["laptop/link-file"].Body) != "file" || string(objs["laptop/out/o.txt"].Body) != "outside" || len(objs) != 5 {
 		t.Fatalf("bucket %v", scantest.Keys(objs))
 	}
-	if r := f.sync(0, "--follow-symlinks"); len(r.lines()) != 0 {
+	if r := f.sync(3, "--follow-symlinks"); len(r.lines()) != 0 {
 		t.Fatalf("second run: %q", r.lines())
+	}
+}
+
+// With --follow-symlinks, a linked folder whose target cannot be reached
+// tonight (a NAS not mounted, a folder renamed) is reported with its path,
+// the run exits 3, and nothing the bucket holds under the link is deleted;
+// paths that sort between the link and its contents are handled as usual.
+func TestSyncFollowedLinkToUnreachableFolderIsKept(t *testing.T) {
+	nas := t.TempDir()
+	scantest.Create(t, nas, scantest.Dir{"photos": scantest.Dir{
+		"a.jpg": scantest.File{Content: "photo a"},
+		"2024":  scantest.Dir{"b.jpg": scantest.File{Content: "photo b"}},
+	}})
+	tree := scantest.Dir{
+		"nas":      scantest.Symlink{Target: filepath.Join(nas, "photos")},
+		"nas-list": scantest.File{Content: "sorts between nas and nas/"},
+		"nas.txt":  scantest.File{Content: "so does this"},
+		"gone.txt": scantest.File{Content: "will be deleted"},
+	}
+	for i := range 6 {
+		tree[fmt.Sprintf("f%d.txt", i)] = scantest.File{Content: fmt.Sprint("file ", i)}
+	}
+	e := newEnv(t, tree)
+	r := e.sync(0, "--follow-symlinks")
+	if len(r.lines()) != 11 {
+		t.Fatalf("first run: %q", r.lines())
+	}
+	before := scantestKeys(t, e)
+
+	os.Rename(filepath.Join(nas, "photos"), filepath.Join(nas, "unmounted"))
+	os.Remove(e.path("gone.txt"))
+	scantest.Write(t, e.src, "nas.txt", "edited")
+	r = e.sync(3, "--follow-symlinks")
+	if !slices.Equal(r.lines(), []string{"delete  gone.txt", "modify  nas.txt (6 B)"}) {
+		t.Fatalf("got %q\n%s", r.lines(), r.stderr)
+	}
+	for _, want := range []string{"ERROR cannot back up path=nas error=\"cannot follow symlink", "no such file or directory", "is its target mounted?"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	after := scantestKeys(t, e)
+	if want := slices.DeleteFunc(before, func(k string) bool { return k == "laptop/gone.txt" }); !slices.Equal(after, want) {
+		t.Fatalf("bucket %q, want %q", after, want)
+	}
+
+	os.Rename(filepath.Join(nas, "unmounted"), filepath.Join(nas, "photos"))
+	if r := e.sync(0, "--follow-symlinks"); len(r.lines()) != 0 || e.proxy.Stats().Requests != 0 {
+		t.Fatalf("once mounted again: %q, %v", r.lines(), e.ops())
 	}
 }
 

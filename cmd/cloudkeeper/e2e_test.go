@@ -18,12 +18,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zeebo/blake3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway/gwtest"
@@ -382,6 +384,63 @@ func TestSyncLifecycle(t *testing.T) {
 		}
 		e.checkBucketIsTree()
 	})
+}
+
+// ext4 hands a freed inode straight to the next file created, and npm, zip
+// and reproducible builds stamp files with a fixed mtime: a new file can
+// have the inode, size and mtime of one deleted since the last run. It is
+// uploaded, not taken for that file moved; a real move is still a
+// server-side copy, not an upload.
+func TestSyncNewFileOnAFreedInodeIsNotAMove(t *testing.T) {
+	stamp := time.Date(1985, 10, 26, 8, 15, 0, 0, time.Local) // touch -t 198510260815
+	e := newEnv(t, scantest.Dir{
+		"pkg-a.json": scantest.File{Content: `{"name":"a","v":1}`, Mtime: stamp},
+		"index.js":   scantest.File{Content: "module.exports = {}", Mtime: stamp},
+	})
+	// As for a nightly run: the files were written well before it, so
+	// their stat is trusted (not racily clean).
+	time.Sleep(scanner.RacyWindow + 100*time.Millisecond)
+	e.sync(0)
+
+	t.Run("a move is a server-side copy", func(t *testing.T) {
+		e.t = t
+		os.Rename(e.path("index.js"), e.path("main.js"))
+		r := e.sync(0)
+		if !slices.Equal(r.lines(), []string{"rename  index.js -> main.js"}) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"CopyObject": 1, "DeleteObjects": 1})
+		e.checkBucketIsTree()
+	})
+
+	t.Run("a new file on the freed inode is uploaded", func(t *testing.T) {
+		e.t = t
+		ino := inode(t, e.path("pkg-a.json"))
+		os.Remove(e.path("pkg-a.json"))
+		scantest.Write(t, e.src, "pkg-b.json", `{"name":"b","v":2}`) // same size, other bytes
+		os.Chtimes(e.path("pkg-b.json"), stamp, stamp)
+		if got := inode(t, e.path("pkg-b.json")); got != ino {
+			t.Skipf("ext4 gave pkg-b.json inode %d, not pkg-a.json's %d (another process took it): nothing to reproduce", got, ino)
+		}
+		r := e.sync(0)
+		if !slices.Equal(r.lines(), []string{"add     pkg-b.json (18 B)", "delete  pkg-a.json"}) {
+			t.Fatalf("got %q", r.lines())
+		}
+		e.wantOps(map[string]int64{"PutObject": 1, "DeleteObjects": 1})
+		e.checkBucketIsTree() // pkg-b.json's own bytes
+		if r := e.sync(0); len(r.lines()) != 0 {
+			t.Fatalf("next run: %q", r.lines())
+		}
+	})
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
 func sha(t *testing.T, path string) string {
