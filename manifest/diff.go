@@ -457,6 +457,8 @@ func unreadable(e scanner.Entry) *Problem {
 		what = "cannot read folder"
 	case e.Type == scanner.TypeSymlink:
 		what = "cannot follow symlink"
+	case e.Type == scanner.TypeUnknown:
+		what = "cannot look up path"
 	}
 	return &Problem{Path: e.Path, Err: fmt.Errorf("%s, nothing at or under it is changed in the bucket this run: %w", what, e.Err)}
 }

@@ -18,13 +18,22 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 )
 
-// countFS counts the files opened for reading, can fail chosen folders and
-// can rewrite what a listing says of chosen files.
+// countFS counts the files opened for reading, can fail chosen folders or
+// the look-up of chosen paths (as below a folder without search
+// permission), and can rewrite what a listing says of chosen files.
 type countFS struct {
 	scanner.OS
 	opens      *atomic.Int64
 	unreadable map[string]bool
+	unstatable map[string]bool
 	restat     map[string]func(*scanner.Stat) // by absolute path
+}
+
+func (c countFS) Lstat(p string) (scanner.DirEntry, error) {
+	if c.unstatable[p] {
+		return scanner.DirEntry{}, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrPermission}
+	}
+	return c.OS.Lstat(p)
 }
 
 func (c countFS) Open(p string) (scanner.File, error) {
@@ -58,7 +67,7 @@ type fixture struct {
 func newFixture(t *testing.T, tree scantest.Dir) *fixture {
 	t.Helper()
 	f := &fixture{t: t, root: t.TempDir()}
-	f.fs = countFS{opens: &f.opens, unreadable: map[string]bool{}, restat: map[string]func(*scanner.Stat){}}
+	f.fs = countFS{opens: &f.opens, unreadable: map[string]bool{}, unstatable: map[string]bool{}, restat: map[string]func(*scanner.Stat){}}
 	scantest.Create(t, f.root, tree)
 	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: f.root, Bucket: "b"})
 	if err != nil {
@@ -111,10 +120,15 @@ func (f *fixture) diff(d Diff) diffResult {
 			walkErr <- nil
 			return
 		}
-		walkErr <- scanner.Walk(ctx, f.fs, f.root, scanner.WalkOptions{Filter: d.Filter}, func(e scanner.Entry) error {
+		emit := func(e scanner.Entry) error {
 			scan <- e
 			return nil
-		})
+		}
+		if d.Scopes != nil {
+			walkErr <- scanner.ScanScopes(ctx, f.fs, f.root, d.Scopes, scanner.WalkOptions{Filter: d.Filter}, emit)
+			return
+		}
+		walkErr <- scanner.Walk(ctx, f.fs, f.root, scanner.WalkOptions{Filter: d.Filter}, emit)
 	}()
 	done := make(chan struct{})
 	go func() {
@@ -424,7 +438,8 @@ func TestDiffErrorEntriesDeleteNothingAtOrUnderThem(t *testing.T) {
 	}{
 		{"a followed link to nowhere", scanner.Entry{Path: "l", Kind: scanner.KindError, Type: scanner.TypeSymlink, Err: errNone}},
 		{"an unreadable folder", scanner.Entry{Path: "l", Kind: scanner.KindError, Dir: true, Err: fs.ErrPermission}},
-		{"a path of unknown kind", scanner.Entry{Path: "l", Kind: scanner.KindError, Err: fs.ErrPermission}},
+		{"a path of unknown kind", scanner.Entry{Path: "l", Kind: scanner.KindError, Type: scanner.TypeUnknown, Err: fs.ErrPermission}},
+		{"a file that cannot be stat'ed", scanner.Entry{Path: "l", Kind: scanner.KindError, Err: fs.ErrPermission}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, tree)
@@ -664,5 +679,31 @@ func TestDiffScopes(t *testing.T) {
 	want := []string{"add b/new", "delete a/x", "delete a/y", "rename b/moved.txt <- c.txt"}
 	if !slices.Equal(sorted(got), want) {
 		t.Fatalf("got %q, want %q", sorted(got), want)
+	}
+}
+
+// A dirty path that cannot be looked up (its folder lost its search
+// permission; a dead mount) keeps all it stood for, whatever it was: the
+// object at it and the objects under it, which the merge meets after other
+// paths (P/f-x sorts between P/f and P/f/).
+func TestDiffScopesKeepWhatCannotBeLookedUp(t *testing.T) {
+	f := newFixture(t, scantest.Dir{"P": scantest.Dir{
+		"D": scantest.Dir{"a": scantest.File{Content: "a"}, "b": scantest.File{Content: "b"}},
+		"f": scantest.File{Content: "f"},
+	}})
+	f.record()
+	os.Rename(f.path("P/D"), f.path("P/E"))
+	scantest.Write(t, f.root, "P/f-x", "new")
+	for _, p := range []string{"P/D", "P/E", "P/f"} {
+		f.fs.unstatable[f.path(p)] = true
+	}
+	got := f.diff(Diff{Scopes: scanner.Scopes([]string{"P/D", "P/E", "P/f", "P/f-x"}), MaxDelete: MaxDeleteShare(100)})
+	if !slices.Equal(got.changes, []string{"add P/f-x"}) || got.stats.Kept != 3 || got.stats.Errors != 3 {
+		t.Fatalf("got %+v", got)
+	}
+	for _, p := range got.problems {
+		if !strings.Contains(p, ": cannot look up path, nothing at or under it is changed") {
+			t.Errorf("problem %q", p)
+		}
 	}
 }

@@ -83,14 +83,18 @@ func (f *Filter) excludes(rel, name string, isDir bool) bool {
 
 // Excluded reports whether the file at rel, or a folder above it, is
 // excluded. The diff uses it to leave alone what the scan did not look at.
-func (f *Filter) Excluded(rel string) bool {
+func (f *Filter) Excluded(rel string) bool { return f.excludedPath(rel, false) }
+
+// excludedPath reports whether rel (a folder if isDir), or a folder above
+// it, is excluded.
+func (f *Filter) excludedPath(rel string, isDir bool) bool {
 	if f.Empty() {
 		return false
 	}
 	for i := 0; ; {
 		j := strings.IndexByte(rel[i:], '/')
 		if j < 0 {
-			return f.excludes(rel, rel[i:], false)
+			return f.excludes(rel, rel[i:], isDir)
 		}
 		if f.excludes(rel[:i+j], rel[i:i+j], true) {
 			return true

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -21,7 +22,8 @@ const (
 	TypeFile Type = iota
 	TypeDir
 	TypeSymlink
-	TypeOther // fifo, socket, device
+	TypeOther   // fifo, socket, device
+	TypeUnknown // an error entry's path that could not be looked up
 )
 
 func (t Type) String() string {
@@ -32,6 +34,8 @@ func (t Type) String() string {
 		return "directory"
 	case TypeSymlink:
 		return "symlink"
+	case TypeUnknown:
+		return "unknown"
 	default:
 		return "special file"
 	}
@@ -62,6 +66,10 @@ type FS interface {
 	// Open opens the regular file at path for reading, refusing to follow
 	// a symlink in the last component.
 	Open(path string) (File, error)
+	// Lstat says what is at path as ReadDir would say it of the entry in
+	// its folder's listing (a folder's Stat included); the error is that
+	// of looking the path itself up.
+	Lstat(path string) (DirEntry, error)
 }
 
 // OS is the FS of the operating system. Paths given to it are absolute or
@@ -141,6 +149,29 @@ func searchable(fd int) bool {
 func notSearchable(path string) error {
 	return &os.PathError{Op: "search", Path: path, Err: fmt.Errorf(
 		"%w: the folder can be listed but not searched (its mode lacks x for this user): chmod +x it, or run as a user who may enter it", unix.EACCES)}
+}
+
+// Lstat says what is at path: its type, and for a regular file or a folder
+// its Stat (with the birth time, as ReadDir's); with FollowSymlinks, those
+// of what a symlink points to (a symlink whose target cannot be stat'ed
+// stays a symlink, with Err saying why, as in ReadDir).
+func (o OS) Lstat(path string) (DirEntry, error) {
+	e := DirEntry{Name: filepath.Base(path)}
+	st, mode, err := statPath(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW)
+	if err != nil {
+		return e, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	if o.FollowSymlinks && mode&unix.S_IFMT == unix.S_IFLNK {
+		if st, mode, err = statPath(unix.AT_FDCWD, path, 0); err != nil {
+			e.Type, e.Err = TypeSymlink, &os.PathError{Op: "stat", Path: path, Err: err}
+			return e, nil
+		}
+	}
+	e.Type = typeOfMode(mode)
+	if e.Type == TypeFile || e.Type == TypeDir {
+		e.Stat = st
+	}
+	return e, nil
 }
 
 // Offsets in struct linux_dirent64.

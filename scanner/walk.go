@@ -25,7 +25,8 @@ const (
 	// is known of what is there: whatever the bucket holds at the path or
 	// under it must be left alone. With Dir set, it is a folder; with Type
 	// TypeSymlink, a followed link whose target cannot be reached, a file
-	// or a folder.
+	// or a folder; with TypeUnknown, a path that could not even be looked
+	// up (a watch's scope), which may have been anything.
 	KindError
 )
 
@@ -34,7 +35,7 @@ type Entry struct {
 	Path string // relative to the source root, '/'-separated
 	Kind Kind
 	Stat Stat   // KindFile
-	Type Type   // KindSkipped: what the path is; KindError: TypeSymlink or not
+	Type Type   // KindSkipped: what the path is; KindError: TypeSymlink, TypeUnknown or not
 	Note string // KindSkipped: why, when it is not just its type
 	Dir  bool   // KindError: the path is a folder
 	Err  error  // KindError

@@ -150,8 +150,8 @@ func TestWalkReportsStatAndSkipsSpecialFiles(t *testing.T) {
 
 // The walk's stat is stat(2)'s (manifests recorded from stat(2) must still
 // match), with the birth time where the file system keeps one, and it is
-// the stat HashFile records: otherwise every file would look changed, or
-// every move be read.
+// the stat HashFile records and Lstat gives (a watch's scope): otherwise
+// every file would look changed, or every move be read.
 func TestWalkStatIsStatsAndHashFiles(t *testing.T) {
 	root := t.TempDir()
 	scantest.Create(t, root, scantest.Dir{"f": scantest.File{Content: "hello"}})
@@ -175,6 +175,11 @@ func TestWalkStatIsStatsAndHashFiles(t *testing.T) {
 	if hashed != walked {
 		t.Fatalf("HashFile %+v, walk %+v", hashed, walked)
 	}
+	for _, o := range []OS{{}, {FollowSymlinks: true}} {
+		if d, err := o.Lstat(p); err != nil || d.Type != TypeFile || d.Stat != walked {
+			t.Fatalf("Lstat (%+v) %+v, %v; walk %+v", o, d, err, walked)
+		}
+	}
 	var stx unix.Statx_t
 	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &stx); err != nil || stx.Mask&unix.STATX_BTIME == 0 {
 		t.Skipf("this file system gives no birth time (%v): its presence is not checked", err)
@@ -184,13 +189,21 @@ func TestWalkStatIsStatsAndHashFiles(t *testing.T) {
 	}
 }
 
-// faultFS fails ReadDir, the stat of a listed name, or Open for chosen
-// paths and passes the rest to OS.
+// faultFS fails ReadDir, the stat of a listed name, Open or Lstat for
+// chosen paths and passes the rest to OS.
 type faultFS struct {
 	OS
 	readDir map[string]error
 	stat    map[string]error
 	open    map[string]error
+	lstat   map[string]error
+}
+
+func (f faultFS) Lstat(p string) (DirEntry, error) {
+	if err := f.lstat[p]; err != nil {
+		return DirEntry{}, err
+	}
+	return f.OS.Lstat(p)
 }
 
 func (f faultFS) ReadDir(p string) ([]DirEntry, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -286,13 +287,16 @@ func Scopes(paths []string) []string {
 
 // ScanScopes scans only the given scopes (paths relative to root, each
 // standing for itself and everything under it) and calls fn for their
-// entries in SortKey order, like Walk for the whole tree.
+// entries in SortKey order, like Walk for the whole tree. A scope is
+// excluded as Walk would exclude it: by a folder above it, or by a pattern
+// that matches it as what it is (a folder-only pattern matches a folder).
 func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts WalkOptions, fn func(Entry) error) error {
 	var entries []Entry
 	add := func(e Entry) error {
 		entries = append(entries, e)
 		return nil
 	}
+	listed := listings{fsys: fsys, root: root}
 	for _, s := range Scopes(scopes) {
 		if s == "" {
 			return Walk(ctx, fsys, root, opts, fn)
@@ -301,19 +305,20 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		if opts.Filter.Excluded(s) || opts.Skip[abs] {
 			continue
 		}
-		st, mode, err := statPath(unix.AT_FDCWD, abs, unix.AT_SYMLINK_NOFOLLOW)
-		if follow, ok := fsys.(OS); ok && follow.FollowSymlinks && err == nil && mode&unix.S_IFMT == unix.S_IFLNK {
-			if st, mode, err = statPath(unix.AT_FDCWD, abs, 0); err != nil {
-				add(unreachableLink(s, &os.PathError{Op: "stat", Path: abs, Err: err}))
-				continue
-			}
-		}
+		d, err := fsys.Lstat(abs)
 		switch {
-		case errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR):
+		case err != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)) && listed.gone(s, false):
 			continue // gone: the diff sees its rows vanish
 		case err != nil:
-			add(Entry{Path: s, Kind: KindError, Err: &os.PathError{Op: "lstat", Path: abs, Err: err}})
-		case typeOfMode(mode) == TypeDir:
+			// What it was is unknown, a file or a folder: nothing at it or
+			// under it may be taken for gone (see KindError).
+			add(Entry{Path: s, Kind: KindError, Type: TypeUnknown, Err: listed.why(s, err)})
+		case d.Type == TypeSymlink && d.Err != nil:
+			add(unreachableLink(s, d.Err)) // as the walk makes of it
+		case d.Type == TypeDir:
+			if opts.Filter.excludedPath(s, true) {
+				continue // as the walk leaves out an excluded folder ("node_modules/")
+			}
 			sub := opts
 			sub.Under = s
 			err := Walk(ctx, fsys, root, sub, add)
@@ -323,10 +328,10 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 				}
 				add(Entry{Path: s, Kind: KindError, Dir: true, Err: err})
 			}
-		case typeOfMode(mode) == TypeFile:
-			add(Entry{Path: s, Kind: KindFile, Stat: st})
+		case d.Type == TypeFile:
+			add(Entry{Path: s, Kind: KindFile, Stat: d.Stat})
 		default:
-			add(Entry{Path: s, Kind: KindSkipped, Type: typeOfMode(mode)})
+			add(Entry{Path: s, Kind: KindSkipped, Type: d.Type})
 		}
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].SortKey() < entries[j].SortKey() })
@@ -336,4 +341,68 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		}
 	}
 	return nil
+}
+
+// listings lists folders for ScanScopes, each once, to tell whether a
+// scope that lstat did not find is gone: only a listing shows that (a
+// folder that cannot be listed is never a deletion).
+type listings struct {
+	fsys  FS
+	root  string
+	lists map[string]listing
+}
+
+type listing struct {
+	types map[string]Type // by name
+	err   error
+}
+
+func (l *listings) list(rel string) listing {
+	if got, ok := l.lists[rel]; ok {
+		return got
+	}
+	abs := l.root
+	if rel != "" {
+		abs += "/" + rel
+	}
+	ents, err := l.fsys.ReadDir(abs)
+	got := listing{types: make(map[string]Type, len(ents)), err: err}
+	for _, e := range ents {
+		got.types[e.Name] = e.Type
+	}
+	if l.lists == nil {
+		l.lists = map[string]listing{}
+	}
+	l.lists[rel] = got
+	return got
+}
+
+// gone reports whether nothing is at rel (asFolder: no folder): its folder
+// lists without it, or is itself gone. The source folder is never gone
+// here: a missing source is a full sync's error.
+func (l *listings) gone(rel string, asFolder bool) bool {
+	if rel == "" {
+		return false
+	}
+	dir, name := path.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	in := l.list(dir)
+	if in.err != nil {
+		return l.gone(dir, true)
+	}
+	t, ok := in.types[name]
+	return !ok || asFolder && t != TypeDir
+}
+
+// why is the error of a scope that could not be looked up, with what to do.
+func (l *listings) why(rel string, err error) error {
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		dir, _ := path.Split(rel)
+		if in := l.list(strings.TrimSuffix(dir, "/")); in.err != nil {
+			// Not "not found": it may be there.
+			return fmt.Errorf("%v, and its folder cannot be listed to tell whether it is gone (%w): check that folder's permissions", err, in.err)
+		}
+		return fmt.Errorf("%v, yet its folder lists it", err)
+	}
+	return fmt.Errorf("%w: what is there cannot be told; check the permissions of the folders above it, or whether its file system is still mounted", err)
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 )
 
@@ -48,6 +50,125 @@ func TestScanScopes(t *testing.T) {
 	want := []string{"a.txt", "a/x", "a/y/z", "b/c", "link"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// A dirty scope is excluded exactly as the full walk excludes it: a
+// folder-only pattern matches a scope that is a folder (rm -rf node_modules
+// && npm install makes node_modules itself dirty), any pattern matches a
+// scope under an excluded folder, and a folder-only pattern leaves a file
+// of that name alone.
+func TestScanScopesExcludesAsTheWalkDoes(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"node_modules": scantest.Dir{"m.js": scantest.File{}, "pkg": scantest.Dir{"index.js": scantest.File{}}},
+		"src": scantest.Dir{
+			"a.go":         scantest.File{},
+			"node_modules": scantest.Dir{"n.js": scantest.File{}},
+			"build":        scantest.Dir{"out": scantest.File{}},
+			"x.tmp":        scantest.Dir{"y": scantest.File{}},
+		},
+		"lib":   scantest.Dir{"build": scantest.Dir{"kept": scantest.File{}}},
+		"cache": scantest.File{},
+	})
+	f, err := NewFilter([]string{"node_modules/", "/src/build/", "cache/", "*.tmp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scopesAsWalk(t, OS{}, root, WalkOptions{Filter: f}, "node_modules", "node_modules/pkg", "node_modules/m.js", "src/node_modules",
+		"src/node_modules/n.js", "src/build", "src/build/out", "src/x.tmp/y", "lib/build", "cache", "src")
+}
+
+// Following symlinks, a scope that is a link is what the walk makes of it:
+// a link to a folder is walked, a broken link is an error naming the link.
+func TestScanScopesFollowsSymlinksAsTheWalkDoes(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"d":      scantest.Dir{"f": scantest.File{Content: "f"}},
+		"to-d":   scantest.Symlink{Target: "d"},
+		"to-f":   scantest.Symlink{Target: "d/f"},
+		"broken": scantest.Symlink{Target: "nowhere"},
+	})
+	scopesAsWalk(t, OS{FollowSymlinks: true}, root, WalkOptions{}, "to-d", "to-f", "broken")
+}
+
+// scopesAsWalk checks that scanning each scope alone gives what the full
+// walk gives at it and under it: the same paths, of the same kinds.
+func scopesAsWalk(t *testing.T, fsys FS, root string, opts WalkOptions, scopes ...string) {
+	t.Helper()
+	walked := collect(t, fsys, root, opts)
+	for _, scope := range scopes {
+		var want, got []string
+		for _, e := range walked {
+			if e.Path == scope || strings.HasPrefix(e.Path, scope+"/") {
+				want = append(want, fmt.Sprintf("%s %d %v", e.SortKey(), e.Kind, e.Type))
+			}
+		}
+		err := ScanScopes(context.Background(), fsys, root, []string{scope}, opts, func(e Entry) error {
+			got = append(got, fmt.Sprintf("%s %d %v", e.SortKey(), e.Kind, e.Type))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("scope %s: scanned %q, the full walk has %q", scope, got, want)
+		}
+	}
+}
+
+// A scope that cannot be looked up (a folder above it without search
+// permission, a dead mount: ENOTCONN, ESTALE) is an error entry of unknown
+// type, not a folder's (it may have been a file), named with why: nothing
+// at it or under it is known. Not found is gone only where a listing shows
+// it: its folder lists without it, or is itself gone.
+func TestScanScopesUnknownScopeIsAnErrorOfUnknownType(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"P":    scantest.Dir{"D": scantest.Dir{"a": scantest.File{}}, "f": scantest.File{}},
+		"Q":    scantest.Dir{},
+		"file": scantest.File{},
+	})
+	abs := func(rel string) string { return filepath.Join(root, rel) }
+	fault := func(op, rel string, errno error) error { return &os.PathError{Op: op, Path: abs(rel), Err: errno} }
+	fsys := faultFS{
+		lstat: map[string]error{
+			abs("P/D"): fault("lstat", "P/D", unix.ENOTCONN),
+			abs("P/f"): fault("lstat", "P/f", unix.EACCES),
+			abs("P/E"): fault("lstat", "P/E", unix.ESTALE),
+		},
+		readDir: map[string]error{abs("Q"): fault("open", "Q", unix.EACCES)},
+	}
+	for _, c := range []struct {
+		scope string
+		err   error // nil: gone, no entry
+	}{
+		{"P/D", unix.ENOTCONN},
+		{"P/f", unix.EACCES}, // a file, as far as anyone knew
+		{"P/E", unix.ESTALE},
+		{"gone", nil},           // not in the listing of its folder
+		{"Q/gone", unix.EACCES}, // not found, in a folder that cannot be listed
+		{"R/S/gone", nil},       // its folders are gone too
+		{"file/x", nil},         // under a file (ENOTDIR)
+	} {
+		var got []Entry
+		err := ScanScopes(context.Background(), fsys, root, []string{c.scope}, WalkOptions{}, func(e Entry) error {
+			got = append(got, e)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.err == nil {
+			if len(got) != 0 {
+				t.Errorf("scope %s, gone: got %+v", c.scope, got)
+			}
+			continue
+		}
+		if len(got) != 1 || got[0].Path != c.scope || got[0].Kind != KindError || got[0].Type != TypeUnknown || got[0].Dir ||
+			!errors.Is(got[0].Err, c.err) || !strings.Contains(got[0].Err.Error(), abs(c.scope)) {
+			t.Errorf("scope %s: got %+v, want one error of unknown type %s with an error naming it (%v)", c.scope, got, c.scope, c.err)
+		}
 	}
 }
 

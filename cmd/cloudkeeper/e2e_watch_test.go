@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,9 @@ func (e *env) watch(t *testing.T, extraEnv []string, args ...string) *watcher {
 	w.cmd.Dir = e.state
 	stderr, _ := w.cmd.StderrPipe()
 	w.cmd.Stdout = io.Discard
+	if e.cmd != nil {
+		e.cmd(w.cmd)
+	}
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,5 +177,128 @@ func TestWatchPersistsDirtyPaths(t *testing.T) {
 	w.stop(t)
 	if _, err := os.Stat(filepath.Join(e.src, "seen.txt")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// waitObject polls until the bucket holds rel.
+func (e *env) waitObject(t *testing.T, w *watcher, rel string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, ok := gwtestObjects(t, e)[e.prefix+rel]; ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never pushed; log:\n%s", rel, w.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A dirty folder the watch cannot even stat (its parent lost its search
+// permission; a dead mount says ENOTCONN) is reported, and nothing at it or
+// under it is deleted: not knowing is not a deletion. The next push, once
+// it can be read, finishes the job.
+func TestWatchUnstatableFolderIsKept(t *testing.T) {
+	tree := scantest.Dir{"P": scantest.Dir{"D": scantest.Dir{"a.txt": scantest.File{Content: "a"}, "b.txt": scantest.File{Content: "b"}}}}
+	want := []string{"laptop/P/D/a.txt", "laptop/P/D/b.txt"}
+	for _, name := range []string{"o1", "o2", "o3"} { // so that --max-delete would let P/D go
+		tree[name] = scantest.File{Content: name}
+		want = append(want, "laptop/"+name)
+	}
+	e := newNobodyEnv(t, tree)
+	e.sync(0)
+	w := e.watch(t, nil, "--events-only", "--push-interval", "300ms")
+	w.waitFor(t, "watching")
+	// Root may still move things in P once it is closed: no push can see P
+	// readable with D moved.
+	os.Chmod(e.path("P"), 0o600)
+	t.Cleanup(func() { os.Chmod(e.path("P"), 0o755) })
+	os.Rename(e.path("P/D"), e.path("P/E"))
+	w.waitFor(t, "run incomplete")
+	keys := scantestKeys(t, e)
+	if !slices.Equal(keys, want) {
+		t.Fatalf("bucket %q, want %q; log:\n%s", keys, want, w.log())
+	}
+	for _, p := range []string{"P/D", "P/E"} {
+		if want := "ERROR cannot back up path=" + p + " error=\"cannot look up path, nothing at or under it is changed"; !strings.Contains(w.log(), want) {
+			t.Errorf("log lacks %q:\n%s", want, w.log())
+		}
+	}
+	os.Chmod(e.path("P"), 0o755)
+	e.waitBucket(t, w)
+	w.stop(t)
+}
+
+// A folder-only exclude ("node_modules/") leaves out a dirty folder that is
+// the excluded folder itself, as the full walk does: removed and made
+// again (rm -rf node_modules && npm install), it is not pushed.
+func TestWatchFolderOnlyExcludeOfADirtyFolder(t *testing.T) {
+	e := newEnv(t, scantest.Dir{
+		"keep.txt":     scantest.File{Content: "keep"},
+		"node_modules": scantest.Dir{"m.js": scantest.File{Content: "m"}},
+		"src":          scantest.Dir{"a.go": scantest.File{Content: "a"}, "node_modules": scantest.Dir{"n.js": scantest.File{Content: "n"}}},
+	})
+	e.sync(0, "--exclude", "node_modules/")
+	w := e.watch(t, nil, "--events-only", "--push-interval", "300ms", "--exclude", "node_modules/")
+	w.waitFor(t, "watching")
+	os.RemoveAll(e.path("node_modules"))
+	scantest.Write(t, e.src, "node_modules/m.js", "reinstalled")
+	scantest.Write(t, e.src, "node_modules/pkg/index.js", "reinstalled")
+	os.RemoveAll(e.path("src/node_modules"))
+	scantest.Write(t, e.src, "src/node_modules/n.js", "reinstalled")
+	scantest.Write(t, e.src, "src/node_modules/n.js", "edited in place") // a scope under an excluded folder
+	scantest.Write(t, e.src, "marker.txt", "written last")               // pushed with the others or after them
+	e.waitObject(t, w, "marker.txt")
+	if keys, want := scantestKeys(t, e), []string{"laptop/keep.txt", "laptop/marker.txt", "laptop/src/a.go"}; !slices.Equal(keys, want) {
+		t.Fatalf("bucket %q, want %q; log:\n%s", keys, want, w.log())
+	}
+	w.stop(t)
+}
+
+// A dry run changes neither the bucket nor the manifest: it does not save
+// its dirty paths in it, and it does not create one.
+func TestWatchDryRunLeavesTheManifestAlone(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	dryWatch := func(manifestPath, write string) {
+		t.Helper()
+		w := e.watch(t, nil, "--dry-run", "--manifest", manifestPath, "--events-only", "--push-interval", "300ms", "--persist-interval", "100ms")
+		w.waitFor(t, "watching")
+		scantest.Write(t, e.src, write, "seen by a dry run")
+		w.waitFor(t, "dry run: nothing was changed")
+		time.Sleep(300 * time.Millisecond) // a persist interval or more
+		w.stop(t)
+	}
+
+	manifestPath := filepath.Join(e.state, "m.db")
+	e.sync(0, "--manifest", manifestPath)
+	before := map[string]string{}
+	for _, s := range []string{"", "-wal"} {
+		before[s] = sha(t, manifestPath+s)
+	}
+	e.proxy.Reset()
+	dryWatch(manifestPath, "b.txt")
+	for s, h := range before {
+		if sha(t, manifestPath+s) != h {
+			t.Errorf("a dry run changed the manifest file %s", manifestPath+s)
+		}
+	}
+	if n := e.proxy.Stats().Requests; n != 0 {
+		t.Errorf("a dry run sent %d S3 requests: %v", n, e.ops())
+	}
+	// What the dry run saw is not waiting in the manifest either: a real
+	// watch that trusts events alone has nothing to push.
+	w := e.watch(t, nil, "--manifest", manifestPath, "--events-only", "--push-interval", "300ms")
+	w.waitFor(t, "watching")
+	time.Sleep(700 * time.Millisecond) // two pushes
+	w.stop(t)
+	if strings.Contains(w.log(), "pushing dirty paths") {
+		t.Errorf("a real watch pushed dirty paths saved by a dry run:\n%s", w.log())
+	}
+
+	fresh := filepath.Join(e.state, "new.db")
+	dryWatch(fresh, "c.txt")
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Fatalf("a dry run created the manifest: %v", err)
 	}
 }

@@ -39,7 +39,7 @@ func watchCommand() *cli.Command {
 			&cli.DurationFlag{Name: "push-interval", Value: 24 * time.Hour, Usage: "push dirty paths to S3 every `INTERVAL` (env S3_BACKUP_INTERVAL + S3_BACKUP_INTERVAL_UNIT)"},
 			&cli.DurationFlag{Name: "rescan", EnvVars: []string{"CLOUDKEEPER_RESCAN"}, Value: 24 * time.Hour, Usage: "run a full sync every `INTERVAL` to catch what events missed"},
 			&cli.BoolFlag{Name: "events-only", Usage: "no safety scans: trust the events alone (the original daemon's design)"},
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what each push would change, and change nothing in the bucket (dirty paths are kept, so each push shows all changes since the start)"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what each push would change; touch neither the bucket nor the manifest (dirty paths are kept in memory, so each push shows all changes since the start)"},
 			&cli.BoolFlag{Name: "json", Usage: "print changes and summaries as JSON lines"},
 		),
 		Action: func(c *cli.Context) error {
@@ -123,7 +123,11 @@ func parseInterval(value, unit string) (time.Duration, error) {
 // interval they are saved; every push interval they are synced; full syncs
 // at start, every rescan and after lost events (unless events-only).
 func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, after afterRun) error {
-	db, err := manifest.Open(o.Manifest, o.identity())
+	open := manifest.Open
+	if o.dryRun {
+		open = manifest.OpenReadOnly // SQLite refuses every write: nothing is created or saved
+	}
+	db, err := open(o.Manifest, o.identity())
 	if err != nil {
 		return err
 	}
@@ -150,7 +154,7 @@ func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, af
 	p.log.Info("watching", "source", o.Source, "push", w.push.String(), "persist", w.persist.String(), "hybrid", !w.eventsOnly)
 
 	persist := func() {
-		if watcher == nil {
+		if watcher == nil || o.dryRun { // a dry run keeps its dirty paths in memory only
 			return
 		}
 		if err := db.SaveDirty(context.WithoutCancel(ctx), watcher.Peek()); err != nil {
@@ -226,6 +230,10 @@ func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, af
 			push(true, "periodic rescan")
 		case <-ctx.Done():
 			persist()
+			if o.dryRun {
+				p.log.Info("stopped by signal; dry run: dirty paths not saved", "paths", len(watcherPeek(watcher)))
+				return nil
+			}
 			p.log.Info("stopped by signal; dirty paths saved", "paths", len(watcherPeek(watcher)))
 			return nil
 		}
