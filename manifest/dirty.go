@@ -3,7 +3,8 @@ package manifest
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // SaveDirty records paths that watch saw change and has not pushed yet, so
@@ -61,39 +62,23 @@ func (m *DB) Dirty(ctx context.Context) ([]string, error) {
 }
 
 // RowsIn is Rows restricted to scopes: the rows at each scope's path and
-// under it. The scopes must not overlap (see scanner.Scopes). They are
-// read at once: a watch's scopes cover what changed, not the whole tree.
+// under it, in path order, read a batch at a time as Rows reads. The
+// scopes must not nest (see scanner.Scopes); [""] is every row.
+//
+// The rows of a scope s are not one stretch of the path order: "s-b" and
+// "s.txt" come between s and "s/x". But the row at s and the rows under
+// s+"/" each are one, and those of scopes that do not nest do not
+// interleave: read in the order of their first paths, they come in path
+// order, two queries a scope.
 func (m *DB) RowsIn(ctx context.Context, scopes []string) (*Rows, error) {
-	q, err := m.db.PrepareContext(ctx, "SELECT "+entryColumns+" FROM objects WHERE path = ? OR (path >= ? AND path < ?) ORDER BY path")
-	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
-	}
-	defer q.Close()
-	var all []Entry
+	spans := make([]span, 0, 2*len(scopes))
 	for _, s := range scopes {
-		// Everything under s sorts between s+"/" and s+"0" ('0' follows '/').
-		rows, err := q.QueryContext(ctx, s, s+"/", s+"0")
-		if err != nil {
-			return nil, damaged(m.path, err)
+		if s == "" {
+			return m.Rows(ctx)
 		}
-		for rows.Next() {
-			e, err := scanEntry(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("manifest %s: %w", m.path, err)
-			}
-			all = append(all, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, damaged(m.path, err)
-		}
+		// Everything under s sorts from s+"/" to s+"0" ('0' follows '/').
+		spans = append(spans, span{from: s}, span{from: s + "/", to: s + "0"})
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].Path < all[j].Path })
-	r := &Rows{batches: make(chan []Entry, 1), cancel: func() {}}
-	if len(all) > 0 {
-		r.batches <- all
-	}
-	close(r.batches)
-	return r, nil
+	slices.SortFunc(spans, func(a, b span) int { return strings.Compare(a.from, b.from) })
+	return m.rows(ctx, spans)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -66,6 +67,16 @@ const rowBatch = 512
 
 // Rows starts an ordered iteration. Close it when done.
 func (m *DB) Rows(ctx context.Context) (*Rows, error) {
+	return m.rows(ctx, nil)
+}
+
+// span is a stretch of the path order that Rows reads alone: the row at
+// from (to ""), or the rows from from up to to, not included.
+type span struct{ from, to string }
+
+// rows iterates over the rows in spans, in the order given, or over all
+// rows if spans is nil.
+func (m *DB) rows(ctx context.Context, spans []span) (*Rows, error) {
 	conn, err := m.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
@@ -78,55 +89,123 @@ func (m *DB) Rows(ctx context.Context) (*Rows, error) {
 		// The driver's own interface skips database/sql's per-value
 		// conversions: a million rows a run.
 		err := conn.Raw(func(dc any) error {
-			q, ok := dc.(interface {
-				Query(string, []driver.Value) (driver.Rows, error)
-			})
+			c, ok := dc.(rawConn)
 			if !ok {
 				return fmt.Errorf("sqlite driver %T cannot query", dc)
 			}
-			rows, err := q.Query("SELECT "+entryColumns+" FROM objects ORDER BY path", nil)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			vals := make([]driver.Value, entryColumnCount)
-			batch := make([]Entry, 0, rowBatch)
-			for {
-				err := rows.Next(vals)
-				if err == io.EOF {
-					break
-				}
+			f := feeder{ctx: ctx, out: r.batches, batch: make([]Entry, 0, rowBatch)}
+			if spans == nil {
+				rows, err := c.Query("SELECT "+entryColumns+" FROM objects ORDER BY path", nil)
 				if err != nil {
 					return err
 				}
-				e, err := entryFromValues(vals)
-				if err != nil {
+				defer rows.Close()
+				if err := f.feed(rows); err != nil {
 					return err
 				}
-				batch = append(batch, e)
-				if len(batch) == rowBatch {
-					select {
-					case r.batches <- batch:
-					case <-ctx.Done():
-						return ctx.Err()
-					}
-					batch = make([]Entry, 0, rowBatch)
-				}
+				return f.flush()
 			}
-			if len(batch) > 0 {
-				select {
-				case r.batches <- batch:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			return nil
+			return f.spans(c, spans)
 		})
 		if err != nil {
 			r.err = damaged(m.path, err)
 		}
 	}()
 	return r, nil
+}
+
+// rawConn is what Rows needs of the driver's connection.
+type rawConn interface {
+	driver.Conn
+	Query(string, []driver.Value) (driver.Rows, error)
+	Exec(string, []driver.Value) (driver.Result, error)
+}
+
+// feeder decodes rows into batches for a Rows.
+type feeder struct {
+	ctx   context.Context
+	out   chan<- []Entry
+	batch []Entry
+}
+
+// feed decodes rows to their end, handing over each full batch.
+func (f *feeder) feed(rows driver.Rows) error {
+	vals := make([]driver.Value, entryColumnCount)
+	for {
+		err := rows.Next(vals)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		e, err := entryFromValues(vals)
+		if err != nil {
+			return err
+		}
+		f.batch = append(f.batch, e)
+		if len(f.batch) == rowBatch {
+			if err := f.flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// flush hands over the batch begun, if any.
+func (f *feeder) flush() error {
+	if len(f.batch) == 0 {
+		return nil
+	}
+	select {
+	case f.out <- f.batch:
+		f.batch = make([]Entry, 0, rowBatch)
+		return nil
+	case <-f.ctx.Done():
+		return f.ctx.Err()
+	}
+}
+
+// spans reads the spans one query each, in one read transaction: one
+// snapshot, as the single query of a whole iteration reads. A deferred
+// one, which takes no write lock.
+func (f *feeder) spans(c rawConn, spans []span) (err error) {
+	if _, err := c.Exec("BEGIN DEFERRED", nil); err != nil {
+		return err
+	}
+	defer func() {
+		if _, rerr := c.Exec("ROLLBACK", nil); rerr != nil {
+			// Never back to the pool inside a transaction.
+			err = errors.Join(err, rerr, driver.ErrBadConn)
+		}
+	}()
+	at, err := c.Prepare("SELECT " + entryColumns + " FROM objects WHERE path = ?")
+	if err != nil {
+		return err
+	}
+	defer at.Close()
+	in, err := c.Prepare("SELECT " + entryColumns + " FROM objects WHERE path >= ? AND path < ? ORDER BY path")
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	for _, s := range spans {
+		var rows driver.Rows
+		if s.to == "" {
+			rows, err = at.Query([]driver.Value{s.from})
+		} else {
+			rows, err = in.Query([]driver.Value{s.from, s.to})
+		}
+		if err != nil {
+			return err
+		}
+		err = f.feed(rows)
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return f.flush()
 }
 
 // Next returns the next entry, or false at the end or on error (see Err).

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -290,13 +291,14 @@ func Scopes(paths []string) []string {
 // entries in SortKey order, like Walk for the whole tree. A scope is
 // excluded as Walk would exclude it: by a folder above it, or by a pattern
 // that matches it as what it is (a folder-only pattern matches a folder).
+//
+// It streams as Walk does: each scope is looked up first, which tells
+// where its entries sort, then the folders among them are walked one after
+// the other, each with Walk's bounded look-ahead. Nothing is held for a
+// scope but what it is, however much a folder holds.
 func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts WalkOptions, fn func(Entry) error) error {
-	var entries []Entry
-	add := func(e Entry) error {
-		entries = append(entries, e)
-		return nil
-	}
 	listed := listings{fsys: fsys, root: root}
+	var plan []scopePlan
 	for _, s := range Scopes(scopes) {
 		if s == "" {
 			return Walk(ctx, fsys, root, opts, fn)
@@ -306,39 +308,73 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 			continue
 		}
 		d, err := fsys.Lstat(abs)
+		var e Entry
 		switch {
 		case err != nil && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)) && listed.gone(s, false):
 			continue // gone: the diff sees its rows vanish
 		case err != nil:
 			// What it was is unknown, a file or a folder: nothing at it or
 			// under it may be taken for gone (see KindError).
-			add(Entry{Path: s, Kind: KindError, Type: TypeUnknown, Err: listed.why(s, err)})
+			e = Entry{Path: s, Kind: KindError, Type: TypeUnknown, Err: listed.why(s, err)}
 		case d.Type == TypeSymlink && d.Err != nil:
-			add(unreachableLink(s, d.Err)) // as the walk makes of it
+			e = unreachableLink(s, d.Err) // as the walk makes of it
 		case d.Type == TypeDir:
 			if opts.Filter.excludedPath(s, true) {
 				continue // as the walk leaves out an excluded folder ("node_modules/")
 			}
-			sub := opts
-			sub.Under = s
-			err := Walk(ctx, fsys, root, sub, add)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				add(Entry{Path: s, Kind: KindError, Dir: true, Err: err})
-			}
+			plan = append(plan, scopePlan{key: s + "/", folder: s})
+			continue
 		case d.Type == TypeFile:
-			add(Entry{Path: s, Kind: KindFile, Stat: d.Stat})
+			e = Entry{Path: s, Kind: KindFile, Stat: d.Stat}
 		default:
-			add(Entry{Path: s, Kind: KindSkipped, Type: d.Type})
+			e = Entry{Path: s, Kind: KindSkipped, Type: d.Type}
 		}
+		plan = append(plan, scopePlan{key: e.SortKey(), entry: e})
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].SortKey() < entries[j].SortKey() })
-	for _, e := range entries {
-		if err := fn(e); err != nil {
+	// Scopes do not nest (Scopes drops a path under another), so every
+	// entry of a scope begins with its key and sorts after the keys below
+	// it and before those above: a folder "a" with its "a/..." after the
+	// file "a.txt", the file "a" before "a-b".
+	slices.SortFunc(plan, func(a, b scopePlan) int { return strings.Compare(a.key, b.key) })
+	for _, p := range plan {
+		var err error
+		if p.folder != "" {
+			err = walkScope(ctx, fsys, root, p.folder, opts, fn)
+		} else {
+			err = fn(p.entry)
+		}
+		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// scopePlan is a scope of ScanScopes once looked up: a folder to walk, or
+// its one entry.
+type scopePlan struct {
+	key    string // where its entries sort: the entry's SortKey, a folder's path and '/'
+	folder string // the folder to walk, or ""
+	entry  Entry  // if not a folder
+}
+
+// walkScope walks the folder scope rel. A folder that cannot be walked is
+// an error entry (sorting as rel+"/", before anything under it would),
+// not an error of the scan.
+func walkScope(ctx context.Context, fsys FS, root, rel string, opts WalkOptions, fn func(Entry) error) error {
+	opts.Under = rel
+	var fnErr error
+	err := Walk(ctx, fsys, root, opts, func(e Entry) error {
+		fnErr = fn(e)
+		return fnErr
+	})
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return fn(Entry{Path: rel, Kind: KindError, Dir: true, Err: err})
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +51,52 @@ func TestScanScopes(t *testing.T) {
 	want := []string{"a.txt", "a/x", "a/y/z", "b/c", "link"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// Scopes come out in one SortKey order, each scope's entries together: for
+// every set of scopes among names that sort around each other ("a-b" and
+// "a.txt" come between the file "a" and the folder "a/"), files next to
+// folders, an unreadable folder (sorting as "u/"), gone scopes, what the
+// scan gives is what the full walk gives at or under them, in its order.
+func TestScanScopesInSortKeyOrder(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"a":     scantest.Dir{"x": scantest.File{}, "y": scantest.Dir{"z": scantest.File{}}},
+		"a b":   scantest.File{},
+		"a-b":   scantest.File{},
+		"a.txt": scantest.File{},
+		"a0":    scantest.Dir{"f": scantest.File{}},
+		"a0.x":  scantest.File{},
+		"u":     scantest.Dir{"in": scantest.File{}},
+		"u-v":   scantest.Fifo{},
+	})
+	fsys := faultFS{readDir: map[string]error{filepath.Join(root, "u"): os.ErrPermission}}
+	walked := collect(t, fsys, root, WalkOptions{})
+	candidates := []string{"a", "a b", "a-b", "a.txt", "a0", "a0.x", "a/y", "u", "u-v", "gone"}
+	for set := range 1 << len(candidates) {
+		var scopes []string
+		for i, c := range candidates {
+			if set&(1<<i) != 0 {
+				scopes = append(scopes, c)
+			}
+		}
+		var want, got []string
+		for _, e := range walked {
+			if slices.ContainsFunc(scopes, func(s string) bool { return e.Path == s || strings.HasPrefix(e.Path, s+"/") }) {
+				want = append(want, fmt.Sprintf("%s %d", e.SortKey(), e.Kind))
+			}
+		}
+		err := ScanScopes(context.Background(), fsys, root, scopes, WalkOptions{}, func(e Entry) error {
+			got = append(got, fmt.Sprintf("%s %d", e.SortKey(), e.Kind))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("scopes %q: scanned %q, want %q", scopes, got, want)
+		}
 	}
 }
 
@@ -371,4 +418,82 @@ func runWatcher(t *testing.T, w *Watcher) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go w.Run(ctx)
+}
+
+// listCountFS counts the non-folder entries its listings return: what the
+// scan has read and holds until the consumer takes it.
+type listCountFS struct {
+	FS
+	listed *atomic.Int64
+}
+
+func (c listCountFS) ReadDir(p string) ([]DirEntry, error) {
+	ents, err := c.FS.ReadDir(p)
+	for _, e := range ents {
+		if e.Type != TypeDir {
+			c.listed.Add(1)
+		}
+	}
+	return ents, err
+}
+
+// A push after `mv big other` (dirty: the two folders) streams the folder
+// as the full walk does: what is listed ahead of a slow consumer stays
+// within the walk's look-ahead, whatever the folder holds.
+func TestScanScopesStreams(t *testing.T) {
+	root := t.TempDir()
+	const folders, perFolder = 100, 100
+	other := scantest.Dir{}
+	for i := range folders {
+		d := scantest.Dir{}
+		for j := range perFolder {
+			d[fmt.Sprintf("f%03d", j)] = scantest.File{}
+		}
+		other[fmt.Sprintf("d%03d", i)] = d
+	}
+	scantest.Create(t, root, scantest.Dir{"other": other, "other.txt": scantest.File{}})
+	var listed atomic.Int64
+	fsys := listCountFS{FS: OS{}, listed: &listed}
+	opts := WalkOptions{Workers: 2, MaxAhead: 256}
+	taken, most := int64(0), int64(0)
+	err := ScanScopes(context.Background(), fsys, root, []string{"big", "other", "other.txt"}, opts, func(e Entry) error {
+		if taken == 0 {
+			time.Sleep(100 * time.Millisecond) // a slow consumer: let the listing run as far ahead as it may
+		}
+		taken++
+		most = max(most, listed.Load()-taken)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The walk's bound: MaxAhead entries, plus the folders queued
+	// (4 per worker) and being listed when the budget ran out.
+	bound := int64(opts.MaxAhead + (5*opts.Workers+1)*perFolder)
+	t.Logf("%d entries scanned, at most %d listed ahead of the consumer (bound %d)", taken, most, bound)
+	if taken != folders*perFolder+1 || most > bound {
+		t.Fatalf("%d entries, up to %d held ahead of the consumer, want at most %d", taken, most, bound)
+	}
+}
+
+// An error of fn ends the scan as it is, from within a folder's walk too:
+// it is not taken for a folder that cannot be read.
+func TestScanScopesStopsAtAnErrorOfFn(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"d": scantest.Dir{"1": scantest.File{}, "2": scantest.File{}, "3": scantest.File{}},
+		"e": scantest.File{},
+	})
+	stop := errors.New("stop")
+	var got []string
+	err := ScanScopes(context.Background(), OS{}, root, []string{"d", "e"}, WalkOptions{}, func(e Entry) error {
+		got = append(got, e.SortKey())
+		if len(got) == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || !slices.Equal(got, []string{"d/1", "d/2"}) {
+		t.Fatalf("got %q, %v; want d/1, d/2 and the error of fn", got, err)
+	}
 }
