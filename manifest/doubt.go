@@ -27,6 +27,10 @@ type Intent struct {
 	// it back), and Settled whether a run has settled it already.
 	Since   time.Time
 	Settled bool
+	// Answered (read by Doubts) is set when the intent was marked by a
+	// run that went to its end (exit 0 or 3): every request it sent was
+	// answered, none can still be on its way.
+	Answered bool
 }
 
 // IntentFor is the intent of writing e's object.
@@ -45,11 +49,12 @@ func (m *DB) Intend(ctx context.Context, intents []Intent) error {
 		return fmt.Errorf("manifest %s: %w", m.path, err)
 	}
 	defer tx.Rollback()
-	// A path settled once and marked again keeps its settled state: the
-	// run that settled it may still see a request of the killed run
-	// arrive, and this run's record must not end that watch.
+	// A path settled once and marked again keeps its settled state and
+	// its time: a request of the killed run may still arrive, this run's
+	// record must not end that watch, and nor may it extend it.
 	st, err := tx.PrepareContext(ctx, `INSERT INTO doubt(path, multipart, since_ns) VALUES (?, ?, ?)
-		ON CONFLICT(path) DO UPDATE SET multipart = max(multipart, excluded.multipart), since_ns = max(since_ns, excluded.since_ns)`)
+		ON CONFLICT(path) DO UPDATE SET multipart = max(multipart, excluded.multipart),
+			since_ns = CASE WHEN settled THEN since_ns ELSE excluded.since_ns END`)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -68,7 +73,9 @@ func (m *DB) Intend(ctx context.Context, intents []Intent) error {
 
 // Doubts returns the paths in doubt, in path order.
 func (m *DB) Doubts(ctx context.Context) ([]Intent, error) {
-	rows, err := m.db.QueryContext(ctx, "SELECT path, multipart, since_ns, settled FROM doubt ORDER BY path")
+	rows, err := m.db.QueryContext(ctx, `SELECT path, multipart, since_ns, settled,
+		EXISTS (SELECT 1 FROM runs WHERE exit_code IN (0, 3) AND started_ns <= since_ns AND ended_ns >= since_ns)
+		FROM doubt ORDER BY path`)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -77,7 +84,7 @@ func (m *DB) Doubts(ctx context.Context) ([]Intent, error) {
 	for rows.Next() {
 		var in Intent
 		var since int64
-		if err := rows.Scan(&in.Path, &in.Multipart, &since, &in.Settled); err != nil {
+		if err := rows.Scan(&in.Path, &in.Multipart, &since, &in.Settled, &in.Answered); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 		}
 		in.Since = time.Unix(0, since)

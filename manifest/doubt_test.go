@@ -22,20 +22,33 @@ func TestSettle(t *testing.T) {
 	row := func(p string, h byte) Entry {
 		return Entry{Path: p, Hash: scanner.Digest{h}, Stat: scanner.Stat{Size: 10, Inode: 7, Dev: 1, MtimeNs: 5, CtimeNs: 6}, HashedNs: 9, UploadedNs: 9}
 	}
+	obj := func(h byte, size int64) *Entry {
+		return &Entry{Hash: scanner.Digest{h}, Stat: scanner.Stat{Size: size, MtimeNs: 5}}
+	}
 	w := db.Writer()
 	for _, e := range []Entry{row("same", 1), row("gone", 2), row("other", 3)} {
 		w.Put(ctx, e, mustCommit(t))
 	}
 	w.Close()
-	if err := db.Intend(ctx, []Intent{{Path: "same"}, {Path: "gone"}, {Path: "other"}, {Path: "new", Multipart: true}, {Path: "new"}}); err != nil {
+	if err := db.Intend(ctx, []Intent{{Path: "same"}, {Path: "gone"}, {Path: "other"}, {Path: "new", Multipart: true}, {Path: "new"}, {Path: "fresh"}}); err != nil {
 		t.Fatal(err)
+	}
+	// A new stat recorded without S3's word leaves the doubt.
+	w = db.Writer()
+	w.Restat(ctx, row("gone", 2), mustCommit(t))
+	w.Close()
+	if d, _ := db.Doubts(ctx); len(d) != 5 {
+		t.Fatalf("a restat settled a doubt: %+v", d)
+	}
+	if err := db.Settle(ctx, []Found{{Path: "fresh", Object: obj(7, 4)}}); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, _ := db.Get(ctx, "fresh"); !ok || e.Hash != (scanner.Digest{7}) || e.Stat.Size != 4 || e.Stat.Inode != 0 {
+		t.Fatalf("fresh: %+v %v, want the object the manifest never recorded adopted", e, ok)
 	}
 	doubts, err := db.Doubts(ctx)
 	if err != nil || len(doubts) != 4 || doubts[1].Path != "new" || !doubts[1].Multipart || doubts[1].Settled || doubts[1].Since.IsZero() {
 		t.Fatalf("doubts %v, %v (a later intent must not clear Multipart)", doubts, err)
-	}
-	obj := func(h byte, size int64) *Entry {
-		return &Entry{Hash: scanner.Digest{h}, Stat: scanner.Stat{Size: size, MtimeNs: 5}}
 	}
 	err = db.Settle(ctx, []Found{{Path: "same", Object: obj(1, 10)}, {Path: "gone"}, {Path: "other", Object: obj(4, 12)}, {Path: "new", Object: obj(5, 3), Watch: true}})
 	if err != nil {

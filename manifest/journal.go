@@ -12,8 +12,13 @@ import (
 // failed to be. Put and Delete block only while the queue is full, and
 // return an error only if ctx ends first (done is then never called).
 type Journal interface {
-	// Put records the object at e.Path (an upload, copy, or new stat).
+	// Put records the object at e.Path as S3 confirmed it (an upload or
+	// a copy), which settles any doubt about it.
 	Put(ctx context.Context, e Entry, done func(error)) error
+	// Restat records a new stat for the row at e.Path without S3 having
+	// said anything (a touch that sends nothing): a doubt about the
+	// object stays.
+	Restat(ctx context.Context, e Entry, done func(error)) error
 	// Delete forgets the objects at paths.
 	Delete(ctx context.Context, paths []string, done func(error)) error
 	// Intend marks paths in doubt before the requests that change their
@@ -27,6 +32,12 @@ type Discard struct{}
 
 // Put records nothing and calls done.
 func (Discard) Put(_ context.Context, _ Entry, done func(error)) error {
+	done(nil)
+	return nil
+}
+
+// Restat records nothing and calls done.
+func (Discard) Restat(_ context.Context, _ Entry, done func(error)) error {
 	done(nil)
 	return nil
 }
@@ -55,6 +66,8 @@ type Writer struct {
 
 type writeReq struct {
 	put  *Entry
+	// restat: put is a new stat only, not S3's word on the object.
+	restat bool
 	del  []string
 	done func(error)
 }
@@ -81,6 +94,14 @@ func (w *Writer) Put(ctx context.Context, e Entry, done func(error)) error {
 		e.UploadedNs = w.now().UnixNano()
 	}
 	return w.queue(ctx, writeReq{put: &e, done: done})
+}
+
+// Restat queues e as Put does, leaving any doubt about its object.
+func (w *Writer) Restat(ctx context.Context, e Entry, done func(error)) error {
+	if e.UploadedNs == 0 {
+		e.UploadedNs = w.now().UnixNano()
+	}
+	return w.queue(ctx, writeReq{put: &e, restat: true, done: done})
 }
 
 // Delete queues the removal of paths.
@@ -165,8 +186,10 @@ func (w *Writer) commit(batch []writeReq) error {
 			if _, err := put.Exec(entryArgs(*r.put)...); err != nil {
 				return fmt.Errorf("manifest %s: record %q: %w", w.m.path, r.put.Path, err)
 			}
-			if _, err := settled.Exec(r.put.Path); err != nil {
-				return fmt.Errorf("manifest %s: record %q: %w", w.m.path, r.put.Path, err)
+			if !r.restat {
+				if _, err := settled.Exec(r.put.Path); err != nil {
+					return fmt.Errorf("manifest %s: record %q: %w", w.m.path, r.put.Path, err)
+				}
 			}
 		}
 		for _, p := range r.del {

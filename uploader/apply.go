@@ -205,10 +205,15 @@ func (a *Applier) pool(ctx context.Context, feed func(*errgroup.Group, context.C
 	return err
 }
 
-// record hands e to the Journal; then runs once it is committed.
-func (a *Applier) record(ctx context.Context, e manifest.Entry, then func()) error {
+// record hands e to the Journal, as S3's answer if confirmed and as a new
+// stat only otherwise; then runs once it is committed.
+func (a *Applier) record(ctx context.Context, e manifest.Entry, confirmed bool, then func()) error {
 	a.recording.Add(1)
-	err := a.Journal.Put(ctx, e, func(err error) {
+	put := a.Journal.Put
+	if !confirmed {
+		put = a.Journal.Restat
+	}
+	err := put(ctx, e, func(err error) {
 		defer a.recording.Done()
 		if err != nil {
 			a.stop(err)
@@ -236,6 +241,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	var sent int64
 	var fallback string // why a copy became an upload
 	var etag string     // of the object written; a touch that sends nothing keeps its Entry's
+	answered := true    // S3 confirmed the object is as ch.Entry says
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
 		etag, err = a.upload(ctx, ch, obj)
@@ -247,12 +253,13 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		}
 		if errors.Is(err, ErrSourceMissing) {
 			// The manifest trusted a row whose object is gone: send the
-			// file, and forget the row so that the next run uploads
-			// its own file too (a rename's old row goes anyway).
+			// file, and put the source's row in doubt, so that the
+			// next run asks S3 and uploads that file too, unless this
+			// run writes it (a rename's old row goes anyway).
 			fallback = fmt.Sprintf("the object of %s is not in the bucket: uploaded instead", manifest.EscapePath(ch.From))
 			if ch.Op == manifest.OpCopy {
-				if ferr := a.forget(ctx, ch.From); ferr != nil {
-					return ferr
+				if ierr := a.Journal.Intend(ctx, []manifest.Intent{{Path: ch.From}}); ierr != nil {
+					return ierr
 				}
 			}
 		}
@@ -261,15 +268,17 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 			sent = obj.Size
 		}
 	case manifest.OpTouch:
+		answered = false // a new stat only, unless a request goes out
 		if ch.MetaChanged() {
 			etag, err = a.Bucket.Copy(ctx, obj.Key, obj)
+			answered = err == nil
 			if errors.Is(err, ErrCopyTooLarge) {
 				err = nil // the metadata stays stale; the content is right
 			}
 			if errors.Is(err, ErrSourceMissing) {
 				fallback = "its object is not in the bucket: uploaded again"
 				etag, err = a.upload(ctx, ch, obj)
-				sent = obj.Size
+				sent, answered = obj.Size, true
 			}
 		}
 	default:
@@ -287,7 +296,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	if etag != "" {
 		ch.Entry.ETag = etag
 	}
-	return a.record(ctx, ch.Entry, func() {
+	return a.record(ctx, ch.Entry, answered, func() {
 		if ch.Op == manifest.OpRename {
 			// Done when its old key is deleted, after every copy.
 			p.note, p.sent = fallback, sent
@@ -298,22 +307,6 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		}
 		a.done(Result{Change: ch, Bytes: sent, Note: fallback})
 	})
-}
-
-// forget drops the manifest's row at path, whose object S3 does not have,
-// without waiting for the commit.
-func (a *Applier) forget(ctx context.Context, path string) error {
-	a.recording.Add(1)
-	err := a.Journal.Delete(ctx, []string{path}, func(err error) {
-		defer a.recording.Done()
-		if err != nil {
-			a.stop(err)
-		}
-	})
-	if err != nil {
-		a.recording.Done()
-	}
-	return err
 }
 
 func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) (string, error) {

@@ -63,7 +63,7 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 	for _, d := range doubts {
 		g.Go(func() error {
 			f, aborted, err := settleOne(gctx, b, prefix, d)
-			f.Watch = time.Since(d.Since) < SettleWatch
+			f.Watch = !d.Answered && time.Since(d.Since) < SettleWatch
 			mu.Lock()
 			defer mu.Unlock()
 			res.Aborted += aborted

@@ -210,9 +210,23 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 			}
 		}()
 	}
+	// A new manifest is removed again if the run fails before it wrote
+	// anything (a refused first run, a bucket that does not answer, a
+	// setting missing): such a run leaves nothing behind, and the next
+	// one is a first run again, with its checks.
+	abandon := func() {
+		if o.db != nil || o.dryRun || !db.Created() {
+			return
+		}
+		if err := db.Abandon(); err != nil {
+			p.log.Warn("could not remove the new manifest", "error", err.Error())
+		}
+		db = nil
+	}
 	first, err := db.Empty(ctx)
 	if err != nil {
 		res.err = err
+		abandon()
 		return res
 	}
 	cfg := o.s3Config()
@@ -220,6 +234,7 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 	s3, err := uploader.NewS3(ctx, cfg)
 	if err != nil {
 		res.err = err
+		abandon()
 		return res
 	}
 	// Every run, a dry run too, proves with one cheap request that the
@@ -235,17 +250,15 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 		// A new manifest that the checks refuse is removed again: a
 		// refused run leaves nothing behind.
 		if res.err = check(); res.err != nil {
-			if err := db.Abandon(); err != nil {
-				p.log.Warn("could not remove the new manifest", "error", err.Error())
-			}
-			db = nil
+			abandon()
 			return res
 		}
 		check = func() error { return nil }
 	}
 	var (
-		bucket  uploader.Bucket  = uploader.DryRun{}
-		journal manifest.Journal = manifest.Discard{}
+		bucket    uploader.Bucket  = uploader.DryRun{}
+		journal   manifest.Journal = manifest.Discard{}
+		unsettled int              // keys left in doubt: the run is incomplete
 	)
 	if o.dryRun {
 		// A dry run applies to a bucket that does nothing and records
@@ -264,7 +277,7 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 		if res.err = check(); res.err != nil {
 			return res
 		}
-		if res.err = settle(ctx, db, s3, o, p); res.err != nil {
+		if unsettled, res.err = settle(ctx, db, s3, o, p); res.err != nil {
 			return res
 		}
 		w := db.Writer()
@@ -291,10 +304,11 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 	if reconcileFailed {
 		res.st.Errors++ // exit 3: the run completed, but not all of it
 	}
+	res.st.Errors += int64(unsettled)
 	if res.err == nil && res.st.Refused != nil {
 		res.err = res.st.Refused // everything else was applied
 	}
-	if first && !due && res.err == nil && !o.dryRun && o.scopes == nil {
+	if first && !due && res.err == nil && !o.dryRun && o.scopes == nil && !o.allowExisting {
 		// The bucket now holds what the manifest says, from the start
 		// of this run on: as good as a reconcile.
 		if err := db.SetReconciled(context.WithoutCancel(ctx), manifest.Reconciled{At: res.started}); err != nil {
@@ -306,16 +320,19 @@ func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
 }
 
 // settle asks S3 about the keys an interrupted run left in doubt, before
-// the diff trusts the manifest's rows for them.
-func settle(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions, p *printer) error {
+// the diff trusts the manifest's rows for them, and returns how many could
+// not be settled: their rows may be wrong this run, which is then
+// incomplete (exit 3); the next run asks again.
+func settle(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions, p *printer) (int, error) {
 	n, err := uploader.Settle(ctx, db, s3, o.Prefix, o.Concurrency, func(path string, err error) {
-		p.log.Warn("could not settle a key left in doubt; the next run tries again", "path", display(path), "error", err.Error())
+		p.keepError(fmt.Sprintf("%s: in doubt since an interrupted run and S3 could not be asked: %v", display(path), err))
+		p.log.Error("could not settle a key left in doubt; its row may be wrong this run, the next run asks again", "path", display(path), "error", err.Error())
 	})
 	if n.Found+n.Gone+n.Aborted+n.Failed > 0 {
-		p.log.Info("an interrupted run left keys in doubt: settled them from what S3 holds",
+		p.log.Info("keys were in doubt (an interrupted run, or an object found missing): settled them from what S3 holds",
 			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted, "unsettled", n.Failed)
 	}
-	return err
+	return n.Failed, err
 }
 
 // checkNewManifest refuses a first run (an empty manifest that never ran)
