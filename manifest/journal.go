@@ -65,11 +65,11 @@ type Writer struct {
 }
 
 type writeReq struct {
-	put  *Entry
+	put *Entry
 	// restat: put is a new stat only, not S3's word on the object.
 	restat bool
-	del  []string
-	done func(error)
+	del    []string
+	done   func(error)
 }
 
 var _ Journal = (*Writer)(nil)
