@@ -269,7 +269,7 @@ func (s *scale) noChange(ctx context.Context) error {
 		if res.run, err = Best(ctx, s.o.Runs, s.sync(src, "nochange/", mpath), nil); err != nil {
 			return res, err
 		}
-		res.requests = s.proxy.Stats().Requests
+		res.requests = s.proxy.Stats().Requests / int64(max(s.o.Runs, 1)) // per run
 		res.sum, err = parseSummary(res.run.Stdout)
 		return res, err
 	}
