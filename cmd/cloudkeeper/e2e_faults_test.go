@@ -372,7 +372,12 @@ func TestSyncNewManifestOverExistingObjects(t *testing.T) {
 	if r := e.sync(0, "--manifest", m, "--allow-existing"); len(r.lines()) != 2 {
 		t.Fatalf("--allow-existing: %q", r.lines())
 	}
-	// Not on later runs: a run with nothing to do still sends nothing.
+	// The prefix held objects this manifest never knew: the next run
+	// reconciles (one listing), as a first run over an empty prefix need
+	// not; after that a run with nothing to do sends only the bucket check.
+	if e.sync(0, "--manifest", m); e.ops()["ListObjectsV2"] != 1 {
+		t.Fatalf("the run after --allow-existing: requests %v, want a reconcile's listing", e.ops())
+	}
 	if e.sync(0, "--manifest", m); !e.onlyBucketCheck() {
 		t.Fatalf("requests %v", e.ops())
 	}
