@@ -161,7 +161,7 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 	seen := map[string]bool{} // request path -> its key was in doubt
 	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
 		op := gateway.Operation(r)
-		if op != "PutObject" && op != "DeleteObjects" && op != "CopyObject" {
+		if op != "PutObject" && op != "DeleteObjects" && op != "CopyObject" && op != "CreateMultipartUpload" {
 			return nil
 		}
 		doubts, err := db.Doubts(context.Background())
@@ -171,7 +171,7 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, d := range doubts {
-			if op == "DeleteObjects" || strings.HasSuffix(r.URL.Path, "/"+d.Path) {
+			if op == "DeleteObjects" || strings.HasSuffix(r.URL.Path, "/"+d.Path) && (op != "CreateMultipartUpload" || d.Multipart) {
 				seen[op+" "+d.Path] = true
 			}
 		}
@@ -193,12 +193,14 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 		}
 	}
 	a, b := addChange(t, root, "a.txt", "alpha"), addChange(t, root, "b.txt", "beta")
-	run(a, b)
+	big := addChange(t, root, "big.bin", strings.Repeat("x", 6<<20)) // over the 5 MiB part size
+	run(a, b, big)
 	os.Rename(filepath.Join(root, "a.txt"), filepath.Join(root, "c.txt"))
 	moved := a
 	moved.Op, moved.Path, moved.From, moved.Entry.Path = manifest.OpRename, "c.txt", "a.txt", "c.txt"
 	run(moved, manifest.Change{Op: manifest.OpDelete, Path: "b.txt", Entry: b.Entry, Prev: &b.Entry})
-	want := map[string]bool{"PutObject a.txt": true, "PutObject b.txt": true, "CopyObject c.txt": true, "DeleteObjects a.txt": true, "DeleteObjects b.txt": true}
+	want := map[string]bool{"PutObject a.txt": true, "PutObject b.txt": true, "CreateMultipartUpload big.bin": true,
+		"CopyObject c.txt": true, "DeleteObjects a.txt": true, "DeleteObjects b.txt": true}
 	mu.Lock()
 	defer mu.Unlock()
 	for k := range want {
@@ -206,7 +208,7 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 			t.Errorf("%s: not in doubt when its request went out (seen %v)", k, seen)
 		}
 	}
-	if seen["PutObject with nothing in doubt"] || seen["CopyObject with nothing in doubt"] || seen["DeleteObjects with nothing in doubt"] {
+	if seen["PutObject with nothing in doubt"] || seen["CopyObject with nothing in doubt"] || seen["DeleteObjects with nothing in doubt"] || seen["CreateMultipartUpload with nothing in doubt"] {
 		t.Errorf("a request went out with nothing in doubt: %v", seen)
 	}
 }
