@@ -19,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
 
@@ -58,6 +59,24 @@ func (m ObjectMeta) Err() error {
 		}
 	}
 	return nil
+}
+
+// Entry is the manifest row of the object at path as it describes
+// itself: its size, and its hash, mtime and mode where its metadata has
+// them (a zero hash otherwise, which no file has, so the file is uploaded
+// again), with no stat of a local file, so that the diff hashes the file.
+func (m ObjectMeta) Entry(path string) manifest.Entry {
+	e := manifest.Entry{Path: path, Stat: scanner.Stat{Size: m.Size}}
+	if m.HashErr == nil {
+		e.Hash = m.Hash
+	}
+	if m.MtimeErr == nil {
+		e.Stat.MtimeNs = m.MtimeNs
+	}
+	if m.ModeErr == nil {
+		e.Stat.Mode = m.Mode
+	}
+	return e
 }
 
 // ErrNotFound is a key the bucket does not have.

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
-	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
 
 // SettleBucket is what settling the keys in doubt needs of the bucket.
@@ -113,18 +112,7 @@ func settleOne(ctx context.Context, b SettleBucket, prefix string, d manifest.In
 	if err != nil {
 		return manifest.Found{}, aborted, err
 	}
-	// The object as it describes itself; a hash it does not carry is
-	// left zero, which no file has, so the file is uploaded again.
-	e := manifest.Entry{Path: d.Path, Stat: scanner.Stat{Size: meta.Size}}
-	if meta.HashErr == nil {
-		e.Hash = meta.Hash
-	}
-	if meta.MtimeErr == nil {
-		e.Stat.MtimeNs = meta.MtimeNs
-	}
-	if meta.ModeErr == nil {
-		e.Stat.Mode = meta.Mode
-	}
+	e := meta.Entry(d.Path)
 	return manifest.Found{Path: d.Path, Object: &e}, aborted, nil
 }
 

@@ -317,16 +317,8 @@ func InTree(root, path string, follow bool) bool {
 // uploads the file again), and no stat of a local file, so that the diff
 // hashes the file.
 func Adopt(path string, o uploader.ObjectInfo, meta uploader.ObjectMeta) manifest.Entry {
-	e := manifest.Entry{Path: path, Stat: scanner.Stat{Size: o.Size}, ETag: o.ETag}
-	if meta.HashErr == nil {
-		e.Hash = meta.Hash
-	}
-	if meta.MtimeErr == nil {
-		e.Stat.MtimeNs = meta.MtimeNs
-	}
-	if meta.ModeErr == nil {
-		e.Stat.Mode = meta.Mode
-	}
+	e := meta.Entry(path)
+	e.Stat.Size, e.ETag = o.Size, o.ETag
 	if !o.LastModified.IsZero() {
 		e.UploadedNs = o.LastModified.UnixNano()
 	}
