@@ -28,15 +28,13 @@ func (e *env) killAfter(op string, args ...string) {
 	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), args...)...)
 	cmd.Env = e.environ()
 	var once sync.Once
-	killed := false
+	kills := make(chan bool, 1)
 	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
 		if gateway.Operation(r) != op {
 			return nil
 		}
 		return &gateway.Fault{Answered: func() {
-			once.Do(func() {
-				killed = cmd.Process.Kill() == nil
-			})
+			once.Do(func() { kills <- cmd.Process.Kill() == nil })
 		}}
 	})
 	defer e.proxy.SetFault(nil)
@@ -46,6 +44,11 @@ func (e *env) killAfter(op string, args ...string) {
 		e.t.Fatal(err)
 	}
 	cmd.Wait()
+	killed := false
+	select {
+	case killed = <-kills:
+	case <-time.After(5 * time.Second): // the run ended without such a request
+	}
 	if !killed {
 		e.t.Fatalf("the run sent no %s to be killed after:\n%s", op, out.String())
 	}
