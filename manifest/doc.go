@@ -10,4 +10,12 @@
 // modifications, server-side renames and copies (matched by content hash)
 // and deletes. Memory stays bounded by the size of the change, not of the
 // tree.
+//
+// The diff is a pipeline of stages, one file each: diff.go runs them
+// (Diff.Run) and hashes; merge.go walks the scan and the rows in lock-step
+// (merger); classify.go turns what the merge found into changes, in order
+// (classifier); pair.go, once the whole scan is known, pairs the uploads
+// left over with vanished paths or existing objects into renames and
+// copies, then deletes the rest within the limit of limit.go
+// (DeleteLimit).
 package manifest
