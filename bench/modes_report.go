@@ -100,15 +100,21 @@ func (r *ModesReport) SVG(w io.Writer) {
 		}
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle">%s</text>`+"\n", x0+float64(len(modes))*barW/2, top+chartH+15, wl)
 	}
-	lx := left
-	for _, mode := range modes {
-		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="12" height="12" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n", lx, height-40, colors[mode], lx+16, height-30, mode)
-		lx += 90
-	}
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#C00">n = changes missed; hatched "never": not consistent when the bench stopped waiting</text>`+"\n", lx, height-30)
-	fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#555">No bar: the bucket already matched when the workload ended.</text>`+"\n", left, height-10)
+	svgLegend(&b, modes, colors, left, height)
 	b.WriteString("</svg>\n")
 	io.WriteString(w, b.String())
+}
+
+// svgLegend writes the chart's legend along its bottom edge: a colour per
+// mode, what red and hatching mean.
+func svgLegend(b *strings.Builder, modes []string, colors map[string]string, left, height float64) {
+	lx := left
+	for _, mode := range modes {
+		fmt.Fprintf(b, `<rect x="%.0f" y="%.0f" width="12" height="12" fill="%s"/><text x="%.0f" y="%.0f">%s</text>`+"\n", lx, height-40, colors[mode], lx+16, height-30, mode)
+		lx += 90
+	}
+	fmt.Fprintf(b, `<text x="%.0f" y="%.0f" fill="#C00">n = changes missed; hatched "never": not consistent when the bench stopped waiting</text>`+"\n", lx, height-30)
+	fmt.Fprintf(b, `<text x="%.0f" y="%.0f" fill="#555">No bar: the bucket already matched when the workload ended.</text>`+"\n", left, height-10)
 }
 
 func trimFloat(v float64) string {
