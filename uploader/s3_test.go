@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // localFile writes size bytes to a file and returns an Upload of it with
@@ -50,8 +50,8 @@ func TestUploadWritesBytesAndMetadata(t *testing.T) {
 	// servers reject (aws-chunked bodies with trailers) or do not know.
 	var mu sync.Mutex
 	var unchecked []string
-	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		op := gateway.Operation(r)
+	tb.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		op := s3test.Operation(r)
 		if op != "PutObject" && op != "UploadPart" {
 			return nil
 		}
