@@ -10,7 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // Modes and workloads of the scan-versus-events comparison.
@@ -88,8 +88,8 @@ type ModesReport struct {
 
 type modes struct {
 	o      ModesOptions
-	gw     *gateway.Gateway
-	proxy  *gateway.Proxy
+	gw     *s3test.Gateway
+	proxy  *s3test.Proxy
 	bucket string
 	client *s3.Client
 }
@@ -111,7 +111,7 @@ func Modes(ctx context.Context, o ModesOptions) (*ModesReport, error) {
 	rep := &ModesReport{Machine: Machine(), Setup: fmt.Sprintf(
 		"tree of %d files; watch --push-interval %s; hybrid --rescan %s (its CPU and RSS include one rescan after the workload); a watch gets %s to make the bucket consistent; "+
 			"burst %d files; overflow %d writes; S3: Versity S3 Gateway %s on the same machine through a counting proxy",
-		o.Files, o.Push, o.Rescan, o.Settle, o.Burst, o.Storm, gateway.Version)}
+		o.Files, o.Push, o.Rescan, o.Settle, o.Burst, o.Storm, s3test.Version)}
 	if o.NoUpload {
 		rep.Setup += "; --no-upload: dry runs, detection alone (missed: changed paths never reported)"
 	}

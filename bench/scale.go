@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // ScaleOptions sizes the scale benchmark. Zero values take the defaults of
@@ -88,8 +88,8 @@ type Report struct {
 
 type scale struct {
 	o      ScaleOptions
-	gw     *gateway.Gateway
-	proxy  *gateway.Proxy
+	gw     *s3test.Gateway
+	proxy  *s3test.Proxy
 	bucket string
 	rep    *Report
 	rclone string // path, or "" if not installed
@@ -112,7 +112,7 @@ func Scale(ctx context.Context, o ScaleOptions) (*Report, error) {
 	defer srv.close()
 	s := &scale{o: o, gw: srv.gw, proxy: srv.proxy, bucket: srv.bucket, rep: &Report{
 		Machine: Machine(),
-		Server:  "Versity S3 Gateway " + gateway.Version + " (posix backend) on the same machine, through a counting proxy",
+		Server:  "Versity S3 Gateway " + s3test.Version + " (posix backend) on the same machine, through a counting proxy",
 	}}
 	s.rclone, _ = exec.LookPath("rclone")
 	s.b3sum, _ = exec.LookPath("b3sum")
@@ -186,7 +186,7 @@ func (s *scale) rcloneCmd(args ...string) Command {
 	return Command{Name: s.rclone, Args: append([]string{"--config", conf}, args...), Dir: s.o.Dir, Env: []string{
 		"RCLONE_CONFIG_BENCH_TYPE=s3", "RCLONE_CONFIG_BENCH_PROVIDER=Other",
 		"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=" + s.gw.AccessKey, "RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=" + s.gw.SecretKey,
-		"RCLONE_CONFIG_BENCH_ENDPOINT=" + s.proxy.URL, "RCLONE_CONFIG_BENCH_REGION=" + gateway.Region,
+		"RCLONE_CONFIG_BENCH_ENDPOINT=" + s.proxy.URL, "RCLONE_CONFIG_BENCH_REGION=" + s3test.Region,
 		"-AWS_CA_BUNDLE", // rclone 1.60 refuses its own transport with a custom CA bundle
 	}}
 }

@@ -6,23 +6,23 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // server is what a benchmark measures against: a local Versity S3 Gateway
 // (its storage in dir) behind a counting proxy, with a fresh bucket.
 type server struct {
-	gw     *gateway.Gateway
-	proxy  *gateway.Proxy
+	gw     *s3test.Gateway
+	proxy  *s3test.Proxy
 	bucket string
 }
 
 func startServer(ctx context.Context, dir, bucketPrefix string, logf func(string, ...any)) (*server, error) {
-	gw, err := gateway.Start(ctx, gateway.Options{Root: filepath.Join(dir, "gateway"), Logf: logf})
+	gw, err := s3test.Start(ctx, s3test.Options{Root: filepath.Join(dir, "gateway"), Logf: logf})
 	if err != nil {
 		return nil, err
 	}
-	proxy, err := gateway.NewProxy(gw.Endpoint)
+	proxy, err := s3test.NewProxy(gw.Endpoint)
 	if err != nil {
 		gw.Stop()
 		return nil, err

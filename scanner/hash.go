@@ -53,10 +53,7 @@ func HashFile(fsys FS, path string) (Digest, Stat, error) {
 	if err != nil {
 		return Digest{}, Stat{}, err
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	h := blake3.New()
-	n, err := io.CopyBuffer(h, io.LimitReader(f, before.Size+1), *bp)
+	d, n, err := CopyHashed(io.Discard, f, before.Size)
 	if err != nil {
 		return Digest{}, Stat{}, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -67,7 +64,82 @@ func HashFile(fsys FS, path string) (Digest, Stat, error) {
 	if n != before.Size || !after.Same(before) {
 		return Digest{}, Stat{}, fmt.Errorf("%s: %w", path, ErrChanged)
 	}
-	var d Digest
-	h.Sum(d[:0])
 	return d, before, nil
+}
+
+// CopyHashed copies src to dst (io.Discard to only hash it), reading at
+// most size+1 bytes, and returns the BLAKE3 of what it copied and how many
+// bytes that was: a src longer than size shows as size+1, a shorter one as
+// less than size. It reads in pooled buffers of the size that hashes
+// fastest. An error is that of reading src or writing dst, unwrapped: the
+// caller knows which path or key it concerns.
+//
+// It is the one BLAKE3 read loop of HashFile and of restoring, which
+// checks a downloaded body while writing it to its file:
+//
+//	sum, n, err := scanner.CopyHashed(f, body, meta.Size)
+//	// err: the download failed; n != meta.Size: the body was short or
+//	// long; sum != meta.Hash: not the bytes the object says it holds.
+//
+// To read into buffers of one's own (an upload's parts) through the same
+// hash, use HashReader.
+func CopyHashed(dst io.Writer, src io.Reader, size int64) (Digest, int64, error) {
+	r := NewHashReader(src, size)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return r.Sum(), r.N(), werr
+			}
+		}
+		if err == io.EOF {
+			return r.Sum(), r.N(), nil
+		}
+		if err != nil {
+			return r.Sum(), r.N(), err
+		}
+	}
+}
+
+// HashReader reads from a source and hashes with BLAKE3 every byte it
+// returns, reading at most size+1 bytes of it so that a source longer than
+// expected shows without reading it all. An upload reads a file's parts
+// through one into buffers of its own, then checks that the file ends
+// there and that what it read is what the scan hashed:
+//
+//	r := scanner.NewHashReader(f, size)
+//	// io.ReadFull(r, part) for each part, then:
+//	if n, _ := r.Read(one[:]); n > 0 || r.Sum() != want {
+//		// the file changed since it was hashed
+//	}
+type HashReader struct {
+	src io.LimitedReader
+	h   *blake3.Hasher
+	n   int64
+}
+
+// NewHashReader reads src, at most size+1 bytes of it.
+func NewHashReader(src io.Reader, size int64) *HashReader {
+	return &HashReader{src: io.LimitedReader{R: src, N: size + 1}, h: blake3.New()}
+}
+
+// Read reads from the source into p and hashes what it read.
+func (r *HashReader) Read(p []byte) (int, error) {
+	n, err := r.src.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	return n, err
+}
+
+// N is the number of bytes read so far.
+func (r *HashReader) N() int64 { return r.n }
+
+// Sum is the BLAKE3 of the bytes read so far.
+func (r *HashReader) Sum() Digest {
+	var d Digest
+	r.h.Sum(d[:0])
+	return d
 }

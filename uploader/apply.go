@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
 
 // Result is the outcome of one change, reported once it is applied and
@@ -41,8 +42,10 @@ type Applier struct {
 	Prefix  string // normalized key prefix
 	// Concurrency is the number of changes applied at once. Default 8.
 	Concurrency int
-	// FollowSymlinks reads files through symlinks (the scan followed them).
-	FollowSymlinks bool
+	// FS is what files are read through to upload them: the FS the diff
+	// hashed them through (a scanner.OS that follows symlinks if the scan
+	// did). nil means scanner.OS{}.
+	FS scanner.FS
 	// Report receives every Result, one call at a time.
 	Report func(Result)
 	// Queued, if set, is told of each change as it arrives (for progress
@@ -310,7 +313,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 }
 
 func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) (string, error) {
-	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, Follow: a.FollowSymlinks})
+	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, FS: a.FS})
 }
 
 // fail reports a change that failed, and returns the error if it must end

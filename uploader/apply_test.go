@@ -13,7 +13,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // addChange is the change the diff would give for a new file under root.
@@ -62,9 +62,9 @@ func feed(chs ...manifest.Change) <-chan manifest.Change {
 func TestApplierRecordsOnlyConfirmedChanges(t *testing.T) {
 	tb, root := newTestBucket(t), t.TempDir()
 	db, _ := openManifest(t, root, tb)
-	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		if gateway.Operation(r) == "PutObject" && strings.HasSuffix(r.URL.Path, "/bad.txt") {
-			return &gateway.Fault{Status: 500, Code: "InternalError"}
+	tb.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "PutObject" && strings.HasSuffix(r.URL.Path, "/bad.txt") {
+			return &s3test.Fault{Status: 500, Code: "InternalError"}
 		}
 		return nil
 	})
@@ -159,8 +159,8 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 	db, _ := openManifest(t, root, tb)
 	var mu sync.Mutex
 	seen := map[string]bool{} // request path -> its key was in doubt
-	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		op := gateway.Operation(r)
+	tb.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		op := s3test.Operation(r)
 		if op != "PutObject" && op != "DeleteObjects" && op != "CopyObject" && op != "CreateMultipartUpload" {
 			return nil
 		}

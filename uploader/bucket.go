@@ -109,9 +109,11 @@ func ParseMode(s string) (fs.FileMode, error) {
 type Upload struct {
 	Object
 	Path string
-	// Follow reads the file through a symlink at Path (--follow-symlinks);
-	// otherwise a symlink there is refused.
-	Follow bool
+	// FS is what the file is read through: the one the diff hashed it
+	// through, so that a symlink at Path is followed only if the scan
+	// follows them (scanner.OS{FollowSymlinks: true}), and tests can
+	// inject faults. nil means scanner.OS{}, which refuses a symlink.
+	FS scanner.FS
 }
 
 // KeyError is the failure of one key of a batch.

@@ -9,17 +9,17 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway/gwtest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
 
 // gw is the real S3 server (Versity S3 Gateway) these tests talk to over
 // HTTP with the real SDK; one per test binary.
-var gw *gateway.Gateway
+var gw *s3test.Gateway
 
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	g, err := gateway.Start(ctx, gateway.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	g, err := s3test.Start(ctx, s3test.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)
@@ -36,13 +36,13 @@ func TestMain(m *testing.M) {
 type testBucket struct {
 	*S3
 	name  string
-	proxy *gateway.Proxy
+	proxy *s3test.Proxy
 }
 
 func newTestBucket(t *testing.T, mod ...func(*S3Config)) *testBucket {
 	t.Helper()
 	name := gwtest.Bucket(t, gw)
-	proxy, err := gateway.NewProxy(gw.Endpoint)
+	proxy, err := s3test.NewProxy(gw.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}

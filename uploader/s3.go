@@ -25,10 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
@@ -271,23 +269,28 @@ func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 	if err := b.Check(ctx); err != nil {
 		return "", err
 	}
-	f, err := openFile(u.Path, u.Follow)
+	fsys := u.FS
+	if fsys == nil {
+		fsys = scanner.OS{}
+	}
+	f, err := fsys.Open(u.Path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	r := scanner.NewHashReader(f, u.Size)
 	if u.Size > b.partSize {
-		return b.uploadParts(ctx, f, u)
+		return b.uploadParts(ctx, r, u)
 	}
 	if err := b.mem.Acquire(ctx, max(u.Size, 1)); err != nil {
 		return "", err
 	}
 	defer b.mem.Release(max(u.Size, 1))
 	buf := make([]byte, u.Size)
-	if err := readExactly(f, buf, u.Path); err != nil {
+	if err := readExactly(r, buf, u.Path); err != nil {
 		return "", err
 	}
-	if blake3.Sum256(buf) != u.Hash {
+	if r.Sum() != u.Hash {
 		return "", changedError{u.Path}
 	}
 	out, err := b.client.PutObject(ctx, &s3.PutObjectInput{
@@ -318,9 +321,9 @@ func (e changedError) Error() string {
 
 func (e changedError) Is(target error) bool { return target == scanner.ErrChanged }
 
-// readExactly fills buf from f and checks that f ends there: a file that
-// grew or shrank since it was hashed has changed.
-func readExactly(f *os.File, buf []byte, path string) error {
+// readExactly fills buf from f: a file that shrank since it was hashed has
+// changed.
+func readExactly(f io.Reader, buf []byte, path string) error {
 	if _, err := io.ReadFull(f, buf); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return changedError{path}
@@ -330,7 +333,9 @@ func readExactly(f *os.File, buf []byte, path string) error {
 	return nil
 }
 
-func checkEOF(f *os.File, path string) error {
+// checkEOF checks that f ends here: a file that grew since it was hashed
+// has changed.
+func checkEOF(f io.Reader, path string) error {
 	var one [1]byte
 	n, err := f.Read(one[:])
 	if n > 0 {
@@ -348,9 +353,10 @@ func md5Base64(b []byte) string {
 }
 
 // uploadParts is a multipart upload with parts sent in parallel as they are
-// read. It completes only if the whole file hashed to u.Hash, and aborts
-// otherwise, so no object with other bytes and no orphan parts remain.
-func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (etag string, err error) {
+// read from r. It completes only if the whole file hashed to u.Hash, and
+// aborts otherwise, so no object with other bytes and no orphan parts
+// remain.
+func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (etag string, err error) {
 	partSize := max(b.partSize, (u.Size+b.maxParts-1)/b.maxParts)
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:   aws.String(b.bucket),
@@ -368,7 +374,6 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (etag string
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)
-	h := blake3.New()
 	var parts []types.CompletedPart
 	var mu sync.Mutex
 	for num, off := int32(1), int64(0); off < u.Size; num, off = num+1, off+partSize {
@@ -382,12 +387,11 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (etag string
 			return "", err
 		}
 		buf := make([]byte, n)
-		if err := readExactly(f, buf, u.Path); err != nil {
+		if err := readExactly(r, buf, u.Path); err != nil {
 			b.mem.Release(held)
 			g.Wait()
 			return "", err
 		}
-		h.Write(buf)
 		g.Go(func() error {
 			defer b.mem.Release(held)
 			out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
@@ -411,12 +415,10 @@ func (b *S3) uploadParts(ctx context.Context, f *os.File, u Upload) (etag string
 	if err := g.Wait(); err != nil {
 		return "", err
 	}
-	if err := checkEOF(f, u.Path); err != nil {
+	if err := checkEOF(r, u.Path); err != nil {
 		return "", err
 	}
-	var sum scanner.Digest
-	h.Sum(sum[:0])
-	if sum != u.Hash {
+	if r.Sum() != u.Hash {
 		return "", changedError{u.Path}
 	}
 	return b.complete(ctx, u.Key, uploadID, parts)
@@ -580,17 +582,4 @@ func (b *S3) Delete(ctx context.Context, keys []string) ([]KeyError, error) {
 		failed = append(failed, KeyError{Key: aws.ToString(e.Key), Err: fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message))})
 	}
 	return failed, nil
-}
-
-// openFile opens path for reading, refusing a symlink unless follow.
-func openFile(path string, follow bool) (*os.File, error) {
-	flags := unix.O_RDONLY | unix.O_CLOEXEC
-	if !follow {
-		flags |= unix.O_NOFOLLOW
-	}
-	fd, err := unix.Open(path, flags, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: path, Err: err}
-	}
-	return os.NewFile(uintptr(fd), path), nil
 }

@@ -17,9 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // localFile writes size bytes to a file and returns an Upload of it with
@@ -49,8 +50,8 @@ func TestUploadWritesBytesAndMetadata(t *testing.T) {
 	// servers reject (aws-chunked bodies with trailers) or do not know.
 	var mu sync.Mutex
 	var unchecked []string
-	tb.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		op := gateway.Operation(r)
+	tb.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		op := s3test.Operation(r)
 		if op != "PutObject" && op != "UploadPart" {
 			return nil
 		}
@@ -135,13 +136,7 @@ func TestUploadOfChangedFileWritesNothing(t *testing.T) {
 	if objs := tb.objects(t); len(objs) != 0 {
 		t.Fatalf("objects written: %v", objs)
 	}
-	ups, err := gw.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(tb.name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ups.Uploads) != 0 {
-		t.Fatalf("orphan multipart uploads: %d", len(ups.Uploads))
-	}
+	noOrphanParts(t, tb)
 	if st := tb.proxy.Stats(); st.ByOp["PutObject"] != 0 || st.ByOp["AbortMultipartUpload"] != 1 || st.ByOp["CompleteMultipartUpload"] != 0 {
 		t.Fatalf("requests %v", st.ByOp)
 	}
@@ -286,5 +281,83 @@ func TestUploadPartLargerThanTheMemoryBudget(t *testing.T) {
 	}
 	if o := tb.objects(t)["huge"]; scanner.Digest(blake3.Sum256(o.Body)) != u.Hash {
 		t.Fatalf("object of %d bytes differs from the file", len(o.Body))
+	}
+}
+
+// faultFS reads through scanner.OS and fails the read of a file once
+// failAt bytes of it were read: a disk error in the middle of an upload.
+type faultFS struct {
+	scanner.OS
+	failAt int64
+}
+
+var errDisk = errors.New("injected read error")
+
+func (f faultFS) Open(p string) (scanner.File, error) {
+	file, err := f.OS.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: file, left: f.failAt}, nil
+}
+
+type faultFile struct {
+	scanner.File
+	left int64
+}
+
+func (f *faultFile) Read(b []byte) (int, error) {
+	if f.left <= 0 {
+		return 0, errDisk
+	}
+	n, err := f.File.Read(b[:min(int64(len(b)), f.left)])
+	f.left -= int64(n)
+	return n, err
+}
+
+// Upload reads the file through its FS: a symlink is refused unless the FS
+// follows them, and a read error (injected through the FS) fails the upload
+// with the path and writes nothing, in one PUT or in parts.
+func TestUploadReadsThroughItsFS(t *testing.T) {
+	tb := newTestBucket(t)
+	ctx := context.Background()
+
+	u := localFile(t, "target", 10, "link")
+	link := filepath.Join(filepath.Dir(u.Path), "link")
+	if err := os.Symlink("target", link); err != nil {
+		t.Fatal(err)
+	}
+	u.Path = link
+	if _, err := tb.Upload(ctx, u); !errors.Is(err, unix.ELOOP) {
+		t.Fatalf("symlink with the default FS: got %v, want ELOOP", err)
+	}
+	u.FS = scanner.OS{FollowSymlinks: true}
+	if _, err := tb.Upload(ctx, u); err != nil {
+		t.Fatalf("symlink with a following FS: %v", err)
+	}
+
+	for _, size := range []int{100, 11 << 20} {
+		u := localFile(t, "f", size, fmt.Sprintf("unreadable-%d", size))
+		u.FS = faultFS{failAt: int64(size) - 1}
+		_, err := tb.Upload(ctx, u)
+		if !errors.Is(err, errDisk) || !strings.Contains(err.Error(), u.Path) {
+			t.Fatalf("size %d: got %v, want the injected error with the path", size, err)
+		}
+	}
+	if objs := tb.objects(t); len(objs) != 1 {
+		t.Fatalf("objects: %v, want only the link's", objs)
+	}
+	noOrphanParts(t, tb)
+}
+
+// noOrphanParts fails the test if tb's bucket has multipart uploads left.
+func noOrphanParts(t *testing.T, tb *testBucket) {
+	t.Helper()
+	ups, err := gw.Client().ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String(tb.name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Fatalf("orphan multipart uploads: %d", len(ups.Uploads))
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/urfave/cli/v2"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 func demoCommand() *cli.Command {
@@ -51,7 +51,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
 	say := func(format string, a ...any) { fmt.Fprintf(out, "\n### "+format+"\n", a...) }
 
 	say("starting a local S3 gateway (Versity S3 Gateway)")
-	gw, err := gateway.Start(ctx, gateway.Options{
+	gw, err := s3test.Start(ctx, s3test.Options{
 		Root: filepath.Join(dir, "gateway"),
 		Logf: func(f string, a ...any) { fmt.Fprintf(errOut, f+"\n", a...) },
 	})
@@ -127,7 +127,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
 	return listBucket(ctx, out, gw, bucket)
 }
 
-func listBucket(ctx context.Context, out io.Writer, gw *gateway.Gateway, bucket string) error {
+func listBucket(ctx context.Context, out io.Writer, gw *s3test.Gateway, bucket string) error {
 	c := gw.Client()
 	pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
 	var lines []string

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // hook is a local webhook that records what it is sent.
@@ -267,5 +267,5 @@ func TestLogFormatsAndQuiet(t *testing.T) {
 // denyAll makes the S3 server refuse every request, as with credentials
 // that lost their rights.
 func (e *env) denyAll() {
-	e.proxy.SetFault(func(*http.Request) *gateway.Fault { return &gateway.Fault{Status: 403, Code: "AccessDenied"} })
+	e.proxy.SetFault(func(*http.Request) *s3test.Fault { return &s3test.Fault{Status: 403, Code: "AccessDenied"} })
 }

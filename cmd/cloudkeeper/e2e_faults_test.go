@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // faultyTree is 150 small files and one multipart file.
@@ -51,21 +51,21 @@ func TestSyncRetriesS3Faults(t *testing.T) {
 	e := newEnv(t, faultyTree())
 	var mu sync.Mutex
 	r := rand.New(rand.NewPCG(1, 2))
-	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
+	e.proxy.SetFault(func(req *http.Request) *s3test.Fault {
 		mu.Lock()
 		x := r.Float64()
 		mu.Unlock()
-		switch op := gateway.Operation(req); {
+		switch op := s3test.Operation(req); {
 		case op == "HeadBucket":
 			return nil
 		case x < 0.15:
-			return &gateway.Fault{Status: 503, Code: "SlowDown"}
+			return &s3test.Fault{Status: 503, Code: "SlowDown"}
 		case x < 0.25:
-			return &gateway.Fault{Status: 500, Code: "InternalError"}
+			return &s3test.Fault{Status: 500, Code: "InternalError"}
 		case x < 0.30:
-			return &gateway.Fault{Reset: true}
+			return &s3test.Fault{Reset: true}
 		case x < 0.35:
-			return &gateway.Fault{Delay: 300 * time.Millisecond}
+			return &s3test.Fault{Delay: 300 * time.Millisecond}
 		}
 		return nil
 	})
@@ -78,9 +78,9 @@ func TestSyncRetriesS3Faults(t *testing.T) {
 // the others are backed up, and the next run repairs the rest.
 func TestSyncPersistentFaultsExit3AndNextRunRepairs(t *testing.T) {
 	e := newEnv(t, faultyTree())
-	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
-		if strings.Contains(req.URL.Path, "/d3/") && gateway.Operation(req) == "PutObject" {
-			return &gateway.Fault{Status: 500, Code: "InternalError"}
+	e.proxy.SetFault(func(req *http.Request) *s3test.Fault {
+		if strings.Contains(req.URL.Path, "/d3/") && s3test.Operation(req) == "PutObject" {
+			return &s3test.Fault{Status: 500, Code: "InternalError"}
 		}
 		return nil
 	})
@@ -105,9 +105,9 @@ func TestSyncPersistentFaultsExit3AndNextRunRepairs(t *testing.T) {
 // multipart upload left behind.
 func TestSyncKilledAtAnyPointConverges(t *testing.T) {
 	e := newEnv(t, faultyTree())
-	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
-		if op := gateway.Operation(req); op == "PutObject" || op == "UploadPart" {
-			return &gateway.Fault{Delay: 20 * time.Millisecond}
+	e.proxy.SetFault(func(req *http.Request) *s3test.Fault {
+		if op := s3test.Operation(req); op == "PutObject" || op == "UploadPart" {
+			return &s3test.Fault{Delay: 20 * time.Millisecond}
 		}
 		return nil
 	})
@@ -127,9 +127,9 @@ func TestSyncKilledAtAnyPointConverges(t *testing.T) {
 	// hang until the kill.
 	scantest.Write(t, e.src, "big2.bin", bigContent(20<<20+1))
 	e.proxy.Reset()
-	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
-		if gateway.Operation(req) == "UploadPart" {
-			return &gateway.Fault{Delay: time.Minute}
+	e.proxy.SetFault(func(req *http.Request) *s3test.Fault {
+		if s3test.Operation(req) == "UploadPart" {
+			return &s3test.Fault{Delay: time.Minute}
 		}
 		return nil
 	})
@@ -166,9 +166,9 @@ func TestSyncKilledAtAnyPointConverges(t *testing.T) {
 // the first finishes.
 func TestSyncTwoRunsAtOnce(t *testing.T) {
 	e := newEnv(t, faultyTree())
-	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
-		if gateway.Operation(req) == "PutObject" {
-			return &gateway.Fault{Delay: 20 * time.Millisecond}
+	e.proxy.SetFault(func(req *http.Request) *s3test.Fault {
+		if s3test.Operation(req) == "PutObject" {
+			return &s3test.Fault{Delay: 20 * time.Millisecond}
 		}
 		return nil
 	})

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // openPTY opens a pseudo-terminal: what a person running cloudkeeper by
@@ -55,9 +55,9 @@ func TestProgressOnlyOnATerminal(t *testing.T) {
 	}
 	e := newEnv(t, tree)
 	// Slow uploads, so that the display refreshes while the run lasts.
-	e.proxy.SetFault(func(req *http.Request) *gateway.Fault {
-		if gateway.Operation(req) == "PutObject" {
-			return &gateway.Fault{Delay: 150 * time.Millisecond}
+	e.proxy.SetFault(func(req *http.Request) *s3test.Fault {
+		if s3test.Operation(req) == "PutObject" {
+			return &s3test.Fault{Delay: 150 * time.Millisecond}
 		}
 		return nil
 	})

@@ -21,7 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // drift does to the bucket what someone with access to it could: deletes
@@ -181,9 +181,9 @@ func TestSyncReconcileEvery(t *testing.T) {
 	// not hold the backup back: the run applies its changes, says what
 	// failed, exits 3, and the next run reconciles.
 	scantest.Write(t, e.src, "new.txt", "new")
-	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		if gateway.Operation(r) == "ListObjectsV2" {
-			return &gateway.Fault{Status: 500}
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "ListObjectsV2" {
+			return &s3test.Fault{Status: 500}
 		}
 		return nil
 	})

@@ -16,7 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // killAfter runs sync and kills it with SIGKILL the moment the proxy has
@@ -29,11 +29,11 @@ func (e *env) killAfter(op string, args ...string) {
 	cmd.Env = e.environ()
 	var once sync.Once
 	kills := make(chan bool, 1)
-	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		if gateway.Operation(r) != op {
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) != op {
 			return nil
 		}
-		return &gateway.Fault{Answered: func() {
+		return &s3test.Fault{Answered: func() {
 			once.Do(func() { kills <- cmd.Process.Kill() == nil })
 		}}
 	})
@@ -123,8 +123,8 @@ func TestSyncAbortsMultipartUploadsAfterAFailedRun(t *testing.T) {
 		t.Fatalf("%d multipart uploads after the kill, want 1", n)
 	}
 	// The next run fails: the server refuses every request.
-	e.proxy.SetFault(func(*http.Request) *gateway.Fault {
-		return &gateway.Fault{Status: http.StatusForbidden, Code: "AccessDenied"}
+	e.proxy.SetFault(func(*http.Request) *s3test.Fault {
+		return &s3test.Fault{Status: http.StatusForbidden, Code: "AccessDenied"}
 	})
 	e.sync(1)
 	e.proxy.SetFault(nil)

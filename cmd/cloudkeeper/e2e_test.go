@@ -27,13 +27,13 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway/gwtest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
 
 var (
 	binPath string // the cloudkeeper binary under test
-	gw      *gateway.Gateway
+	gw      *s3test.Gateway
 )
 
 func TestMain(m *testing.M) {
@@ -56,7 +56,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	gw, err = gateway.Start(ctx, gateway.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	gw, err = s3test.Start(ctx, s3test.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)
@@ -74,14 +74,14 @@ type env struct {
 	state  string
 	bucket string
 	prefix string
-	proxy  *gateway.Proxy
+	proxy  *s3test.Proxy
 	// cmd adjusts each command before it runs.
 	cmd func(*exec.Cmd)
 }
 
 func newEnv(t *testing.T, tree scantest.Dir) *env {
 	t.Helper()
-	proxy, err := gateway.NewProxy(gw.Endpoint)
+	proxy, err := s3test.NewProxy(gw.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,9 +548,9 @@ func TestSyncKilledMidRunResumes(t *testing.T) {
 		tree[fmt.Sprintf("f%03d.txt", i)] = scantest.File{Content: fmt.Sprintf("file number %d", i)}
 	}
 	e := newEnv(t, tree)
-	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
-		if gateway.Operation(r) == "PutObject" {
-			return &gateway.Fault{Delay: 25 * time.Millisecond}
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "PutObject" {
+			return &s3test.Fault{Delay: 25 * time.Millisecond}
 		}
 		return nil
 	})
@@ -645,10 +645,10 @@ func TestSyncFileChangedDuringUpload(t *testing.T) {
 	size := 17 << 20 // over the part size: read part by part after CreateMultipartUpload
 	scantest.Write(t, e.src, "live.log", bigContent(size))
 	var once sync.Once
-	e.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
 		// The upload starts after the scan hashed the file and before
 		// it reads the first part: change the file then.
-		if gateway.Operation(r) == "CreateMultipartUpload" {
+		if s3test.Operation(r) == "CreateMultipartUpload" {
 			once.Do(func() { scantest.Write(t, e.src, "live.log", strings.Repeat("2", size)) })
 		}
 		return nil

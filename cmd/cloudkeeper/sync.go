@@ -411,7 +411,7 @@ func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket upload
 	})
 	applier := &uploader.Applier{
 		Bucket: bucket, Journal: journal, Root: o.Source, Prefix: o.Prefix,
-		Concurrency: concurrency, FollowSymlinks: o.follow, Report: p.result, Queued: p.progress.queuedChange,
+		Concurrency: concurrency, FS: fsys, Report: p.result, Queued: p.progress.queuedChange,
 	}
 	var sum uploader.Summary
 	g.Go(func() error {

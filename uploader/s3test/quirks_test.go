@@ -1,4 +1,4 @@
-package gateway_test
+package s3test_test
 
 // These tests pin down how versitygw v1.8.0 behaves where the uploader
 // depends on it, or where it differs from AWS S3. If one fails after an
@@ -23,14 +23,14 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway/gwtest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
 
 // rawRequest sends a request signed with SigV4 by hand, so that it carries
 // exactly the given headers and no SDK-added checksums. If host is not
 // empty, the Host header is changed to it after signing.
-func rawRequest(t *testing.T, g *gateway.Gateway, method, url string, body []byte, header map[string]string, host string) (int, string) {
+func rawRequest(t *testing.T, g *s3test.Gateway, method, url string, body []byte, header map[string]string, host string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {

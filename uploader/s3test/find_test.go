@@ -1,6 +1,6 @@
 //go:build unix
 
-package gateway_test
+package s3test_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // findEnv gives Find a PATH holding only the scripts the test writes to the
@@ -20,7 +20,7 @@ func findEnv(t *testing.T) (bin, cache string) {
 	bin, cache = t.TempDir(), t.TempDir()
 	t.Setenv("PATH", bin)
 	t.Setenv("XDG_CACHE_HOME", cache)
-	t.Setenv(gateway.EnvBinary, "")
+	t.Setenv(s3test.EnvBinary, "")
 	return bin, cache
 }
 
@@ -32,33 +32,33 @@ func TestFindLookupOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeScript(t, cached, "")
-	if got, err := gateway.Find(ctx, nil); err != nil || got != cached {
+	if got, err := s3test.Find(ctx, nil); err != nil || got != cached {
 		t.Errorf("with a cached binary: %q, %v; want %q", got, err, cached)
 	}
 
 	onPath := filepath.Join(bin, "versitygw")
 	writeScript(t, onPath, "")
-	if got, err := gateway.Find(ctx, nil); err != nil || got != onPath {
+	if got, err := s3test.Find(ctx, nil); err != nil || got != onPath {
 		t.Errorf("with versitygw on PATH: %q, %v; want %q", got, err, onPath)
 	}
 
 	fromEnv := filepath.Join(t.TempDir(), "my-versitygw")
 	writeScript(t, fromEnv, "")
-	t.Setenv(gateway.EnvBinary, fromEnv)
-	if got, err := gateway.Find(ctx, nil); err != nil || got != fromEnv {
-		t.Errorf("with %s set: %q, %v; want %q", gateway.EnvBinary, got, err, fromEnv)
+	t.Setenv(s3test.EnvBinary, fromEnv)
+	if got, err := s3test.Find(ctx, nil); err != nil || got != fromEnv {
+		t.Errorf("with %s set: %q, %v; want %q", s3test.EnvBinary, got, err, fromEnv)
 	}
 
 	// A variable naming no executable is an error, not a fallback.
 	if err := os.Chmod(fromEnv, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gateway.Find(ctx, nil); err == nil || !strings.Contains(err.Error(), gateway.EnvBinary) {
-		t.Errorf("with %s naming a non-executable file: %v, want an error naming the variable", gateway.EnvBinary, err)
+	if _, err := s3test.Find(ctx, nil); err == nil || !strings.Contains(err.Error(), s3test.EnvBinary) {
+		t.Errorf("with %s naming a non-executable file: %v, want an error naming the variable", s3test.EnvBinary, err)
 	}
-	t.Setenv(gateway.EnvBinary, filepath.Join(t.TempDir(), "missing"))
-	if _, err := gateway.Find(ctx, nil); err == nil {
-		t.Errorf("with %s naming a missing file: no error", gateway.EnvBinary)
+	t.Setenv(s3test.EnvBinary, filepath.Join(t.TempDir(), "missing"))
+	if _, err := s3test.Find(ctx, nil); err == nil {
+		t.Errorf("with %s naming a missing file: no error", s3test.EnvBinary)
 	}
 }
 
@@ -88,7 +88,7 @@ func TestFindInstallsOnce(t *testing.T) {
 	errs := make([]error, callers)
 	var wg sync.WaitGroup
 	for i := range callers {
-		wg.Go(func() { paths[i], errs[i] = gateway.Find(context.Background(), logf) })
+		wg.Go(func() { paths[i], errs[i] = s3test.Find(context.Background(), logf) })
 	}
 	wg.Wait()
 
@@ -120,11 +120,11 @@ func TestFindInstallsOnce(t *testing.T) {
 func TestFindInstallFailure(t *testing.T) {
 	bin, cache := findEnv(t)
 	writeScript(t, filepath.Join(bin, "go"), "echo 'go: module lookup disabled by GOPROXY=off' >&2\nexit 1\n")
-	_, err := gateway.Find(context.Background(), t.Logf)
+	_, err := s3test.Find(context.Background(), t.Logf)
 	if err == nil {
 		t.Fatal("Find succeeded with a failing go install")
 	}
-	for _, want := range []string{"GOPROXY=off", "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0", gateway.EnvBinary} {
+	for _, want := range []string{"GOPROXY=off", "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0", s3test.EnvBinary} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -1,4 +1,4 @@
-package gateway_test
+package s3test_test
 
 import (
 	"bytes"
@@ -20,16 +20,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway/gwtest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
 
 // newProxy starts a proxy in front of g, closed when the test ends, and a
 // client that goes through it and never retries, so that each call is
 // exactly one request.
-func newProxy(t *testing.T, g *gateway.Gateway) (*gateway.Proxy, *s3.Client) {
+func newProxy(t *testing.T, g *s3test.Gateway) (*s3test.Proxy, *s3.Client) {
 	t.Helper()
-	p, err := gateway.NewProxy(g.Endpoint)
+	p, err := s3test.NewProxy(g.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,9 +126,9 @@ func TestProxyCountsAndFaults(t *testing.T) {
 
 	// A 503 SlowDown reaches the SDK as that error, and nothing is stored.
 	p.Reset()
-	p.SetFault(func(r *http.Request) *gateway.Fault {
-		if gateway.Operation(r) == "PutObject" {
-			return &gateway.Fault{Status: http.StatusServiceUnavailable, Code: "SlowDown"}
+	p.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "PutObject" {
+			return &s3test.Fault{Status: http.StatusServiceUnavailable, Code: "SlowDown"}
 		}
 		return nil
 	})
@@ -162,7 +162,7 @@ func TestProxyFaultKinds(t *testing.T) {
 	}
 
 	t.Run("ResetConnection", func(t *testing.T) {
-		p.SetFault(func(*http.Request) *gateway.Fault { return &gateway.Fault{Reset: true} })
+		p.SetFault(func(*http.Request) *s3test.Fault { return &s3test.Fault{Reset: true} })
 		defer p.SetFault(nil)
 		err := put(c, "reset")
 		var api smithy.APIError
@@ -176,11 +176,11 @@ func TestProxyFaultKinds(t *testing.T) {
 	// may have its answer before the call, so the test waits for it.
 	t.Run("Answered", func(t *testing.T) {
 		answered := make(chan error, 2)
-		p.SetFault(func(r *http.Request) *gateway.Fault {
-			if gateway.Operation(r) != "PutObject" {
+		p.SetFault(func(r *http.Request) *s3test.Fault {
+			if s3test.Operation(r) != "PutObject" {
 				return nil
 			}
-			return &gateway.Fault{Answered: func() {
+			return &s3test.Fault{Answered: func() {
 				_, err := g.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: aws.String("answered")})
 				answered <- err
 			}}
@@ -203,7 +203,7 @@ func TestProxyFaultKinds(t *testing.T) {
 	})
 
 	t.Run("DefaultCode", func(t *testing.T) {
-		p.SetFault(func(*http.Request) *gateway.Fault { return &gateway.Fault{Status: 500} })
+		p.SetFault(func(*http.Request) *s3test.Fault { return &s3test.Fault{Status: 500} })
 		defer p.SetFault(nil)
 		if code, status := apiError(t, put(c, "500")); code != "InternalError" || status != 500 {
 			t.Errorf("got %s %d, want InternalError 500", code, status)
@@ -212,7 +212,7 @@ func TestProxyFaultKinds(t *testing.T) {
 
 	t.Run("Delay", func(t *testing.T) {
 		const delay = 300 * time.Millisecond
-		p.SetFault(func(*http.Request) *gateway.Fault { return &gateway.Fault{Delay: delay} })
+		p.SetFault(func(*http.Request) *s3test.Fault { return &s3test.Fault{Delay: delay} })
 		defer p.SetFault(nil)
 		start := time.Now()
 		if err := put(c, "delayed"); err != nil {
@@ -227,9 +227,9 @@ func TestProxyFaultKinds(t *testing.T) {
 		// The first attempt fails, the SDK's standard retryer retries,
 		// and the proxy sees both attempts.
 		var n atomic.Int32
-		p.SetFault(func(r *http.Request) *gateway.Fault {
-			if gateway.Operation(r) == "PutObject" && n.Add(1) == 1 {
-				return &gateway.Fault{Status: 503, Code: "SlowDown"}
+		p.SetFault(func(r *http.Request) *s3test.Fault {
+			if s3test.Operation(r) == "PutObject" && n.Add(1) == 1 {
+				return &s3test.Fault{Status: 503, Code: "SlowDown"}
 			}
 			return nil
 		})
@@ -399,7 +399,7 @@ func TestOperation(t *testing.T) {
 
 func TestStartStop(t *testing.T) {
 	ctx := context.Background()
-	g, err := gateway.Start(ctx, gateway.Options{AccessKey: "AKIDCLOUDKEEPERTEST", SecretKey: "cloudkeeper-test-secret", Logf: t.Logf})
+	g, err := s3test.Start(ctx, s3test.Options{AccessKey: "AKIDCLOUDKEEPERTEST", SecretKey: "cloudkeeper-test-secret", Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,8 +432,8 @@ func TestStartStop(t *testing.T) {
 func TestPersistentRoot(t *testing.T) {
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "root")
-	opts := gateway.Options{Root: root, AccessKey: "AKIDCLOUDKEEPERTEST", SecretKey: "cloudkeeper-test-secret"}
-	g, err := gateway.Start(ctx, opts)
+	opts := s3test.Options{Root: root, AccessKey: "AKIDCLOUDKEEPERTEST", SecretKey: "cloudkeeper-test-secret"}
+	g, err := s3test.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +453,7 @@ func TestPersistentRoot(t *testing.T) {
 		t.Fatalf("object file after Stop: %q, %v", b, err)
 	}
 
-	g2, err := gateway.Start(ctx, opts)
+	g2, err := s3test.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,7 +475,7 @@ func writeScript(t *testing.T, path, script string) {
 func TestStartFailureQuotesLog(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "broken-versitygw")
 	writeScript(t, bin, "echo 'posix: something is badly wrong' >&2\nexit 3\n")
-	_, err := gateway.Start(context.Background(), gateway.Options{Binary: bin})
+	_, err := s3test.Start(context.Background(), s3test.Options{Binary: bin})
 	if err == nil || !strings.Contains(err.Error(), "something is badly wrong") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Fatalf("Start with a failing binary: %v, want the exit status and log tail", err)
 	}
@@ -484,7 +484,7 @@ func TestStartFailureQuotesLog(t *testing.T) {
 // TestStartRetriesTakenPort: when the port is taken between Start's probe
 // and the gateway's bind, Start tries another one.
 func TestStartRetriesTakenPort(t *testing.T) {
-	realBin, err := gateway.Find(context.Background(), t.Logf)
+	realBin, err := s3test.Find(context.Background(), t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +497,7 @@ func TestStartRetriesTakenPort(t *testing.T) {
 fi
 exec '`+realBin+`' "$@"
 `)
-	g, err := gateway.Start(context.Background(), gateway.Options{Binary: bin})
+	g, err := s3test.Start(context.Background(), s3test.Options{Binary: bin})
 	if err != nil {
 		t.Fatal(err)
 	}

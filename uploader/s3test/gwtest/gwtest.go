@@ -1,7 +1,7 @@
-// Package gwtest has test helpers around package gateway: a gateway per test,
+// Package gwtest has test helpers around package s3test: a gateway per test,
 // fresh buckets, and a bucket's contents as a map for comparisons.
 //
-// Tests using it need versitygw; gateway.Find installs it on first use (about
+// Tests using it need versitygw; s3test.Find installs it on first use (about
 // three minutes), so they run on a fresh machine rather than being skipped.
 package gwtest
 
@@ -17,7 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // startTimeout bounds Start, including a first-time install of versitygw.
@@ -26,11 +26,11 @@ const startTimeout = 10 * time.Minute
 // Start starts a gateway with a temporary root, stopped when the test ends.
 // If the test failed, the end of the gateway's log (one line per request) is
 // logged first. It fails the test if the gateway cannot start.
-func Start(t testing.TB) *gateway.Gateway {
+func Start(t testing.TB) *s3test.Gateway {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	g, err := gateway.Start(ctx, gateway.Options{Logf: t.Logf})
+	g, err := s3test.Start(ctx, s3test.Options{Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("starting S3 gateway: %v", err)
 	}
@@ -49,7 +49,7 @@ func Start(t testing.TB) *gateway.Gateway {
 
 // Bucket creates a bucket with a new name derived from the test's and
 // returns the name.
-func Bucket(t testing.TB, g *gateway.Gateway) string {
+func Bucket(t testing.TB, g *s3test.Gateway) string {
 	t.Helper()
 	name := bucketName(t.Name())
 	if err := g.CreateBucket(context.Background(), name); err != nil {

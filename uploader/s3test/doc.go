@@ -1,6 +1,10 @@
-// Package gateway runs a real S3-compatible server for tests, the
+// Package s3test runs a real S3-compatible server for tests, the
 // "cloudkeeper demo" command and benchmarks, and provides a counting,
 // fault-injecting reverse proxy to put in front of it.
+//
+// It is test support, not part of uploading (as rclone keeps the servers
+// its tests start in fstest/testserver): no code of a backup run uses it,
+// only the tests, the demo command and bench.
 //
 // The server is the Versity S3 Gateway (versitygw, pinned to v1.8.0) with its
 // posix backend: buckets are folders of a root directory, objects are files,
@@ -55,4 +59,4 @@
 // answers early and closes shows the client a connection reset, not its
 // error. The proxy therefore reads a request's body before answering it with
 // a fault.
-package gateway
+package s3test

@@ -1,4 +1,4 @@
-package gateway_test
+package s3test_test
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/gateway"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // TestGatewayDiesWithParent starts a gateway from a child process, kills
@@ -20,7 +20,7 @@ import (
 // goes away too.
 func TestGatewayDiesWithParent(t *testing.T) {
 	if os.Getenv("GATEWAY_TEST_CHILD") == "1" {
-		g, err := gateway.Start(context.Background(), gateway.Options{})
+		g, err := s3test.Start(context.Background(), s3test.Options{})
 		if err != nil {
 			fmt.Println("error:", err)
 			os.Exit(1)
