@@ -8,6 +8,7 @@ package gwtest
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
 	"regexp"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
@@ -99,6 +101,12 @@ func Objects(t testing.TB, c *s3.Client, bucket, prefix string) map[string]Objec
 		for _, o := range page.Contents {
 			key := aws.ToString(o.Key)
 			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			var gone *types.NoSuchKey
+			if errors.As(err, &gone) {
+				// Deleted since the listing (a watch polled while it
+				// pushes): not in the bucket any more.
+				continue
+			}
 			if err != nil {
 				t.Fatalf("getting s3://%s/%s: %v", bucket, key, err)
 			}
