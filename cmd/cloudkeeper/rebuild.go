@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
@@ -95,11 +94,11 @@ func rebuild(ctx context.Context, t target, force bool, p *printer) (*rebuildRes
 	if err := os.MkdirAll(filepath.Dir(t.Manifest), 0o700); err != nil {
 		return nil, fmt.Errorf("manifest folder: %w", err)
 	}
-	unlock, err := lockManifest(t.Manifest)
+	lock, err := manifest.Lock(t.Manifest)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer lock.Close()
 	replace, err := oldManifest(t, force, p)
 	if err != nil {
 		return nil, err
@@ -109,16 +108,16 @@ func rebuild(ctx context.Context, t target, force bool, p *printer) (*rebuildRes
 		return nil, err
 	}
 	tmp := t.Manifest + ".rebuild"
-	removeManifestFiles(tmp) // left by a rebuild that was killed
+	manifest.Remove(tmp) // left by a rebuild that was killed
 	res, err := fillManifest(ctx, tmp, t, s3, p)
 	if err != nil {
-		removeManifestFiles(tmp)
+		manifest.Remove(tmp)
 		return nil, err
 	}
 	if replace {
-		old, err := moveAside(t.Manifest, time.Now())
+		old, err := manifest.MoveAside(t.Manifest, time.Now())
 		if err != nil {
-			removeManifestFiles(tmp)
+			manifest.Remove(tmp)
 			return nil, err
 		}
 		p.log.Warn("the old manifest is moved aside", "manifest", t.Manifest, "to", old)
@@ -130,23 +129,6 @@ func rebuild(ctx context.Context, t target, force bool, p *printer) (*rebuildRes
 	}
 	os.Remove(tmp + ".lock")
 	return res, nil
-}
-
-// lockManifest takes the lock manifest.Open takes (an exclusive flock on
-// PATH.lock), so that no sync uses the manifest while it is rebuilt.
-func lockManifest(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("manifest lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("manifest %s: %w (wait for it to finish)", path, manifest.ErrLocked)
-		}
-		return nil, fmt.Errorf("lock manifest %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }
 
 // oldManifest decides what to do with the manifest at t.Manifest: nothing
@@ -169,32 +151,6 @@ func oldManifest(t target, force bool, p *printer) (replace bool, err error) {
 		return false, fmt.Errorf("%w (--force moves it aside and rebuilds it)", err)
 	}
 	return true, nil
-}
-
-// moveAside renames the manifest and its -wal, -shm and -journal files to
-// PATH.old-<unix time> (with a further ".N" if that is taken).
-func moveAside(path string, now time.Time) (string, error) {
-	old := fmt.Sprintf("%s.old-%d", path, now.Unix())
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		old = fmt.Sprintf("%s.old-%d.%d", path, now.Unix(), i)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		if err := os.Rename(path+suffix, old+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return old, fmt.Errorf("move the manifest %s aside: %w", path+suffix, err)
-		}
-	}
-	return old, nil
-}
-
-// removeManifestFiles removes a manifest that is not in use, with its
-// side files.
-func removeManifestFiles(path string) {
-	for _, f := range manifest.Files(path) {
-		os.Remove(f)
-	}
 }
 
 // fillManifest writes a manifest at path with a row for every object under
