@@ -346,7 +346,7 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *exp
 	if v.deep {
 		var body io.ReadCloser
 		if body, meta, err = v.s3.Get(ctx, o.Key); err == nil {
-			sum, n, err = copyHashed(io.Discard, body, meta.Size)
+			sum, n, err = uploader.ReadHashed(io.Discard, body, meta.Size)
 			body.Close()
 			if err != nil {
 				err = fmt.Errorf("read %s: %w", o.Key, err)
