@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -164,13 +161,4 @@ func restoreSummary(r restore.Result) string {
 		s += fmt.Sprintf("; %s failed or refused", thousands(r.Failed))
 	}
 	return s
-}
-
-// showKey is how a key read from the bucket is shown on one line: as it
-// is, or quoted if it holds anything but printable characters.
-func showKey(k string) string {
-	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return k
-	}
-	return strconv.Quote(k)
 }
