@@ -77,14 +77,7 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return p.fail(err)
 			}
-			res, err := verify.Run(ctx, s3, verify.Options{
-				Prefix: t.Prefix, Concurrency: t.Concurrency, Deep: c.Bool("deep"),
-				Expect: expect, Repair: repair, Source: t.Source,
-				Problem: func(pr verify.Problem) { printProblem(p, pr) },
-				NotMarked: func(path string, err error) {
-					p.log.Warn("not marked: its metadata cannot be read", "path", display(path), "error", err.Error())
-				},
-			})
+			res, err := verify.Run(ctx, s3, verifyOptions(p, t, expect, c.Bool("deep"), repair))
 			if err != nil {
 				return p.fail(err)
 			}
@@ -102,6 +95,19 @@ func verifyCommand() *cli.Command {
 				return reportedError{exitFatal}
 			}
 			return nil
+		},
+	}
+}
+
+// verifyOptions wires the printer into a verify: a line (or JSON
+// object) per problem on stdout.
+func verifyOptions(p *printer, t target, expect map[string]verify.Expected, deep, repair bool) verify.Options {
+	return verify.Options{
+		Prefix: t.Prefix, Concurrency: t.Concurrency, Deep: deep,
+		Expect: expect, Repair: repair, Source: t.Source,
+		Problem: func(pr verify.Problem) { printProblem(p, pr) },
+		NotMarked: func(path string, err error) {
+			p.log.Warn("not marked: its metadata cannot be read", "path", display(path), "error", err.Error())
 		},
 	}
 }
