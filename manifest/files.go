@@ -41,15 +41,36 @@ func MoveAside(path string, now time.Time) (string, error) {
 		}
 		old = fmt.Sprintf("%s.old-%d.%d", path, now.Unix(), i)
 	}
-	for _, f := range Files(path) {
-		if f == path+".lock" {
-			continue // the lock stays, held
-		}
-		if err := os.Rename(f, old+f[len(path):]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return old, fmt.Errorf("move the manifest %s aside: %w", f, err)
-		}
+	if err := rename(path, old, false); err != nil {
+		return old, fmt.Errorf("move the manifest aside: %w", err)
 	}
 	return old, nil
+}
+
+// Rename renames the manifest at from, which must exist, with its -wal,
+// -shm and -journal files, to to (a rebuilt manifest put in place). The
+// lock file stays. The caller holds both paths' locks.
+func Rename(from, to string) error {
+	if err := rename(from, to, true); err != nil {
+		return fmt.Errorf("manifest %s: put the rebuilt one in place: %w", to, err)
+	}
+	return nil
+}
+
+// rename renames the manifest's files but the lock from one path to
+// another; a missing file is no error, but for the manifest itself if
+// needed.
+func rename(from, to string, needed bool) error {
+	for _, f := range Files(from) {
+		suffix := f[len(from):]
+		if suffix == ".lock" {
+			continue // the lock stays, held
+		}
+		if err := os.Rename(f, to+suffix); err != nil && (needed && suffix == "" || !errors.Is(err, fs.ErrNotExist)) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Remove removes the manifest at path with its side files (Files); it

@@ -58,3 +58,22 @@ func TestMoveAsideKeepsEveryFileButTheLock(t *testing.T) {
 		t.Errorf("the lock moved: %v", err)
 	}
 }
+
+func TestRenameNeedsTheManifestNotItsSideFiles(t *testing.T) {
+	dir := t.TempDir()
+	from, to := filepath.Join(dir, "new.db"), filepath.Join(dir, "m.db")
+	if err := Rename(from, to); err == nil {
+		t.Fatal("Rename of no manifest succeeded")
+	}
+	os.WriteFile(from, []byte("db"), 0o600)
+	os.WriteFile(from+"-wal", []byte("wal"), 0o600)
+	os.WriteFile(to+"-shm", []byte("stale"), 0o600)
+	if err := Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+	for s, want := range map[string]string{"": "db", "-wal": "wal", "-shm": "stale"} {
+		if b, _ := os.ReadFile(to + s); string(b) != want {
+			t.Errorf("%s holds %q, want %q", to+s, b, want)
+		}
+	}
+}

@@ -97,10 +97,8 @@ func Run(ctx context.Context, bucket uploader.Reader, opts Options) (Result, err
 			opts.MovedAside(old)
 		}
 	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(tmp+suffix, opts.Manifest+suffix); err != nil && (suffix == "" || !errors.Is(err, fs.ErrNotExist)) {
-			return res, fmt.Errorf("manifest %s: put the rebuilt one in place: %w", opts.Manifest, err)
-		}
+	if err := manifest.Rename(tmp, opts.Manifest); err != nil {
+		return res, err
 	}
 	os.Remove(tmp + ".lock")
 	return res, nil
