@@ -13,7 +13,6 @@ import (
 	"sync"
 
 	"github.com/mattn/go-sqlite3"
-	"golang.org/x/sys/unix"
 )
 
 // Identity says which source and which bucket a manifest describes. A
@@ -68,16 +67,9 @@ func Open(path string, id Identity) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("manifest folder: %w", err)
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := Lock(path)
 	if err != nil {
-		return nil, fmt.Errorf("manifest lock: %w", err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("manifest %s: %w (wait for it to finish)", path, ErrLocked)
-		}
-		return nil, fmt.Errorf("lock manifest %s: %w", path, err)
+		return nil, err
 	}
 	// Create the file ourselves so that it has mode 0600; SQLite gives
 	// its -wal and -shm files the same mode.

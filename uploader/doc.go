@@ -7,7 +7,8 @@
 // the same for both, so a preview shows exactly what a run would do and
 // cannot write by accident.
 //
-// S3 also reads the bucket back (List, Head, Get, EachObject) for verify,
-// restore and manifest rebuild: the objects' metadata (x-amz-meta-blake3,
-// -mtime, -mode) makes the bucket describe itself.
+// S3 also reads the bucket back (Reader: List, Head, Get; EachObject on
+// any Reader) for the packages verify, restore and rebuild: the objects'
+// metadata (x-amz-meta-blake3, -mtime, -mode) makes the bucket describe
+// itself. readertest holds the contract of Reader and a fake of it.
 package uploader

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
@@ -27,6 +28,26 @@ import (
 // for verify, restore and rebuilding the manifest. Everything read here
 // comes from the server and is untrusted: keys may be anything, metadata
 // may be missing or malformed.
+
+// Reader is what restore, verify and a manifest rebuild read of the
+// bucket: a listing, and each object's metadata or content. *S3 is the
+// implementation; the contract every implementation keeps is tested
+// against the real gateway (reader_test.go), and a fake of it serves the
+// unit tests of the packages above.
+type Reader interface {
+	// List calls fn for every object whose key starts with prefix, in
+	// the order the server lists them; keys are untrusted. An error of
+	// fn ends the listing and is returned.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+	// Head returns the size and metadata of the object at key; a
+	// missing key is an error wrapping ErrNotFound.
+	Head(ctx context.Context, key string) (ObjectMeta, error)
+	// Get returns the content of the object at key, to read and close,
+	// with its size and metadata; errors are those of Head.
+	Get(ctx context.Context, key string) (io.ReadCloser, ObjectMeta, error)
+}
+
+var _ Reader = (*S3)(nil)
 
 // ObjectInfo is an object as a listing shows it.
 type ObjectInfo struct {
@@ -172,10 +193,10 @@ func listedKey(key string, enc types.EncodingType) (string, error) {
 // object (report them, count them) and return an error only to end the
 // whole walk: a fatal error, or ctx's. EachObject returns that error, or
 // the listing's, once every fn started has returned.
-func (b *S3) EachObject(ctx context.Context, prefix string, n int, fn func(context.Context, ObjectInfo) error) error {
+func EachObject(ctx context.Context, r Reader, prefix string, n int, fn func(context.Context, ObjectInfo) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(n, 1))
-	err := b.List(gctx, prefix, func(o ObjectInfo) error {
+	err := r.List(gctx, prefix, func(o ObjectInfo) error {
 		if err := gctx.Err(); err != nil {
 			return err
 		}
@@ -186,6 +207,11 @@ func (b *S3) EachObject(ctx context.Context, prefix string, n int, fn func(conte
 		return ferr // the cause; the listing only saw the cancellation
 	}
 	return err
+}
+
+// EachObject is EachObject of this bucket.
+func (b *S3) EachObject(ctx context.Context, prefix string, n int, fn func(context.Context, ObjectInfo) error) error {
+	return EachObject(ctx, b, prefix, n, fn)
 }
 
 // Head returns the size and metadata of the object at key. A key the
@@ -230,6 +256,18 @@ func (b *S3) readError(op, key string, err error) error {
 		return fmt.Errorf("%s %s: %w", op, key, ErrNotFound)
 	}
 	return b.opError(op, key, err)
+}
+
+// ReadHashed copies up to size+1 bytes of an object's body from src to dst
+// (io.Discard to only hash them) and returns the BLAKE3 of what it copied
+// and how many bytes: a body longer than size shows as size+1.
+func ReadHashed(dst io.Writer, src io.Reader, size int64) (scanner.Digest, int64, error) {
+	h := blake3.New()
+	buf := make([]byte, 256<<10)
+	n, err := io.CopyBuffer(io.MultiWriter(dst, h), io.LimitReader(src, size+1), buf)
+	var sum scanner.Digest
+	h.Sum(sum[:0])
+	return sum, n, err
 }
 
 // maxMtimeSec bounds the seconds of x-amz-meta-mtime: about 10,000 years

@@ -8,8 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -281,4 +284,13 @@ func humanBytes(n int64) string {
 		}
 	}
 	return "" // unreachable
+}
+
+// showKey is how a key read from the bucket is shown on one line: as it
+// is, or quoted if it holds anything but printable characters.
+func showKey(k string) string {
+	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return k
+	}
+	return strconv.Quote(k)
 }

@@ -1,24 +1,15 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/rebuild"
 )
 
 func manifestCommand() *cli.Command {
@@ -60,22 +51,26 @@ func rebuildCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			res, err := rebuild(ctx, t, c.Bool("force"), p)
+			s3, err := uploader.NewS3(ctx, t.s3Config())
+			if err != nil {
+				return p.fail(err)
+			}
+			res, err := rebuild.Run(ctx, s3, rebuildOptions(p, t, c.Bool("force")))
 			if err != nil {
 				return p.fail(err)
 			}
 			if !p.quiet {
-				line := fmt.Sprintf("manifest rebuilt from the bucket: %s (%s)", count(res.objects.Load(), "object", "objects"), humanBytes(res.bytes.Load()))
-				if n := res.skipped.Load(); n > 0 {
+				line := fmt.Sprintf("manifest rebuilt from the bucket: %s (%s)", count(res.Objects, "object", "objects"), humanBytes(res.Bytes))
+				if n := res.LeftOut; n > 0 {
 					line += fmt.Sprintf("; %s left out", thousands(n))
 				}
-				if n := res.failed.Load(); n > 0 {
+				if n := res.Failed; n > 0 {
 					line += fmt.Sprintf("; %s could not be read", thousands(n))
 				}
 				p.println(line)
 			}
-			if res.failed.Load() > 0 {
-				p.log.Error("rebuild incomplete", "errors", res.failed.Load(), "hint", "the next sync uploads those objects again")
+			if res.Failed > 0 {
+				p.log.Error("rebuild incomplete", "errors", res.Failed, "hint", "the next sync uploads those objects again")
 				return reportedError{exitIncomplete}
 			}
 			return nil
@@ -83,185 +78,28 @@ func rebuildCommand() *cli.Command {
 	}
 }
 
-type rebuildResult struct {
-	objects, bytes, skipped, failed atomic.Int64
-}
-
-// rebuild writes a new manifest for t from the bucket. It holds the
-// manifest's lock throughout, so that no sync runs meanwhile, builds the
-// new one beside it, and only once that is complete moves the old one
-// aside (if any) and puts the new one in its place.
-func rebuild(ctx context.Context, t target, force bool, p *printer) (*rebuildResult, error) {
-	if err := os.MkdirAll(filepath.Dir(t.Manifest), 0o700); err != nil {
-		return nil, fmt.Errorf("manifest folder: %w", err)
-	}
-	unlock, err := lockManifest(t.Manifest)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	replace, err := oldManifest(t, force, p)
-	if err != nil {
-		return nil, err
-	}
-	s3, err := uploader.NewS3(ctx, t.s3Config())
-	if err != nil {
-		return nil, err
-	}
-	tmp := t.Manifest + ".rebuild"
-	removeManifestFiles(tmp) // left by a rebuild that was killed
-	res, err := fillManifest(ctx, tmp, t, s3, p)
-	if err != nil {
-		removeManifestFiles(tmp)
-		return nil, err
-	}
-	if replace {
-		old, err := moveAside(t.Manifest, time.Now())
-		if err != nil {
-			removeManifestFiles(tmp)
-			return nil, err
-		}
-		p.log.Warn("the old manifest is moved aside", "manifest", t.Manifest, "to", old)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Rename(tmp+suffix, t.Manifest+suffix); err != nil && (suffix == "" || !errors.Is(err, fs.ErrNotExist)) {
-			return nil, fmt.Errorf("manifest %s: put the rebuilt one in place: %w", t.Manifest, err)
-		}
-	}
-	os.Remove(tmp + ".lock")
-	return res, nil
-}
-
-// lockManifest takes the lock manifest.Open takes (an exclusive flock on
-// PATH.lock), so that no sync uses the manifest while it is rebuilt.
-func lockManifest(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("manifest lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("manifest %s: %w (wait for it to finish)", path, manifest.ErrLocked)
-		}
-		return nil, fmt.Errorf("lock manifest %s: %w", path, err)
-	}
-	return func() { f.Close() }, nil
-}
-
-// oldManifest decides what to do with the manifest at t.Manifest: nothing
-// if there is none; replace it if it is damaged or force is set; and
-// otherwise refuse, since it is fine.
-func oldManifest(t target, force bool, p *printer) (replace bool, err error) {
-	if _, err := os.Lstat(t.Manifest); errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	db, err := manifest.OpenReadOnly(t.Manifest, t.identity())
-	switch {
-	case err == nil:
-		db.Close()
-		if !force {
-			return false, fmt.Errorf("manifest %s exists and opens fine: nothing to rebuild (--force rebuilds it anyway, moving this one aside)", t.Manifest)
-		}
-	case errors.Is(err, manifest.ErrDamaged):
-		p.log.Warn("the manifest is damaged: rebuilding it from the bucket", "manifest", t.Manifest)
-	case !force:
-		return false, fmt.Errorf("%w (--force moves it aside and rebuilds it)", err)
-	}
-	return true, nil
-}
-
-// moveAside renames the manifest and its -wal, -shm and -journal files to
-// PATH.old-<unix time> (with a further ".N" if that is taken).
-func moveAside(path string, now time.Time) (string, error) {
-	old := fmt.Sprintf("%s.old-%d", path, now.Unix())
-	for i := 1; ; i++ {
-		if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		old = fmt.Sprintf("%s.old-%d.%d", path, now.Unix(), i)
-	}
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		if err := os.Rename(path+suffix, old+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return old, fmt.Errorf("move the manifest %s aside: %w", path+suffix, err)
-		}
-	}
-	return old, nil
-}
-
-// removeManifestFiles removes a manifest that is not in use, with its
-// side files.
-func removeManifestFiles(path string) {
-	for _, f := range manifest.Files(path) {
-		os.Remove(f)
-	}
-}
-
-// fillManifest writes a manifest at path with a row for every object under
-// the prefix that describes itself, from the listing and HeadObject. Rows
-// have no inode, device or ctime, and a hash time of 0: the next sync
-// hashes each file once, finds the same content, and records its stat.
-func fillManifest(ctx context.Context, path string, t target, s3 *uploader.S3, p *printer) (*rebuildResult, error) {
-	db, err := manifest.Open(path, t.identity())
-	if err != nil {
-		return nil, err
-	}
-	listed := time.Now()
-	w := db.Writer()
-	res := &rebuildResult{}
-	var mu sync.Mutex
-	var recordErr error
-	err = s3.EachObject(ctx, t.Prefix, t.Concurrency, func(ctx context.Context, o uploader.ObjectInfo) error {
-		rel, err := manifest.PathOfKey(t.Prefix, o.Key, o.Size)
-		if errors.Is(err, manifest.ErrFolderMarker) {
-			return nil
-		}
-		if err != nil {
-			res.skipped.Add(1)
-			p.log.Warn("left out", "key", showKey(o.Key), "reason", err.Error())
-			return nil
-		}
-		meta, err := s3.Head(ctx, o.Key)
-		switch {
-		case err != nil && (uploader.IsFatal(err) || ctx.Err() != nil):
-			return err
-		case errors.Is(err, uploader.ErrNotFound):
-			return nil // deleted since the listing
-		case err != nil:
-			res.failed.Add(1)
-			p.log.Error("cannot read", "path", display(rel), "error", err.Error())
-			return nil
-		case meta.HashErr != nil:
-			res.skipped.Add(1)
-			p.log.Warn("left out: the next sync uploads it again", "path", display(rel), "reason", meta.HashErr.Error())
-			return nil
-		case meta.Err() != nil:
-			p.log.Warn("kept: the next sync refreshes its metadata", "path", display(rel), "reason", meta.Err().Error())
-		}
-		e := reconcile.Adopt(rel, o, meta) // without a LastModified, uploaded at the Writer's now
-		return w.Put(ctx, e, func(err error) {
-			if err != nil {
-				mu.Lock()
-				if recordErr == nil {
-					recordErr = err
-				}
-				mu.Unlock()
+// rebuildOptions wires the printer into a rebuild of t's manifest.
+func rebuildOptions(p *printer, t target, force bool) rebuild.Options {
+	return rebuild.Options{
+		Manifest: t.Manifest, Identity: t.identity(), Prefix: t.Prefix, Concurrency: t.Concurrency, Force: force,
+		Damaged: func() {
+			p.log.Warn("the manifest is damaged: rebuilding it from the bucket", "manifest", t.Manifest)
+		},
+		MovedAside: func(old string) {
+			p.log.Warn("the old manifest is moved aside", "manifest", t.Manifest, "to", old)
+		},
+		LeftOut: func(key, path string, reason error) {
+			if path == "" {
+				p.log.Warn("left out", "key", showKey(key), "reason", reason.Error())
 				return
 			}
-			res.objects.Add(1)
-			res.bytes.Add(e.Stat.Size)
-		})
-	})
-	w.Close()
-	if err == nil {
-		err = recordErr
+			p.log.Warn("left out: the next sync uploads it again", "path", display(path), "reason", reason.Error())
+		},
+		Kept: func(path string, reason error) {
+			p.log.Warn("kept: the next sync refreshes its metadata", "path", display(path), "reason", reason.Error())
+		},
+		Failed: func(path string, err error) {
+			p.log.Error("cannot read", "path", display(path), "error", err.Error())
+		},
 	}
-	if err == nil {
-		// Made from a listing: as good as a reconcile at its start.
-		err = db.SetReconciled(ctx, manifest.Reconciled{At: listed})
-	}
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("manifest %s: %w", path, cerr)
-	}
-	return res, err
 }

@@ -5,22 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
-	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/verify"
 )
 
 func verifyCommand() *cli.Command {
@@ -66,36 +62,36 @@ func verifyCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			v := &verifier{prefix: t.Prefix, source: t.Source, deep: c.Bool("deep"), p: p}
-			var db *manifest.DB
-			if v.expect, db, err = loadExpected(ctx, t, c.IsSet(flagManifest), c.Bool("repair"), p); err != nil {
+			repair := c.Bool("repair")
+			expect, db, err := loadExpected(ctx, t, c.IsSet(flagManifest), repair, p)
+			if err != nil {
 				return p.fail(err)
 			}
 			if db != nil {
 				defer db.Close()
 			}
-			if v.expect != nil {
-				v.sum.Manifest = t.Manifest
+			if repair && expect == nil {
+				return p.fail(usageError{errors.New("--repair marks what verify finds in the manifest, and there is none: set --source (and --manifest if it is not the default one)")})
 			}
-			if c.Bool("repair") {
-				if v.expect == nil {
-					return p.fail(usageError{errors.New("--repair marks what verify finds in the manifest, and there is none: set --source (and --manifest if it is not the default one)")})
-				}
-				v.repair = &manifest.Repair{}
-			}
-			if v.s3, err = uploader.NewS3(ctx, t.s3Config()); err != nil {
+			s3, err := uploader.NewS3(ctx, t.s3Config())
+			if err != nil {
 				return p.fail(err)
 			}
-			if err := v.run(ctx, t.Concurrency); err != nil {
+			res, err := verify.Run(ctx, s3, verifyOptions(p, t, expect, c.Bool("deep"), repair))
+			if err != nil {
 				return p.fail(err)
 			}
-			v.summary()
-			if v.repair != nil {
-				if err := v.mark(ctx, db); err != nil {
+			sum := verifySummaryOf(res, c.Bool("deep"))
+			if expect != nil {
+				sum.Manifest = t.Manifest
+			}
+			printVerifySummary(p, sum)
+			if repair {
+				if err := markRepair(ctx, p, db, res); err != nil {
 					return p.fail(err)
 				}
 			}
-			if !v.sum.Good {
+			if !sum.Good {
 				return reportedError{exitFatal}
 			}
 			return nil
@@ -103,18 +99,24 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-// expected is what the manifest says of an object.
-type expected struct {
-	hash scanner.Digest
-	size int64
-	seen bool // listed
+// verifyOptions wires the printer into a verify: a line (or JSON
+// object) per problem on stdout.
+func verifyOptions(p *printer, t target, expect map[string]verify.Expected, deep, repair bool) verify.Options {
+	return verify.Options{
+		Prefix: t.Prefix, Concurrency: t.Concurrency, Deep: deep,
+		Expect: expect, Repair: repair, Source: t.Source,
+		Problem: func(pr verify.Problem) { printProblem(p, pr) },
+		NotMarked: func(path string, err error) {
+			p.log.Warn("not marked: its metadata cannot be read", "path", display(path), "error", err.Error())
+		},
+	}
 }
 
 // loadExpected reads the manifest into memory, by path; nil if there is
 // none to read (the bucket is then checked alone). A manifest named by
 // --manifest must exist. With repair, the manifest is opened for writing
 // (no sync runs meanwhile) and returned open, to be marked and closed.
-func loadExpected(ctx context.Context, t target, named, repair bool, p *printer) (map[string]*expected, *manifest.DB, error) {
+func loadExpected(ctx context.Context, t target, named, repair bool, p *printer) (map[string]verify.Expected, *manifest.DB, error) {
 	if t.Manifest == "" {
 		p.log.Info("no manifest (neither --source nor --manifest): checking the bucket alone")
 		return nil, nil, nil
@@ -137,23 +139,13 @@ func loadExpected(ctx context.Context, t target, named, repair bool, p *printer)
 	if err != nil {
 		return nil, nil, err
 	}
-	rows, err := db.Rows(ctx)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	defer rows.Close()
-	m := map[string]*expected{}
-	for e, ok := rows.Next(); ok; e, ok = rows.Next() {
-		m[e.Path] = &expected{hash: e.Hash, size: e.Stat.Size}
-	}
-	if err := rows.Err(); err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	if !repair {
+	m, err := verify.Expect(ctx, db)
+	if err != nil || !repair {
 		db.Close()
 		db = nil
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return m, db, nil
 }
@@ -179,221 +171,45 @@ type verifySummary struct {
 	Good     bool   `json:"good"`
 }
 
-// verifier checks the objects of a listing as they come, on a pool.
-type verifier struct {
-	s3     *uploader.S3
-	prefix string
-	source string
-	deep   bool
-	expect map[string]*expected // nil: no manifest
-	p      *printer
-
-	mu  sync.Mutex // guards expect's seen marks, sum and repair
-	sum verifySummary
-	// repair collects, with --repair, the edits that make the next sync
-	// repair what verify found; marked counts them.
-	repair *manifest.Repair
-	marked manifest.Reconciled
+// verifySummaryOf is the summary verify prints of res.
+func verifySummaryOf(res verify.Result, deep bool) verifySummary {
+	return verifySummary{Objects: res.Objects, Bytes: res.Bytes, Deep: deep,
+		Missing: res.Missing, Extra: res.Extra, Mismatch: res.Mismatch, Bad: res.Bad, Errors: res.Errors, Good: res.Good()}
 }
 
-func (v *verifier) run(ctx context.Context, concurrency int) error {
-	v.sum.Deep = v.deep
-	if err := v.s3.EachObject(ctx, v.prefix, concurrency, v.check); err != nil {
+// markRepair writes what --repair collected into the manifest and says so.
+func markRepair(ctx context.Context, p *printer, db *manifest.DB, res verify.Result) error {
+	if err := verify.MarkRepair(ctx, db, res, time.Now()); err != nil {
 		return err
 	}
-	var missing []string
-	for path, e := range v.expect {
-		if !e.seen {
-			missing = append(missing, path)
-		}
-	}
-	slices.Sort(missing)
-	for _, path := range missing {
-		v.report(verifyProblem{Kind: "missing", Path: display(path), Key: manifest.Key(v.prefix, path)})
-		v.toRepair(path, "missing")
-	}
-	return nil
-}
-
-// check verifies one listed object, reporting at most one problem. It
-// returns an error only to end the run.
-func (v *verifier) check(ctx context.Context, o uploader.ObjectInfo) error {
-	path, err := manifest.PathOfKey(v.prefix, o.Key, o.Size)
-	if errors.Is(err, manifest.ErrFolderMarker) {
-		return nil
-	}
-	var want *expected
-	v.mu.Lock()
-	v.sum.Objects++
-	v.sum.Bytes += o.Size
-	if err == nil && v.expect != nil {
-		if want = v.expect[path]; want != nil {
-			want.seen = true
-		}
-	}
-	v.mu.Unlock()
-	pr := verifyProblem{Key: o.Key}
-	if err == nil {
-		pr.Path = display(path)
-	}
-	switch {
-	case err != nil:
-		pr.Kind, pr.Detail = "bad", "a key restore refuses: "+err.Error()
-	case v.expect != nil && want == nil:
-		pr.Kind, pr.Detail = "extra", humanBytes(o.Size)
-		if err := v.adopt(ctx, path, o); err != nil {
-			return err
-		}
-	case want != nil && o.Size != want.size:
-		pr.Kind, pr.Detail = "mismatch", fmt.Sprintf("%d bytes in the bucket, %d in the manifest", o.Size, want.size)
-	default:
-		pr.Kind, pr.Detail, err = v.inspect(ctx, o, want)
-		if err != nil {
-			return err
-		}
-	}
-	if pr.Kind != "" {
-		v.report(pr)
-	}
-	if want != nil {
-		v.toRepair(path, pr.Kind)
-	}
-	return nil
-}
-
-// toRepair marks, with --repair, a row of the manifest whose object has
-// the problem kind: a missing one is forgotten, a mismatched or bad one
-// goes stale.
-func (v *verifier) toRepair(path, kind string) {
-	if v.repair == nil {
-		return
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	switch kind {
-	case "missing":
-		v.repair.Forget = append(v.repair.Forget, path)
-		v.marked.Missing++
-	case "mismatch", "bad":
-		v.repair.Stale = append(v.repair.Stale, path)
-		v.marked.Differ++
-	}
-}
-
-// adopt marks, with --repair, an extra object for the manifest to adopt,
-// from its metadata: the next sync keeps it if the tree has its content
-// at its path, uploads the file if it differs, deletes it if there is no
-// file. One that cannot be read is left alone.
-func (v *verifier) adopt(ctx context.Context, path string, o uploader.ObjectInfo) error {
-	if v.repair == nil {
-		return nil
-	}
-	meta, err := v.s3.Head(ctx, o.Key)
-	switch {
-	case err != nil && (uploader.IsFatal(err) || ctx.Err() != nil):
-		return err
-	case err != nil:
-		v.p.log.Warn("not marked: its metadata cannot be read", "path", display(path), "error", err.Error())
-		return nil
-	}
-	e := reconcile.Adopt(path, o, meta)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.repair.Adopt = append(v.repair.Adopt, e)
-	if reconcile.InTree(v.source, path, false) {
-		v.marked.Adopted++
-	} else {
-		v.marked.Extra++
-	}
-	return nil
-}
-
-// mark writes what --repair collected into the manifest and says so. A
-// verify that checked every object is as good as a reconcile, and is
-// recorded as one.
-func (v *verifier) mark(ctx context.Context, db *manifest.DB) error {
-	if err := db.Repair(ctx, *v.repair); err != nil {
-		return err
-	}
-	m := v.marked
+	m := res.Marked
 	n := m.Missing + m.Differ + m.Adopted + m.Extra
-	if v.sum.Errors == 0 {
-		m.At = time.Now()
-		if err := db.SetReconciled(ctx, m); err != nil {
-			return err
-		}
-	}
 	switch {
-	case v.p.json:
+	case p.json:
 		b, _ := json.Marshal(struct {
 			Marked findings `json:"marked"`
 		}{findingsOf(m)})
-		v.p.println(string(b))
+		p.println(string(b))
 	case n > 0:
-		v.p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", count(n, "object", "objects"), findingsOf(m)))
-	case !v.p.quiet:
-		v.p.println("nothing to mark in the manifest")
+		p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", count(n, "object", "objects"), findingsOf(m)))
+	case !p.quiet:
+		p.println("nothing to mark in the manifest")
 	}
 	return nil
 }
 
-// inspect reads the object's metadata, and with --deep its bytes, and
-// returns the problem found ("" for none); an error only to end the run.
-func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *expected) (kind, detail string, err error) {
-	var meta uploader.ObjectMeta
-	var sum scanner.Digest
-	var n int64
-	if v.deep {
-		var body io.ReadCloser
-		if body, meta, err = v.s3.Get(ctx, o.Key); err == nil {
-			sum, n, err = copyHashed(io.Discard, body, meta.Size)
-			body.Close()
-			if err != nil {
-				err = fmt.Errorf("read %s: %w", o.Key, err)
-			}
-		}
-	} else {
-		meta, err = v.s3.Head(ctx, o.Key)
+// printProblem prints one problem: a line, or a JSON object with --json.
+func printProblem(p *printer, problem verify.Problem) {
+	pr := verifyProblem{Kind: problem.Kind.String(), Key: problem.Key, Detail: problem.Detail}
+	if problem.Path != "" {
+		pr.Path = display(problem.Path)
 	}
-	switch {
-	case err != nil && (uploader.IsFatal(err) || ctx.Err() != nil):
-		return "", "", err
-	case errors.Is(err, uploader.ErrNotFound) && want != nil:
-		return "missing", "deleted while verify ran", nil
-	case err != nil:
-		return "error", err.Error(), nil
-	case meta.HashErr != nil:
-		return "bad", meta.HashErr.Error(), nil
-	case want != nil && meta.Hash != want.hash:
-		return "mismatch", fmt.Sprintf("x-amz-meta-blake3 is %s, the manifest says %s", meta.Hash, want.hash), nil
-	case v.deep && n != meta.Size:
-		return "mismatch", fmt.Sprintf("read %d bytes of %d", n, meta.Size), nil
-	case v.deep && sum != meta.Hash:
-		return "mismatch", fmt.Sprintf("its bytes hash to %s, not to its x-amz-meta-blake3 %s", sum, meta.Hash), nil
-	case meta.Err() != nil:
-		return "bad", meta.Err().Error(), nil
+	if problem.Kind == verify.Extra {
+		pr.Detail = humanBytes(problem.Size)
 	}
-	return "", "", nil
-}
-
-func (v *verifier) report(pr verifyProblem) {
-	v.mu.Lock()
-	switch pr.Kind {
-	case "missing":
-		v.sum.Missing++
-	case "extra":
-		v.sum.Extra++
-	case "mismatch":
-		v.sum.Mismatch++
-	case "bad":
-		v.sum.Bad++
-	default:
-		v.sum.Errors++
-	}
-	v.mu.Unlock()
-	if v.p.json {
+	if p.json {
 		b, _ := json.Marshal(pr)
-		v.p.println(string(b))
+		p.println(string(b))
 		return
 	}
 	what := pr.Path
@@ -404,22 +220,20 @@ func (v *verifier) report(pr verifyProblem) {
 	if pr.Detail != "" {
 		line += ": " + pr.Detail
 	}
-	v.p.println(line)
+	p.println(line)
 }
 
-// summary prints the last line: "6 objects (22.1 MiB) checked against the
-// manifest, bytes read and hashed: the backup is good".
-func (v *verifier) summary() {
-	s := &v.sum
-	s.Good = s.Missing+s.Extra+s.Mismatch+s.Bad+s.Errors == 0
-	if v.p.quiet && s.Good {
+// printVerifySummary prints the last line: "6 objects (22.1 MiB) checked
+// against the manifest, bytes read and hashed: the backup is good".
+func printVerifySummary(p *printer, s verifySummary) {
+	if p.quiet && s.Good {
 		return
 	}
-	if v.p.json {
+	if p.json {
 		b, _ := json.Marshal(struct {
 			Summary verifySummary `json:"summary"`
-		}{*s})
-		v.p.println(string(b))
+		}{s})
+		p.println(string(b))
 		return
 	}
 	line := fmt.Sprintf("%s (%s) checked", count(s.Objects, "object", "objects"), humanBytes(s.Bytes))
@@ -434,7 +248,7 @@ func (v *verifier) summary() {
 		line += ", metadata only"
 	}
 	if s.Good {
-		v.p.println(line + ": the backup is good")
+		p.println(line + ": the backup is good")
 		return
 	}
 	var found []string
@@ -446,5 +260,5 @@ func (v *verifier) summary() {
 			found = append(found, thousands(c.n)+" "+c.what)
 		}
 	}
-	v.p.println(line + ": " + strings.Join(found, ", "))
+	p.println(line + ": " + strings.Join(found, ", "))
 }

@@ -1,0 +1,82 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Lock takes the lock of the manifest at path, an exclusive flock on
+// PATH.lock, without waiting: Open takes it, and so does anything that
+// replaces the manifest's files (manifest rebuild), so that no run uses
+// them meanwhile. A lock held by another process is an error wrapping
+// ErrLocked. Closing the returned file releases the lock.
+func Lock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("manifest lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("manifest %s: %w (wait for it to finish)", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock manifest %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// MoveAside renames the manifest at path and its -wal, -shm and -journal
+// files to PATH.old-<unix time of now> (with a further ".N" if that is
+// taken), and returns the new path. The caller holds the lock (Lock).
+func MoveAside(path string, now time.Time) (string, error) {
+	old := fmt.Sprintf("%s.old-%d", path, now.Unix())
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		old = fmt.Sprintf("%s.old-%d.%d", path, now.Unix(), i)
+	}
+	if err := rename(path, old, false); err != nil {
+		return old, fmt.Errorf("move the manifest aside: %w", err)
+	}
+	return old, nil
+}
+
+// Rename renames the manifest at from, which must exist, with its -wal,
+// -shm and -journal files, to to (a rebuilt manifest put in place). The
+// lock file stays. The caller holds both paths' locks.
+func Rename(from, to string) error {
+	if err := rename(from, to, true); err != nil {
+		return fmt.Errorf("manifest %s: put the rebuilt one in place: %w", to, err)
+	}
+	return nil
+}
+
+// rename renames the manifest's files but the lock from one path to
+// another; a missing file is no error, but for the manifest itself if
+// needed.
+func rename(from, to string, needed bool) error {
+	for _, f := range Files(from) {
+		suffix := f[len(from):]
+		if suffix == ".lock" {
+			continue // the lock stays, held
+		}
+		if err := os.Rename(f, to+suffix); err != nil && (needed && suffix == "" || !errors.Is(err, fs.ErrNotExist)) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove removes the manifest at path with its side files (Files); it
+// must not be in use. Files that do not exist are no error.
+func Remove(path string) {
+	for _, f := range Files(path) {
+		os.Remove(f)
+	}
+}

@@ -1,0 +1,318 @@
+// Package restore writes the objects of a backup back into a folder,
+// from the bucket alone: every object carries its BLAKE3, mtime and mode.
+//
+// Each file is downloaded into a temporary file next to its place, hashed
+// as it arrives and compared with the object's x-amz-meta-blake3, given
+// its mode and mtime, and only then put in place: a file with wrong bytes
+// is never left behind. Keys are untrusted: one that does not map back to
+// a path inside the folder (manifest.PathOfKey) is refused, and every file
+// operation goes through an os.Root, which no ".." and no symlink leads
+// out of.
+//
+//	root, _ := os.OpenRoot(dir)
+//	res, err := restore.Run(ctx, s3, root, restore.Options{
+//		Prefix:   "laptop/",
+//		Failed:   func(path string, err error) { log.Print(path, err) },
+//		Restored: func(path string, size int64) { fmt.Println("restore", path) },
+//	})
+//
+// Per-object problems go to the callbacks and are counted in the Result;
+// Run returns an error only for what ends the whole restore (a fatal S3
+// error, ctx's).
+package restore
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+)
+
+// Options says what to restore and where to report. Every callback may be
+// nil, and may be called from several goroutines at once.
+type Options struct {
+	Prefix string // the backup's key prefix (manifest.NormalizePrefix)
+	// Only restores one path, a file or a folder with what is under it,
+	// relative to the source, without empty, "." or ".." components; ""
+	// restores everything.
+	Only string
+	// Overwrite replaces files that exist; without it they are left, and
+	// reported with ErrExists unless they hold the object's content.
+	Overwrite bool
+	// Concurrency is how many objects are restored at once (default 1).
+	Concurrency int
+
+	// Restored is called for each file put in place.
+	Restored func(path string, size int64)
+	// Same is called for a file left as it is, since it already holds
+	// the object's content (a restore run again).
+	Same func(path string)
+	// Refused is called for a key that names no path inside the folder,
+	// with the reason (from manifest.PathOfKey).
+	Refused func(key string, reason error)
+	// Failed is called for an object that could not be restored.
+	Failed func(path string, err error)
+	// Warn is called for a file restored without part of what it should
+	// have had, of the kind w.
+	Warn func(path string, w Warning, err error)
+	// Progress, if set, is called every ProgressEvery (default 10 s)
+	// while Run goes on, with the counts so far.
+	Progress      func(Result)
+	ProgressEvery time.Duration
+}
+
+// Warning is something a restored file lacks.
+type Warning uint8
+
+const (
+	// DefaultMode: the object has no valid x-amz-meta-mode; the file has
+	// mode 0644.
+	DefaultMode Warning = iota + 1
+	// NoMtime: the object has no valid x-amz-meta-mtime; the file has the
+	// time of restoring as its mtime.
+	NoMtime
+	// TempLeft: the file is in place, but its temporary file (path)
+	// could not be removed.
+	TempLeft
+)
+
+// Result counts what Run did.
+type Result struct {
+	Restored int64 // files put in place
+	Bytes    int64 // their bytes
+	Same     int64 // files already there with the object's content
+	Failed   int64 // objects not restored, refused keys included
+}
+
+// ErrExists is a file in the way, which only Options.Overwrite replaces.
+var ErrExists = errors.New("already exists, with other content: not overwritten (--overwrite replaces it)")
+
+// restorer is one Run.
+type restorer struct {
+	bucket uploader.Reader
+	root   *os.Root
+	o      Options
+
+	restored, bytes, same, failed atomic.Int64
+}
+
+// Run restores the objects under opts.Prefix (and opts.Only) from bucket
+// into root.
+func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Options) (Result, error) {
+	r := &restorer{bucket: bucket, root: root, o: opts}
+	if opts.Progress != nil {
+		every := opts.ProgressEvery
+		if every <= 0 {
+			every = 10 * time.Second // a line a while in a log, not a flood
+		}
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-tick.C:
+					opts.Progress(r.result())
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	list := opts.Prefix
+	if opts.Only != "" && utf8.ValidString(opts.Only) {
+		// Keys of paths under Only start with its key (escaping valid
+		// UTF-8 is the same piece by piece); others are filtered below.
+		list = manifest.Key(opts.Prefix, opts.Only)
+	}
+	err := uploader.EachObject(ctx, bucket, list, opts.Concurrency, r.object)
+	return r.result(), err
+}
+
+func (r *restorer) result() Result {
+	return Result{Restored: r.restored.Load(), Bytes: r.bytes.Load(), Same: r.same.Load(), Failed: r.failed.Load()}
+}
+
+// object restores one listed object, or reports why not. It returns an
+// error only to end the restore: a fatal one, or ctx's.
+func (r *restorer) object(ctx context.Context, o uploader.ObjectInfo) error {
+	rel, err := manifest.PathOfKey(r.o.Prefix, o.Key, o.Size)
+	switch {
+	case errors.Is(err, manifest.ErrFolderMarker):
+		return nil
+	case err != nil:
+		r.failed.Add(1)
+		if r.o.Refused != nil {
+			r.o.Refused(o.Key, err)
+		}
+		return nil
+	case r.o.Only != "" && rel != r.o.Only && !strings.HasPrefix(rel, r.o.Only+"/"):
+		return nil
+	}
+	if err := r.restore(ctx, rel, o); err != nil {
+		if uploader.IsFatal(err) || ctx.Err() != nil {
+			return err
+		}
+		r.failed.Add(1)
+		if r.o.Failed != nil {
+			r.o.Failed(rel, err)
+		}
+	}
+	return nil
+}
+
+func (r *restorer) warn(path string, w Warning, err error) {
+	if r.o.Warn != nil {
+		r.o.Warn(path, w, err)
+	}
+}
+
+// restore downloads the object o to rel: into a temporary file, checked
+// against the object's BLAKE3, given its mode and mtime, then put in
+// place.
+func (r *restorer) restore(ctx context.Context, rel string, o uploader.ObjectInfo) error {
+	if fi, err := r.root.Lstat(rel); err == nil {
+		if !r.o.Overwrite {
+			if r.sameContent(ctx, rel, fi, o) {
+				r.same.Add(1)
+				if r.o.Same != nil {
+					r.o.Same(rel)
+				}
+				return nil
+			}
+			return ErrExists
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	dir := path.Dir(rel)
+	if dir != "." {
+		if err := r.root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	body, meta, err := r.bucket.Get(ctx, o.Key)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if meta.HashErr != nil {
+		return fmt.Errorf("its bytes cannot be checked, not restored: %w", meta.HashErr)
+	}
+	tmp := path.Join(dir, ".cloudkeeper-restore-"+strings.ToLower(rand.Text()[:16]))
+	f, err := r.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	placed := false
+	defer func() {
+		if !placed {
+			f.Close()
+			r.root.Remove(tmp)
+		}
+	}()
+	if err := r.write(f, tmp, rel, body, o.Key, meta); err != nil {
+		return err
+	}
+	if err := r.place(tmp, rel); err != nil {
+		return err
+	}
+	placed = true
+	r.restored.Add(1)
+	r.bytes.Add(meta.Size)
+	if r.o.Restored != nil {
+		r.o.Restored(rel, meta.Size)
+	}
+	return nil
+}
+
+// write copies body into the temporary file f at tmp, checks it against
+// meta and gives it its mode and mtime; f is closed once it returns nil.
+func (r *restorer) write(f *os.File, tmp, rel string, body io.Reader, key string, meta uploader.ObjectMeta) error {
+	sum, n, err := uploader.ReadHashed(f, body, meta.Size)
+	switch {
+	case err != nil:
+		return fmt.Errorf("download %s: %w", key, err)
+	case n != meta.Size:
+		return fmt.Errorf("download %s: got %d bytes of %d, not restored", key, n, meta.Size)
+	case sum != meta.Hash:
+		return fmt.Errorf("its bytes hash to %s, not to its x-amz-meta-blake3 %s: not restored", sum, meta.Hash)
+	}
+	mode := meta.Mode
+	if meta.ModeErr != nil {
+		mode = 0o644
+		r.warn(rel, DefaultMode, meta.ModeErr)
+	}
+	// On the open file: a chmod by name could follow a symlink put there.
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if meta.MtimeErr != nil {
+		r.warn(rel, NoMtime, meta.MtimeErr)
+		return nil
+	}
+	mtime := time.Unix(0, meta.MtimeNs)
+	return r.root.Chtimes(tmp, mtime, mtime)
+}
+
+// place renames the checked temporary file to rel. Without Overwrite it
+// hard-links instead, which fails where rel exists (a rename would replace
+// it): a file that appeared since the check is not overwritten either.
+func (r *restorer) place(tmp, rel string) error {
+	if r.o.Overwrite {
+		return r.root.Rename(tmp, rel)
+	}
+	err := r.root.Link(tmp, rel)
+	if errors.Is(err, fs.ErrExist) {
+		return ErrExists
+	}
+	if err != nil {
+		// No hard links on this file system: check, then rename.
+		if _, lerr := r.root.Lstat(rel); lerr == nil {
+			return ErrExists
+		}
+		return r.root.Rename(tmp, rel)
+	}
+	if err := r.root.Remove(tmp); err != nil {
+		r.warn(tmp, TempLeft, err)
+	}
+	return nil
+}
+
+// sameContent reports whether the file at rel is a regular file that
+// already holds the object's content (a restore run again), to be left as
+// it is.
+func (r *restorer) sameContent(ctx context.Context, rel string, fi fs.FileInfo, o uploader.ObjectInfo) bool {
+	if !fi.Mode().IsRegular() || fi.Size() != o.Size {
+		return false
+	}
+	meta, err := r.bucket.Head(ctx, o.Key)
+	if err != nil || meta.HashErr != nil {
+		return false
+	}
+	f, err := r.root.Open(rel)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sum, n, err := uploader.ReadHashed(io.Discard, f, o.Size)
+	return err == nil && n == o.Size && sum == meta.Hash
+}
