@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
-	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
@@ -256,18 +255,6 @@ func (b *S3) readError(op, key string, err error) error {
 		return fmt.Errorf("%s %s: %w", op, key, ErrNotFound)
 	}
 	return b.opError(op, key, err)
-}
-
-// ReadHashed copies up to size+1 bytes of an object's body from src to dst
-// (io.Discard to only hash them) and returns the BLAKE3 of what it copied
-// and how many bytes: a body longer than size shows as size+1.
-func ReadHashed(dst io.Writer, src io.Reader, size int64) (scanner.Digest, int64, error) {
-	h := blake3.New()
-	buf := make([]byte, 256<<10)
-	n, err := io.CopyBuffer(io.MultiWriter(dst, h), io.LimitReader(src, size+1), buf)
-	var sum scanner.Digest
-	h.Sum(sum[:0])
-	return sum, n, err
 }
 
 // maxMtimeSec bounds the seconds of x-amz-meta-mtime: about 10,000 years

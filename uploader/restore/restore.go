@@ -36,6 +36,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 )
 
@@ -241,7 +242,7 @@ func (r *restorer) restore(ctx context.Context, rel string, o uploader.ObjectInf
 // write copies body into the temporary file f at tmp, checks it against
 // meta and gives it its mode and mtime; f is closed once it returns nil.
 func (r *restorer) write(f *os.File, tmp, rel string, body io.Reader, key string, meta uploader.ObjectMeta) error {
-	sum, n, err := uploader.ReadHashed(f, body, meta.Size)
+	sum, n, err := scanner.CopyHashed(f, body, meta.Size)
 	switch {
 	case err != nil:
 		return fmt.Errorf("download %s: %w", key, err)
@@ -313,6 +314,6 @@ func (r *restorer) sameContent(ctx context.Context, rel string, fi fs.FileInfo, 
 		return false
 	}
 	defer f.Close()
-	sum, n, err := uploader.ReadHashed(io.Discard, f, o.Size)
+	sum, n, err := scanner.CopyHashed(io.Discard, f, o.Size)
 	return err == nil && n == o.Size && sum == meta.Hash
 }

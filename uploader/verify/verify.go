@@ -232,7 +232,7 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 	if v.o.Deep {
 		var body io.ReadCloser
 		if body, meta, err = v.bucket.Get(ctx, o.Key); err == nil {
-			sum, n, err = uploader.ReadHashed(io.Discard, body, meta.Size)
+			sum, n, err = scanner.CopyHashed(io.Discard, body, meta.Size)
 			body.Close()
 			if err != nil {
 				err = fmt.Errorf("read %s: %w", o.Key, err)
