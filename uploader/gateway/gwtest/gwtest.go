@@ -8,6 +8,7 @@ package gwtest
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -45,6 +46,23 @@ func Start(t testing.TB) *gateway.Gateway {
 		}
 	})
 	return g
+}
+
+// Main is the body of a TestMain that shares one gateway among the tests of
+// a package: it starts the gateway, sets *gw, runs the tests, stops it and
+// exits with their status (1 if the gateway cannot start).
+func Main(m *testing.M, gw **gateway.Gateway) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	g, err := gateway.Start(ctx, gateway.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)
+		os.Exit(1)
+	}
+	*gw = g
+	code := m.Run()
+	g.Stop()
+	os.Exit(code)
 }
 
 // Bucket creates a bucket with a new name derived from the test's and
