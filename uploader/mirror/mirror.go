@@ -170,6 +170,7 @@ type run struct {
 	// recording: the run has a record in the manifest, which its end
 	// completes.
 	recording bool
+	writer    *manifest.Writer // a real run's journal, closed at its end
 }
 
 // open opens the manifest the run uses.
@@ -203,7 +204,7 @@ func (r *run) close() {
 // missing): such a run leaves nothing behind, and the next one is a first
 // run again, with its checks.
 func (r *run) abandon() {
-	if r.o.DB != nil || r.o.DryRun || !r.db.Created() {
+	if !r.fresh() {
 		return
 	}
 	if err := r.db.Abandon(); err != nil {
@@ -220,7 +221,10 @@ func (r *run) fresh() bool { return r.o.DB == nil && !r.o.DryRun && r.db.Created
 func (r *run) execute(ctx context.Context) {
 	o, res := r.o, r.res
 	defer func() {
-		if r.recording { // after the journal is closed
+		if r.writer != nil {
+			r.writer.Close()
+		}
+		if r.recording {
 			r.record()
 		}
 	}()
@@ -247,20 +251,13 @@ func (r *run) execute(ctx context.Context) {
 	if !ok {
 		return
 	}
-	if journal != nil {
-		defer journal.Close()
-	}
 	due, reconcileFailed, err := r.reconcile(ctx)
 	if err != nil {
 		res.Err = err
 		return
 	}
 	var st manifest.Stats
-	var j manifest.Journal = manifest.Discard{}
-	if journal != nil {
-		j = journal
-	}
-	res.Counts, st, res.Err = r.pipeline(ctx, bucket, j)
+	res.Counts, st, res.Err = r.pipeline(ctx, bucket, journal)
 	res.Unchanged, res.Hashed, res.HashedBytes = st.Unchanged, st.Hashed, st.HashedBytes
 	res.Errors += st.Errors + int64(unsettled)
 	if reconcileFailed {
@@ -292,7 +289,7 @@ func (r *run) check(ctx context.Context) error {
 // prepare checks the bucket (unless checked already) and, for a real run,
 // starts its record, settles the keys in doubt and opens the journal. ok is
 // false when the run must stop; r.res.Err says why.
-func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket, journal *manifest.Writer, unsettled int, ok bool) {
+func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket, journal manifest.Journal, unsettled int, ok bool) {
 	res := r.res
 	check := func() error {
 		if checked {
@@ -309,7 +306,7 @@ func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket
 		}
 		// A dry run applies to a bucket that does nothing and records
 		// nothing.
-		return uploader.DryRun{}, nil, 0, true
+		return uploader.DryRun{}, manifest.Discard{}, 0, true
 	}
 	if res.RunID, res.Err = r.db.StartRun(ctx, res.Started); res.Err != nil {
 		return nil, nil, 0, false
@@ -321,5 +318,6 @@ func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket
 	if unsettled, res.Err = r.settle(ctx); res.Err != nil {
 		return nil, nil, 0, false
 	}
-	return r.s3, r.db.Writer(), unsettled, true
+	r.writer = r.db.Writer()
+	return r.s3, r.writer, unsettled, true
 }
