@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -198,6 +199,37 @@ func TestRunRefusesAFirstRunIntoObjectsItDoesNotKnow(t *testing.T) {
 	}
 }
 
+// A reconcile that is only due and fails does not hold the backup back: the
+// run applies what changed, is incomplete, and says why through
+// ReconcileFailed; one that was asked for stops the run.
+func TestRunDueReconcileThatFailsIsIncomplete(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one"})
+	b.run(t, b.opts, ExitOK) // a first run counts as a reconcile
+	b.write(t, "new.txt", "new")
+	b.proxy.SetFault(func(r *http.Request) *gateway.Fault {
+		if gateway.Operation(r) == "ListObjectsV2" {
+			return &gateway.Fault{Status: 500, Code: "InternalError"}
+		}
+		return nil
+	})
+	var failed []error
+	due := b.opts
+	due.ReconcileEvery = time.Nanosecond
+	due.ReconcileFailed = func(err error) { failed = append(failed, err) }
+	res := b.run(t, due, ExitIncomplete)
+	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "reconcile with s3://"+b.bucket+"/"+prefix) {
+		t.Errorf("ReconcileFailed told %v, want the reconcile's error once", failed)
+	}
+	if res.Add != 1 || res.Errors != 1 {
+		t.Errorf("counts %+v, want the new file added and one error", res.Counts)
+	}
+	asked := b.opts
+	asked.Reconcile = true
+	if res := b.run(t, asked, ExitFatal); !strings.Contains(res.Err.Error(), "reconcile") {
+		t.Errorf("an asked-for reconcile that fails: error %v", res.Err)
+	}
+}
+
 func TestWatchStartsWithAFullSync(t *testing.T) {
 	b := newBackup(t, map[string]string{"a.txt": "one"})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -240,6 +272,16 @@ func TestPushWhy(t *testing.T) {
 	} {
 		if got := c.p.Why(); got != c.want {
 			t.Errorf("%+v: Why %q, want %q", c.p, got, c.want)
+		}
+	}
+}
+
+// Without a watch every push is a full sync, a scheduled one too.
+func TestPlanWithoutAWatchIsAFullSync(t *testing.T) {
+	for _, asked := range []Reason{Scoped, StartUp, Rescan} {
+		p, ok := (&watch{}).plan(asked)
+		if !ok || p.Full != NoWatch || p.Scopes != nil || p.Why() != "no watch" {
+			t.Errorf("asked %d: push %+v (%v), want a full sync for want of a watch", asked, p, ok)
 		}
 	}
 }
