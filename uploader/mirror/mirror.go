@@ -18,8 +18,19 @@
 //
 // Per-path problems and progress come through the callbacks of Options;
 // what the run did comes back as a Result, whose Counts is the one type of
-// a run's counts. Watch (watch.go) pushes the paths a file system watch
-// marks dirty through the same Run. Nothing here prints: the command does.
+// a run's counts. Nothing here prints: what a run says about itself goes to
+// Options.Log.
+//
+// Watch pushes the paths a file system watch marks dirty through the same
+// Run, on a schedule, until its context ends; each push is announced with
+// why it is a full sync, if it is (a typed Reason), and followed by its
+// Result:
+//
+//	err := mirror.Watch(ctx, mirror.WatchOptions{Options: opts,
+//		Persist: 10 * time.Minute, Push: time.Hour, Rescan: 24 * time.Hour,
+//		Pushing: func(p mirror.Push) { ... }, // p.Full, p.Why(), p.Scopes
+//		Pushed:  func(p mirror.Push, res mirror.Result) { ... },
+//	})
 package mirror
 
 import (
