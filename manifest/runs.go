@@ -7,16 +7,36 @@ import (
 	"time"
 )
 
+// Counts is what a sync did, the one type for it: the applier counts the
+// changes (uploader.Summary is this type), the mirror adds the diff's
+// unchanged files and errors, the manifest records it in a Run, and the
+// command prints it (its JSON names are those of the summary line, status
+// and notifications).
+type Counts struct {
+	Add       int64 `json:"add"`
+	Modify    int64 `json:"modify"`
+	Rename    int64 `json:"rename"`
+	Copy      int64 `json:"copy"`
+	Delete    int64 `json:"delete"`
+	Unchanged int64 `json:"unchanged"` // files whose object is up to date
+	Bytes     int64 `json:"bytes"`     // uploaded
+	Errors    int64 `json:"errors"`    // paths or keys that failed
+}
+
+// Uploads is the number of objects uploaded (adds and modifies).
+func (c Counts) Uploads() int64 { return c.Add + c.Modify }
+
+// Changes is the number of changes applied (touches are not counted).
+func (c Counts) Changes() int64 { return c.Add + c.Modify + c.Rename + c.Copy + c.Delete }
+
 // Run is the record of one sync.
 type Run struct {
-	ID                                                  int64
-	Started                                             time.Time
-	Ended                                               time.Time // zero while running, or if the run was killed
-	ExitCode                                            int
-	Adds, Modifies, Renames, Copies, Deletes, Unchanged int64
-	Bytes                                               int64 // uploaded
-	Errors                                              int64
-	Message                                             string // why it failed, if it did
+	ID       int64
+	Started  time.Time
+	Ended    time.Time // zero while running, or if the run was killed
+	ExitCode int
+	Counts
+	Message string // why it failed, if it did
 }
 
 // Finished reports whether the run ended (rather than being killed).
@@ -43,7 +63,7 @@ func (m *DB) StartRun(ctx context.Context, start time.Time) (int64, error) {
 func (m *DB) EndRun(ctx context.Context, r Run) error {
 	_, err := m.db.ExecContext(ctx, `UPDATE runs SET ended_ns = ?, exit_code = ?, adds = ?, modifies = ?, renames = ?,
 		copies = ?, deletes = ?, unchanged = ?, bytes = ?, errors = ?, message = ? WHERE id = ?`,
-		r.Ended.UnixNano(), r.ExitCode, r.Adds, r.Modifies, r.Renames, r.Copies, r.Deletes, r.Unchanged,
+		r.Ended.UnixNano(), r.ExitCode, r.Add, r.Modify, r.Rename, r.Copy, r.Delete, r.Unchanged,
 		r.Bytes, r.Errors, r.Message, r.ID)
 	if err != nil {
 		return fmt.Errorf("manifest %s: record run: %w", m.path, err)
@@ -77,8 +97,8 @@ func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, er
 		var r Run
 		var started int64
 		var ended, code sql.NullInt64
-		if err := rows.Scan(&r.ID, &started, &ended, &code, &r.Adds, &r.Modifies, &r.Renames, &r.Copies,
-			&r.Deletes, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message); err != nil {
+		if err := rows.Scan(&r.ID, &started, &ended, &code, &r.Add, &r.Modify, &r.Rename, &r.Copy,
+			&r.Delete, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 		}
 		r.Started = time.Unix(0, started)

@@ -24,15 +24,10 @@ type Result struct {
 	Note string
 }
 
-// Summary counts what a run applied.
-type Summary struct {
-	Adds, Modifies, Renames, Copies, Deletes, Touches int64
-	Bytes                                             int64 // uploaded
-	Errors                                            int64
-}
-
-// Uploads is the number of objects uploaded (adds and modifies).
-func (s Summary) Uploads() int64 { return s.Adds + s.Modifies }
+// Summary counts what a run applied: the adds, modifies, renames, copies
+// and deletes, the bytes uploaded and the changes that failed (Unchanged is
+// the diff's to count). It is the manifest's one type for a run's counts.
+type Summary = manifest.Counts
 
 // Applier applies changes to a Bucket and records them in a Journal.
 type Applier struct {
@@ -334,17 +329,15 @@ func (a *Applier) done(r Result) {
 	} else {
 		switch r.Change.Op {
 		case manifest.OpAdd:
-			a.sum.Adds++
+			a.sum.Add++
 		case manifest.OpModify:
-			a.sum.Modifies++
+			a.sum.Modify++
 		case manifest.OpRename:
-			a.sum.Renames++
+			a.sum.Rename++
 		case manifest.OpCopy:
-			a.sum.Copies++
+			a.sum.Copy++
 		case manifest.OpDelete:
-			a.sum.Deletes++
-		case manifest.OpTouch:
-			a.sum.Touches++
+			a.sum.Delete++
 		}
 		a.sum.Bytes += r.Bytes
 	}

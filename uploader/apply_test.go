@@ -85,7 +85,7 @@ func TestApplierRecordsOnlyConfirmedChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Adds != 2 || sum.Errors != 1 || sum.Bytes != int64(len("one")+len("three")) {
+	if sum.Add != 2 || sum.Errors != 1 || sum.Bytes != int64(len("one")+len("three")) {
 		t.Fatalf("summary %+v", sum)
 	}
 	for _, p := range []string{"good1.txt", "dir/good2.txt"} {
@@ -134,7 +134,7 @@ func TestApplierRenamesThenDeletesInBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Renames != 1 || sum.Deletes != 1500 || sum.Errors != 0 || sum.Bytes != 0 {
+	if sum.Rename != 1 || sum.Delete != 1500 || sum.Errors != 0 || sum.Bytes != 0 {
 		t.Fatalf("summary %+v", sum)
 	}
 	st := tb.proxy.Stats()

@@ -2,10 +2,7 @@ package uploader
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
@@ -17,19 +14,7 @@ import (
 // HTTP with the real SDK; one per test binary.
 var gw *s3test.Gateway
 
-func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	g, err := s3test.Start(ctx, s3test.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)
-		os.Exit(1)
-	}
-	gw = g
-	code := m.Run()
-	g.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { gwtest.Main(m, &gw) }
 
 // testBucket is a fresh bucket behind a counting proxy, and an S3 Bucket
 // on it.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 )
 
 // What happens after each run: a notification and a metrics file.
@@ -66,7 +68,7 @@ func loadAfterRun(c *cli.Context, log *slog.Logger, t target) (afterRun, error) 
 }
 
 func (a afterRun) done(ctx context.Context, res outcome) {
-	if res.dryRun {
+	if res.DryRun {
 		return
 	}
 	if a.metricsFile != "" {
@@ -91,8 +93,7 @@ type notification struct {
 	Started   time.Time `json:"started"`
 	Finished  time.Time `json:"finished"`
 	DurationS float64   `json:"duration_s"`
-	counts
-	ErrorCount  int64    `json:"errors"`
+	manifest.Counts
 	Error       string   `json:"error,omitempty"`        // why the run failed
 	FirstErrors []string `json:"first_errors,omitempty"` // the first paths that failed
 	Objects     int64    `json:"objects"`                // in the backup after the run
@@ -103,9 +104,8 @@ func (a afterRun) notify(ctx context.Context, res outcome) {
 	host, _ := os.Hostname()
 	n := notification{
 		ExitCode: res.exitCode(), Host: host, Source: a.t.Source, Bucket: a.t.Bucket, Prefix: a.t.Prefix,
-		Endpoint: a.t.Endpoint, Started: res.started, Finished: res.ended, DurationS: res.ended.Sub(res.started).Seconds(),
-		counts: countsOf(res.sum, res.st.Unchanged), ErrorCount: res.errors(), FirstErrors: res.firstErrors,
-		Objects: res.objects, ObjectBytes: res.bytes,
+		Endpoint: a.t.Endpoint, Started: res.Started, Finished: res.Ended, DurationS: res.Ended.Sub(res.Started).Seconds(),
+		Counts: res.Counts, FirstErrors: res.firstErrors, Objects: res.Objects, ObjectBytes: res.ObjectBytes,
 	}
 	target := a.notifyURL
 	switch n.ExitCode {
@@ -118,8 +118,8 @@ func (a afterRun) notify(ctx context.Context, res outcome) {
 		n.Status = "failure"
 		target = strings.TrimRight(target, "/") + "/fail"
 	}
-	if res.err != nil {
-		n.Error = res.err.Error()
+	if res.Err != nil {
+		n.Error = res.Err.Error()
 	}
 	body, _ := json.Marshal(n)
 	// The URL may hold a token (a healthchecks.io check's UUID): log its
@@ -180,15 +180,15 @@ func writeMetrics(path string, t target, res outcome) error {
 		}
 		return float64(t.UnixNano()) / 1e9
 	}
-	metric("cloudkeeper_last_run_timestamp_seconds", "When the last sync ended.", unix(res.ended))
-	metric("cloudkeeper_last_success_timestamp_seconds", "When the last sync that exited 0 ended (0: never).", unix(res.lastSuccess))
-	metric("cloudkeeper_last_run_duration_seconds", "How long the last sync took.", res.ended.Sub(res.started).Seconds())
+	metric("cloudkeeper_last_run_timestamp_seconds", "When the last sync ended.", unix(res.Ended))
+	metric("cloudkeeper_last_success_timestamp_seconds", "When the last sync that exited 0 ended (0: never).", unix(res.LastSuccess))
+	metric("cloudkeeper_last_run_duration_seconds", "How long the last sync took.", res.Ended.Sub(res.Started).Seconds())
 	metric("cloudkeeper_last_run_exit_code", "Exit status of the last sync: 0 ok, 3 some paths failed, 1 fatal.", float64(res.exitCode()))
-	metric("cloudkeeper_last_run_errors", "Paths that failed in the last sync.", float64(res.errors()))
-	metric("cloudkeeper_last_run_uploaded_bytes", "Bytes uploaded by the last sync.", float64(res.sum.Bytes))
-	metric("cloudkeeper_last_run_changes", "Changes applied by the last sync.", float64(res.sum.Adds+res.sum.Modifies+res.sum.Renames+res.sum.Copies+res.sum.Deletes))
-	metric("cloudkeeper_objects", "Objects in the backup, per the manifest.", float64(res.objects))
-	metric("cloudkeeper_bytes", "Bytes in the backup, per the manifest.", float64(res.bytes))
+	metric("cloudkeeper_last_run_errors", "Paths that failed in the last sync.", float64(res.Errors))
+	metric("cloudkeeper_last_run_uploaded_bytes", "Bytes uploaded by the last sync.", float64(res.Bytes))
+	metric("cloudkeeper_last_run_changes", "Changes applied by the last sync.", float64(res.Changes()))
+	metric("cloudkeeper_objects", "Objects in the backup, per the manifest.", float64(res.Objects))
+	metric("cloudkeeper_bytes", "Bytes in the backup, per the manifest.", float64(res.ObjectBytes))
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err

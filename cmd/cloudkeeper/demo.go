@@ -96,8 +96,8 @@ func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
 		}
 		fmt.Fprintf(out, "$ %s\n", cmd)
 		res := runSync(ctx, syncOptions{target: t, dryRun: dryRun}, p)
-		p.summary(res.sum, res.st)
-		return res.err
+		p.summary(res.Result)
+		return res.Err
 	}
 
 	say("1. preview the first backup")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -18,6 +16,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
 // printer writes one line per applied change and the summary to stdout,
@@ -57,26 +56,9 @@ type jsonChange struct {
 	Size int64  `json:"size"`
 }
 
-// counts is what a run did, as the JSON summary, status and notifications
-// report it.
-type counts struct {
-	Add       int64 `json:"add"`
-	Modify    int64 `json:"modify"`
-	Rename    int64 `json:"rename"`
-	Copy      int64 `json:"copy"`
-	Delete    int64 `json:"delete"`
-	Unchanged int64 `json:"unchanged"`
-	Bytes     int64 `json:"bytes"` // uploaded
-}
-
-func countsOf(s uploader.Summary, unchanged int64) counts {
-	return counts{Add: s.Adds, Modify: s.Modifies, Rename: s.Renames, Copy: s.Copies, Delete: s.Deletes, Unchanged: unchanged, Bytes: s.Bytes}
-}
-
 type jsonSummary struct {
 	Summary struct {
-		counts
-		Errors int64 `json:"errors"`
+		manifest.Counts
 		// What the scan read: zero on a run where stat says nothing changed.
 		HashedFiles int64 `json:"hashed_files"`
 		HashedBytes int64 `json:"hashed_bytes"`
@@ -163,29 +145,28 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 
 // summary prints the last line: "2 uploads (2.1 MiB), 1 rename, 1 copy,
 // 1 delete; 20,114 files unchanged".
-func (p *printer) summary(s uploader.Summary, st manifest.Stats) {
+func (p *printer) summary(res mirror.Result) {
 	if p.quiet {
 		return
 	}
-	errors := s.Errors + st.Errors
 	if p.json {
 		var js jsonSummary
-		js.Summary.counts, js.Summary.Errors = countsOf(s, st.Unchanged), errors
-		js.Summary.HashedFiles, js.Summary.HashedBytes = st.Hashed, st.HashedBytes
+		js.Summary.Counts = res.Counts
+		js.Summary.HashedFiles, js.Summary.HashedBytes = res.Hashed, res.HashedBytes
 		b, _ := json.Marshal(js)
 		p.println(string(b))
 		return
 	}
-	p.println(summaryLine(s, st))
+	p.println(summaryLine(res.Counts))
 }
 
-func summaryLine(s uploader.Summary, st manifest.Stats) string {
+func summaryLine(c manifest.Counts) string {
 	line := fmt.Sprintf("%s (%s), %s, %s, %s; %s unchanged",
-		count(s.Uploads(), "upload", "uploads"), humanBytes(s.Bytes),
-		count(s.Renames, "rename", "renames"), count(s.Copies, "copy", "copies"),
-		count(s.Deletes, "delete", "deletes"), count(st.Unchanged, "file", "files"))
-	if errors := s.Errors + st.Errors; errors > 0 {
-		line += "; " + count(errors, "error", "errors")
+		count(c.Uploads(), "upload", "uploads"), humanBytes(c.Bytes),
+		count(c.Rename, "rename", "renames"), count(c.Copy, "copy", "copies"),
+		count(c.Delete, "delete", "deletes"), count(c.Unchanged, "file", "files"))
+	if c.Errors > 0 {
+		line += "; " + count(c.Errors, "error", "errors")
 	}
 	return line
 }
@@ -194,18 +175,18 @@ func summaryLine(s uploader.Summary, st manifest.Stats) string {
 // did, logged; it returns the error that gives the exit status.
 func (p *printer) exit(res outcome) error {
 	p.progress.stop()
-	p.summary(res.sum, res.st)
+	p.summary(res.Result)
 	code := res.exitCode()
 	switch code {
 	case exitOK:
-		if res.dryRun {
+		if res.DryRun {
 			p.log.Info("dry run: nothing was changed")
 		}
 		return nil
 	case exitIncomplete:
-		p.log.Error("run incomplete", "errors", res.errors(), "hint", "the paths are logged above; the next run retries them")
+		p.log.Error("run incomplete", "errors", res.Errors, "hint", "the paths are logged above; the next run retries them")
 	default:
-		p.log.Error(res.err.Error())
+		p.log.Error(res.Err.Error())
 	}
 	return reportedError{code}
 }
@@ -221,27 +202,10 @@ func (p *printer) fail(err error) error {
 	return reportedError{exitFatal}
 }
 
-// record writes how a real run ended into the manifest, and reads back
-// what the outcome reports about the manifest.
-func (p *printer) record(db *manifest.DB, res outcome) outcome {
-	ctx := context.Background() // record even an interrupted run
-	end := time.Now()
-	r := manifest.Run{
-		ID: res.runID, Started: res.started, Ended: end, ExitCode: res.exitCode(),
-		Adds: res.sum.Adds, Modifies: res.sum.Modifies, Renames: res.sum.Renames, Copies: res.sum.Copies,
-		Deletes: res.sum.Deletes, Unchanged: res.st.Unchanged, Bytes: res.sum.Bytes, Errors: res.errors(),
-	}
-	if res.err != nil {
-		r.Message = res.err.Error()
-	}
-	if err := db.EndRun(ctx, r); err != nil {
-		p.log.Warn("could not record the run in the manifest", "error", err.Error())
-	}
-	res.objects, res.bytes, _ = db.Count(ctx)
-	if last, ok, err := db.LastSuccess(ctx); err == nil && ok {
-		res.lastSuccess = last.Ended
-	}
-	return res
+// outcome is a run's result with the errors kept for its notification,
+// which it takes: the next run starts afresh.
+func (p *printer) outcome(res mirror.Result) outcome {
+	return outcome{Result: res, firstErrors: p.takeErrors()}
 }
 
 func count(n int64, one, many string) string {

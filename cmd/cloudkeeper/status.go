@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 )
 
 func statusCommand() *cli.Command {
@@ -94,8 +93,7 @@ type statusRun struct {
 	Ended     *time.Time `json:"ended"` // null: still running, or killed
 	DurationS float64    `json:"duration_s"`
 	ExitCode  *int       `json:"exit_code"`
-	counts
-	Errors  int64  `json:"errors"`
+	manifest.Counts
 	Message string `json:"message,omitempty"`
 }
 
@@ -128,8 +126,7 @@ func readStatus(c *cli.Context, db *manifest.DB, t target) (backupStatus, error)
 	}
 	st.Runs = []statusRun{}
 	for _, r := range runs {
-		sum := uploader.Summary{Adds: r.Adds, Modifies: r.Modifies, Renames: r.Renames, Copies: r.Copies, Deletes: r.Deletes, Bytes: r.Bytes}
-		sr := statusRun{Started: r.Started, counts: countsOf(sum, r.Unchanged), Errors: r.Errors, Message: r.Message}
+		sr := statusRun{Started: r.Started, Counts: r.Counts, Message: r.Message}
 		if r.Finished() {
 			ended, code := r.Ended, r.ExitCode
 			sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()
@@ -175,8 +172,7 @@ func (st backupStatus) print(w io.Writer) {
 		}
 		line := fmt.Sprintf("%-19s  %9s  %-10s", r.Started.Format(time.DateTime), dur, result)
 		if r.Ended != nil {
-			sum := uploader.Summary{Adds: r.Add, Modifies: r.Modify, Renames: r.Rename, Copies: r.Copy, Deletes: r.Delete, Bytes: r.counts.Bytes, Errors: r.Errors}
-			line += "  " + summaryLine(sum, manifest.Stats{Unchanged: r.Unchanged})
+			line += "  " + summaryLine(r.Counts)
 			if r.Message != "" {
 				line += ": " + r.Message
 			}

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 )
 
 func syncCommand() *cli.Command {
@@ -127,8 +127,6 @@ func syncEvery(ctx context.Context, every time.Duration, o syncOptions, p *print
 
 type syncOptions struct {
 	target
-	db        *manifest.DB // an open manifest to use (watch); nil: open it
-	scopes    []string     // scan only these (watch's dirty paths); nil: all
 	filter    *scanner.Filter
 	dryRun    bool
 	rehash    bool
@@ -143,282 +141,49 @@ type syncOptions struct {
 	reconcileEvery time.Duration // reconcile when the last one is older; 0 never
 }
 
-// outcome is what a run did and how it ended.
+// mirrorOptions are the options of a run, its callbacks wired to the
+// printer: per-path problems logged and kept for the notification,
+// changes printed, progress shown.
+func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
+	cfg := o.s3Config()
+	cfg.MaxAttempts, cfg.MaxBackoff = o.retries, o.retryWait
+	return mirror.Options{
+		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
+		Filter: o.filter, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
+		AllowExisting: o.allowExisting, Reconcile: o.reconcile, ReconcileEvery: o.reconcileEvery,
+		Log: p.log, Report: p.result, Problem: p.diffProblem,
+		Unsettled: func(path string, err error) {
+			p.keepError(fmt.Sprintf("%s: in doubt since an interrupted run and S3 could not be asked: %v", display(path), err))
+			p.log.Error("could not settle a key left in doubt; its row may be wrong this run, the next run asks again", "path", display(path), "error", err.Error())
+		},
+		Finding: func(f reconcile.Finding) { logFinding(p, f) },
+		ReconcileFailed: func(err error) {
+			p.keepError(err.Error())
+			p.log.Error("the reconcile failed; the run goes on without it and the next one tries again", "error", err.Error())
+		},
+		Scanned: p.progress.scanned, Hashed: p.progress.hashed, Queued: p.progress.queuedChange,
+	}
+}
+
+// outcome is what a run did and how it ended, and the first paths that
+// failed, with why, for the notification.
 type outcome struct {
-	dryRun         bool
-	started, ended time.Time
-	sum            uploader.Summary
-	st             manifest.Stats
-	err            error     // fatal
-	objects, bytes int64     // what the manifest holds after the run
-	lastSuccess    time.Time // the last run that exited 0, this one included
-	runID          int64
-	firstErrors    []string // the first paths that failed, with why
+	mirror.Result
+	firstErrors []string
 }
 
 // exitCode is the run's exit status: 0 all applied, 3 some paths failed, 1
 // fatal, 2 usage.
 func (o outcome) exitCode() int {
 	var ue usageError
-	switch {
-	case errors.As(o.err, &ue):
+	if errors.As(o.Err, &ue) {
 		return exitUsage
-	case o.err != nil:
-		return exitFatal
-	case o.errors() > 0:
-		return exitIncomplete
-	default:
-		return exitOK
 	}
+	return o.ExitCode()
 }
 
-func (o outcome) errors() int64 { return o.sum.Errors + o.st.Errors }
-
-// runSync is one run: scan → diff → apply, as a pipeline, so that uploads
-// start while the walk goes on. A real run is recorded in the manifest.
-func runSync(ctx context.Context, o syncOptions, p *printer) (res outcome) {
-	res = outcome{dryRun: o.dryRun, started: time.Now()}
+// runSync is one run (see mirror.Run), shown by the printer.
+func runSync(ctx context.Context, o syncOptions, p *printer) outcome {
 	p.progress.start()
-	defer func() {
-		res.ended = time.Now()
-		if res.err != nil && ctx.Err() != nil {
-			res.err = fmt.Errorf("interrupted; what was confirmed is recorded, the next run finishes the job")
-		}
-	}()
-	var db *manifest.DB
-	switch {
-	case o.db != nil: // watch keeps it open between pushes
-		db = o.db
-	case o.dryRun && o.reconcile:
-		// The reconcile edits the manifest: a dry run edits a private
-		// copy, and the diff shows what the real run would do.
-		db, res.err = manifest.OpenCopy(o.Manifest, o.identity())
-	case o.dryRun:
-		// A dry run reads the manifest through a connection SQLite keeps
-		// read-only.
-		db, res.err = manifest.OpenReadOnly(o.Manifest, o.identity())
-	default:
-		db, res.err = manifest.Open(o.Manifest, o.identity())
-	}
-	if res.err != nil {
-		return res
-	}
-	if o.db == nil {
-		defer func() {
-			if db != nil {
-				db.Close()
-			}
-		}()
-	}
-	// A new manifest is removed again if the run fails before it wrote
-	// anything (a refused first run, a bucket that does not answer, a
-	// setting missing): such a run leaves nothing behind, and the next
-	// one is a first run again, with its checks.
-	abandon := func() {
-		if o.db != nil || o.dryRun || !db.Created() {
-			return
-		}
-		if err := db.Abandon(); err != nil {
-			p.log.Warn("could not remove the new manifest", "error", err.Error())
-		}
-		db = nil
-	}
-	first, err := db.Empty(ctx)
-	if err != nil {
-		res.err = err
-		abandon()
-		return res
-	}
-	cfg := o.s3Config()
-	cfg.MaxAttempts, cfg.MaxBackoff = o.retries, o.retryWait
-	s3, err := uploader.NewS3(ctx, cfg)
-	if err != nil {
-		res.err = err
-		abandon()
-		return res
-	}
-	// Every run, a dry run too, proves with one cheap request that the
-	// bucket is there and these credentials work: a run with nothing to
-	// do must not say "ok" when the backup target is gone.
-	check := func() error {
-		if err := s3.Check(ctx); err != nil || o.dryRun || o.allowExisting {
-			return err
-		}
-		return checkNewManifest(ctx, db, s3, o, res.runID)
-	}
-	if o.db == nil && !o.dryRun && db.Created() {
-		// A new manifest that the checks refuse is removed again: a
-		// refused run leaves nothing behind.
-		if res.err = check(); res.err != nil {
-			abandon()
-			return res
-		}
-		check = func() error { return nil }
-	}
-	var (
-		bucket    uploader.Bucket  = uploader.DryRun{}
-		journal   manifest.Journal = manifest.Discard{}
-		unsettled int              // keys left in doubt: the run is incomplete
-	)
-	if o.dryRun {
-		// A dry run applies to a bucket that does nothing and records
-		// nothing.
-		if res.err = check(); res.err != nil {
-			return res
-		}
-		if doubts, err := db.Doubts(ctx); err == nil && len(doubts) > 0 {
-			p.log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
-		}
-	} else {
-		if res.runID, res.err = db.StartRun(ctx, res.started); res.err != nil {
-			return res
-		}
-		defer func() { res = p.record(db, res) }()
-		if res.err = check(); res.err != nil {
-			return res
-		}
-		if unsettled, res.err = settle(ctx, db, s3, o, p); res.err != nil {
-			return res
-		}
-		w := db.Writer()
-		defer w.Close()
-		bucket, journal = s3, w
-	}
-	due, err := reconcileDue(ctx, o, db, res.started)
-	reconcileFailed := false
-	if err == nil && due {
-		_, err = reconcileManifest(ctx, o, db, s3, p)
-		if err != nil && !o.reconcile && !uploader.IsFatal(err) && ctx.Err() == nil {
-			// A reconcile that was only due must not hold the backup
-			// back: the manifest is as it was, the next run tries again.
-			p.keepError(err.Error())
-			p.log.Error("the reconcile failed; the run goes on without it and the next one tries again", "error", err.Error())
-			reconcileFailed, err = true, nil
-		}
-	}
-	if err != nil {
-		res.err = err
-		return res
-	}
-	res.sum, res.st, res.err = pipeline(ctx, o, db, bucket, journal, p)
-	if reconcileFailed {
-		res.st.Errors++ // exit 3: the run completed, but not all of it
-	}
-	res.st.Errors += int64(unsettled)
-	if res.err == nil && res.st.Refused != nil {
-		res.err = res.st.Refused // everything else was applied
-	}
-	if first && !due && res.err == nil && !o.dryRun && o.scopes == nil && !o.allowExisting {
-		// The bucket now holds what the manifest says, from the start
-		// of this run on: as good as a reconcile.
-		if err := db.SetReconciled(context.WithoutCancel(ctx), manifest.Reconciled{At: res.started}); err != nil {
-			p.log.Warn("could not record the first run as a reconcile", "error", err.Error())
-		}
-	}
-	res.firstErrors = p.takeErrors()
-	return res
-}
-
-// settle asks S3 about the keys an interrupted run left in doubt, before
-// the diff trusts the manifest's rows for them, and returns how many could
-// not be settled: their rows may be wrong this run, which is then
-// incomplete (exit 3); the next run asks again.
-func settle(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions, p *printer) (int, error) {
-	n, err := uploader.Settle(ctx, db, s3, o.Prefix, o.Concurrency, func(path string, err error) {
-		p.keepError(fmt.Sprintf("%s: in doubt since an interrupted run and S3 could not be asked: %v", display(path), err))
-		p.log.Error("could not settle a key left in doubt; its row may be wrong this run, the next run asks again", "path", display(path), "error", err.Error())
-	})
-	if n.Found+n.Gone+n.Aborted+n.Failed > 0 {
-		p.log.Info("keys were in doubt (an interrupted run, or an object found missing): settled them from what S3 holds",
-			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted, "unsettled", n.Failed)
-	}
-	return n.Failed, err
-}
-
-// checkNewManifest refuses a first run (an empty manifest that never ran)
-// into a prefix that already holds objects: the manifest was most likely
-// deleted, lost with a disk, or is another file than the one used before,
-// and trusting it would upload the whole tree again. One request, on the
-// first run only. runID is this run's record, if it has one yet.
-func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o syncOptions, runID int64) error {
-	empty, err := db.Empty(ctx)
-	if err != nil || !empty {
-		return err
-	}
-	runs, err := db.Runs(ctx, 2)
-	if err != nil {
-		return err
-	}
-	for _, r := range runs {
-		if r.ID != runID {
-			return nil // it ran before: not new
-		}
-	}
-	has, err := s3.HasObjects(ctx, o.Prefix)
-	if err != nil || !has {
-		return err
-	}
-	return fmt.Errorf("the manifest %s is new, but s3://%s/%s already holds objects: if they are this backup's "+
-		"(the manifest was deleted or lost), run `cloudkeeper manifest rebuild` first so that nothing is uploaded again; "+
-		"to back up over them anyway, pass --allow-existing", o.Manifest, o.Bucket, o.Prefix)
-}
-
-// pipeline runs the walk, the diff and the apply at once.
-func pipeline(ctx context.Context, o syncOptions, db *manifest.DB, bucket uploader.Bucket, journal manifest.Journal, p *printer) (uploader.Summary, manifest.Stats, error) {
-	concurrency := o.Concurrency
-	if o.dryRun {
-		concurrency = 1 // nothing to wait for; keeps the preview in diff order
-	}
-
-	// The manifest may live inside the source (a source of $HOME holds
-	// ~/.local/state): never back up its own files.
-	skip := map[string]bool{}
-	for _, f := range manifest.Files(o.Manifest) {
-		skip[f] = true
-	}
-
-	fsys := scanner.OS{FollowSymlinks: o.follow}
-	g, gctx := errgroup.WithContext(ctx)
-	entries := make(chan scanner.Entry, 1024)
-	changes := make(chan manifest.Change, 256)
-	g.Go(func() error {
-		defer close(entries)
-		emit := func(e scanner.Entry) error {
-			p.progress.scanned(e)
-			select {
-			case entries <- e:
-				return nil
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}
-		opts := scanner.WalkOptions{Filter: o.filter, Skip: skip}
-		if o.scopes != nil {
-			return scanner.ScanScopes(gctx, fsys, o.Source, o.scopes, opts, emit)
-		}
-		return scanner.Walk(gctx, fsys, o.Source, opts, emit)
-	})
-	diff := &manifest.Diff{
-		DB: db, FS: fsys, Root: o.Source, Prefix: o.Prefix,
-		Filter: o.filter, Rehash: o.rehash, MaxDelete: o.maxDelete, Scopes: o.scopes, Problems: p.diffProblem, Hashed: p.progress.hashed,
-	}
-	var st manifest.Stats
-	g.Go(func() error {
-		defer close(changes)
-		var err error
-		st, err = diff.Run(gctx, entries, changes)
-		return err
-	})
-	applier := &uploader.Applier{
-		Bucket: bucket, Journal: journal, Root: o.Source, Prefix: o.Prefix,
-		Concurrency: concurrency, FS: fsys, Report: p.result, Queued: p.progress.queuedChange,
-	}
-	var sum uploader.Summary
-	g.Go(func() error {
-		var err error
-		sum, err = applier.Run(gctx, changes)
-		return err
-	})
-	err := g.Wait()
-	return sum, st, err
+	return p.outcome(mirror.Run(ctx, o.mirrorOptions(p)))
 }

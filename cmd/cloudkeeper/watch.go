@@ -12,8 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
-	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
 func watchCommand() *cli.Command {
@@ -119,130 +118,28 @@ func parseInterval(value, unit string) (time.Duration, error) {
 	return time.Duration(n * float64(per)), nil
 }
 
-// runWatch is the watch loop: events mark paths dirty; every persist
-// interval they are saved; every push interval they are synced; full syncs
-// at start, every rescan and after lost events (unless events-only).
-func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, after afterRun) error {
-	open := manifest.Open
-	if o.dryRun {
-		open = manifest.OpenReadOnly // SQLite refuses every write: nothing is created or saved
+// watchLog is how a push is announced: bench matches these lines.
+func watchLog(p *printer, push mirror.Push) {
+	if push.Full != mirror.Scoped {
+		p.log.Info("full sync", "why", push.Why())
+		return
 	}
-	db, err := open(o.Manifest, o.identity())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	o.db = db
-
-	watcher, err := scanner.Watch(o.Source, 0)
-	if err != nil {
-		if w.eventsOnly {
-			return err
-		}
-		p.log.Warn("cannot watch; falling back to a full sync every push", "error", err.Error())
-	} else {
-		defer watcher.Close()
-		go watcher.Run(ctx)
-	}
-	saved, err := db.Dirty(ctx)
-	if err != nil {
-		return err
-	}
-	if watcher != nil {
-		watcher.Mark(saved...)
-	}
-	p.log.Info("watching", "source", o.Source, "push", w.push.String(), "persist", w.persist.String(), "hybrid", !w.eventsOnly)
-
-	persist := func() {
-		if watcher == nil || o.dryRun { // a dry run keeps its dirty paths in memory only
-			return
-		}
-		if err := db.SaveDirty(context.WithoutCancel(ctx), watcher.Peek()); err != nil {
-			p.log.Error("could not save the dirty paths", "error", err.Error())
-		}
-	}
-	push := func(full bool, why string) {
-		var dirty []string
-		if watcher != nil {
-			var lost string
-			dirty, lost = watcher.Take()
-			if !w.eventsOnly {
-				if lost == "" {
-					lost = watcher.Uncovered()
-				}
-				if lost != "" {
-					full, why = true, lost
-				}
-			}
-		}
-		if watcher == nil {
-			full, why = true, "no watch"
-		}
-		run := o
-		if !full {
-			if len(dirty) == 0 {
-				return
-			}
-			run.scopes = scanner.Scopes(dirty)
-			if len(run.scopes) == 1 && run.scopes[0] == "" {
-				run.scopes = nil
-			}
-		}
-		if full {
-			p.log.Info("full sync", "why", why)
-		} else {
-			p.log.Info("pushing dirty paths", "paths", len(run.scopes))
-		}
-		res := runSync(ctx, run, p)
-		after.done(ctx, res)
-		p.exit(res)
-		if (res.exitCode() != exitOK || o.dryRun) && watcher != nil {
-			watcher.Mark(dirty...) // try them again next push
-		}
-		if res.exitCode() == exitOK && !o.dryRun {
-			if err := db.ClearDirty(context.WithoutCancel(ctx), dirty); err != nil {
-				p.log.Error("could not clear the dirty paths", "error", err.Error())
-			}
-		}
-		persist()
-	}
-
-	if !w.eventsOnly {
-		push(true, "start-up: changes made while not watching")
-	}
-	persistT := time.NewTicker(w.persist)
-	pushT := time.NewTicker(w.push)
-	defer persistT.Stop()
-	defer pushT.Stop()
-	var rescan <-chan time.Time
-	if !w.eventsOnly && w.rescan > 0 {
-		t := time.NewTicker(w.rescan)
-		defer t.Stop()
-		rescan = t.C
-	}
-	for {
-		select {
-		case <-persistT.C:
-			persist()
-		case <-pushT.C:
-			push(false, "")
-		case <-rescan:
-			push(true, "periodic rescan")
-		case <-ctx.Done():
-			persist()
-			if o.dryRun {
-				p.log.Info("stopped by signal; dry run: dirty paths not saved", "paths", len(watcherPeek(watcher)))
-				return nil
-			}
-			p.log.Info("stopped by signal; dirty paths saved", "paths", len(watcherPeek(watcher)))
-			return nil
-		}
-	}
+	p.log.Info("pushing dirty paths", "paths", len(push.Scopes))
 }
 
-func watcherPeek(w *scanner.Watcher) []string {
-	if w == nil {
-		return nil
-	}
-	return w.Peek()
+// runWatch is the watch loop (see mirror.Watch), each push shown by the
+// printer and followed by the notification and metrics.
+func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, after afterRun) error {
+	return mirror.Watch(ctx, mirror.WatchOptions{
+		Options: o.mirrorOptions(p), Persist: w.persist, Push: w.push, Rescan: w.rescan, EventsOnly: w.eventsOnly,
+		Pushing: func(push mirror.Push) {
+			watchLog(p, push)
+			p.progress.start()
+		},
+		Pushed: func(_ mirror.Push, res mirror.Result) {
+			out := p.outcome(res)
+			after.done(ctx, out)
+			p.exit(out)
+		},
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"regexp"
@@ -47,6 +48,23 @@ func Start(t testing.TB) *s3test.Gateway {
 		}
 	})
 	return g
+}
+
+// Main is the body of a TestMain that shares one gateway among the tests of
+// a package: it starts the gateway, sets *gw, runs the tests, stops it and
+// exits with their status (1 if the gateway cannot start).
+func Main(m *testing.M, gw **s3test.Gateway) {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	g, err := s3test.Start(ctx, s3test.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)
+		os.Exit(1)
+	}
+	*gw = g
+	code := m.Run()
+	g.Stop()
+	os.Exit(code)
 }
 
 // Bucket creates a bucket with a new name derived from the test's and

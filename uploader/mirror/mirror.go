@@ -1,0 +1,334 @@
+// Package mirror makes a bucket prefix mirror a source folder: one sync run
+// (scan → diff → apply, as a pipeline) and watch's loop of pushes.
+//
+// A run opens the manifest (or uses Options.DB), proves the bucket is there
+// with one HeadBucket, refuses a first run into a prefix that already holds
+// objects (unless AllowExisting), settles the keys an interrupted run left in
+// doubt, reconciles the manifest with a listing when asked or due, then runs
+// the walk (scanner), the diff (manifest) and the apply (uploader) at once,
+// and records the run in the manifest:
+//
+//	res := mirror.Run(ctx, mirror.Options{
+//		Identity: manifest.Identity{Source: dir, Bucket: "b", Prefix: "laptop/"},
+//		Manifest: path, S3: uploader.S3Config{Bucket: "b", Endpoint: url},
+//		Report:   func(r uploader.Result) { ... }, // each change, applied or failed
+//		Problem:  func(p manifest.Problem) { ... }, // each path the scan could not back up
+//	})
+//	switch res.ExitCode() { ... }
+//
+// Per-path problems and progress come through the callbacks of Options;
+// what the run did comes back as a Result, whose Counts is the one type of
+// a run's counts. Nothing here prints: what a run says about itself goes to
+// Options.Log.
+//
+// Watch pushes the paths a file system watch marks dirty through the same
+// Run, on a schedule, until its context ends; each push is announced with
+// why it is a full sync, if it is (a typed Reason), and followed by its
+// Result:
+//
+//	err := mirror.Watch(ctx, mirror.WatchOptions{Options: opts,
+//		Persist: 10 * time.Minute, Push: time.Hour, Rescan: 24 * time.Hour,
+//		Pushing: func(p mirror.Push) { ... }, // p.Full, p.Why(), p.Scopes
+//		Pushed:  func(p mirror.Push, res mirror.Result) { ... },
+//	})
+package mirror
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
+)
+
+// Options are the settings and the callbacks of a run. The callbacks may be
+// nil; each is called from one goroutine at a time.
+type Options struct {
+	// Identity is the backup: source folder, endpoint, bucket and
+	// normalized key prefix. The manifest is opened for it.
+	Identity manifest.Identity
+	// Manifest is the manifest's path. DB, when set, is an open manifest
+	// to use instead (watch keeps it open between pushes): the run neither
+	// opens, closes nor abandons it.
+	Manifest string
+	DB       *manifest.DB
+	// S3 is the client's configuration (bucket, endpoint, credentials,
+	// retries).
+	S3 uploader.S3Config
+	// Concurrency is the number of changes applied at once; 0: 8, the
+	// applier's default. A dry run applies one at a time, in diff order.
+	Concurrency int
+	// Scopes, when not nil, restricts the run to these paths (watch's
+	// dirty paths); nil: the whole source.
+	Scopes []string
+	Filter *scanner.Filter
+	// DryRun applies to a bucket that does nothing and records nothing;
+	// it still proves the bucket is there.
+	DryRun bool
+	// Rehash reads and hashes every file, trusting no stat.
+	Rehash bool
+	// FollowSymlinks backs up what symlinks point to.
+	FollowSymlinks bool
+	// MaxDelete bounds the deletes of the run (see manifest.Diff).
+	MaxDelete manifest.DeleteLimit
+	// AllowExisting lets a first run (a new manifest) back up into a
+	// prefix that already holds objects.
+	AllowExisting bool
+	// Reconcile lists the prefix and repairs the manifest before the
+	// diff; ReconcileEvery does so when the last reconcile is older (0:
+	// never), on full runs only.
+	Reconcile      bool
+	ReconcileEvery time.Duration
+
+	// Log receives what the run says about itself (settled keys, the
+	// reconcile's figures, a record that could not be written); nil:
+	// nothing.
+	Log *slog.Logger
+	// Report is told of every change, applied or failed.
+	Report func(uploader.Result)
+	// Problem is told of each path the scan or the diff could not handle.
+	Problem func(manifest.Problem)
+	// Unsettled is told of each key left in doubt by an interrupted run
+	// that S3 could not be asked about: its row may be wrong this run.
+	Unsettled func(path string, err error)
+	// Finding is told of each object a reconcile found out of line.
+	Finding func(reconcile.Finding)
+	// ReconcileFailed is told when a reconcile that was only due (not
+	// Reconcile) failed: the run goes on without it and is incomplete.
+	ReconcileFailed func(error)
+	// Progress: Scanned each file the walk emits, Hashed the size of each
+	// file hashed, Queued each change handed to the applier.
+	Scanned func(scanner.Entry)
+	Hashed  func(size int64)
+	Queued  func(manifest.Change)
+}
+
+// Exit statuses of a run, as Result.ExitCode gives them.
+const (
+	ExitOK         = 0 // everything applied
+	ExitFatal      = 1 // nothing or only part applied
+	ExitIncomplete = 3 // completed, but some paths failed
+)
+
+// Result is what a run did and how it ended.
+type Result struct {
+	DryRun         bool
+	Started, Ended time.Time
+	// Counts is what the run applied, the files left unchanged and every
+	// error: paths and changes that failed, keys that could not be
+	// settled, a reconcile that failed.
+	manifest.Counts
+	// Hashed and HashedBytes are what the scan read.
+	Hashed, HashedBytes int64
+	// Err is why the run failed (fatal), nil if it completed.
+	Err   error
+	RunID int64 // its record in the manifest; 0 for a dry run
+	// Objects and ObjectBytes are what the manifest holds after a real
+	// run, LastSuccess the end of the last run that exited 0, this one
+	// included.
+	Objects, ObjectBytes int64
+	LastSuccess          time.Time
+}
+
+// ExitCode is the run's exit status: ExitOK, ExitIncomplete or ExitFatal.
+func (r Result) ExitCode() int {
+	switch {
+	case r.Err != nil:
+		return ExitFatal
+	case r.Errors > 0:
+		return ExitIncomplete
+	default:
+		return ExitOK
+	}
+}
+
+// errInterrupted replaces the error of a run whose context ended.
+var errInterrupted = errors.New("interrupted; what was confirmed is recorded, the next run finishes the job")
+
+// Run is one run: scan → diff → apply, as a pipeline, so that uploads start
+// while the walk goes on. A real run is recorded in the manifest.
+func Run(ctx context.Context, o Options) (res Result) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	res = Result{DryRun: o.DryRun, Started: time.Now()}
+	defer func() {
+		res.Ended = time.Now()
+		if res.Err != nil && ctx.Err() != nil {
+			res.Err = errInterrupted
+		}
+	}()
+	r := &run{o: o, res: &res}
+	if res.Err = r.open(); res.Err != nil {
+		return res
+	}
+	defer r.close()
+	r.execute(ctx)
+	return res
+}
+
+// run is the state of one Run.
+type run struct {
+	o   Options
+	res *Result
+	db  *manifest.DB
+	s3  *uploader.S3
+	// recording: the run has a record in the manifest, which its end
+	// completes.
+	recording bool
+	writer    *manifest.Writer // a real run's journal, closed at its end
+}
+
+// open opens the manifest the run uses.
+func (r *run) open() error {
+	var err error
+	switch o := r.o; {
+	case o.DB != nil:
+		r.db = o.DB
+	case o.DryRun && o.Reconcile:
+		// The reconcile edits the manifest: a dry run edits a private
+		// copy, and the diff shows what the real run would do.
+		r.db, err = manifest.OpenCopy(o.Manifest, o.Identity)
+	case o.DryRun:
+		// A dry run reads the manifest through a connection SQLite keeps
+		// read-only.
+		r.db, err = manifest.OpenReadOnly(o.Manifest, o.Identity)
+	default:
+		r.db, err = manifest.Open(o.Manifest, o.Identity)
+	}
+	return err
+}
+
+func (r *run) close() {
+	if r.o.DB == nil && r.db != nil {
+		r.db.Close()
+	}
+}
+
+// abandon removes a new manifest again if the run fails before it wrote
+// anything (a refused first run, a bucket that does not answer, a setting
+// missing): such a run leaves nothing behind, and the next one is a first
+// run again, with its checks.
+func (r *run) abandon() {
+	if !r.fresh() {
+		return
+	}
+	if err := r.db.Abandon(); err != nil {
+		r.o.Log.Warn("could not remove the new manifest", "error", err.Error())
+	}
+	r.db = nil
+}
+
+// fresh reports whether the run created its manifest: the checks of a
+// first run come before anything is written to it.
+func (r *run) fresh() bool { return r.o.DB == nil && !r.o.DryRun && r.db.Created() }
+
+// execute is the run once its manifest is open; it sets r.res.
+func (r *run) execute(ctx context.Context) {
+	o, res := r.o, r.res
+	defer func() {
+		if r.writer != nil {
+			r.writer.Close()
+		}
+		if r.recording {
+			r.record()
+		}
+	}()
+	first, err := r.db.Empty(ctx)
+	if err == nil {
+		r.s3, err = uploader.NewS3(ctx, o.S3)
+	}
+	if err != nil {
+		res.Err = err
+		r.abandon()
+		return
+	}
+	checked := false
+	if r.fresh() {
+		// A new manifest that the checks refuse is removed again: a
+		// refused run leaves nothing behind.
+		if res.Err = r.check(ctx); res.Err != nil {
+			r.abandon()
+			return
+		}
+		checked = true
+	}
+	bucket, journal, unsettled, ok := r.prepare(ctx, checked)
+	if !ok {
+		return
+	}
+	due, reconcileFailed, err := r.reconcile(ctx)
+	if err != nil {
+		res.Err = err
+		return
+	}
+	var st manifest.Stats
+	res.Counts, st, res.Err = r.pipeline(ctx, bucket, journal)
+	res.Unchanged, res.Hashed, res.HashedBytes = st.Unchanged, st.Hashed, st.HashedBytes
+	res.Errors += st.Errors + int64(unsettled)
+	if reconcileFailed {
+		res.Errors++ // the run completed, but not all of it
+	}
+	if res.Err == nil && st.Refused != nil {
+		res.Err = st.Refused // everything else was applied
+	}
+	if first && !due && res.Err == nil && !o.DryRun && o.Scopes == nil && !o.AllowExisting {
+		// The bucket now holds what the manifest says, from the start
+		// of this run on: as good as a reconcile.
+		if err := r.db.SetReconciled(context.WithoutCancel(ctx), manifest.Reconciled{At: res.Started}); err != nil {
+			o.Log.Warn("could not record the first run as a reconcile", "error", err.Error())
+		}
+	}
+}
+
+// check proves, with one cheap request, that the bucket is there and the
+// credentials work (a run with nothing to do must not say "ok" when the
+// backup target is gone), and refuses a first run into a prefix that holds
+// objects.
+func (r *run) check(ctx context.Context) error {
+	if err := r.s3.Check(ctx); err != nil || r.o.DryRun || r.o.AllowExisting {
+		return err
+	}
+	return checkNewManifest(ctx, r.db, r.s3, r.o, r.res.RunID)
+}
+
+// prepare checks the bucket (unless checked already) and, for a real run,
+// starts its record, settles the keys in doubt and opens the journal. ok is
+// false when the run must stop; r.res.Err says why.
+func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket, journal manifest.Journal, unsettled int, ok bool) {
+	res := r.res
+	check := func() error {
+		if checked {
+			return nil
+		}
+		return r.check(ctx)
+	}
+	if r.o.DryRun {
+		if res.Err = check(); res.Err != nil {
+			return nil, nil, 0, false
+		}
+		if doubts, err := r.db.Doubts(ctx); err == nil && len(doubts) > 0 {
+			r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
+		}
+		// A dry run applies to a bucket that does nothing and records
+		// nothing.
+		return uploader.DryRun{}, manifest.Discard{}, 0, true
+	}
+	if res.RunID, res.Err = r.db.StartRun(ctx, res.Started); res.Err != nil {
+		return nil, nil, 0, false
+	}
+	r.recording = true
+	if res.Err = check(); res.Err != nil {
+		return nil, nil, 0, false
+	}
+	if unsettled, res.Err = r.settle(ctx); res.Err != nil {
+		return nil, nil, 0, false
+	}
+	r.writer = r.db.Writer()
+	return r.s3, r.writer, unsettled, true
+}

@@ -1,0 +1,287 @@
+package mirror
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
+)
+
+// gw is the real S3 server (Versity S3 Gateway) these tests talk to over
+// HTTP with the real SDK; one per test binary.
+var gw *s3test.Gateway
+
+func TestMain(m *testing.M) { gwtest.Main(m, &gw) }
+
+// backup is a source folder, a fresh bucket behind a counting proxy and a
+// manifest path, and the options of a run over them.
+type backup struct {
+	src, bucket string
+	proxy       *s3test.Proxy
+	opts        Options
+	mu          sync.Mutex
+	changes     []uploader.Result
+}
+
+const prefix = "laptop/"
+
+func newBackup(t *testing.T, files map[string]string) *backup {
+	t.Helper()
+	b := &backup{src: t.TempDir(), bucket: gwtest.Bucket(t, gw)}
+	var err error
+	if b.proxy, err = s3test.NewProxy(gw.Endpoint); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.proxy.Close() })
+	for p, body := range files {
+		b.write(t, p, body)
+	}
+	b.opts = Options{
+		Identity: manifest.Identity{Source: b.src, Endpoint: b.proxy.URL, Bucket: b.bucket, Prefix: prefix},
+		Manifest: filepath.Join(t.TempDir(), "manifest.db"),
+		S3: uploader.S3Config{Bucket: b.bucket, Endpoint: b.proxy.URL, Concurrency: 4, MaxAttempts: 1,
+			Credentials: credentials.NewStaticCredentialsProvider(gw.AccessKey, gw.SecretKey, "")},
+		Concurrency: 4,
+		Report: func(r uploader.Result) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.changes = append(b.changes, r)
+		},
+		Problem: func(p manifest.Problem) { t.Errorf("problem: %s: %v %s", p.Path, p.Err, p.Notice) },
+	}
+	return b
+}
+
+func (b *backup) write(t *testing.T, path, body string) {
+	t.Helper()
+	full := filepath.Join(b.src, path)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run is one Run, which must end as want says.
+func (b *backup) run(t *testing.T, o Options, want int) Result {
+	t.Helper()
+	b.proxy.Reset()
+	b.mu.Lock()
+	b.changes = nil
+	b.mu.Unlock()
+	res := Run(context.Background(), o)
+	if res.ExitCode() != want {
+		t.Fatalf("exit %d, want %d (error %v, counts %+v)", res.ExitCode(), want, res.Err, res.Counts)
+	}
+	return res
+}
+
+// objects is the bucket's content, key to body.
+func (b *backup) objects(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for k, o := range gwtest.Objects(t, gw.Client(), b.bucket, "") {
+		out[k] = string(o.Body)
+	}
+	return out
+}
+
+func TestRunSmallTree(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one", "d/b.txt": "two"})
+	res := b.run(t, b.opts, ExitOK)
+	if want := (manifest.Counts{Add: 2, Bytes: 6}); res.Counts != want {
+		t.Errorf("first run: counts %+v, want %+v", res.Counts, want)
+	}
+	if res.RunID == 0 || res.Objects != 2 || res.ObjectBytes != 6 || res.LastSuccess.IsZero() {
+		t.Errorf("first run: record %d, %d objects of %d bytes, last success %v", res.RunID, res.Objects, res.ObjectBytes, res.LastSuccess)
+	}
+	if len(b.changes) != 2 {
+		t.Errorf("first run: Report told of %d changes, want 2", len(b.changes))
+	}
+	if got := b.objects(t); len(got) != 2 || got[prefix+"a.txt"] != "one" || got[prefix+"d/b.txt"] != "two" {
+		t.Errorf("bucket holds %v", got)
+	}
+
+	// Nothing changed: one request, the HeadBucket that proves the bucket
+	// (the files are hashed again, being racily clean: just written).
+	res = b.run(t, b.opts, ExitOK)
+	if want := (manifest.Counts{Unchanged: 2}); res.Counts != want {
+		t.Errorf("second run: counts %+v, want %+v", res.Counts, want)
+	}
+	if st := b.proxy.Stats(); st.Requests != 1 || st.ByOp["HeadBucket"] != 1 {
+		t.Errorf("second run sent %v, want one HeadBucket", st.ByOp)
+	}
+
+	// A rename is a copy on the server, and its old key goes.
+	if err := os.Rename(filepath.Join(b.src, "d"), filepath.Join(b.src, "e")); err != nil {
+		t.Fatal(err)
+	}
+	res = b.run(t, b.opts, ExitOK)
+	if want := (manifest.Counts{Rename: 1, Unchanged: 1}); res.Counts != want {
+		t.Errorf("rename: counts %+v, want %+v", res.Counts, want)
+	}
+	if got := b.objects(t); len(got) != 2 || got[prefix+"e/b.txt"] != "two" {
+		t.Errorf("after the rename the bucket holds %v", got)
+	}
+	db, err := manifest.OpenReadOnly(b.opts.Manifest, b.opts.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	runs, err := db.Runs(context.Background(), 3)
+	if err != nil || len(runs) != 3 || runs[0].Counts != res.Counts || runs[0].ExitCode != ExitOK {
+		t.Errorf("recorded runs %+v (%v), want 3, the last with %+v", runs, err, res.Counts)
+	}
+}
+
+func TestRunDryRunChangesNothing(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one"})
+	b.run(t, b.opts, ExitOK)
+	b.write(t, "a.txt", "changed")
+	b.write(t, "new.txt", "new")
+	dry := b.opts
+	dry.DryRun = true
+	res := b.run(t, dry, ExitOK)
+	if want := (manifest.Counts{Add: 1, Modify: 1, Bytes: int64(len("changed") + len("new"))}); res.Counts != want || !res.DryRun || res.RunID != 0 {
+		t.Errorf("dry run: counts %+v, dry %v, record %d; want %+v, a dry run and no record", res.Counts, res.DryRun, res.RunID, want)
+	}
+	if st := b.proxy.Stats(); st.Requests != 1 || st.ByOp["HeadBucket"] != 1 {
+		t.Errorf("dry run sent %v, want one HeadBucket", st.ByOp)
+	}
+	if got := b.objects(t); len(got) != 1 || got[prefix+"a.txt"] != "one" {
+		t.Errorf("after a dry run the bucket holds %v", got)
+	}
+	// The manifest is as it was: the real run does what the dry run said.
+	if res := b.run(t, b.opts, ExitOK); res.Add != 1 || res.Modify != 1 {
+		t.Errorf("the run after the dry run: counts %+v, want an add and a modify", res.Counts)
+	}
+}
+
+func TestRunRefusesAFirstRunIntoObjectsItDoesNotKnow(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one"})
+	_, err := gw.Client().PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(b.bucket), Key: aws.String(prefix + "old.txt"), Body: strings.NewReader("old"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := b.run(t, b.opts, ExitFatal)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "cloudkeeper manifest rebuild") || res.Add != 0 {
+		t.Errorf("first run: error %v, counts %+v; want the rebuild advice and nothing applied", res.Err, res.Counts)
+	}
+	if _, err := os.Stat(b.opts.Manifest); !os.IsNotExist(err) {
+		t.Errorf("the refused run left its new manifest behind (%v)", err)
+	}
+	if got := b.objects(t); len(got) != 1 {
+		t.Errorf("after the refused run the bucket holds %v", got)
+	}
+	allow := b.opts
+	allow.AllowExisting = true
+	if res := b.run(t, allow, ExitOK); res.Add != 1 {
+		t.Errorf("--allow-existing: counts %+v, want one add", res.Counts)
+	}
+	if got := b.objects(t); len(got) != 2 || got[prefix+"old.txt"] != "old" {
+		t.Errorf("AllowExisting: the bucket holds %v, want the foreign object kept", got)
+	}
+}
+
+// A reconcile that is only due and fails does not hold the backup back: the
+// run applies what changed, is incomplete, and says why through
+// ReconcileFailed; one that was asked for stops the run.
+func TestRunDueReconcileThatFailsIsIncomplete(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one"})
+	b.run(t, b.opts, ExitOK) // a first run counts as a reconcile
+	b.write(t, "new.txt", "new")
+	b.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "ListObjectsV2" {
+			return &s3test.Fault{Status: 500, Code: "InternalError"}
+		}
+		return nil
+	})
+	var failed []error
+	due := b.opts
+	due.ReconcileEvery = time.Nanosecond
+	due.ReconcileFailed = func(err error) { failed = append(failed, err) }
+	res := b.run(t, due, ExitIncomplete)
+	if len(failed) != 1 || !strings.Contains(failed[0].Error(), "reconcile with s3://"+b.bucket+"/"+prefix) {
+		t.Errorf("ReconcileFailed told %v, want the reconcile's error once", failed)
+	}
+	if res.Add != 1 || res.Errors != 1 {
+		t.Errorf("counts %+v, want the new file added and one error", res.Counts)
+	}
+	asked := b.opts
+	asked.Reconcile = true
+	if res := b.run(t, asked, ExitFatal); !strings.Contains(res.Err.Error(), "reconcile") {
+		t.Errorf("an asked-for reconcile that fails: error %v", res.Err)
+	}
+}
+
+func TestWatchStartsWithAFullSync(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var pushes []Push
+	var results []Result
+	err := Watch(ctx, WatchOptions{
+		Options: b.opts, Persist: time.Hour, Push: time.Hour, Rescan: time.Hour,
+		Pushing: func(p Push) { pushes = append(pushes, p) },
+		Pushed: func(_ Push, res Result) {
+			results = append(results, res)
+			cancel()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pushes) != 1 || pushes[0].Full != StartUp || pushes[0].Scopes != nil || pushes[0].Why() != "start-up: changes made while not watching" {
+		t.Fatalf("pushes %+v, want the start-up full sync", pushes)
+	}
+	if len(results) != 1 || results[0].ExitCode() != ExitOK || results[0].Add != 1 {
+		t.Errorf("results %+v, want one add", results)
+	}
+	if got := b.objects(t); got[prefix+"a.txt"] != "one" {
+		t.Errorf("bucket holds %v", got)
+	}
+}
+
+func TestPushWhy(t *testing.T) {
+	for _, c := range []struct {
+		p    Push
+		want string
+	}{
+		{Push{Full: Scoped, Scopes: []string{"a"}}, ""},
+		{Push{Full: StartUp}, "start-up: changes made while not watching"},
+		{Push{Full: Rescan}, "periodic rescan"},
+		{Push{Full: NoWatch}, "no watch"},
+		{Push{Full: LostEvents, Detail: "event buffer full"}, "event buffer full"},
+		{Push{Full: Unwatched, Detail: "only 1 of its 2 folders could be watched"}, "only 1 of its 2 folders could be watched"},
+	} {
+		if got := c.p.Why(); got != c.want {
+			t.Errorf("%+v: Why %q, want %q", c.p, got, c.want)
+		}
+	}
+}
+
+// Without a watch every push is a full sync, a scheduled one too.
+func TestPlanWithoutAWatchIsAFullSync(t *testing.T) {
+	for _, asked := range []Reason{Scoped, StartUp, Rescan} {
+		p, ok := (&watch{}).plan(asked)
+		if !ok || p.Full != NoWatch || p.Scopes != nil || p.Why() != "no watch" {
+			t.Errorf("asked %d: push %+v (%v), want a full sync for want of a watch", asked, p, ok)
+		}
+	}
+}

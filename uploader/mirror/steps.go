@@ -1,0 +1,211 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
+)
+
+// settle asks S3 about the keys an interrupted run left in doubt, before
+// the diff trusts the manifest's rows for them, and returns how many could
+// not be settled: their rows may be wrong this run, which is then
+// incomplete (exit 3); the next run asks again.
+func (r *run) settle(ctx context.Context) (int, error) {
+	n, err := uploader.Settle(ctx, r.db, r.s3, r.o.Identity.Prefix, r.o.concurrency(), func(path string, err error) {
+		if r.o.Unsettled != nil {
+			r.o.Unsettled(path, err)
+		}
+	})
+	if n.Found+n.Gone+n.Aborted+n.Failed > 0 {
+		r.o.Log.Info("keys were in doubt (an interrupted run, or an object found missing): settled them from what S3 holds",
+			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted, "unsettled", n.Failed)
+	}
+	return n.Failed, err
+}
+
+// concurrency is Options.Concurrency or its default.
+func (o Options) concurrency() int {
+	if o.Concurrency > 0 {
+		return o.Concurrency
+	}
+	return 8
+}
+
+// reconcile reconciles the manifest with the bucket when the run must (see
+// due). failed is set when a reconcile that was only due failed: it must
+// not hold the backup back, the manifest is as it was and the next run
+// tries again.
+func (r *run) reconcile(ctx context.Context) (due, failed bool, err error) {
+	due, err = r.due(ctx)
+	if err != nil || !due {
+		return due, false, err
+	}
+	err = r.reconcileManifest(ctx)
+	if err != nil && !r.o.Reconcile && !uploader.IsFatal(err) && ctx.Err() == nil {
+		if r.o.ReconcileFailed != nil {
+			r.o.ReconcileFailed(err)
+		}
+		return true, true, nil
+	}
+	return true, false, err
+}
+
+// due reports whether this run reconciles the manifest with the bucket
+// before its diff: when asked (Reconcile), or when the last reconcile is
+// older than ReconcileEvery. Only full runs do (a watch's push of dirty
+// paths would not upload what a reconcile forgets outside them), and a dry
+// run only when asked: without, it sends no request. A manifest that is
+// empty has nothing to reconcile: its first run counts as one.
+func (r *run) due(ctx context.Context) (bool, error) {
+	switch o := r.o; {
+	case o.Scopes != nil:
+		return false, nil
+	case o.Reconcile:
+		return true, nil
+	case o.DryRun || o.ReconcileEvery <= 0:
+		return false, nil
+	}
+	last, ok, err := r.db.LastReconciled(ctx)
+	if err != nil || ok {
+		return ok && r.res.Started.Sub(last.At) >= r.o.ReconcileEvery, err
+	}
+	empty, err := r.db.Empty(ctx)
+	return !empty, err
+}
+
+// reconcileManifest runs the reconcile and logs what it found.
+func (r *run) reconcileManifest(ctx context.Context) error {
+	o := r.o
+	res, err := reconcile.Run(ctx, reconcile.Options{
+		DB: r.db, Bucket: r.s3, Prefix: o.Identity.Prefix, Root: o.Identity.Source, FollowSymlinks: o.FollowSymlinks, Filter: o.Filter,
+		Concurrency: o.concurrency(), Report: func(f reconcile.Finding) {
+			if o.Finding != nil {
+				o.Finding(f)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile with s3://%s/%s: %w", o.Identity.Bucket, o.Identity.Prefix, err)
+	}
+	msg := "reconciled the manifest with the bucket"
+	if o.DryRun {
+		msg += " (dry run: on a copy of the manifest)"
+	}
+	o.Log.Info(msg, "listed", res.Listed, "missing", res.Missing, "differ", res.Differ, "adopted", res.Adopted, "extra", res.Extra,
+		"head_requests", res.Heads, "new_etags", res.Retagged+res.ETagsRecorded, "bad_keys", res.BadKeys, "unreadable", res.Unreadable)
+	return nil
+}
+
+// checkNewManifest refuses a first run (an empty manifest that never ran)
+// into a prefix that already holds objects: the manifest was most likely
+// deleted, lost with a disk, or is another file than the one used before,
+// and trusting it would upload the whole tree again. One request, on the
+// first run only. runID is this run's record, if it has one yet.
+func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o Options, runID int64) error {
+	empty, err := db.Empty(ctx)
+	if err != nil || !empty {
+		return err
+	}
+	runs, err := db.Runs(ctx, 2)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.ID != runID {
+			return nil // it ran before: not new
+		}
+	}
+	has, err := s3.HasObjects(ctx, o.Identity.Prefix)
+	if err != nil || !has {
+		return err
+	}
+	return fmt.Errorf("the manifest %s is new, but s3://%s/%s already holds objects: if they are this backup's "+
+		"(the manifest was deleted or lost), run `cloudkeeper manifest rebuild` first so that nothing is uploaded again; "+
+		"to back up over them anyway, pass --allow-existing", o.Manifest, o.Identity.Bucket, o.Identity.Prefix)
+}
+
+// pipeline runs the walk, the diff and the apply at once.
+func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal manifest.Journal) (manifest.Counts, manifest.Stats, error) {
+	o := r.o
+	concurrency := o.concurrency()
+	if o.DryRun {
+		concurrency = 1 // nothing to wait for; keeps the preview in diff order
+	}
+	// The manifest may live inside the source (a source of $HOME holds
+	// ~/.local/state): never back up its own files.
+	skip := map[string]bool{}
+	for _, f := range manifest.Files(o.Manifest) {
+		skip[f] = true
+	}
+	fsys := scanner.OS{FollowSymlinks: o.FollowSymlinks}
+	g, gctx := errgroup.WithContext(ctx)
+	entries := make(chan scanner.Entry, 1024)
+	changes := make(chan manifest.Change, 256)
+	g.Go(func() error {
+		defer close(entries)
+		emit := func(e scanner.Entry) error {
+			if o.Scanned != nil {
+				o.Scanned(e)
+			}
+			select {
+			case entries <- e:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		opts := scanner.WalkOptions{Filter: o.Filter, Skip: skip}
+		if o.Scopes != nil {
+			return scanner.ScanScopes(gctx, fsys, o.Identity.Source, o.Scopes, opts, emit)
+		}
+		return scanner.Walk(gctx, fsys, o.Identity.Source, opts, emit)
+	})
+	diff := &manifest.Diff{
+		DB: r.db, FS: fsys, Root: o.Identity.Source, Prefix: o.Identity.Prefix, Filter: o.Filter, Rehash: o.Rehash,
+		MaxDelete: o.MaxDelete, Scopes: o.Scopes, Problems: o.Problem, Hashed: o.Hashed,
+	}
+	var st manifest.Stats
+	g.Go(func() error {
+		defer close(changes)
+		var err error
+		st, err = diff.Run(gctx, entries, changes)
+		return err
+	})
+	applier := &uploader.Applier{
+		Bucket: bucket, Journal: journal, Root: o.Identity.Source, Prefix: o.Identity.Prefix,
+		Concurrency: concurrency, FS: fsys, Report: o.Report, Queued: o.Queued,
+	}
+	var sum uploader.Summary
+	g.Go(func() error {
+		var err error
+		sum, err = applier.Run(gctx, changes)
+		return err
+	})
+	err := g.Wait()
+	return sum, st, err
+}
+
+// record writes how a real run ended into the manifest, and reads back
+// what the result reports about the manifest.
+func (r *run) record() {
+	ctx := context.Background() // record even an interrupted run
+	res := r.res
+	run := manifest.Run{ID: res.RunID, Started: res.Started, Ended: time.Now(), ExitCode: res.ExitCode(), Counts: res.Counts}
+	if res.Err != nil {
+		run.Message = res.Err.Error()
+	}
+	if err := r.db.EndRun(ctx, run); err != nil {
+		r.o.Log.Warn("could not record the run in the manifest", "error", err.Error())
+	}
+	res.Objects, res.ObjectBytes, _ = r.db.Count(ctx)
+	if last, ok, err := r.db.LastSuccess(ctx); err == nil && ok {
+		res.LastSuccess = last.Ended
+	}
+}
