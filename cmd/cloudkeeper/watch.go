@@ -118,7 +118,8 @@ func parseInterval(value, unit string) (time.Duration, error) {
 	return time.Duration(n * float64(per)), nil
 }
 
-// watchLog is how a push is announced: bench matches these lines.
+// watchLog is how a push is announced to people (the e2e tests match these
+// lines); programs read the events of --json instead (see watchEvent).
 func watchLog(p *printer, push mirror.Push) {
 	if push.Full != mirror.Scoped {
 		p.log.Info("full sync", "why", push.Why())
@@ -128,18 +129,29 @@ func watchLog(p *printer, push mirror.Push) {
 }
 
 // runWatch is the watch loop (see mirror.Watch), each push shown by the
-// printer and followed by the notification and metrics.
+// printer (with --json, between a push and a pushed event) and followed by
+// the notification and metrics.
 func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, after afterRun) error {
 	return mirror.Watch(ctx, mirror.WatchOptions{
 		Options: o.mirrorOptions(p), Persist: w.persist, Push: w.push, Rescan: w.rescan, EventsOnly: w.eventsOnly,
+		Started: func(watched bool) {
+			hybrid := !w.eventsOnly
+			p.event(watchEvent{Event: "watching", Time: time.Now(), Source: o.Source, Hybrid: &hybrid, Watched: &watched})
+		},
 		Pushing: func(push mirror.Push) {
 			watchLog(p, push)
+			p.event(pushEvent("push", push))
 			p.progress.start()
 		},
-		Pushed: func(_ mirror.Push, res mirror.Result) {
+		Pushed: func(push mirror.Push, res mirror.Result) {
 			out := p.outcome(res)
 			after.done(ctx, out)
 			p.exit(out)
+			p.event(pushedEvent(push, out))
+		},
+		Stopped: func(left []string) {
+			n := len(left)
+			p.event(watchEvent{Event: "stopped", Time: time.Now(), Dirty: &n})
 		},
 	})
 }

@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -236,8 +237,11 @@ func TestWatchStartsWithAFullSync(t *testing.T) {
 	defer cancel()
 	var pushes []Push
 	var results []Result
+	var told []string
 	err := Watch(ctx, WatchOptions{
 		Options: b.opts, Persist: time.Hour, Push: time.Hour, Rescan: time.Hour,
+		Started: func(watched bool) { told = append(told, fmt.Sprint("started ", watched)) },
+		Stopped: func(left []string) { told = append(told, fmt.Sprint("stopped ", len(left))) },
 		Pushing: func(p Push) { pushes = append(pushes, p) },
 		Pushed: func(_ Push, res Result) {
 			results = append(results, res)
@@ -255,6 +259,9 @@ func TestWatchStartsWithAFullSync(t *testing.T) {
 	}
 	if got := b.objects(t); got[prefix+"a.txt"] != "one" {
 		t.Errorf("bucket holds %v", got)
+	}
+	if fmt.Sprint(told) != "[started true stopped 0]" {
+		t.Errorf("told %v, want Started (watched) before the push and Stopped (nothing left) at the end", told)
 	}
 }
 

@@ -59,9 +59,15 @@ type WatchOptions struct {
 	// EventsOnly turns the safety scans off: no full sync at start, at
 	// Rescan or when events were lost; the events alone are trusted.
 	EventsOnly bool
+	// Started is told once, before the first push, whether the source is
+	// watched (false: every push is a full sync, NoWatch).
+	Started func(watched bool)
 	// Pushing is told of each push before its run, Pushed of its result.
 	Pushing func(Push)
 	Pushed  func(Push, Result)
+	// Stopped is told, when ctx ended, of the dirty paths left: saved to
+	// the manifest for the next watch (a dry run keeps them in memory).
+	Stopped func(left []string)
 }
 
 // Watch watches the source and pushes what changes until ctx ends: events
@@ -104,6 +110,9 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		w.watcher.Mark(saved...)
 	}
 	o.Log.Info("watching", "source", o.Identity.Source, "push", o.Push.String(), "persist", o.Persist.String(), "hybrid", !o.EventsOnly)
+	if o.Started != nil {
+		o.Started(w.watcher != nil)
+	}
 	w.loop(ctx)
 	return nil
 }
@@ -145,9 +154,12 @@ func (w *watch) loop(ctx context.Context) {
 			}
 			if w.o.DryRun {
 				w.o.Log.Info("stopped by signal; dry run: dirty paths not saved", "paths", len(left))
-				return
+			} else {
+				w.o.Log.Info("stopped by signal; dirty paths saved", "paths", len(left))
 			}
-			w.o.Log.Info("stopped by signal; dirty paths saved", "paths", len(left))
+			if w.o.Stopped != nil {
+				w.o.Stopped(left)
+			}
 			return
 		}
 	}
