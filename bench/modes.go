@@ -236,9 +236,9 @@ func (m *modes) prepare(ctx context.Context, mode, workload string) (*modeCase, 
 }
 
 // startWatch starts the case's watch: --events-only for "events", with the
-// bench's --rescan for "hybrid".
+// bench's --rescan for "hybrid"; --json, whose events the bench follows.
 func (m *modes) startWatch(c *modeCase) (*watchProc, error) {
-	args := append([]string{"watch", "--push-interval", m.o.Push.String(), "--persist-interval", m.o.Push.String()}, c.target...)
+	args := append([]string{"watch", "--json", "--push-interval", m.o.Push.String(), "--persist-interval", m.o.Push.String()}, c.target...)
 	if c.mode == "events" {
 		args = append(args, "--events-only")
 	} else {

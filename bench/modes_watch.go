@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,33 +16,83 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
 
-// watchProc is a running "cloudkeeper watch".
+// watchProc is a running "cloudkeeper watch --json".
 type watchProc struct {
-	cmd     *exec.Cmd
-	mu      sync.Mutex
-	out     strings.Builder
-	log     *os.File    // the watch's stderr, with the bench's notes
-	pushes  []time.Time // when each push's summary line came
-	begun   int         // pushes (and full syncs) begun
-	rescans []time.Time // when each periodic rescan began
-	done    chan struct{}
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder // stdout but the events: the changes and summaries
+	log  *os.File        // the watch's stderr, with the bench's notes
+	seen watchEvents
+	done chan struct{}
+}
+
+// watchEvent is what the bench reads of a line of `watch --json` that is
+// an event (see the README's Output section).
+type watchEvent struct {
+	Event  string `json:"event"`  // watching, push, pushed, stopped
+	Kind   string `json:"kind"`   // scoped or full
+	Reason string `json:"reason"` // dirty, start-up, rescan, ...
+}
+
+// watchEvents is what the events of a watch said so far.
+type watchEvents struct {
+	watching bool
+	begun    int         // pushes (and full syncs) begun
+	pushes   []time.Time // when each push ended
+	rescans  []time.Time // when each periodic rescan began
+}
+
+// decodeEvent reads a line of the watch's stdout: ok is false for a line
+// that is not an event (a change, a summary).
+func decodeEvent(line string) (ev watchEvent, ok bool) {
+	if !strings.HasPrefix(line, `{"event"`) {
+		return ev, false
+	}
+	if err := json.Unmarshal([]byte(line), &ev); err != nil {
+		return ev, false
+	}
+	return ev, true
+}
+
+// add takes in an event that came at t.
+func (s *watchEvents) add(ev watchEvent, t time.Time) {
+	switch ev.Event {
+	case "watching":
+		s.watching = true
+	case "push":
+		s.begun++
+		if ev.Reason == "rescan" {
+			s.rescans = append(s.rescans, t)
+		}
+	case "pushed":
+		s.pushes = append(s.pushes, t)
+	}
+}
+
+// ready says whether the watch is ready to measure: it watches and, for a
+// hybrid one, its start-up sync ended.
+func (s *watchEvents) ready(hybrid bool) bool {
+	if hybrid {
+		return len(s.pushes) > 0
+	}
+	return s.watching
 }
 
 // pushCount is how many pushes ended, and when the last one did.
 func (w *watchProc) pushCount() (int, time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.pushes) == 0 {
+	if len(w.seen.pushes) == 0 {
 		return 0, time.Time{}
 	}
-	return len(w.pushes), w.pushes[len(w.pushes)-1]
+	return len(w.seen.pushes), w.seen.pushes[len(w.seen.pushes)-1]
 }
 
 // pushing says whether a push has begun and not ended.
 func (w *watchProc) pushing() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.begun > len(w.pushes)
+	return w.seen.begun > len(w.seen.pushes)
 }
 
 // logLine keeps a line of the watch's log.
@@ -61,11 +112,11 @@ func (w *watchProc) benchNote(msg string) {
 func (w *watchProc) rescannedSince(t time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, r := range w.rescans {
+	for _, r := range w.seen.rescans {
 		if r.Before(t) {
 			continue
 		}
-		for _, p := range w.pushes {
+		for _, p := range w.seen.pushes {
 			if !p.Before(r) {
 				return true
 			}
@@ -74,9 +125,27 @@ func (w *watchProc) rescannedSince(t time.Time) bool {
 	return false
 }
 
-// startWatchProc starts a watch and waits until it watches (and, for a
-// hybrid one, until its start-up sync ended). Its log goes to logPath, to
-// read after the bench why a watch did what it did (a safety scan, say).
+// stdoutLine takes in a line of the watch's stdout, and says whether the
+// watch is ready.
+func (w *watchProc) stdoutLine(line string, hybrid bool) bool {
+	ev, ok := decodeEvent(line)
+	if ok && ev.Event == "pushed" {
+		w.benchNote("push ended: " + line)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if ok {
+		w.seen.add(ev, time.Now())
+	} else {
+		w.out.WriteString(line + "\n")
+	}
+	return w.seen.ready(hybrid)
+}
+
+// startWatchProc starts a watch (cmd, with --json) and waits until it
+// watches (and, for a hybrid one, until its start-up sync ended), as its
+// events say. Its log goes to logPath, to read after the bench why a watch
+// did what it did (a safety scan, say).
 func startWatchProc(cmd *exec.Cmd, hybrid bool, logPath string) (*watchProc, error) {
 	w := &watchProc{cmd: cmd, done: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
@@ -102,21 +171,6 @@ func startWatchProc(cmd *exec.Cmd, hybrid bool, logPath string) (*watchProc, err
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			w.logLine(sc.Text())
-			if strings.Contains(sc.Text(), " INFO full sync") || strings.Contains(sc.Text(), " INFO pushing dirty paths") {
-				w.mu.Lock()
-				w.begun++
-				w.mu.Unlock()
-			}
-			if strings.Contains(sc.Text(), "full sync") && strings.Contains(sc.Text(), "periodic rescan") {
-				w.mu.Lock()
-				w.rescans = append(w.rescans, time.Now())
-				w.mu.Unlock()
-			}
-			if strings.Contains(sc.Text(), "msg=watching") || strings.Contains(sc.Text(), " INFO watching") {
-				if !hybrid {
-					once.Do(func() { close(ready) })
-				}
-			}
 		}
 	}()
 	go func() {
@@ -124,17 +178,7 @@ func startWatchProc(cmd *exec.Cmd, hybrid bool, logPath string) (*watchProc, err
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 16<<20)
 		for sc.Scan() {
-			summary := strings.HasPrefix(sc.Text(), `{"summary"`)
-			if summary {
-				w.benchNote("push ended: " + sc.Text())
-			}
-			w.mu.Lock()
-			w.out.WriteString(sc.Text() + "\n")
-			if summary {
-				w.pushes = append(w.pushes, time.Now())
-			}
-			w.mu.Unlock()
-			if hybrid && summary {
+			if w.stdoutLine(sc.Text(), hybrid) {
 				once.Do(func() { close(ready) })
 			}
 		}
