@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
 
 // Flag names shared by every command that reaches the bucket.
@@ -101,11 +102,12 @@ func (t target) identity() manifest.Identity {
 	return manifest.Identity{Source: t.Source, Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix}
 }
 
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-_]{1,254}$`)
+// report is the target as reports name it.
+func (t target) report() report.Target {
+	return report.Target{Source: t.Source, Bucket: t.Bucket, Prefix: t.Prefix, Endpoint: t.Endpoint}
+}
 
-// loadTarget reads and checks the shared settings of a command that needs
-// the source folder (sync, status).
-func loadTarget(c *cli.Context) (target, error) { return readTarget(c, true) }
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-_]{1,254}$`)
 
 // readTarget reads and checks the shared settings. A command that does not
 // need the source (restore, verify) passes needSource false: then with no
