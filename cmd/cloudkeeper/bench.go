@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -47,7 +45,7 @@ func benchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(c)
 			defer stop()
 			rep, err := bench.Modes(ctx, bench.ModesOptions{
 				Dir: c.String("dir"), Files: c.Int("files"), Burst: c.Int("burst"), Storm: c.Int("storm"),
@@ -100,7 +98,7 @@ func benchCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+				ctx, stop := signalContext(c)
 				defer stop()
 				rep, err := bench.Scale(ctx, bench.ScaleOptions{
 					Dir: c.String("dir"), Files: c.Int("files"), UploadFiles: c.Int("upload-files"),

@@ -10,10 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/urfave/cli/v2"
-	"github.com/zeebo/blake3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
 
 // Flag names shared by every command that reaches the bucket.
@@ -101,11 +101,12 @@ func (t target) identity() manifest.Identity {
 	return manifest.Identity{Source: t.Source, Endpoint: t.Endpoint, Bucket: t.Bucket, Prefix: t.Prefix}
 }
 
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-_]{1,254}$`)
+// report is the target as reports name it.
+func (t target) report() report.Target {
+	return report.Target{Source: t.Source, Bucket: t.Bucket, Prefix: t.Prefix, Endpoint: t.Endpoint}
+}
 
-// loadTarget reads and checks the shared settings of a command that needs
-// the source folder (sync, status).
-func loadTarget(c *cli.Context) (target, error) { return readTarget(c, true) }
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-_]{1,254}$`)
 
 // readTarget reads and checks the shared settings. A command that does not
 // need the source (restore, verify) passes needSource false: then with no
@@ -151,7 +152,9 @@ func readTarget(c *cli.Context, needSource bool) (target, error) {
 	case t.Manifest != "":
 		t.Manifest, err = filepath.Abs(t.Manifest)
 	case t.Source != "":
-		t.Manifest, err = defaultManifestPath(t.identity())
+		if t.Manifest, err = manifest.DefaultPath(t.identity()); err != nil {
+			err = fmt.Errorf("no home folder for the manifest: set --manifest or CLOUDKEEPER_MANIFEST: %w", err)
+		}
 	}
 	return t, err
 }
@@ -178,22 +181,6 @@ func sourceDir(src string) (string, error) {
 		return "", fmt.Errorf("source %s is not a folder", abs)
 	}
 	return real, nil
-}
-
-// defaultManifestPath is $XDG_STATE_HOME/cloudkeeper/BUCKET-HASH.db, where
-// HASH identifies (source, endpoint, bucket, prefix): a manifest is only
-// valid for the exact place it describes.
-func defaultManifestPath(id manifest.Identity) (string, error) {
-	dir := os.Getenv("XDG_STATE_HOME")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("no home folder for the manifest: set --manifest or CLOUDKEEPER_MANIFEST: %w", err)
-		}
-		dir = filepath.Join(home, ".local", "state")
-	}
-	sum := blake3.Sum256([]byte(id.Source + "\x00" + id.Endpoint + "\x00" + id.Bucket + "\x00" + id.Prefix))
-	return filepath.Join(dir, "cloudkeeper", fmt.Sprintf("%s-%x.db", id.Bucket, sum[:8])), nil
 }
 
 // s3Config builds the bucket's client settings. Credentials come from the

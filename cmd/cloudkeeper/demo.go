@@ -6,10 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
-	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -31,7 +29,7 @@ func demoCommand() *cli.Command {
 			&cli.BoolFlag{Name: "keep", Usage: "keep the temporary folder (source, manifest, gateway root) and print its path"},
 		},
 		Action: func(c *cli.Context) error {
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext(c)
 			defer stop()
 			return runDemo(ctx, c.App.Writer, c.App.ErrWriter, c.Bool("keep"))
 		},

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
@@ -31,13 +32,13 @@ type hook struct {
 
 type post struct {
 	path string
-	body notification
+	body report.Notification
 }
 
 func newHook(t *testing.T) *hook {
 	h := &hook{}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var n notification
+		var n report.Notification
 		json.NewDecoder(r.Body).Decode(&n)
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -92,7 +93,7 @@ func TestStatusReportsRuns(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("a stale backup: exit %d", r.code)
 	}
-	var st backupStatus
+	var st report.Status
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestSyncEvery(t *testing.T) {
 	}
 	e.checkBucketIsTree()
 	r := e.run(append([]string{"status", "--json"}, e.baseArgs()...)...)
-	var st backupStatus
+	var st report.Status
 	json.Unmarshal([]byte(r.stdout), &st)
 	if len(st.Runs) < 3 {
 		t.Fatalf("%d runs recorded", len(st.Runs))

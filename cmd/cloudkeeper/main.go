@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -141,4 +143,36 @@ func stopProfile(c *cli.Context) error {
 		pprof.StopCPUProfile()
 	}
 	return nil
+}
+
+// command is the Action of a command that works on the shared settings
+// (the prologue they all repeat): it builds the printer, reads the target
+// (which must name a source folder if needSource), and calls run under a
+// context that SIGINT and SIGTERM cancel. An error that run returns and
+// has not logged (any but a reportedError) is logged and exits 1, or 2
+// for a usage error.
+func command(needSource bool, run func(ctx context.Context, c *cli.Context, p *printer, t target) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		p, err := newPrinter(c)
+		if err != nil {
+			return err
+		}
+		t, err := readTarget(c, needSource)
+		if err != nil {
+			return p.fail(err)
+		}
+		ctx, stop := signalContext(c)
+		defer stop()
+		err = run(ctx, c, p, t)
+		var re reportedError
+		if err == nil || errors.As(err, &re) {
+			return err
+		}
+		return p.fail(err)
+	}
+}
+
+// signalContext is the command's context, cancelled by SIGINT or SIGTERM.
+func signalContext(c *cli.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -40,17 +38,7 @@ func rebuildCommand() *cli.Command {
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.BoolFlag{Name: "force", Usage: "rebuild even if the manifest opens fine (the old one is moved aside)"},
 		),
-		Action: func(c *cli.Context) error {
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			t, err := loadTarget(c)
-			if err != nil {
-				return p.fail(err)
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
 				return p.fail(err)
@@ -74,7 +62,7 @@ func rebuildCommand() *cli.Command {
 				return reportedError{exitIncomplete}
 			}
 			return nil
-		},
+		}),
 	}
 }
 

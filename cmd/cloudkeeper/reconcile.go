@@ -4,8 +4,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
 
 // defaultReconcileEvery is how old the last reconcile may be before a run
@@ -26,21 +26,8 @@ func logFinding(p *printer, f reconcile.Finding) {
 	p.log.Warn(f.Detail, attrs...)
 }
 
-// findings are the counts of what a reconcile, or verify --repair, found
-// for the next run to repair, as status --json and verify --json show them.
-type findings struct {
-	Missing int64 `json:"missing"` // uploaded again
-	Differ  int64 `json:"differ"`  // uploaded again
-	Adopted int64 `json:"adopted"` // kept, or uploaded again if the file differs
-	Extra   int64 `json:"extra"`   // deleted
-}
-
-func findingsOf(r manifest.Reconciled) findings {
-	return findings{Missing: r.Missing, Differ: r.Differ, Adopted: r.Adopted, Extra: r.Extra}
-}
-
-// String is "1 missing, 2 differing", or "nothing to repair".
-func (f findings) String() string {
+// findingsLine is "1 missing, 2 differing", or "nothing to repair".
+func findingsLine(f report.Findings) string {
 	var found []string
 	for _, c := range []struct {
 		n    int64

@@ -1,12 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -41,15 +40,7 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "path", Usage: "restore only `PATH`, a file or a folder with what is under it, relative to the source"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files that exist in DIR (without it they are left and reported)"},
 		),
-		Action: func(c *cli.Context) error {
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			t, err := readTarget(c, false)
-			if err != nil {
-				return p.fail(err)
-			}
+		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			to := c.String("to")
 			if to == "" {
 				return p.fail(usageError{errors.New("no folder to restore into: set --to")})
@@ -58,8 +49,6 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return p.fail(usageError{err})
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
 				return p.fail(err)
@@ -85,7 +74,7 @@ func restoreCommand() *cli.Command {
 				return reportedError{exitIncomplete}
 			}
 			return nil
-		},
+		}),
 	}
 }
 

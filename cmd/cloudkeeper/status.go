@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
 
 func statusCommand() *cli.Command {
@@ -28,15 +30,7 @@ func statusCommand() *cli.Command {
 			&cli.DurationFlag{Name: "max-age", EnvVars: []string{"CLOUDKEEPER_MAX_AGE"}, Value: 25 * time.Hour, Usage: "a backup whose last success is older than `AGE` is stale"},
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
 		),
-		Action: func(c *cli.Context) error {
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			t, err := loadTarget(c)
-			if err != nil {
-				return p.fail(err)
-			}
+		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
 				return p.fail(fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity()))
 			}
@@ -45,7 +39,7 @@ func statusCommand() *cli.Command {
 				return p.fail(err)
 			}
 			defer db.Close()
-			st, err := readStatus(c, db, t)
+			st, err := report.ReadStatus(ctx, db, t.Manifest, t.report(), c.Duration("max-age"), c.Int("runs"), time.Now())
 			if err != nil {
 				return p.fail(err)
 			}
@@ -54,89 +48,18 @@ func statusCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				enc.Encode(st)
 			} else {
-				st.print(c.App.Writer)
+				printStatus(c.App.Writer, st)
 			}
 			if st.Stale {
 				return reportedError{exitFatal}
 			}
 			return nil
-		},
+		}),
 	}
 }
 
-// backupStatus is what status reports.
-type backupStatus struct {
-	Manifest    string     `json:"manifest"`
-	Source      string     `json:"source"`
-	Bucket      string     `json:"bucket"`
-	Prefix      string     `json:"prefix"`
-	Endpoint    string     `json:"endpoint,omitempty"`
-	Objects     int64      `json:"objects"`
-	Bytes       int64      `json:"bytes"`
-	LastSuccess *time.Time `json:"last_success"`
-	MaxAge      string     `json:"max_age"`
-	Stale       bool       `json:"stale"`
-	// LastReconcile is null if the manifest was never reconciled.
-	LastReconcile *statusReconcile `json:"last_reconcile"`
-	Runs          []statusRun      `json:"runs"`
-}
-
-// statusReconcile is the last reconcile: when it listed the bucket, and
-// what it found for the run to repair.
-type statusReconcile struct {
-	At time.Time `json:"at"`
-	findings
-}
-
-type statusRun struct {
-	Started   time.Time  `json:"started"`
-	Ended     *time.Time `json:"ended"` // null: still running, or killed
-	DurationS float64    `json:"duration_s"`
-	ExitCode  *int       `json:"exit_code"`
-	manifest.Counts
-	Message string `json:"message,omitempty"`
-}
-
-func readStatus(c *cli.Context, db *manifest.DB, t target) (backupStatus, error) {
-	ctx := c.Context
-	maxAge := c.Duration("max-age")
-	st := backupStatus{Manifest: t.Manifest, Source: t.Source, Bucket: t.Bucket, Prefix: t.Prefix, Endpoint: t.Endpoint, MaxAge: maxAge.String()}
-	var err error
-	if st.Objects, st.Bytes, err = db.Count(ctx); err != nil {
-		return st, err
-	}
-	last, ok, err := db.LastSuccess(ctx)
-	if err != nil {
-		return st, err
-	}
-	st.Stale = !ok || time.Since(last.Ended) > maxAge
-	if ok {
-		st.LastSuccess = &last.Ended
-	}
-	rec, ok, err := db.LastReconciled(ctx)
-	if err != nil {
-		return st, err
-	}
-	if ok {
-		st.LastReconcile = &statusReconcile{At: rec.At, findings: findingsOf(rec)}
-	}
-	runs, err := db.Runs(ctx, c.Int("runs"))
-	if err != nil {
-		return st, err
-	}
-	st.Runs = []statusRun{}
-	for _, r := range runs {
-		sr := statusRun{Started: r.Started, Counts: r.Counts, Message: r.Message}
-		if r.Finished() {
-			ended, code := r.Ended, r.ExitCode
-			sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()
-		}
-		st.Runs = append(st.Runs, sr)
-	}
-	return st, nil
-}
-
-func (st backupStatus) print(w io.Writer) {
+// printStatus prints st for people.
+func printStatus(w io.Writer, st report.Status) {
 	where := fmt.Sprintf("s3://%s/%s", st.Bucket, st.Prefix)
 	if st.Endpoint != "" {
 		where += " at " + st.Endpoint
@@ -153,7 +76,7 @@ func (st backupStatus) print(w io.Writer) {
 		fmt.Fprintf(w, "last success: %s (%s ago): up to date (max age %s)\n", st.LastSuccess.Format(time.DateTime), ago(*st.LastSuccess), st.MaxAge)
 	}
 	if r := st.LastReconcile; r != nil {
-		fmt.Fprintf(w, "reconciled:   %s (%s ago): %s\n", r.At.Format(time.DateTime), ago(r.At), r.findings)
+		fmt.Fprintf(w, "reconciled:   %s (%s ago): %s\n", r.At.Format(time.DateTime), ago(r.At), findingsLine(r.Findings))
 	} else {
 		fmt.Fprintf(w, "reconciled:   never (sync --reconcile, or the first sync after --reconcile-every)\n")
 	}

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,18 +36,12 @@ func syncCommand() *cli.Command {
 			&cli.BoolFlag{Name: "reconcile", Usage: "list the prefix first and repair what changed behind cloudkeeper's back: upload again what is missing or differs, adopt objects the manifest does not know, delete those the tree does not have (with --dry-run: say what it would repair)"},
 			&cli.DurationFlag{Name: "every", EnvVars: []string{"CLOUDKEEPER_EVERY"}, Usage: "stay in the foreground and sync once every `INTERVAL` (e.g. 24h), never two at once, until SIGINT or SIGTERM"},
 		),
-		Action: func(c *cli.Context) error {
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			opts, after, err := loadSyncOptions(c, p)
+		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
 				return p.fail(err)
 			}
 			opts.dryRun, opts.rehash, opts.reconcile = c.Bool("dry-run"), c.Bool("rehash"), c.Bool("reconcile")
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			every := c.Duration("every")
 			if every <= 0 {
 				res := runSync(ctx, opts, p)
@@ -58,7 +49,7 @@ func syncCommand() *cli.Command {
 				return p.exit(res)
 			}
 			return syncEvery(ctx, every, opts, p, after)
-		},
+		}),
 	}
 }
 
@@ -77,11 +68,7 @@ func runFlags() []cli.Flag {
 
 // loadSyncOptions reads the settings of configFlags, runFlags and
 // afterRunFlags.
-func loadSyncOptions(c *cli.Context, p *printer) (syncOptions, afterRun, error) {
-	t, err := loadTarget(c)
-	if err != nil {
-		return syncOptions{}, afterRun{}, err
-	}
+func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRun, error) {
 	filter, err := scanner.NewFilter(c.StringSlice("exclude"))
 	if err != nil {
 		return syncOptions{}, afterRun{}, usageError{err}

@@ -7,15 +7,14 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/verify"
 )
 
@@ -51,17 +50,7 @@ func verifyCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print problems and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "repair", Usage: "mark what verify finds in the manifest, for the next sync to repair"},
 		),
-		Action: func(c *cli.Context) error {
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			t, err := readTarget(c, false)
-			if err != nil {
-				return p.fail(err)
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
+		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			repair := c.Bool("repair")
 			expect, db, err := loadExpected(ctx, t, c.IsSet(flagManifest), repair, p)
 			if err != nil {
@@ -95,7 +84,7 @@ func verifyCommand() *cli.Command {
 				return reportedError{exitFatal}
 			}
 			return nil
-		},
+		}),
 	}
 }
 
@@ -187,11 +176,11 @@ func markRepair(ctx context.Context, p *printer, db *manifest.DB, res verify.Res
 	switch {
 	case p.json:
 		b, _ := json.Marshal(struct {
-			Marked findings `json:"marked"`
-		}{findingsOf(m)})
+			Marked report.Findings `json:"marked"`
+		}{report.FindingsOf(m)})
 		p.println(string(b))
 	case n > 0:
-		p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", count(n, "object", "objects"), findingsOf(m)))
+		p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", count(n, "object", "objects"), findingsLine(report.FindingsOf(m))))
 	case !p.quiet:
 		p.println("nothing to mark in the manifest")
 	}

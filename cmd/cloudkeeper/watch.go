@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -41,12 +39,8 @@ func watchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what each push would change; touch neither the bucket nor the manifest (dirty paths are kept in memory, so each push shows all changes since the start)"},
 			&cli.BoolFlag{Name: "json", Usage: "print changes and summaries as JSON lines"},
 		),
-		Action: func(c *cli.Context) error {
-			p, err := newPrinter(c)
-			if err != nil {
-				return err
-			}
-			opts, after, err := loadSyncOptions(c, p)
+		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
 				return p.fail(err)
 			}
@@ -58,13 +52,11 @@ func watchCommand() *cli.Command {
 			if w.push, err = intervalSetting(c, "push-interval", "S3_BACKUP_INTERVAL"); err != nil {
 				return p.fail(err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			if err := runWatch(ctx, opts, w, p, after); err != nil {
 				return p.fail(err)
 			}
 			return nil
-		},
+		}),
 	}
 }
 
