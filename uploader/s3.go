@@ -94,12 +94,46 @@ const maxParts = 10000
 // DefaultPartSize is the multipart part size when none is set.
 const DefaultPartSize = 16 << 20
 
-// NewS3 builds the client. It sends nothing: the first request checks the
-// bucket and the credentials (a run with nothing to do makes no request).
+// NewS3 builds the client. It sends nothing: Check (which every operation
+// calls first, and a run calls at its start) proves the bucket answers.
 func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	if c.Bucket == "" {
 		return nil, errors.New("no bucket: set --bucket or S3_BUCKET")
 	}
+	c.applyDefaults()
+	cfg, err := loadAWSConfig(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { endpointOptions(ctx, c, o) })
+	where := c.Endpoint
+	var upload []func(*s3.Options)
+	if where == "" {
+		where = "AWS region " + cfg.Region
+	} else {
+		// The body's integrity is the Content-MD5 we send, which SigV4
+		// signs; hashing every byte again with SHA-256 for the signature
+		// (what the SDK does on plain HTTP) costs client CPU that the
+		// server, often on the same machine, needs more.
+		upload = append(upload, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
+	}
+	return &S3{
+		client:   client,
+		creds:    cfg.Credentials,
+		bucket:   c.Bucket,
+		where:    where,
+		upload:   upload,
+		partSize: c.PartSize,
+		maxCopy:  c.MaxSingleCopy,
+		copyPart: c.CopyPartSize,
+		memSize:  int64(max(c.Concurrency, 4)) * c.PartSize,
+		mem:      semaphore.NewWeighted(int64(max(c.Concurrency, 4)) * c.PartSize),
+		maxParts: maxParts,
+	}, nil
+}
+
+// applyDefaults fills in the settings left zero.
+func (c *S3Config) applyDefaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 8
 	}
@@ -121,6 +155,11 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	if c.Region == "" && c.Endpoint != "" {
 		c.Region = "us-east-1"
 	}
+}
+
+// loadAWSConfig is the SDK's configuration for c: its HTTP client, its
+// retryer, and the region, profile and credentials.
+func loadAWSConfig(ctx context.Context, c S3Config) (aws.Config, error) {
 	httpClient := awshttp.NewBuildableClient().
 		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
 		WithTransportOptions(func(t *http.Transport) {
@@ -156,54 +195,33 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return cfg, fmt.Errorf("AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return nil, errors.New("no region: set --region or AWS_REGION")
+		return cfg, errors.New("no region: set --region or AWS_REGION")
 	}
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
-		if c.Endpoint == "" {
-			return
-		}
-		o.BaseEndpoint = aws.String(c.Endpoint)
-		o.UsePathStyle = true
-		// The SDK's default checksums (aws-chunked uploads with trailing
-		// CRCs, since 2025) break many S3-compatible servers. Unless the
-		// user chose otherwise, send them only where an operation requires
-		// them. Uploads still carry Content-MD5, which every S3 server
-		// checks.
-		req, resp := userChecksumChoice(ctx, c.Profile)
-		if !req {
-			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		}
-		if !resp {
-			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-		}
-	})
-	where := c.Endpoint
-	var upload []func(*s3.Options)
-	if where == "" {
-		where = "AWS region " + cfg.Region
-	} else {
-		// The body's integrity is the Content-MD5 we send, which SigV4
-		// signs; hashing every byte again with SHA-256 for the signature
-		// (what the SDK does on plain HTTP) costs client CPU that the
-		// server, often on the same machine, needs more.
-		upload = append(upload, s3.WithAPIOptions(v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware))
+	return cfg, nil
+}
+
+// endpointOptions sets the client up for an S3-compatible endpoint, if c
+// names one.
+func endpointOptions(ctx context.Context, c S3Config, o *s3.Options) {
+	if c.Endpoint == "" {
+		return
 	}
-	return &S3{
-		client:   client,
-		creds:    cfg.Credentials,
-		bucket:   c.Bucket,
-		where:    where,
-		upload:   upload,
-		partSize: c.PartSize,
-		maxCopy:  c.MaxSingleCopy,
-		copyPart: c.CopyPartSize,
-		memSize:  int64(max(c.Concurrency, 4)) * c.PartSize,
-		mem:      semaphore.NewWeighted(int64(max(c.Concurrency, 4)) * c.PartSize),
-		maxParts: maxParts,
-	}, nil
+	o.BaseEndpoint = aws.String(c.Endpoint)
+	o.UsePathStyle = true
+	// The SDK's default checksums (aws-chunked uploads with trailing
+	// CRCs, since 2025) break many S3-compatible servers. Unless the user
+	// chose otherwise, send them only where an operation requires them.
+	// Uploads still carry Content-MD5, which every S3 server checks.
+	req, resp := userChecksumChoice(ctx, c.Profile)
+	if !req {
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	}
+	if !resp {
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}
 }
 
 // userChecksumChoice reports whether the user set the request checksum

@@ -64,21 +64,9 @@ func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
 	fmt.Fprintf(out, "S3 endpoint %s, bucket %q\n", gw.Endpoint, bucket)
 
 	src := filepath.Join(dir, "work")
-	files := map[string]string{
-		"notes.txt":              "meeting notes\n",
-		"docs/report.md":         "# Quarterly report\n\nAll good.\n",
-		"docs/budget.csv":        "item,eur\nlaptop,1200\n",
-		"photos/2024/beach.jpg":  string(make([]byte, 300_000)),
-		"photos/2024/sunset.jpg": string(make([]byte, 200_001)),
+	if err := writeDemoTree(src); err != nil {
+		return err
 	}
-	for rel, content := range files {
-		p := filepath.Join(src, rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	os.MkdirAll(filepath.Join(src, "empty-folder"), 0o755)
 
 	t := target{
 		Source: src, Bucket: bucket, Prefix: "laptop/", Endpoint: gw.Endpoint, Region: gw.Region,
@@ -117,12 +105,32 @@ func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
 	if err := step(false); err != nil {
 		return err
 	}
-	say("5. nothing changed: no file is read, no S3 request is made")
+	say("5. nothing changed: no file is read, one S3 request checks the bucket")
 	if err := step(false); err != nil {
 		return err
 	}
 	say("the bucket now holds (key, size, x-amz-meta-blake3):")
 	return listBucket(ctx, out, gw, bucket)
+}
+
+// writeDemoTree writes the demo's few files, and an empty folder, which is
+// not pushed.
+func writeDemoTree(src string) error {
+	files := map[string]string{
+		"notes.txt":              "meeting notes\n",
+		"docs/report.md":         "# Quarterly report\n\nAll good.\n",
+		"docs/budget.csv":        "item,eur\nlaptop,1200\n",
+		"photos/2024/beach.jpg":  string(make([]byte, 300_000)),
+		"photos/2024/sunset.jpg": string(make([]byte, 200_001)),
+	}
+	for rel, content := range files {
+		p := filepath.Join(src, rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.MkdirAll(filepath.Join(src, "empty-folder"), 0o755)
 }
 
 func listBucket(ctx context.Context, out io.Writer, gw *s3test.Gateway, bucket string) error {
