@@ -81,19 +81,7 @@ func TestScanScopesInSortKeyOrder(t *testing.T) {
 				scopes = append(scopes, c)
 			}
 		}
-		var want, got []string
-		for _, e := range walked {
-			if slices.ContainsFunc(scopes, func(s string) bool { return e.Path == s || strings.HasPrefix(e.Path, s+"/") }) {
-				want = append(want, fmt.Sprintf("%s %d", e.SortKey(), e.Kind))
-			}
-		}
-		err := ScanScopes(context.Background(), fsys, root, scopes, WalkOptions{}, func(e Entry) error {
-			got = append(got, fmt.Sprintf("%s %d", e.SortKey(), e.Kind))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, want := scanAndWalk(t, fsys, root, WalkOptions{}, walked, scopes)
 		if !slices.Equal(got, want) {
 			t.Fatalf("scopes %q: scanned %q, want %q", scopes, got, want)
 		}
@@ -139,25 +127,34 @@ func TestScanScopesFollowsSymlinksAsTheWalkDoes(t *testing.T) {
 	scopesAsWalk(t, OS{FollowSymlinks: true}, root, WalkOptions{}, "to-d", "to-f", "broken")
 }
 
+// scanAndWalk returns what ScanScopes gives for scopes and what the full
+// walk (walked) has at or under them, each entry as its sort key, kind and
+// type, in the order each came.
+func scanAndWalk(t *testing.T, fsys FS, root string, opts WalkOptions, walked []Entry, scopes []string) (got, want []string) {
+	t.Helper()
+	show := func(e Entry) string { return fmt.Sprintf("%s %d %v", e.SortKey(), e.Kind, e.Type) }
+	for _, e := range walked {
+		if slices.ContainsFunc(scopes, func(s string) bool { return e.Path == s || strings.HasPrefix(e.Path, s+"/") }) {
+			want = append(want, show(e))
+		}
+	}
+	err := ScanScopes(context.Background(), fsys, root, scopes, opts, func(e Entry) error {
+		got = append(got, show(e))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, want
+}
+
 // scopesAsWalk checks that scanning each scope alone gives what the full
 // walk gives at it and under it: the same paths, of the same kinds.
 func scopesAsWalk(t *testing.T, fsys FS, root string, opts WalkOptions, scopes ...string) {
 	t.Helper()
 	walked := collect(t, fsys, root, opts)
 	for _, scope := range scopes {
-		var want, got []string
-		for _, e := range walked {
-			if e.Path == scope || strings.HasPrefix(e.Path, scope+"/") {
-				want = append(want, fmt.Sprintf("%s %d %v", e.SortKey(), e.Kind, e.Type))
-			}
-		}
-		err := ScanScopes(context.Background(), fsys, root, []string{scope}, opts, func(e Entry) error {
-			got = append(got, fmt.Sprintf("%s %d %v", e.SortKey(), e.Kind, e.Type))
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, want := scanAndWalk(t, fsys, root, opts, walked, []string{scope})
 		if !slices.Equal(got, want) {
 			t.Errorf("scope %s: scanned %q, the full walk has %q", scope, got, want)
 		}
