@@ -180,20 +180,9 @@ func (m *DB) Abandon() error {
 		return m.Close()
 	}
 	m.db.Close()
-	for _, f := range Files(m.path)[:4] {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.lock.Close()
-			return fmt.Errorf("manifest %s: %w", m.path, err)
-		}
-	}
-	// The lock goes last, while still held, so that no other run opens
-	// the half-removed manifest.
-	err := os.Remove(m.path + ".lock")
+	err := removeFiles(m.path)
 	m.lock.Close()
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("manifest %s: %w", m.path, err)
-	}
-	return nil
+	return err
 }
 
 // Path is the file the manifest lives in.

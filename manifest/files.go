@@ -75,8 +75,18 @@ func rename(from, to string, needed bool) error {
 
 // Remove removes the manifest at path with its side files (Files); it
 // must not be in use. Files that do not exist are no error.
-func Remove(path string) {
+func Remove(path string) { removeFiles(path) }
+
+// removeFiles removes the manifest's files in the order of Files, the
+// lock last (a holder of the lock removes it while still holding it, so
+// that no other run opens a half-removed manifest), and returns the first
+// error other than a file that does not exist.
+func removeFiles(path string) error {
+	var first error
 	for _, f := range Files(path) {
-		os.Remove(f)
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) && first == nil {
+			first = fmt.Errorf("manifest %s: %w", path, err)
+		}
 	}
+	return first
 }
