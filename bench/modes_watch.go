@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
 // watchProc is a running "cloudkeeper watch --json".
@@ -26,14 +27,6 @@ type watchProc struct {
 	done chan struct{}
 }
 
-// watchEvent is what the bench reads of a line of `watch --json` that is
-// an event (see the README's Output section).
-type watchEvent struct {
-	Event  string `json:"event"`  // watching, push, pushed, stopped
-	Kind   string `json:"kind"`   // scoped or full
-	Reason string `json:"reason"` // dirty, start-up, rescan, ...
-}
-
 // watchEvents is what the events of a watch said so far.
 type watchEvents struct {
 	watching bool
@@ -44,7 +37,7 @@ type watchEvents struct {
 
 // decodeEvent reads a line of the watch's stdout: ok is false for a line
 // that is not an event (a change, a summary).
-func decodeEvent(line string) (ev watchEvent, ok bool) {
+func decodeEvent(line string) (ev mirror.Event, ok bool) {
 	if !strings.HasPrefix(line, `{"event"`) {
 		return ev, false
 	}
@@ -55,7 +48,7 @@ func decodeEvent(line string) (ev watchEvent, ok bool) {
 }
 
 // add takes in an event that came at t.
-func (s *watchEvents) add(ev watchEvent, t time.Time) {
+func (s *watchEvents) add(ev mirror.Event, t time.Time) {
 	switch ev.Event {
 	case "watching":
 		s.watching = true

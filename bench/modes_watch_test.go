@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
 // Lines of a hybrid `cloudkeeper watch --json`, as it printed them: its
@@ -86,16 +88,16 @@ func TestDecodeEvent(t *testing.T) {
 	for _, c := range []struct {
 		line string
 		ok   bool
-		want watchEvent
+		want mirror.Event
 	}{
-		{recordedWatch[5], true, watchEvent{Event: "push", Kind: "scoped", Reason: "dirty"}},
-		{recordedWatch[9], true, watchEvent{Event: "push", Kind: "full", Reason: "rescan"}},
-		{`{"op":"add","path":"a.txt","size":5}`, false, watchEvent{}},
-		{`{"summary":{"add":1}}`, false, watchEvent{}},
-		{`{"event":`, false, watchEvent{Event: ""}},
+		{recordedWatch[5], true, mirror.Event{Event: "push", Kind: "scoped", Reason: "dirty"}},
+		{recordedWatch[9], true, mirror.Event{Event: "push", Kind: "full", Reason: "rescan"}},
+		{`{"op":"add","path":"a.txt","size":5}`, false, mirror.Event{}},
+		{`{"summary":{"add":1}}`, false, mirror.Event{}},
+		{`{"event":`, false, mirror.Event{Event: ""}},
 	} {
 		got, ok := decodeEvent(c.line)
-		if ok != c.ok || (ok && got != c.want) {
+		if ok != c.ok || (ok && (got.Event != c.want.Event || got.Kind != c.want.Kind || got.Reason != c.want.Reason)) {
 			t.Errorf("%s: %+v %v, want %+v %v", c.line, got, ok, c.want, c.ok)
 		}
 	}

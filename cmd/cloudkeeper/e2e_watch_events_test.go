@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
 // eventLines is the stdout of "watch --json": it keeps the event lines,
@@ -17,7 +18,7 @@ import (
 type eventLines struct {
 	mu      sync.Mutex
 	partial []byte
-	events  []watchEvent
+	events  []mirror.Event
 	errs    []error
 }
 
@@ -32,7 +33,7 @@ func (l *eventLines) Write(b []byte) (int, error) {
 		}
 		line := l.partial[:i]
 		if bytes.HasPrefix(line, []byte(`{"event"`)) {
-			var ev watchEvent
+			var ev mirror.Event
 			if err := json.Unmarshal(line, &ev); err != nil {
 				l.errs = append(l.errs, fmt.Errorf("event %s: %w", line, err))
 			}
@@ -43,7 +44,7 @@ func (l *eventLines) Write(b []byte) (int, error) {
 }
 
 // waitFor polls until an event matches, and returns it.
-func (l *eventLines) waitFor(t *testing.T, what string, match func(watchEvent) bool) watchEvent {
+func (l *eventLines) waitFor(t *testing.T, what string, match func(mirror.Event) bool) mirror.Event {
 	t.Helper()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		l.mu.Lock()
@@ -74,14 +75,14 @@ func TestWatchJSONEvents(t *testing.T) {
 	w := e.watch(t, nil, "--json", "--push-interval", "300ms", "--persist-interval", "100ms")
 	e.cmd = nil
 
-	ev := out.waitFor(t, "watching", func(ev watchEvent) bool { return ev.Event == "watching" })
+	ev := out.waitFor(t, "watching", func(ev mirror.Event) bool { return ev.Event == "watching" })
 	if ev.Source != e.src || ev.Hybrid == nil || !*ev.Hybrid || ev.Watched == nil || !*ev.Watched {
 		t.Errorf("watching event %+v: want the source, hybrid and watched", ev)
 	}
-	out.waitFor(t, "full push at start-up", func(ev watchEvent) bool {
+	out.waitFor(t, "full push at start-up", func(ev mirror.Event) bool {
 		return ev.Event == "push" && ev.Kind == "full" && ev.Reason == "start-up"
 	})
-	ev = out.waitFor(t, "end of the start-up push", func(ev watchEvent) bool {
+	ev = out.waitFor(t, "end of the start-up push", func(ev mirror.Event) bool {
 		return ev.Event == "pushed" && ev.Reason == "start-up"
 	})
 	if ev.Result != "success" || ev.ExitCode == nil || *ev.ExitCode != 0 || ev.Counts == nil || ev.Counts.Add != 1 {
@@ -90,17 +91,17 @@ func TestWatchJSONEvents(t *testing.T) {
 
 	content := "beta, written while watched"
 	scantest.Write(t, e.src, "b.txt", content)
-	ev = out.waitFor(t, "scoped push", func(ev watchEvent) bool { return ev.Event == "push" && ev.Kind == "scoped" })
+	ev = out.waitFor(t, "scoped push", func(ev mirror.Event) bool { return ev.Event == "push" && ev.Kind == "scoped" })
 	if ev.Reason != "dirty" || ev.Dirty == nil || *ev.Dirty < 1 || ev.Scopes == nil || *ev.Scopes != 1 {
 		t.Errorf("scoped push %+v: want reason dirty, the dirty path, one scope", ev)
 	}
-	ev = out.waitFor(t, "end of the scoped push", func(ev watchEvent) bool { return ev.Event == "pushed" && ev.Kind == "scoped" })
+	ev = out.waitFor(t, "end of the scoped push", func(ev mirror.Event) bool { return ev.Event == "pushed" && ev.Kind == "scoped" })
 	if ev.Result != "success" || ev.Counts == nil || ev.Counts.Add != 1 || ev.Counts.Bytes != int64(len(content)) {
 		t.Errorf("scoped pushed %+v: want success with 1 add of b.txt's bytes", ev)
 	}
 
 	w.stop(t)
-	ev = out.waitFor(t, "stopped", func(ev watchEvent) bool { return ev.Event == "stopped" })
+	ev = out.waitFor(t, "stopped", func(ev mirror.Event) bool { return ev.Event == "stopped" })
 	if ev.Dirty == nil || *ev.Dirty != 0 {
 		t.Errorf("stopped %+v: want 0 dirty paths left", ev)
 	}

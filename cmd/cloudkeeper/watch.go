@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -121,29 +122,36 @@ func watchLog(p *printer, push mirror.Push) {
 }
 
 // runWatch is the watch loop (see mirror.Watch), each push shown by the
-// printer (with --json, between a push and a pushed event) and followed by
+// printer (with --json, between a push and a pushed event, see mirror.Event) and followed by
 // the notification and metrics.
 func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, after afterRun) error {
 	return mirror.Watch(ctx, mirror.WatchOptions{
 		Options: o.mirrorOptions(p), Persist: w.persist, Push: w.push, Rescan: w.rescan, EventsOnly: w.eventsOnly,
 		Started: func(watched bool) {
-			hybrid := !w.eventsOnly
-			p.event(watchEvent{Event: "watching", Time: time.Now(), Source: o.Source, Hybrid: &hybrid, Watched: &watched})
+			p.event(mirror.WatchingEvent(o.Source, !w.eventsOnly, watched))
 		},
 		Pushing: func(push mirror.Push) {
 			watchLog(p, push)
-			p.event(pushEvent("push", push))
+			p.event(mirror.PushEvent(push))
 			p.progress.start()
 		},
 		Pushed: func(push mirror.Push, res mirror.Result) {
 			out := p.outcome(res)
 			after.done(ctx, out)
 			p.exit(out)
-			p.event(pushedEvent(push, out))
+			p.event(mirror.PushedEvent(push, out.Result))
 		},
 		Stopped: func(left []string) {
-			n := len(left)
-			p.event(watchEvent{Event: "stopped", Time: time.Now(), Dirty: &n})
+			p.event(mirror.StoppedEvent(len(left)))
 		},
 	})
+}
+
+// event prints ev as a line of JSON, with --json only.
+func (p *printer) event(ev mirror.Event) {
+	if !p.json {
+		return
+	}
+	b, _ := json.Marshal(ev)
+	p.println(string(b))
 }
