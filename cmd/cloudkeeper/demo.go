@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
+
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
@@ -147,7 +149,7 @@ func listBucket(ctx context.Context, out io.Writer, gw *s3test.Gateway, bucket s
 			if err != nil {
 				return fmt.Errorf("head %s: %w", aws.ToString(o.Key), err)
 			}
-			lines = append(lines, fmt.Sprintf("  %-38s %9s  %.16s…", aws.ToString(o.Key), humanBytes(aws.ToInt64(o.Size)), head.Metadata["blake3"]))
+			lines = append(lines, fmt.Sprintf("  %-38s %9s  %.16s…", aws.ToString(o.Key), human.Bytes(aws.ToInt64(o.Size)), head.Metadata["blake3"]))
 		}
 	}
 	sort.Strings(lines)

@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
@@ -92,7 +89,7 @@ func (p *printer) result(r uploader.Result) {
 	} else {
 		switch ch.Op {
 		case manifest.OpAdd, manifest.OpModify:
-			line = fmt.Sprintf("%-7s %s (%s)", ch.Op, display(ch.Path), humanBytes(ch.Entry.Stat.Size))
+			line = fmt.Sprintf("%-7s %s (%s)", ch.Op, display(ch.Path), human.Bytes(ch.Entry.Stat.Size))
 		case manifest.OpRename, manifest.OpCopy:
 			line = fmt.Sprintf("%-7s %s -> %s", ch.Op, display(ch.From), display(ch.Path))
 		default:
@@ -162,11 +159,11 @@ func (p *printer) summary(res mirror.Result) {
 
 func summaryLine(c manifest.Counts) string {
 	line := fmt.Sprintf("%s (%s), %s, %s, %s; %s unchanged",
-		count(c.Uploads(), "upload", "uploads"), humanBytes(c.Bytes),
-		count(c.Rename, "rename", "renames"), count(c.Copy, "copy", "copies"),
-		count(c.Delete, "delete", "deletes"), count(c.Unchanged, "file", "files"))
+		human.Count(c.Uploads(), "upload", "uploads"), human.Bytes(c.Bytes),
+		human.Count(c.Rename, "rename", "renames"), human.Count(c.Copy, "copy", "copies"),
+		human.Count(c.Delete, "delete", "deletes"), human.Count(c.Unchanged, "file", "files"))
 	if c.Errors > 0 {
-		line += "; " + count(c.Errors, "error", "errors")
+		line += "; " + human.Count(c.Errors, "error", "errors")
 	}
 	return line
 }
@@ -206,55 +203,4 @@ func (p *printer) fail(err error) error {
 // which it takes: the next run starts afresh.
 func (p *printer) outcome(res mirror.Result) outcome {
 	return outcome{Result: res, firstErrors: p.takeErrors()}
-}
-
-func count(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return thousands(n) + " " + many
-}
-
-// thousands formats n with comma separators: 20114 -> "20,114".
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if neg {
-		return "-" + string(out)
-	}
-	return string(out)
-}
-
-// humanBytes formats a size in IEC units with one decimal: "2.1 MiB".
-func humanBytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n)
-	for _, unit := range []string{"KiB", "MiB", "GiB", "TiB"} {
-		v /= 1024
-		if v < 1024 || unit == "TiB" {
-			return fmt.Sprintf("%.1f %s", v, unit)
-		}
-	}
-	return "" // unreachable
-}
-
-// showKey is how a key read from the bucket is shown on one line: as it
-// is, or quoted if it holds anything but printable characters.
-func showKey(k string) string {
-	if utf8.ValidString(k) && !strings.ContainsFunc(k, func(r rune) bool { return !unicode.IsPrint(r) }) {
-		return k
-	}
-	return strconv.Quote(k)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
@@ -64,8 +65,8 @@ func (p *progress) start() {
 		// stderr is a terminal (checked above), behind the redacting writer that mpb cannot see through.
 		mpb.WithAutoRefresh())
 	scan := p.container.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
-		return fmt.Sprintf("scan    %s files, %s hashed (%s files)", thousands(p.files.Load()),
-			humanBytes(p.hashedBytes.Load()), thousands(p.hashedFiles.Load()))
+		return fmt.Sprintf("scan    %s files, %s hashed (%s files)", human.Thousands(p.files.Load()),
+			human.Bytes(p.hashedBytes.Load()), human.Thousands(p.hashedFiles.Load()))
 	})))
 	apply := p.container.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 		return p.applyLine()
@@ -77,10 +78,10 @@ func (p *progress) start() {
 func (p *progress) applyLine() string {
 	done, queued := p.done.Load(), p.queued.Load()
 	by, total := p.doneBy.Load(), p.queuedBytes.Load()
-	line := fmt.Sprintf("apply   %s/%s changes, %s/%s", thousands(done), thousands(queued), humanBytes(by), humanBytes(total))
+	line := fmt.Sprintf("apply   %s/%s changes, %s/%s", human.Thousands(done), human.Thousands(queued), human.Bytes(by), human.Bytes(total))
 	if secs := time.Since(p.started).Seconds(); secs > 1 && by > 0 {
 		rate := float64(by) / secs
-		line += fmt.Sprintf(", %s/s", humanBytes(int64(rate)))
+		line += fmt.Sprintf(", %s/s", human.Bytes(int64(rate)))
 		if left := total - by; left > 0 {
 			line += fmt.Sprintf(", ETA %s", (time.Duration(float64(left) / rate * float64(time.Second))).Round(time.Second))
 		}

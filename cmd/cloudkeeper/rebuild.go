@@ -6,6 +6,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
+
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/rebuild"
 )
@@ -48,12 +50,12 @@ func rebuildCommand() *cli.Command {
 				return p.fail(err)
 			}
 			if !p.quiet {
-				line := fmt.Sprintf("manifest rebuilt from the bucket: %s (%s)", count(res.Objects, "object", "objects"), humanBytes(res.Bytes))
+				line := fmt.Sprintf("manifest rebuilt from the bucket: %s (%s)", human.Count(res.Objects, "object", "objects"), human.Bytes(res.Bytes))
 				if n := res.LeftOut; n > 0 {
-					line += fmt.Sprintf("; %s left out", thousands(n))
+					line += fmt.Sprintf("; %s left out", human.Thousands(n))
 				}
 				if n := res.Failed; n > 0 {
-					line += fmt.Sprintf("; %s could not be read", thousands(n))
+					line += fmt.Sprintf("; %s could not be read", human.Thousands(n))
 				}
 				p.println(line)
 			}
@@ -78,7 +80,7 @@ func rebuildOptions(p *printer, t target, force bool) rebuild.Options {
 		},
 		LeftOut: func(key, path string, reason error) {
 			if path == "" {
-				p.log.Warn("left out", "key", showKey(key), "reason", reason.Error())
+				p.log.Warn("left out", "key", human.Key(key), "reason", reason.Error())
 				return
 			}
 			p.log.Warn("left out: the next sync uploads it again", "path", display(path), "reason", reason.Error())

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
@@ -15,7 +16,7 @@ const defaultReconcileEvery = 7 * 24 * time.Hour
 // logFinding logs one object a reconcile or verify --repair found out of
 // line: a warning, but for an adopted object, which is no loss.
 func logFinding(p *printer, f reconcile.Finding) {
-	attrs := []any{"key", showKey(f.Key)}
+	attrs := []any{"key", human.Key(f.Key)}
 	if f.Path != "" {
 		attrs = []any{"path", display(f.Path)}
 	}
@@ -34,7 +35,7 @@ func findingsLine(f report.Findings) string {
 		what string
 	}{{f.Missing, "missing"}, {f.Differ, "differing"}, {f.Adopted, "adopted"}, {f.Extra, "extra"}} {
 		if c.n > 0 {
-			found = append(found, thousands(c.n)+" "+c.what)
+			found = append(found, human.Thousands(c.n)+" "+c.what)
 		}
 	}
 	if len(found) == 0 {

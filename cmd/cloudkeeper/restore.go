@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/restore"
@@ -114,12 +115,12 @@ func restoreOptions(p *printer, t target, only string, overwrite bool) restore.O
 		Prefix: t.Prefix, Only: only, Overwrite: overwrite, Concurrency: t.Concurrency,
 		Restored: func(path string, size int64) {
 			if !p.quiet {
-				p.println(fmt.Sprintf("restore %s (%s)", display(path), humanBytes(size)))
+				p.println(fmt.Sprintf("restore %s (%s)", display(path), human.Bytes(size)))
 			}
 		},
 		Same: func(path string) { p.log.Debug("already restored", "path", display(path)) },
 		Refused: func(key string, reason error) {
-			p.log.Error("refused", "key", showKey(key), "reason", reason.Error())
+			p.log.Error("refused", "key", human.Key(key), "reason", reason.Error())
 		},
 		Failed: func(path string, err error) {
 			p.log.Error("cannot restore", "path", display(path), "error", err.Error())
@@ -133,7 +134,7 @@ func restoreOptions(p *printer, t target, only string, overwrite bool) restore.O
 			p.log.Warn(msg, "path", display(path), "error", err.Error())
 		},
 		Progress: func(r restore.Result) {
-			p.log.Info("restoring", "files", r.Restored, "bytes", humanBytes(r.Bytes), "failed", r.Failed)
+			p.log.Info("restoring", "files", r.Restored, "bytes", human.Bytes(r.Bytes), "failed", r.Failed)
 		},
 		ProgressEvery: progressEvery,
 	}
@@ -142,12 +143,12 @@ func restoreOptions(p *printer, t target, only string, overwrite bool) restore.O
 const progressEvery = 10 * time.Second
 
 func restoreSummary(r restore.Result) string {
-	s := fmt.Sprintf("%s restored (%s)", count(r.Restored, "file", "files"), humanBytes(r.Bytes))
+	s := fmt.Sprintf("%s restored (%s)", human.Count(r.Restored, "file", "files"), human.Bytes(r.Bytes))
 	if r.Same > 0 {
-		s += fmt.Sprintf("; %s already there with the same content", thousands(r.Same))
+		s += fmt.Sprintf("; %s already there with the same content", human.Thousands(r.Same))
 	}
 	if r.Failed > 0 {
-		s += fmt.Sprintf("; %s failed or refused", thousands(r.Failed))
+		s += fmt.Sprintf("; %s failed or refused", human.Thousands(r.Failed))
 	}
 	return s
 }

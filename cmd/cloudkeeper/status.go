@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
@@ -66,7 +67,7 @@ func printStatus(w io.Writer, st report.Status) {
 	}
 	fmt.Fprintf(w, "backup:       %s -> %s\n", st.Source, where)
 	fmt.Fprintf(w, "manifest:     %s\n", st.Manifest)
-	fmt.Fprintf(w, "objects:      %s (%s)\n", thousands(st.Objects), humanBytes(st.Bytes))
+	fmt.Fprintf(w, "objects:      %s (%s)\n", human.Thousands(st.Objects), human.Bytes(st.Bytes))
 	switch {
 	case st.LastSuccess == nil:
 		fmt.Fprintf(w, "last success: never: STALE\n")

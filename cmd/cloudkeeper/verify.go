@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
@@ -180,7 +181,7 @@ func markRepair(ctx context.Context, p *printer, db *manifest.DB, res verify.Res
 		}{report.FindingsOf(m)})
 		p.println(string(b))
 	case n > 0:
-		p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", count(n, "object", "objects"), findingsLine(report.FindingsOf(m))))
+		p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", human.Count(n, "object", "objects"), findingsLine(report.FindingsOf(m))))
 	case !p.quiet:
 		p.println("nothing to mark in the manifest")
 	}
@@ -194,7 +195,7 @@ func printProblem(p *printer, problem verify.Problem) {
 		pr.Path = display(problem.Path)
 	}
 	if problem.Kind == verify.Extra {
-		pr.Detail = humanBytes(problem.Size)
+		pr.Detail = human.Bytes(problem.Size)
 	}
 	if p.json {
 		b, _ := json.Marshal(pr)
@@ -203,7 +204,7 @@ func printProblem(p *printer, problem verify.Problem) {
 	}
 	what := pr.Path
 	if what == "" {
-		what = "key " + showKey(pr.Key)
+		what = "key " + human.Key(pr.Key)
 	}
 	line := fmt.Sprintf("%-8s %s", pr.Kind, what)
 	if pr.Detail != "" {
@@ -225,7 +226,7 @@ func printVerifySummary(p *printer, s verifySummary) {
 		p.println(string(b))
 		return
 	}
-	line := fmt.Sprintf("%s (%s) checked", count(s.Objects, "object", "objects"), humanBytes(s.Bytes))
+	line := fmt.Sprintf("%s (%s) checked", human.Count(s.Objects, "object", "objects"), human.Bytes(s.Bytes))
 	if s.Manifest != "" {
 		line += " against the manifest"
 	} else {
@@ -246,7 +247,7 @@ func printVerifySummary(p *printer, s verifySummary) {
 		what string
 	}{{s.Missing, "missing"}, {s.Extra, "extra"}, {s.Mismatch, "mismatched"}, {s.Bad, "bad"}, {s.Errors, "not checked (errors)"}} {
 		if c.n > 0 {
-			found = append(found, thousands(c.n)+" "+c.what)
+			found = append(found, human.Thousands(c.n)+" "+c.what)
 		}
 	}
 	p.println(line + ": " + strings.Join(found, ", "))
