@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/dotenv"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
@@ -54,7 +55,7 @@ func applyEnvFile(c *cli.Context) error {
 			return nil
 		}
 	}
-	vars, err := parseEnvFile(path)
+	vars, err := dotenv.Parse(path)
 	if err != nil {
 		return usageError{fmt.Errorf("env file: %w", err)}
 	}

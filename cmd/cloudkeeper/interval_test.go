@@ -8,38 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-func TestParseInterval(t *testing.T) {
-	for _, c := range []struct {
-		value, unit string
-		want        time.Duration
-	}{
-		{"24", "hours", 24 * time.Hour},
-		{"24", "", 24 * time.Hour}, // no unit: hours, as the original daemon
-		{"1", "hour", time.Hour},
-		{"10", "minutes", 10 * time.Minute},
-		{"10", "Minute", 10 * time.Minute},
-		{" 30 ", " seconds ", 30 * time.Second},
-		{"1.5", "h", 90 * time.Minute},
-		{"2", "min", 2 * time.Minute},
-		{"5", "sec", 5 * time.Second},
-		{"5", "s", 5 * time.Second},
-		{"10m", "", 10 * time.Minute}, // a Go duration, when no unit is given
-		{"0", "hours", 0},             // parsed; intervalSetting refuses it
-	} {
-		got, err := parseInterval(c.value, c.unit)
-		if err != nil || got != c.want {
-			t.Errorf("parseInterval(%q, %q) = %v, %v; want %v", c.value, c.unit, got, err, c.want)
-		}
-	}
-	for _, c := range []struct{ value, unit string }{
-		{"ten", "minutes"}, {"", "hours"}, {"10m", "minutes"}, {"10", "days"}, {"10", "fortnights"},
-	} {
-		if d, err := parseInterval(c.value, c.unit); err == nil {
-			t.Errorf("parseInterval(%q, %q) = %v, want an error", c.value, c.unit, d)
-		}
-	}
-}
-
 // intervalOf runs intervalSetting for the push interval with args on a
 // command line like watch's.
 func intervalOf(t *testing.T, args ...string) (time.Duration, error) {

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/dotenv"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
@@ -76,7 +75,7 @@ func intervalSetting(c *cli.Context, flag, env string) (time.Duration, error) {
 	if !ok {
 		return c.Duration(flag), nil
 	}
-	d, err := parseInterval(v, os.Getenv(env+"_UNIT"))
+	d, err := dotenv.Interval(v, os.Getenv(env+"_UNIT"))
 	if err != nil {
 		return 0, usageError{fmt.Errorf("%s=%q %s_UNIT=%q: %w", env, v, env, os.Getenv(env+"_UNIT"), err)}
 	}
@@ -88,27 +87,6 @@ func positive(name string, d time.Duration) (time.Duration, error) {
 		return 0, usageError{fmt.Errorf("%s: want an interval above zero", name)}
 	}
 	return d, nil
-}
-
-// parseInterval reads the original .env's intervals: a number and a unit
-// (hour(s), minute(s), second(s); default hours), or a Go duration ("10m").
-func parseInterval(value, unit string) (time.Duration, error) {
-	if d, err := time.ParseDuration(value); err == nil && unit == "" {
-		return d, nil
-	}
-	n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-	if err != nil {
-		return 0, fmt.Errorf("not a number")
-	}
-	per := map[string]time.Duration{
-		"": time.Hour, "h": time.Hour, "hour": time.Hour, "hours": time.Hour,
-		"m": time.Minute, "min": time.Minute, "minute": time.Minute, "minutes": time.Minute,
-		"s": time.Second, "sec": time.Second, "second": time.Second, "seconds": time.Second,
-	}[strings.ToLower(strings.TrimSpace(unit))]
-	if per == 0 {
-		return 0, fmt.Errorf("unknown unit: want hours, minutes or seconds")
-	}
-	return time.Duration(n * float64(per)), nil
 }
 
 // watchLog is how a push is announced to people (the e2e tests match these

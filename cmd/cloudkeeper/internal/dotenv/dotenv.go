@@ -1,21 +1,26 @@
-package main
+// Package dotenv reads the settings of the original daemon: a .env file
+// (KEY=VALUE lines) and its intervals, a number and a unit in two
+// variables (S3_BACKUP_INTERVAL=24, S3_BACKUP_INTERVAL_UNIT=hours).
+package dotenv
 
 import (
 	"bufio"
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
+	"time"
 )
 
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
 
-// parseEnvFile reads a .env file: KEY=VALUE lines, optionally prefixed with
+// Parse reads a .env file: KEY=VALUE lines, optionally prefixed with
 // "export ", values bare (a " #" starts a comment), in single quotes
 // (literal) or in double quotes (with \n, \t, \" and \\ escapes). Blank
 // lines and lines starting with '#' are ignored. A malformed line is an
 // error naming the file and line. Unknown keys are fine, as in any .env.
-func parseEnvFile(path string) (map[string]string, error) {
+func Parse(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -41,7 +46,7 @@ func parseEnvFile(path string) (map[string]string, error) {
 		if !envKey.MatchString(key) {
 			return nil, fmt.Errorf("%s:%d: %q is not a valid variable name", path, n, key)
 		}
-		v, err := parseEnvValue(strings.TrimSpace(val))
+		v, err := parseValue(strings.TrimSpace(val))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %s: %v", path, n, key, err)
 		}
@@ -53,7 +58,7 @@ func parseEnvFile(path string) (map[string]string, error) {
 	return vars, nil
 }
 
-func parseEnvValue(v string) (string, error) {
+func parseValue(v string) (string, error) {
 	if v == "" {
 		return "", nil
 	}
@@ -86,4 +91,25 @@ func parseEnvValue(v string) (string, error) {
 		v = strings.TrimSpace(v[:i])
 	}
 	return v, nil
+}
+
+// Interval reads the original .env's intervals: a number and a unit
+// (hour(s), minute(s), second(s); default hours), or a Go duration ("10m").
+func Interval(value, unit string) (time.Duration, error) {
+	if d, err := time.ParseDuration(value); err == nil && unit == "" {
+		return d, nil
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+	if err != nil {
+		return 0, fmt.Errorf("not a number")
+	}
+	per := map[string]time.Duration{
+		"": time.Hour, "h": time.Hour, "hour": time.Hour, "hours": time.Hour,
+		"m": time.Minute, "min": time.Minute, "minute": time.Minute, "minutes": time.Minute,
+		"s": time.Second, "sec": time.Second, "second": time.Second, "seconds": time.Second,
+	}[strings.ToLower(strings.TrimSpace(unit))]
+	if per == 0 {
+		return 0, fmt.Errorf("unknown unit: want hours, minutes or seconds")
+	}
+	return time.Duration(n * float64(per)), nil
 }

@@ -1,10 +1,11 @@
-package main
+package dotenv
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeEnv(t *testing.T, content string) string {
@@ -31,7 +32,7 @@ AWS_SECRET_ACCESS_KEY="se\"cr#et"
 AWS_REGION=eu-west-1 # comment
 EMPTY=
 `)
-	got, err := parseEnvFile(p)
+	got, err := Parse(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +59,41 @@ func TestParseEnvFileMalformedLineNamesFileAndLine(t *testing.T) {
 		{"A=\"open\n", ":1: A: unterminated \" quote"},
 	} {
 		p := writeEnv(t, c.content)
-		_, err := parseEnvFile(p)
+		_, err := Parse(p)
 		if err == nil || !strings.Contains(err.Error(), p+c.want) {
 			t.Errorf("%q: got %v, want %q", c.content, err, p+c.want)
+		}
+	}
+}
+
+func TestInterval(t *testing.T) {
+	for _, c := range []struct {
+		value, unit string
+		want        time.Duration
+	}{
+		{"24", "hours", 24 * time.Hour},
+		{"24", "", 24 * time.Hour}, // no unit: hours, as the original daemon
+		{"1", "hour", time.Hour},
+		{"10", "minutes", 10 * time.Minute},
+		{"10", "Minute", 10 * time.Minute},
+		{" 30 ", " seconds ", 30 * time.Second},
+		{"1.5", "h", 90 * time.Minute},
+		{"2", "min", 2 * time.Minute},
+		{"5", "sec", 5 * time.Second},
+		{"5", "s", 5 * time.Second},
+		{"10m", "", 10 * time.Minute}, // a Go duration, when no unit is given
+		{"0", "hours", 0},             // parsed; intervalSetting refuses it
+	} {
+		got, err := Interval(c.value, c.unit)
+		if err != nil || got != c.want {
+			t.Errorf("Interval(%q, %q) = %v, %v; want %v", c.value, c.unit, got, err, c.want)
+		}
+	}
+	for _, c := range []struct{ value, unit string }{
+		{"ten", "minutes"}, {"", "hours"}, {"10m", "minutes"}, {"10", "days"}, {"10", "fortnights"},
+	} {
+		if d, err := Interval(c.value, c.unit); err == nil {
+			t.Errorf("Interval(%q, %q) = %v, want an error", c.value, c.unit, d)
 		}
 	}
 }
