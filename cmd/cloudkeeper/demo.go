@@ -16,6 +16,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/logtext"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
@@ -75,7 +76,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
 		Manifest: filepath.Join(dir, "state", "manifest.db"), Concurrency: 8,
 		credentials: credentials.NewStaticCredentialsProvider(gw.AccessKey, gw.SecretKey, ""),
 	}
-	log, _ := loggerFor(errOut, "text", slog.LevelWarn)
+	log, _ := logtext.New(errOut, "text", slog.LevelWarn)
 	p := &printer{out: out, log: log, progress: &progress{stderr: errOut}}
 	step := func(dryRun bool) error {
 		cmd := "cloudkeeper sync --source " + src + " --bucket demo --prefix laptop/ --endpoint " + gw.Endpoint

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/logtext"
 )
 
 // Logging flags, taken by every command.
@@ -38,17 +39,9 @@ func newLogger(c *cli.Context, w io.Writer) (*slog.Logger, error) {
 	case c.Bool(flagQuiet):
 		level = max(level, slog.LevelWarn)
 	}
-	return loggerFor(w, c.String(flagLogFormat), level)
-}
-
-func loggerFor(w io.Writer, format string, level slog.Level) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: level}
-	switch strings.ToLower(format) {
-	case "text":
-		return slog.New(newTextHandler(w, level)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	default:
-		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+	log, err := logtext.New(w, c.String(flagLogFormat), level)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--log-format %w", err)}
 	}
+	return log, nil
 }
