@@ -88,28 +88,17 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 		maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"), reconcileEvery: c.Duration("reconcile-every")}, after, nil
 }
 
-// syncEvery syncs now and then once every interval, until ctx ends. A run
-// that takes longer than the interval is followed by the next at once:
-// never two at a time.
+// syncEvery syncs now and then once every interval (mirror.Every), until
+// ctx ends: a failed run is logged and the schedule goes on.
 func syncEvery(ctx context.Context, every time.Duration, o syncOptions, p *printer, after afterRun) error {
 	p.log.Info("syncing on a schedule", "every", every.String(), "source", o.Source)
-	for {
-		next := time.Now().Add(every)
+	mirror.Every(ctx, every, func(ctx context.Context) {
 		res := runSync(ctx, o, p)
 		after.done(ctx, res)
-		p.exit(res) // logs what failed; the schedule goes on
-		if ctx.Err() != nil {
-			p.log.Info("stopped by signal")
-			return nil
-		}
-		p.log.Info("next run", "at", next.Format(time.RFC3339))
-		select {
-		case <-time.After(time.Until(next)):
-		case <-ctx.Done():
-			p.log.Info("stopped by signal")
-			return nil
-		}
-	}
+		p.exit(res)
+	}, func(next time.Time) { p.log.Info("next run", "at", next.Format(time.RFC3339)) })
+	p.log.Info("stopped by signal")
+	return nil
 }
 
 type syncOptions struct {
