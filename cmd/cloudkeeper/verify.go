@@ -121,23 +121,7 @@ func loadExpected(ctx context.Context, t target, named, repair bool, p *printer)
 	if t.Source == "" {
 		return nil, nil, usageError{errors.New("--manifest needs --source too: a manifest records the folder it describes")}
 	}
-	open := manifest.OpenReadOnly
-	if repair {
-		open = manifest.Open
-	}
-	db, err := open(t.Manifest, t.identity())
-	if err != nil {
-		return nil, nil, err
-	}
-	m, err := verify.Expect(ctx, db)
-	if err != nil || !repair {
-		db.Close()
-		db = nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return m, db, nil
+	return verify.Load(ctx, t.Manifest, t.identity(), repair)
 }
 
 // verifyProblem is one thing wrong with the backup, as --json prints it.
@@ -148,23 +132,17 @@ type verifyProblem struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// verifySummary is the last line of a verify, as --json prints it.
 type verifySummary struct {
-	Objects  int64  `json:"objects"` // listed under the prefix
-	Bytes    int64  `json:"bytes"`
+	verify.Result
 	Manifest string `json:"manifest"` // "": the bucket was checked alone
 	Deep     bool   `json:"deep"`
-	Missing  int64  `json:"missing"`
-	Extra    int64  `json:"extra"`
-	Mismatch int64  `json:"mismatch"`
-	Bad      int64  `json:"bad"`
-	Errors   int64  `json:"errors"`
 	Good     bool   `json:"good"`
 }
 
 // verifySummaryOf is the summary verify prints of res.
 func verifySummaryOf(res verify.Result, deep bool) verifySummary {
-	return verifySummary{Objects: res.Objects, Bytes: res.Bytes, Deep: deep,
-		Missing: res.Missing, Extra: res.Extra, Mismatch: res.Mismatch, Bad: res.Bad, Errors: res.Errors, Good: res.Good()}
+	return verifySummary{Result: res, Deep: deep, Good: res.Good()}
 }
 
 // markRepair writes what --repair collected into the manifest and says so.

@@ -106,6 +106,29 @@ func Expect(ctx context.Context, db *manifest.DB) (map[string]Expected, error) {
 	return m, rows.Err()
 }
 
+// Load opens the manifest at path and reads what it expects (Expect):
+// read-only, or for writing with forRepair, when it is returned open for
+// MarkRepair (the caller closes it; no sync may run meanwhile).
+func Load(ctx context.Context, path string, id manifest.Identity, forRepair bool) (map[string]Expected, *manifest.DB, error) {
+	open := manifest.OpenReadOnly
+	if forRepair {
+		open = manifest.Open
+	}
+	db, err := open(path, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := Expect(ctx, db)
+	if err != nil || !forRepair {
+		db.Close()
+		db = nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, db, nil
+}
+
 // Options says what to check and where to report. Callbacks may be nil,
 // and are called from several goroutines at once.
 type Options struct {
@@ -132,12 +155,17 @@ type Options struct {
 
 // Result counts what Run checked and found, by the words of Kind.String.
 type Result struct {
-	Objects, Bytes                        int64 // listed under the prefix
-	Missing, Extra, Mismatch, Bad, Errors int64
+	Objects  int64 `json:"objects"` // listed under the prefix
+	Bytes    int64 `json:"bytes"`
+	Missing  int64 `json:"missing"`
+	Extra    int64 `json:"extra"`
+	Mismatch int64 `json:"mismatch"`
+	Bad      int64 `json:"bad"`
+	Errors   int64 `json:"errors"`
 	// Repair (with Options.Repair) is what MarkRepair writes; Marked
 	// counts it.
-	Repair *manifest.Repair
-	Marked manifest.Reconciled
+	Repair *manifest.Repair     `json:"-"`
+	Marked manifest.Reconciled `json:"-"`
 }
 
 // Good reports whether no problem was found.
