@@ -127,22 +127,34 @@ func PathOfKey(prefix, key string, size int64) (string, error) {
 	if err != nil {
 		return "", errors.New("does not unescape to a path (bad \\ escape)")
 	}
-	switch {
-	case strings.IndexByte(p, 0) >= 0:
-		return "", errors.New("a NUL byte in the path")
-	case strings.HasPrefix(p, "/"):
-		return "", errors.New("an absolute path")
-	}
-	for _, c := range strings.Split(p, "/") {
-		switch c {
-		case "":
-			return "", errors.New("an empty component in the path")
-		case ".", "..":
-			return "", fmt.Errorf("a %q component in the path", c)
-		}
+	if err := CheckPath(p); err != nil {
+		return "", err
 	}
 	if EscapePath(p) != rest {
 		return "", fmt.Errorf("not a key cloudkeeper writes: the path it unescapes to has the key %q", Key(prefix, p))
 	}
 	return p, nil
+}
+
+// CheckPath says why p is not a path relative to the source folder, one
+// that cannot lead outside it: empty, absolute, with a NUL byte, or with
+// an empty, "." or ".." component. It is nil for one that is.
+func CheckPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("an empty path")
+	case strings.IndexByte(p, 0) >= 0:
+		return errors.New("a NUL byte in the path")
+	case strings.HasPrefix(p, "/"):
+		return errors.New("an absolute path")
+	}
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "":
+			return errors.New("an empty component in the path")
+		case ".", "..":
+			return fmt.Errorf("a %q component in the path", c)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -95,6 +96,33 @@ func TestPathOfKey(t *testing.T) {
 		}
 		if marker := c.size == 0 && c.key == "pre/dir/"; marker != errors.Is(err, ErrFolderMarker) {
 			t.Errorf("PathOfKey(%q): %v, folder marker %v", c.key, err, marker)
+		}
+	}
+}
+
+// CheckPath accepts what a scan produces and refuses what could leave the
+// folder; every path it accepts round-trips through a key.
+func TestCheckPath(t *testing.T) {
+	for _, p := range []string{"a", "docs/report.pdf", "a b/c\nd", "..x/y..", ".hidden/.x", "évé/\xff"} {
+		if err := CheckPath(p); err != nil {
+			t.Errorf("CheckPath(%q) = %v, want nil", p, err)
+		}
+		if got, err := PathOfKey("pre/", Key("pre/", p), 1); err != nil || got != p {
+			t.Errorf("PathOfKey(Key(%q)) = %q, %v", p, got, err)
+		}
+	}
+	for p, want := range map[string]string{
+		"":          "an empty path",
+		"/etc/x":    "an absolute path",
+		"a//b":      "an empty component",
+		"a/":        "an empty component",
+		"./a":       `a "." component`,
+		"a/../../b": `a ".." component`,
+		"..":        `a ".." component`,
+		"a\x00b":    "a NUL byte",
+	} {
+		if err := CheckPath(p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckPath(%q) = %v, want %q", p, err, want)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -54,7 +53,7 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return p.fail(err)
 			}
-			root, err := openRestoreRoot(to)
+			root, err := restore.OpenRoot(to)
 			if err != nil {
 				return p.fail(err)
 			}
@@ -79,33 +78,17 @@ func restoreCommand() *cli.Command {
 	}
 }
 
-// pathFlag checks --path: a relative path with no empty, "." or ".."
-// component ("/docs/" means "docs"); "" means everything.
+// pathFlag checks --path: a path relative to the source, that cannot
+// lead outside it ("/docs/" means "docs"); "" means everything.
 func pathFlag(s string) (string, error) {
 	s = strings.Trim(s, "/")
 	if s == "" {
 		return "", nil
 	}
-	for _, c := range strings.Split(s, "/") {
-		if c == "" || c == "." || c == ".." {
-			return "", fmt.Errorf("--path %q: want a path relative to the source, without empty, '.' or '..' parts", s)
-		}
+	if err := manifest.CheckPath(s); err != nil {
+		return "", fmt.Errorf("--path %q: %v: want a path relative to the source, without empty, '.' or '..' parts", s, err)
 	}
 	return s, nil
-}
-
-// openRestoreRoot opens the folder to restore into, creating it if
-// needed, as an os.Root: no file operation can reach outside it, through
-// ".." or through a symlink.
-func openRestoreRoot(to string) (*os.Root, error) {
-	if err := os.MkdirAll(to, 0o755); err != nil {
-		return nil, fmt.Errorf("restore folder: %w", err)
-	}
-	root, err := os.OpenRoot(to)
-	if err != nil {
-		return nil, fmt.Errorf("restore folder: %w", err)
-	}
-	return root, nil
 }
 
 // restoreOptions wires the printer into a restore: a line per file on

@@ -108,6 +108,20 @@ type restorer struct {
 	restored, bytes, same, failed atomic.Int64
 }
 
+// OpenRoot opens the folder to restore into, creating it if needed, as an
+// os.Root: no file operation can reach outside it, through ".." or
+// through a symlink.
+func OpenRoot(dir string) (*os.Root, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("restore folder: %w", err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("restore folder: %w", err)
+	}
+	return root, nil
+}
+
 // Run restores the objects under opts.Prefix (and opts.Only) from bucket
 // into root.
 func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Options) (Result, error) {
