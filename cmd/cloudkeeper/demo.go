@@ -2,22 +2,14 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"sort"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/urfave/cli/v2"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
-
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/demo"
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/logtext"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 func demoCommand() *cli.Command {
@@ -34,128 +26,24 @@ func demoCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			ctx, stop := signalContext(c)
 			defer stop()
-			return runDemo(ctx, c.App.Writer, c.App.ErrWriter, c.Bool("keep"))
+			return demo.Run(ctx, demo.Options{Out: c.App.Writer, Err: c.App.ErrWriter, Keep: c.Bool("keep"), Sync: demoSync(c.App.Writer, c.App.ErrWriter)})
 		},
 	}
 }
 
-func runDemo(ctx context.Context, out, errOut io.Writer, keep bool) error {
-	dir, err := os.MkdirTemp("", "cloudkeeper-demo-")
-	if err != nil {
-		return err
-	}
-	if keep {
-		fmt.Fprintf(errOut, "demo folder: %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	say := func(format string, a ...any) { fmt.Fprintf(out, "\n### "+format+"\n", a...) }
-
-	say("starting a local S3 gateway (Versity S3 Gateway)")
-	gw, err := s3test.Start(ctx, s3test.Options{
-		Root: filepath.Join(dir, "gateway"),
-		Logf: func(f string, a ...any) { fmt.Fprintf(errOut, f+"\n", a...) },
-	})
-	if err != nil {
-		return err
-	}
-	defer gw.Stop()
-	const bucket = "demo"
-	if err := gw.CreateBucket(ctx, bucket); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "S3 endpoint %s, bucket %q\n", gw.Endpoint, bucket)
-
-	src := filepath.Join(dir, "work")
-	if err := writeDemoTree(src); err != nil {
-		return err
-	}
-
-	t := target{
-		Source: src, Bucket: bucket, Prefix: "laptop/", Endpoint: gw.Endpoint, Region: gw.Region,
-		Manifest: filepath.Join(dir, "state", "manifest.db"), Concurrency: 8,
-		credentials: credentials.NewStaticCredentialsProvider(gw.AccessKey, gw.SecretKey, ""),
-	}
+// demoSync is the demo's sync: a run as the command does it, with its
+// summary, warnings and errors only on the log.
+func demoSync(out, errOut io.Writer) func(ctx context.Context, s demo.Stage, dryRun bool) error {
 	log, _ := logtext.New(errOut, "text", slog.LevelWarn)
 	p := &printer{out: out, log: log, progress: &progress{stderr: errOut}}
-	step := func(dryRun bool) error {
-		cmd := "cloudkeeper sync --source " + src + " --bucket demo --prefix laptop/ --endpoint " + gw.Endpoint
-		if dryRun {
-			cmd += " --dry-run"
+	return func(ctx context.Context, s demo.Stage, dryRun bool) error {
+		t := target{
+			Source: s.Source, Bucket: s.Bucket, Prefix: s.Prefix, Endpoint: s.Endpoint, Region: s.Region,
+			Manifest: s.Manifest, Concurrency: 8,
+			credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		}
-		fmt.Fprintf(out, "$ %s\n", cmd)
 		res := runSync(ctx, syncOptions{target: t, dryRun: dryRun}, p)
 		p.summary(res.Result)
 		return res.Err
 	}
-
-	say("1. preview the first backup")
-	if err := step(true); err != nil {
-		return err
-	}
-	say("2. back it up")
-	if err := step(false); err != nil {
-		return err
-	}
-	say("3. edit a file, rename a folder, delete a file; preview")
-	os.WriteFile(filepath.Join(src, "notes.txt"), []byte("meeting notes\nand decisions\n"), 0o644)
-	os.Rename(filepath.Join(src, "photos", "2024"), filepath.Join(src, "photos", "summer-2024"))
-	os.Remove(filepath.Join(src, "docs", "budget.csv"))
-	if err := step(true); err != nil {
-		return err
-	}
-	say("4. apply: the renamed photos are copied on the server, not uploaded again")
-	if err := step(false); err != nil {
-		return err
-	}
-	say("5. nothing changed: no file is read, one S3 request checks the bucket")
-	if err := step(false); err != nil {
-		return err
-	}
-	say("the bucket now holds (key, size, x-amz-meta-blake3):")
-	return listBucket(ctx, out, gw, bucket)
-}
-
-// writeDemoTree writes the demo's few files, and an empty folder, which is
-// not pushed.
-func writeDemoTree(src string) error {
-	files := map[string]string{
-		"notes.txt":              "meeting notes\n",
-		"docs/report.md":         "# Quarterly report\n\nAll good.\n",
-		"docs/budget.csv":        "item,eur\nlaptop,1200\n",
-		"photos/2024/beach.jpg":  string(make([]byte, 300_000)),
-		"photos/2024/sunset.jpg": string(make([]byte, 200_001)),
-	}
-	for rel, content := range files {
-		p := filepath.Join(src, rel)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return err
-		}
-	}
-	return os.MkdirAll(filepath.Join(src, "empty-folder"), 0o755)
-}
-
-func listBucket(ctx context.Context, out io.Writer, gw *s3test.Gateway, bucket string) error {
-	c := gw.Client()
-	pages := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)})
-	var lines []string
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("list bucket %s: %w", bucket, err)
-		}
-		for _, o := range page.Contents {
-			head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: o.Key})
-			if err != nil {
-				return fmt.Errorf("head %s: %w", aws.ToString(o.Key), err)
-			}
-			lines = append(lines, fmt.Sprintf("  %-38s %9s  %.16s…", aws.ToString(o.Key), human.Bytes(aws.ToInt64(o.Size)), head.Metadata["blake3"]))
-		}
-	}
-	sort.Strings(lines)
-	for _, l := range lines {
-		fmt.Fprintln(out, l)
-	}
-	return nil
 }
