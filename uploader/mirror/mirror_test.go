@@ -292,3 +292,29 @@ func TestPlanWithoutAWatchIsAFullSync(t *testing.T) {
 		}
 	}
 }
+
+// A source that is gone (an unmounted disk), or is a file, stops the run
+// with a message naming it, before anything is sent: never a delete of
+// everything. The command checks this too; a library caller gets the same.
+func TestRunSourceGoneIsFatalNotADeletion(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "a", "d/b.txt": "b"})
+	b.run(t, b.opts, ExitOK)
+	before := b.objects(t)
+	for name, gone := range map[string]func(){
+		"removed":   func() { os.RemoveAll(b.src) },
+		"now afile": func() { os.WriteFile(b.src, []byte("x"), 0o644) },
+	} {
+		gone()
+		res := b.run(t, b.opts, ExitFatal)
+		if res.Err == nil || !strings.Contains(res.Err.Error(), b.src) {
+			t.Errorf("%s: error %v does not name the source %s", name, res.Err, b.src)
+		}
+		if got := b.objects(t); len(got) != len(before) {
+			t.Errorf("%s: bucket %v, want %v untouched", name, got, before)
+		}
+		if n := b.proxy.Stats().ByOp["DeleteObjects"]; n != 0 {
+			t.Errorf("%s: %d DeleteObjects sent", name, n)
+		}
+		os.RemoveAll(b.src)
+	}
+}
