@@ -31,6 +31,11 @@
 //		Pushing: func(p mirror.Push) { ... }, // p.Full, p.Why(), p.Scopes
 //		Pushed:  func(p mirror.Push, res mirror.Result) { ... },
 //	})
+//
+// Event is the machine-readable form of a watch's life (watching, push,
+// pushed, stopped), as `cloudkeeper watch --json` prints it and the bench
+// reads it. Every runs a function on a schedule, never twice at once, as
+// `sync --every` does.
 package mirror
 
 import (
