@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -40,19 +41,12 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
 			&cli.StringFlag{Name: "svg", Usage: "also write a chart to `FILE`"},
 		},
-		Action: func(c *cli.Context) error {
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(c)
-			defer stop()
+		Action: benchAction(func(ctx context.Context, c *cli.Context, exe string, logf func(string, ...any)) error {
 			rep, err := bench.Modes(ctx, bench.ModesOptions{
 				Dir: c.String("dir"), Files: c.Int("files"), Burst: c.Int("burst"), Storm: c.Int("storm"),
 				Modes: c.StringSlice("modes"), Workloads: c.StringSlice("workloads"),
 				Push: c.Duration("push"), Rescan: c.Duration("rescan"), Settle: c.Duration("settle"),
-				NoUpload: c.Bool("no-upload"), Binary: exe,
-				Logf: func(f string, a ...any) { fmt.Fprintf(c.App.ErrWriter, "bench: "+f+"\n", a...) },
+				NoUpload: c.Bool("no-upload"), Binary: exe, Logf: logf,
 			})
 			if rep != nil {
 				if c.Bool("json") {
@@ -74,49 +68,61 @@ func benchCommand() *cli.Command {
 				}
 			}
 			return err
-		},
-		Subcommands: withUsageErrors(&cli.Command{
-			Name:  "scale",
-			Usage: "the scale targets: no-change runs over a million files, hashing, uploads, renames, small changes",
-			Description: "Builds synthetic trees (kept in --dir and reused by later runs), starts the Versity S3\n" +
-				"Gateway behind a counting proxy, and runs each scenario with cloudkeeper and with the reference\n" +
-				"tools that are installed (find, b3sum, rclone), printing a Markdown table. The defaults are the\n" +
-				"sizes of the targets and take about 20 minutes and 10 GB of disk.",
-			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "dir", Value: filepath.Join(os.TempDir(), "cloudkeeper-bench"), Usage: "work `DIR`: trees, manifests, the gateway's storage"},
-				&cli.IntFlag{Name: "files", Value: 1_000_000, Usage: "files of the no-change tree"},
-				&cli.IntFlag{Name: "upload-files", Value: 20_000, Usage: "files of the upload tree"},
-				&cli.Int64Flag{Name: "upload-bytes", Value: 600_000_000, Usage: "total size of the upload tree"},
-				&cli.Int64Flag{Name: "large-file", Value: 1 << 30, Usage: "size of the single large upload; -1 skips it"},
-				&cli.IntFlag{Name: "runs", Value: 3, Usage: "timed runs of each measurement; the fastest counts"},
-				&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "cloudkeeper's --concurrency, and rclone's --transfers in the second comparison"},
-				&cli.StringSliceFlag{Name: "only", Usage: "run only these `PARTS`: nochange, hash, upload (repeatable)"},
-				&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
-			},
-			Action: func(c *cli.Context) error {
-				exe, err := os.Executable()
-				if err != nil {
-					return err
-				}
-				ctx, stop := signalContext(c)
-				defer stop()
-				rep, err := bench.Scale(ctx, bench.ScaleOptions{
-					Dir: c.String("dir"), Files: c.Int("files"), UploadFiles: c.Int("upload-files"),
-					UploadBytes: c.Int64("upload-bytes"), LargeFile: c.Int64("large-file"),
-					Runs: c.Int("runs"), Concurrency: c.Int("concurrency"), Binary: exe, Only: c.StringSlice("only"),
-					Logf: func(f string, a ...any) { fmt.Fprintf(c.App.ErrWriter, "bench: "+f+"\n", a...) },
-				})
-				if rep != nil {
-					if c.Bool("json") {
-						enc := json.NewEncoder(c.App.Writer)
-						enc.SetIndent("", "  ")
-						enc.Encode(rep)
-					} else {
-						rep.Markdown(c.App.Writer)
-					}
-				}
-				return err
-			},
 		}),
+		Subcommands: withUsageErrors(benchScaleCommand()),
+	}
+}
+
+// benchScaleCommand is `bench scale`.
+func benchScaleCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "scale",
+		Usage: "the scale targets: no-change runs over a million files, hashing, uploads, renames, small changes",
+		Description: "Builds synthetic trees (kept in --dir and reused by later runs), starts the Versity S3\n" +
+			"Gateway behind a counting proxy, and runs each scenario with cloudkeeper and with the reference\n" +
+			"tools that are installed (find, b3sum, rclone), printing a Markdown table. The defaults are the\n" +
+			"sizes of the targets and take about 20 minutes and 10 GB of disk.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Value: filepath.Join(os.TempDir(), "cloudkeeper-bench"), Usage: "work `DIR`: trees, manifests, the gateway's storage"},
+			&cli.IntFlag{Name: "files", Value: 1_000_000, Usage: "files of the no-change tree"},
+			&cli.IntFlag{Name: "upload-files", Value: 20_000, Usage: "files of the upload tree"},
+			&cli.Int64Flag{Name: "upload-bytes", Value: 600_000_000, Usage: "total size of the upload tree"},
+			&cli.Int64Flag{Name: "large-file", Value: 1 << 30, Usage: "size of the single large upload; -1 skips it"},
+			&cli.IntFlag{Name: "runs", Value: 3, Usage: "timed runs of each measurement; the fastest counts"},
+			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "cloudkeeper's --concurrency, and rclone's --transfers in the second comparison"},
+			&cli.StringSliceFlag{Name: "only", Usage: "run only these `PARTS`: nochange, hash, upload (repeatable)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+		},
+		Action: benchAction(func(ctx context.Context, c *cli.Context, exe string, logf func(string, ...any)) error {
+			rep, err := bench.Scale(ctx, bench.ScaleOptions{
+				Dir: c.String("dir"), Files: c.Int("files"), UploadFiles: c.Int("upload-files"),
+				UploadBytes: c.Int64("upload-bytes"), LargeFile: c.Int64("large-file"),
+				Runs: c.Int("runs"), Concurrency: c.Int("concurrency"), Binary: exe, Only: c.StringSlice("only"), Logf: logf,
+			})
+			if rep != nil {
+				if c.Bool("json") {
+					enc := json.NewEncoder(c.App.Writer)
+					enc.SetIndent("", "  ")
+					enc.Encode(rep)
+				} else {
+					rep.Markdown(c.App.Writer)
+				}
+			}
+			return err
+		}),
+	}
+}
+
+// benchAction is the prologue of a bench: the binary to measure (this
+// one), a context that SIGINT and SIGTERM cancel, and the log on stderr.
+func benchAction(run func(ctx context.Context, c *cli.Context, exe string, logf func(string, ...any)) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		ctx, stop := signalContext(c)
+		defer stop()
+		return run(ctx, c, exe, func(f string, a ...any) { fmt.Fprintf(c.App.ErrWriter, "bench: "+f+"\n", a...) })
 	}
 }
