@@ -75,10 +75,7 @@ func PushedEvent(push Push, res Result) Event {
 	ev.Event = "pushed"
 	code := res.ExitCode()
 	ev.ExitCode, ev.Counts = &code, &res.Counts
-	ev.Result = map[int]string{ExitOK: "success", ExitIncomplete: "incomplete"}[code]
-	if ev.Result == "" {
-		ev.Result = "failure"
-	}
+	ev.Result = ResultName(code)
 	if res.Err != nil {
 		ev.Error = res.Err.Error()
 	}

@@ -152,6 +152,18 @@ func (r Result) ExitCode() int {
 	}
 }
 
+// ResultName is how reports name an exit status: success, incomplete or
+// failure (notifications, watch events).
+func ResultName(code int) string {
+	switch code {
+	case ExitOK:
+		return "success"
+	case ExitIncomplete:
+		return "incomplete"
+	}
+	return "failure"
+}
+
 // errInterrupted replaces the error of a run whose context ended.
 var errInterrupted = errors.New("interrupted; what was confirmed is recorded, the next run finishes the job")
 

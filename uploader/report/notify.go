@@ -41,14 +41,7 @@ func NewNotification(t Target, r Run, host string) Notification {
 		Endpoint: t.Endpoint, Started: r.Started, Finished: r.Ended, DurationS: r.Ended.Sub(r.Started).Seconds(),
 		Counts: r.Counts, FirstErrors: r.FirstErrors, Objects: r.Objects, ObjectBytes: r.ObjectBytes,
 	}
-	switch r.ExitCode {
-	case mirror.ExitOK:
-		n.Status = "success"
-	case mirror.ExitIncomplete:
-		n.Status = "incomplete"
-	default:
-		n.Status = "failure"
-	}
+	n.Status = mirror.ResultName(r.ExitCode)
 	if r.Err != nil {
 		n.Error = r.Err.Error()
 	}
