@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -45,9 +44,9 @@ func restoreCommand() *cli.Command {
 			if to == "" {
 				return p.fail(usageError{errors.New("no folder to restore into: set --to")})
 			}
-			only, err := pathFlag(c.String("path"))
+			only, err := restore.OnlyPath(c.String("path"))
 			if err != nil {
-				return p.fail(usageError{err})
+				return p.fail(usageError{fmt.Errorf("--path: %w", err)})
 			}
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
@@ -76,19 +75,6 @@ func restoreCommand() *cli.Command {
 			return nil
 		}),
 	}
-}
-
-// pathFlag checks --path: a path relative to the source, that cannot
-// lead outside it ("/docs/" means "docs"); "" means everything.
-func pathFlag(s string) (string, error) {
-	s = strings.Trim(s, "/")
-	if s == "" {
-		return "", nil
-	}
-	if err := manifest.CheckPath(s); err != nil {
-		return "", fmt.Errorf("--path %q: %v: want a path relative to the source, without empty, '.' or '..' parts", s, err)
-	}
-	return s, nil
 }
 
 // restoreOptions wires the printer into a restore: a line per file on
