@@ -105,6 +105,20 @@ func (p *printer) println(line string) {
 	fmt.Fprintln(p.progress.writer(p.out), line)
 }
 
+// writeJSON writes v to w as indented JSON: a whole report (status, a
+// bench), for programs and for people to read.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// printJSON prints v as one line of JSON.
+func (p *printer) printJSON(v any) {
+	b, _ := json.Marshal(v)
+	p.println(string(b))
+}
+
 func (p *printer) keepError(s string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -150,8 +164,7 @@ func (p *printer) summary(res mirror.Result) {
 		var js jsonSummary
 		js.Summary.Counts = res.Counts
 		js.Summary.HashedFiles, js.Summary.HashedBytes = res.Hashed, res.HashedBytes
-		b, _ := json.Marshal(js)
-		p.println(string(b))
+		p.printJSON(js)
 		return
 	}
 	p.println(summaryLine(res.Counts))

@@ -42,19 +42,19 @@ func restoreCommand() *cli.Command {
 		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			to := c.String("to")
 			if to == "" {
-				return p.fail(usageError{errors.New("no folder to restore into: set --to")})
+				return usageError{errors.New("no folder to restore into: set --to")}
 			}
 			only, err := restore.OnlyPath(c.String("path"))
 			if err != nil {
-				return p.fail(usageError{fmt.Errorf("--path: %w", err)})
+				return usageError{fmt.Errorf("--path: %w", err)}
 			}
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			root, err := restore.OpenRoot(to)
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			defer root.Close()
 			p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
@@ -67,7 +67,7 @@ func restoreCommand() *cli.Command {
 				if ctx.Err() != nil {
 					err = errors.New("interrupted: run the same restore again to finish (files already restored are kept)")
 				}
-				return p.fail(err)
+				return err
 			case res.Failed > 0:
 				p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
 				return reportedError{exitIncomplete}

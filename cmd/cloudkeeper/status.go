@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,21 +32,19 @@ func statusCommand() *cli.Command {
 		),
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
-				return p.fail(fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity()))
+				return fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
 			}
 			db, err := manifest.OpenReadOnly(t.Manifest, t.identity())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			defer db.Close()
 			st, err := report.ReadStatus(ctx, db, t.Manifest, t.report(), c.Duration("max-age"), c.Int("runs"), time.Now())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				enc.Encode(st)
+				writeJSON(c.App.Writer, st)
 			} else {
 				printStatus(c.App.Writer, st)
 			}

@@ -39,7 +39,7 @@ func syncCommand() *cli.Command {
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			opts.dryRun, opts.rehash, opts.reconcile = c.Bool("dry-run"), c.Bool("rehash"), c.Bool("reconcile")
 			every := c.Duration("every")

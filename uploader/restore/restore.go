@@ -9,7 +9,7 @@
 // operation goes through an os.Root, which no ".." and no symlink leads
 // out of.
 //
-//	root, _ := os.OpenRoot(dir)
+//	root, _ := restore.OpenRoot(dir) // created if needed
 //	res, err := restore.Run(ctx, s3, root, restore.Options{
 //		Prefix:   "laptop/",
 //		Failed:   func(path string, err error) { log.Print(path, err) },
