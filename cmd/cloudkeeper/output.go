@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/progress"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
@@ -25,7 +26,7 @@ type printer struct {
 	log      *slog.Logger
 	json     bool
 	quiet    bool
-	progress *progress
+	progress *progress.Display
 	// firstErrors keeps the first few per-path errors of a run, for the
 	// notification.
 	firstErrors []string
@@ -37,8 +38,8 @@ const keptErrors = 20
 // writes above the progress display while it is shown.
 func newPrinter(c *cli.Context) (*printer, error) {
 	p := &printer{out: c.App.Writer, json: c.Bool("json"), quiet: c.Bool(flagQuiet)}
-	p.progress = newProgress(c, p.quiet)
-	log, err := newLogger(c, logWriter{p.progress})
+	p.progress = progress.New(c.App.ErrWriter, !p.quiet && c.String(flagLogFormat) != "json")
+	log, err := newLogger(c, p.progress.Log())
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +71,7 @@ func display(path string) string { return manifest.EscapePath(path) }
 // result prints an applied change, or logs a failed one.
 func (p *printer) result(r uploader.Result) {
 	ch := r.Change
-	p.progress.applied(r)
+	p.progress.Applied(r)
 	if r.Err != nil {
 		p.keepError(fmt.Sprintf("%s %s: %v", ch.Op, display(ch.Path), r.Err))
 		p.log.Error("change failed", "op", ch.Op.String(), "path", display(ch.Path), "error", r.Err.Error())
@@ -102,7 +103,7 @@ func (p *printer) result(r uploader.Result) {
 func (p *printer) println(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintln(p.progress.writer(p.out), line)
+	fmt.Fprintln(p.progress.Writer(p.out), line)
 }
 
 // writeJSON writes v to w as indented JSON: a whole report (status, a
@@ -184,7 +185,7 @@ func summaryLine(c manifest.Counts) string {
 // exit ends a run's output: the summary, then the reason it failed, if it
 // did, logged; it returns the error that gives the exit status.
 func (p *printer) exit(res outcome) error {
-	p.progress.stop()
+	p.progress.Stop()
 	p.summary(res.Result)
 	code := res.exitCode()
 	switch code {

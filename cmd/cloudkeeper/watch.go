@@ -110,7 +110,7 @@ func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, af
 		Pushing: func(push mirror.Push) {
 			watchLog(p, push)
 			p.event(mirror.PushEvent(push))
-			p.progress.start()
+			p.progress.Start()
 		},
 		Pushed: func(push mirror.Push, res mirror.Result) {
 			out := p.outcome(res)
