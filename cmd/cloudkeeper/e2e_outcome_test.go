@@ -6,7 +6,6 @@ package main
 import (
 	"encoding/json"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -95,6 +94,10 @@ func TestSyncSummarySaysHowTheRunEnded(t *testing.T) {
 
 	t.Run("success and incomplete", func(t *testing.T) {
 		e.t = t
+		js := lastJSON(t, e.sync(0, "--json"))
+		if js.Summary.Result != "success" || *js.Summary.ExitCode != 0 || js.Summary.Add != 1 {
+			t.Fatalf("JSON summary %+v", js.Summary)
+		}
 		scantest.Write(t, e.src, "c.txt", "gamma")
 		e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
 			if s3test.Operation(r) == "PutObject" && strings.HasSuffix(r.URL.Path, "/c.txt") {
@@ -102,14 +105,18 @@ func TestSyncSummarySaysHowTheRunEnded(t *testing.T) {
 			}
 			return nil
 		})
-		js := lastJSON(t, e.sync(3, "--json", "--retries", "1"))
+		js = lastJSON(t, e.sync(3, "--json", "--retries", "1"))
 		if js.Summary.Result != "incomplete" || *js.Summary.ExitCode != 3 || js.Summary.Errors != 1 || js.Summary.Error != "" {
 			t.Fatalf("JSON summary %+v", js.Summary)
 		}
+		st := e.run(append([]string{"status"}, e.baseArgs()...)...)
+		if st.code != 3 || !strings.Contains(st.stdout, "INCOMPLETE: 1 path or change failed") {
+			t.Fatalf("status after an incomplete run: exit %d\n%s", st.code, st.stdout)
+		}
 		e.proxy.SetFault(nil)
-		js = lastJSON(t, e.sync(0, "--json"))
-		if js.Summary.Result != "success" || *js.Summary.ExitCode != 0 || js.Summary.Add != 1 {
-			t.Fatalf("JSON summary %+v", js.Summary)
+		e.sync(0)
+		if st := e.run(append([]string{"status"}, e.baseArgs()...)...); st.code != 0 {
+			t.Fatalf("status after the repair: exit %d\n%s", st.code, st.stdout)
 		}
 	})
 }
@@ -206,9 +213,7 @@ func stateTree(t *testing.T, dir string) []string {
 // uploaded something and then failed keeps its manifest.
 func TestSyncFailedFirstRunLeavesNothing(t *testing.T) {
 	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}, "b.txt": scantest.File{Content: "beta"}})
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := closedEndpoint(t)
 	for _, c := range []struct {
 		name string
 		args []string
