@@ -64,5 +64,9 @@ CREATE TABLE doubt (
 	// shows an object replaced behind cloudkeeper's back ('' : not known).
 	`
 ALTER TABLE objects ADD COLUMN etag TEXT NOT NULL DEFAULT '';
+`, // 7: a run stopped by a signal (SIGINT, SIGTERM), told apart from one
+	// that failed: status names it as the terminal did.
+	`
+ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
 `,
 }

@@ -44,7 +44,7 @@ func demoSync(out, errOut io.Writer) func(ctx context.Context, s demo.Stage, dry
 			credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		}
 		res := runSync(ctx, syncOptions{target: t, dryRun: dryRun}, p)
-		p.summary(res.Result)
+		p.summary(res)
 		return res.Err
 	}
 }

@@ -522,7 +522,7 @@ func TestSyncDryRunTouchesNothing(t *testing.T) {
 		`{"op":"delete","path":"old.txt","size":3}`,
 		`{"op":"modify","path":"keep.txt","size":16}`,
 		`{"op":"rename","path":"moved.txt","from":"mv.txt","size":7}`,
-		`{"summary":{"add":1,"modify":1,"rename":1,"copy":0,"delete":1,"unchanged":0,"bytes":19,"errors":0,"hashed_files":N,"hashed_bytes":N}}`,
+		`{"summary":{"add":1,"modify":1,"rename":1,"copy":0,"delete":1,"unchanged":0,"bytes":19,"errors":0,"hashed_files":N,"hashed_bytes":N,"result":"success","exit_code":0}}`,
 	}
 	// What was hashed depends on timing: the moved file is read again
 	// if it was hashed less than 2 s after it was written (racily clean).

@@ -60,6 +60,11 @@ type jsonSummary struct {
 		// What the scan read: zero on a run where stat says nothing changed.
 		HashedFiles int64 `json:"hashed_files"`
 		HashedBytes int64 `json:"hashed_bytes"`
+		// How the run ended: success, incomplete, failure or
+		// interrupted, its exit status, and the fatal error.
+		Result   manifest.Outcome `json:"result"`
+		ExitCode int              `json:"exit_code"`
+		Error    string           `json:"error,omitempty"`
 	} `json:"summary"`
 }
 
@@ -156,19 +161,37 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 }
 
 // summary prints the last line: "2 uploads (2.1 MiB), 1 rename, 1 copy,
-// 1 delete; 20,114 files unchanged".
-func (p *printer) summary(res mirror.Result) {
+// 1 delete; 20,114 files unchanged". A run that failed says so at the end
+// of it, and prints none if it applied nothing: its error says it all.
+// The JSON summary is always printed, with how the run ended.
+func (p *printer) summary(res outcome) {
 	if p.quiet {
 		return
 	}
+	code := res.exitCode()
 	if p.json {
 		var js jsonSummary
 		js.Summary.Counts = res.Counts
 		js.Summary.HashedFiles, js.Summary.HashedBytes = res.Hashed, res.HashedBytes
+		js.Summary.Result, js.Summary.ExitCode = res.Outcome(), code
+		if res.Err != nil {
+			js.Summary.Error = res.Err.Error()
+		}
 		p.printJSON(js)
 		return
 	}
-	p.println(summaryLine(res.Counts))
+	line := summaryLine(res.Counts)
+	if res.Err != nil {
+		if res.Changes() == 0 && res.Errors == 0 {
+			return
+		}
+		ended := "failed"
+		if res.Interrupted() {
+			ended = "interrupted"
+		}
+		line += "; " + ended
+	}
+	p.println(line)
 }
 
 func summaryLine(c manifest.Counts) string {
@@ -186,7 +209,7 @@ func summaryLine(c manifest.Counts) string {
 // did, logged; it returns the error that gives the exit status.
 func (p *printer) exit(res outcome) error {
 	p.progress.Stop()
-	p.summary(res.Result)
+	p.summary(res)
 	code := res.exitCode()
 	switch code {
 	case exitOK:

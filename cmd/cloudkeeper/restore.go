@@ -59,6 +59,9 @@ func restoreCommand() *cli.Command {
 			defer root.Close()
 			p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
 			res, err := restore.Run(ctx, s3, root, restoreOptions(p, t, only, c.Bool("overwrite")))
+			if errors.Is(err, restore.ErrNothing) {
+				return nothingToRestore(t, only)
+			}
 			if !p.quiet {
 				p.println(restoreSummary(res))
 			}
@@ -75,6 +78,17 @@ func restoreCommand() *cli.Command {
 			return nil
 		}),
 	}
+}
+
+// nothingToRestore says that no object matched, with where restore
+// looked.
+func nothingToRestore(t target, only string) error {
+	prefix := fmt.Sprintf("s3://%s/%s", t.Bucket, t.Prefix)
+	if only != "" {
+		return fmt.Errorf("nothing to restore: no object for --path %q under %s (looked for %s): --path is relative to the source, check it and --prefix",
+			only, prefix, manifest.Key(t.Prefix, only))
+	}
+	return fmt.Errorf("nothing to restore: no object under %s: check --bucket, --prefix and --endpoint", prefix)
 }
 
 // restoreOptions wires the printer into a restore: a line per file on

@@ -140,6 +140,14 @@ type Result struct {
 	LastSuccess          time.Time
 }
 
+// Interrupted reports whether the run was stopped by the end of its
+// context (a signal): its Err is ErrInterrupted.
+func (r Result) Interrupted() bool { return errors.Is(r.Err, ErrInterrupted) }
+
+// Outcome is how the run ended: success, incomplete, failure or
+// interrupted.
+func (r Result) Outcome() manifest.Outcome { return manifest.OutcomeOf(r.ExitCode(), r.Interrupted()) }
+
 // ExitCode is the run's exit status: ExitOK, ExitIncomplete or ExitFatal.
 func (r Result) ExitCode() int {
 	switch {
@@ -152,20 +160,17 @@ func (r Result) ExitCode() int {
 	}
 }
 
-// ResultName is how reports name an exit status: success, incomplete or
-// failure (notifications, watch events).
-func ResultName(code int) string {
-	switch code {
-	case ExitOK:
-		return "success"
-	case ExitIncomplete:
-		return "incomplete"
-	}
-	return "failure"
-}
+// ErrInterrupted replaces the error of a run whose context ended.
+var ErrInterrupted = errors.New("interrupted; what was confirmed is recorded, the next run finishes the job")
 
-// errInterrupted replaces the error of a run whose context ended.
-var errInterrupted = errors.New("interrupted; what was confirmed is recorded, the next run finishes the job")
+// interruption is err, or ErrInterrupted if err ended the run because ctx
+// ended.
+func interruption(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return ErrInterrupted
+	}
+	return err
+}
 
 // Run is one run: scan → diff → apply, as a pipeline, so that uploads start
 // while the walk goes on. A real run is recorded in the manifest.
@@ -176,9 +181,7 @@ func Run(ctx context.Context, o Options) (res Result) {
 	res = Result{DryRun: o.DryRun, Started: time.Now()}
 	defer func() {
 		res.Ended = time.Now()
-		if res.Err != nil && ctx.Err() != nil {
-			res.Err = errInterrupted
-		}
+		res.Err = interruption(ctx, res.Err)
 	}()
 	r := &run{o: o, res: &res}
 	if res.Err = r.open(); res.Err != nil {
@@ -252,6 +255,9 @@ func (r *run) execute(ctx context.Context) {
 		if r.writer != nil {
 			r.writer.Close()
 		}
+		// Recorded as the terminal shows it: interrupted, not "context
+		// canceled".
+		res.Err = interruption(ctx, res.Err)
 		if r.recording {
 			r.record()
 		}

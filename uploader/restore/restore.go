@@ -98,6 +98,11 @@ type Result struct {
 // ErrExists is a file in the way, which only Options.Overwrite replaces.
 var ErrExists = errors.New("already exists, with other content: not overwritten (--overwrite replaces it)")
 
+// ErrNothing is Run's error when no object is under the prefix (and
+// Options.Only): nothing to restore is not a success, the prefix or the
+// path is most likely mistyped.
+var ErrNothing = errors.New("no object to restore")
+
 // restorer is one Run.
 type restorer struct {
 	bucket uploader.Reader
@@ -172,7 +177,11 @@ func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Option
 		list = manifest.Key(opts.Prefix, opts.Only)
 	}
 	err = uploader.EachObject(ctx, bucket, list, opts.Concurrency, r.object)
-	return r.result(), err
+	res := r.result()
+	if err == nil && res.Restored+res.Same+res.Failed == 0 {
+		err = ErrNothing
+	}
+	return res, err
 }
 
 func (r *restorer) result() Result {
