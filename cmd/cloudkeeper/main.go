@@ -11,10 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/redact"
 )
 
 // Exit statuses.
@@ -38,7 +39,7 @@ type reportedError struct{ code int }
 func (e reportedError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	stderr := &redactor{w: os.Stderr}
+	stderr := &redact.Writer{W: os.Stderr, Getenv: os.Getenv}
 	os.Exit(run(context.Background(), os.Args, os.Stdout, stderr))
 }
 
@@ -100,25 +101,6 @@ func withUsageErrors(cmds ...*cli.Command) []*cli.Command {
 		c.OnUsageError = onUsageError
 	}
 	return cmds
-}
-
-// redactor copies writes to w with the values of secret environment
-// variables replaced, so no credential reaches a terminal or a log.
-type redactor struct{ w io.Writer }
-
-var secretVars = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"}
-
-func (r *redactor) Write(p []byte) (int, error) {
-	s := string(p)
-	for _, k := range secretVars {
-		if v := os.Getenv(k); len(v) >= 4 {
-			s = strings.ReplaceAll(s, v, "[redacted "+k+"]")
-		}
-	}
-	if _, err := io.WriteString(r.w, s); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 // startProfile starts the CPU profile asked for with --cpuprofile.
