@@ -74,6 +74,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors and picks the status
 		OnUsageError:         onUsageError,
+		Action:               unknownCommand,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to `FILE` (for go tool pprof)"},
 		},
@@ -89,18 +90,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			benchCommand(),
 			completionCommand(),
+			helpCommand(),
 		),
 	}
-}
-
-func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
-
-// withUsageErrors makes a bad flag of any command exit with status 2.
-func withUsageErrors(cmds ...*cli.Command) []*cli.Command {
-	for _, c := range cmds {
-		c.OnUsageError = onUsageError
-	}
-	return cmds
 }
 
 // startProfile starts the CPU profile asked for with --cpuprofile.
