@@ -91,6 +91,9 @@ func (b *S3) fatal(err error, reaching bool) error {
 		return &FatalError{Msg: bucket + " is in another region: set --region or AWS_REGION to the bucket's region", Err: err}
 	case code == "RequestTimeTooSkewed":
 		return &FatalError{Msg: bucket + ": this machine's clock is too far off for S3 to accept requests: fix the clock", Err: err}
+	case reaching && status == http.StatusBadRequest:
+		// The first request is HeadBucket, whose only argument is the name.
+		return &FatalError{Msg: bucket + ": the server refuses the bucket name (400 Bad Request): check --bucket / S3_BUCKET", Err: err}
 	case strings.Contains(err.Error(), "get identity:"):
 		return &FatalError{Msg: "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)", Err: err}
 	}

@@ -100,6 +100,14 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	if c.Bucket == "" {
 		return nil, errors.New("no bucket: set --bucket or S3_BUCKET")
 	}
+	if err := CheckBucketName(c.Bucket); err != nil {
+		return nil, err
+	}
+	if c.Endpoint != "" {
+		if err := CheckEndpoint(c.Endpoint); err != nil {
+			return nil, err
+		}
+	}
 	c.applyDefaults()
 	cfg, err := loadAWSConfig(ctx, c)
 	if err != nil {

@@ -28,14 +28,14 @@ func benchCommand() *cli.Command {
 			"requests and bytes uploaded. It starts a local Versity S3 Gateway itself: no AWS account needed.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: filepath.Join(os.TempDir(), "cloudkeeper-bench-modes"), Usage: "work `DIR`"},
-			&cli.IntFlag{Name: "files", Value: 20_000, Usage: "files of the tree each workload starts from"},
-			&cli.IntFlag{Name: "burst", Value: 20_000, Usage: "files the burst workload creates"},
-			&cli.IntFlag{Name: "storm", Value: 200_000, Usage: "writes of the overflow workload"},
+			&cli.IntFlag{Name: "files", Value: 20_000, Usage: "`N` files in the tree each workload starts from"},
+			&cli.IntFlag{Name: "burst", Value: 20_000, Usage: "the burst workload creates `N` files"},
+			&cli.IntFlag{Name: "storm", Value: 200_000, Usage: "the overflow workload makes `N` writes"},
 			&cli.StringSliceFlag{Name: "modes", Usage: "`MODES` to run (default scan, events, hybrid)"},
 			&cli.StringSliceFlag{Name: "workloads", Usage: "`WORKLOADS` to run (default all)"},
-			&cli.DurationFlag{Name: "push", Value: time.Second, Usage: "watch's --push-interval"},
-			&cli.DurationFlag{Name: "rescan", Value: 10 * time.Second, Usage: "hybrid's --rescan in the bench"},
-			&cli.DurationFlag{Name: "settle", Value: 2 * time.Minute, Usage: "how long a watch may take to make the bucket consistent before what is left counts as missed"},
+			&cli.DurationFlag{Name: "push", Value: time.Second, Usage: "watch's --push-interval `INTERVAL`"},
+			&cli.DurationFlag{Name: "rescan", Value: 10 * time.Second, Usage: "hybrid's --rescan `INTERVAL` in the bench"},
+			&cli.DurationFlag{Name: "settle", Value: 2 * time.Minute, Usage: "the `TIME` a watch may take to make the bucket consistent before what is left counts as missed"},
 			&cli.BoolFlag{Name: "no-upload", Usage: "measure detection alone (dry runs; nothing is uploaded)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as a JSON list"},
 			&cli.StringFlag{Name: "svg", Usage: "also write a chart to `FILE`"},
@@ -66,7 +66,7 @@ func benchCommand() *cli.Command {
 			}
 			return err
 		}),
-		Subcommands: withUsageErrors(benchScaleCommand()),
+		Subcommands: []*cli.Command{benchScaleCommand()},
 	}
 }
 
@@ -81,12 +81,12 @@ func benchScaleCommand() *cli.Command {
 			"sizes of the targets and take about 20 minutes and 10 GB of disk.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: filepath.Join(os.TempDir(), "cloudkeeper-bench"), Usage: "work `DIR`: trees, manifests, the gateway's storage"},
-			&cli.IntFlag{Name: "files", Value: 1_000_000, Usage: "files of the no-change tree"},
-			&cli.IntFlag{Name: "upload-files", Value: 20_000, Usage: "files of the upload tree"},
-			&cli.Int64Flag{Name: "upload-bytes", Value: 600_000_000, Usage: "total size of the upload tree"},
-			&cli.Int64Flag{Name: "large-file", Value: 1 << 30, Usage: "size of the single large upload; -1 skips it"},
-			&cli.IntFlag{Name: "runs", Value: 3, Usage: "timed runs of each measurement; the fastest counts"},
-			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "cloudkeeper's --concurrency, and rclone's --transfers in the second comparison"},
+			&cli.IntFlag{Name: "files", Value: 1_000_000, Usage: "`N` files in the no-change tree"},
+			&cli.IntFlag{Name: "upload-files", Value: 20_000, Usage: "`N` files in the upload tree"},
+			&cli.Int64Flag{Name: "upload-bytes", Value: 600_000_000, Usage: "total size of the upload tree in `BYTES`"},
+			&cli.Int64Flag{Name: "large-file", Value: 1 << 30, Usage: "size in `BYTES` of the single large upload; -1 skips it"},
+			&cli.IntFlag{Name: "runs", Value: 3, Usage: "`N` timed runs of each measurement; the fastest counts"},
+			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "cloudkeeper's --concurrency `N`, and rclone's --transfers in the second comparison"},
 			&cli.StringSliceFlag{Name: "only", Usage: "run only these `PARTS`: nochange, hash, upload (repeatable)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		},

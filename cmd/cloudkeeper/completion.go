@@ -47,6 +47,9 @@ func completionCommand() *cli.Command {
 		Description: "Add to ~/.bashrc:  source <(cloudkeeper completion bash)\n" +
 			"or to ~/.zshrc:     source <(cloudkeeper completion zsh)",
 		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 1 {
+				return usageError{fmt.Errorf("completion takes one argument, bash or zsh; got %q", c.Args().Slice())}
+			}
 			switch c.Args().First() {
 			case "bash":
 				fmt.Fprint(c.App.Writer, bashCompletion)

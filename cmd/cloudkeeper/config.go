@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -40,7 +39,7 @@ func configFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagEndpoint, EnvVars: []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, Usage: "`URL` of an S3-compatible server (MinIO, Ceph, R2, Versity...); implies path-style addressing"},
 		&cli.StringFlag{Name: flagRegion, EnvVars: []string{"AWS_REGION", "AWS_DEFAULT_REGION"}, Usage: "AWS `REGION` (default with --endpoint: us-east-1)"},
 		&cli.StringFlag{Name: flagManifest, EnvVars: []string{"CLOUDKEEPER_MANIFEST"}, Usage: "SQLite manifest `FILE` (default: one per source, endpoint, bucket and prefix under $XDG_STATE_HOME/cloudkeeper)"},
-		&cli.IntFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: 8, Usage: "S3 requests at once"},
+		&cli.IntFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: 8, Usage: "send at most `N` S3 requests at once"},
 	}
 }
 
@@ -107,8 +106,6 @@ func (t target) report() report.Target {
 	return report.Target{Source: t.Source, Bucket: t.Bucket, Prefix: t.Prefix, Endpoint: t.Endpoint}
 }
 
-var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-_]{1,254}$`)
-
 // readTarget reads and checks the shared settings. A command that does not
 // need the source (restore, verify) passes needSource false: then with no
 // source, target.Source is empty and, unless --manifest is given, so is
@@ -130,10 +127,11 @@ func readTarget(c *cli.Context, needSource bool) (target, error) {
 		return t, usageError{errors.New("no source folder: set --source or BACKUP_DIR")}
 	case t.Bucket == "":
 		return t, usageError{errors.New("no bucket: set --bucket or S3_BUCKET")}
-	case !bucketName.MatchString(t.Bucket):
-		return t, usageError{fmt.Errorf("%q is not a valid bucket name", t.Bucket)}
 	case t.Concurrency < 1 || t.Concurrency > 1024:
 		return t, usageError{fmt.Errorf("--concurrency %d: want 1 to 1024", t.Concurrency)}
+	}
+	if err := t.checkBucket(); err != nil {
+		return t, usageError{err}
 	}
 	if src != "" {
 		abs, err := sourceDir(src)
@@ -158,6 +156,22 @@ func readTarget(c *cli.Context, needSource bool) (target, error) {
 		}
 	}
 	return t, err
+}
+
+// checkBucket checks the bucket name and the endpoint before any request,
+// with the rules of the uploader (which checks them too), naming the
+// settings to fix.
+func (t target) checkBucket() error {
+	if err := uploader.CheckBucketName(t.Bucket); err != nil {
+		return fmt.Errorf("%w: check --bucket / S3_BUCKET", err)
+	}
+	if t.Endpoint == "" {
+		return nil
+	}
+	if err := uploader.CheckEndpoint(t.Endpoint); err != nil {
+		return fmt.Errorf("%w: check --endpoint / AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL", err)
+	}
+	return nil
 }
 
 // sourceDir resolves the source folder, with a clear message if it is not

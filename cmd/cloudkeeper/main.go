@@ -11,11 +11,11 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
-	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/redact"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
@@ -40,7 +40,7 @@ type reportedError struct{ code int }
 func (e reportedError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	stderr := &redactor{w: os.Stderr}
+	stderr := &redact.Writer{W: os.Stderr, Getenv: os.Getenv}
 	os.Exit(run(context.Background(), os.Args, os.Stdout, stderr))
 }
 
@@ -75,6 +75,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors and picks the status
 		OnUsageError:         onUsageError,
+		Action:               unknownCommand,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to `FILE` (for go tool pprof)"},
 		},
@@ -90,37 +91,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			benchCommand(),
 			completionCommand(),
+			helpCommand(),
 		),
 	}
-}
-
-func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
-
-// withUsageErrors makes a bad flag of any command exit with status 2.
-func withUsageErrors(cmds ...*cli.Command) []*cli.Command {
-	for _, c := range cmds {
-		c.OnUsageError = onUsageError
-	}
-	return cmds
-}
-
-// redactor copies writes to w with the values of secret environment
-// variables replaced, so no credential reaches a terminal or a log.
-type redactor struct{ w io.Writer }
-
-var secretVars = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_ACCESS_KEY"}
-
-func (r *redactor) Write(p []byte) (int, error) {
-	s := string(p)
-	for _, k := range secretVars {
-		if v := os.Getenv(k); len(v) >= 4 {
-			s = strings.ReplaceAll(s, v, "[redacted "+k+"]")
-		}
-	}
-	if _, err := io.WriteString(r.w, s); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 // startProfile starts the CPU profile asked for with --cpuprofile.

@@ -34,8 +34,7 @@ func rebuildCommand() *cli.Command {
 			"with --force) is moved aside to PATH.old-<unix time>, with its -wal and -shm files.\n\n" +
 			"Exit status: 0 rebuilt; 3 rebuilt, but some objects could not be read (listed on stderr;\n" +
 			"the next sync uploads them again); 1 fatal error, nothing changed; 2 usage error.",
-		Before:       applyEnvFile,
-		OnUsageError: onUsageError,
+		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.BoolFlag{Name: "force", Usage: "rebuild even if the manifest opens fine (the old one is moved aside)"},
 		),

@@ -59,10 +59,10 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `GLOB` (repeatable): \"*.tmp\" matches names at any depth, \"build/out\" is anchored at the source; excluded objects already in the bucket are left alone"},
 		&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
 		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 0 allows no delete, 100% turns it off"},
-		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
+		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "try each S3 request up to `N` times before its key is reported as failed (exponential backoff with jitter between attempts)"},
 		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
 		&cli.DurationFlag{Name: "reconcile-every", EnvVars: []string{"CLOUDKEEPER_RECONCILE_EVERY"}, Value: defaultReconcileEvery, Usage: "a full run whose last reconcile (see --reconcile) is older than `AGE` reconciles by itself; 0 never"},
-		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests `cloudkeeper manifest rebuild`"},
+		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests \"cloudkeeper manifest rebuild\""},
 	}
 }
 
