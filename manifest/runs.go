@@ -36,7 +36,9 @@ type Run struct {
 	Ended    time.Time // zero while running, or if the run was killed
 	ExitCode int
 	Counts
-	Message string // why it failed, if it did
+	// Requests are the S3 requests the run sent.
+	Requests Requests
+	Message  string // why it failed, if it did
 }
 
 // Finished reports whether the run ended (rather than being killed).
@@ -62,9 +64,9 @@ func (m *DB) StartRun(ctx context.Context, start time.Time) (int64, error) {
 // EndRun records how run r.ID ended.
 func (m *DB) EndRun(ctx context.Context, r Run) error {
 	_, err := m.db.ExecContext(ctx, `UPDATE runs SET ended_ns = ?, exit_code = ?, adds = ?, modifies = ?, renames = ?,
-		copies = ?, deletes = ?, unchanged = ?, bytes = ?, errors = ?, message = ? WHERE id = ?`,
+		copies = ?, deletes = ?, unchanged = ?, bytes = ?, errors = ?, message = ?, requests = ?, bytes_sent = ? WHERE id = ?`,
 		r.Ended.UnixNano(), r.ExitCode, r.Add, r.Modify, r.Rename, r.Copy, r.Delete, r.Unchanged,
-		r.Bytes, r.Errors, r.Message, r.ID)
+		r.Bytes, r.Errors, r.Message, encodeRequests(r.Requests), r.Requests.Bytes, r.ID)
 	if err != nil {
 		return fmt.Errorf("manifest %s: record run: %w", m.path, err)
 	}
@@ -87,7 +89,7 @@ func (m *DB) LastSuccess(ctx context.Context) (Run, bool, error) {
 
 func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
 	rows, err := m.db.QueryContext(ctx, `SELECT id, started_ns, ended_ns, exit_code, adds, modifies, renames, copies,
-		deletes, unchanged, bytes, errors, message FROM runs `+tail, args...)
+		deletes, unchanged, bytes, errors, message, requests, bytes_sent FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -97,9 +99,15 @@ func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, er
 		var r Run
 		var started int64
 		var ended, code sql.NullInt64
+		var requests string
+		var sent int64
 		if err := rows.Scan(&r.ID, &started, &ended, &code, &r.Add, &r.Modify, &r.Rename, &r.Copy,
-			&r.Delete, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message); err != nil {
+			&r.Delete, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message, &requests, &sent); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
+		}
+		var err error
+		if r.Requests, err = decodeRequests(requests, sent); err != nil {
+			return nil, fmt.Errorf("manifest %s: run %d: %w", m.path, r.ID, err)
 		}
 		r.Started = time.Unix(0, started)
 		if ended.Valid {

@@ -64,5 +64,10 @@ CREATE TABLE doubt (
 	// shows an object replaced behind cloudkeeper's back ('' : not known).
 	`
 ALTER TABLE objects ADD COLUMN etag TEXT NOT NULL DEFAULT '';
+`, // 7: the S3 requests each run sent, by operation (a JSON object, as
+	// manifest.Requests has them), and the content bytes they carried.
+	`
+ALTER TABLE runs ADD COLUMN requests TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE runs ADD COLUMN bytes_sent INTEGER NOT NULL DEFAULT 0;
 `,
 }

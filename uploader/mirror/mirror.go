@@ -322,7 +322,7 @@ func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket
 		}
 		// A dry run applies to a bucket that does nothing and records
 		// nothing.
-		return uploader.DryRun{}, manifest.Discard{}, 0, true
+		return r.s3.DryRun(), manifest.Discard{}, 0, true
 	}
 	if res.RunID, res.Err = r.db.StartRun(ctx, res.Started); res.Err != nil {
 		return nil, nil, 0, false
