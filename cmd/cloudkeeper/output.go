@@ -13,6 +13,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
@@ -29,6 +30,7 @@ type printer struct {
 	// firstErrors keeps the first few per-path errors of a run, for the
 	// notification.
 	firstErrors []string
+	prices      *cost.Prices // --price-file; nil: S3 Standard's
 }
 
 const keptErrors = 20
@@ -59,6 +61,7 @@ type jsonSummary struct {
 		// What the scan read: zero on a run where stat says nothing changed.
 		HashedFiles int64 `json:"hashed_files"`
 		HashedBytes int64 `json:"hashed_bytes"`
+		jsonRequests
 	} `json:"summary"`
 }
 
@@ -140,8 +143,9 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 	p.log.Info("skipped", "path", display(pr.Path), "reason", pr.Notice)
 }
 
-// summary prints the last line: "2 uploads (2.1 MiB), 1 rename, 1 copy,
-// 1 delete; 20,114 files unchanged".
+// summary prints the last lines: "2 uploads (2.1 MiB), 1 rename, 1 copy,
+// 1 delete; 20,114 files unchanged", then what the run sent (see
+// requestsLine).
 func (p *printer) summary(res mirror.Result) {
 	if p.quiet {
 		return
@@ -150,11 +154,13 @@ func (p *printer) summary(res mirror.Result) {
 		var js jsonSummary
 		js.Summary.Counts = res.Counts
 		js.Summary.HashedFiles, js.Summary.HashedBytes = res.Hashed, res.HashedBytes
+		js.Summary.jsonRequests = p.requestsJSON(res)
 		b, _ := json.Marshal(js)
 		p.println(string(b))
 		return
 	}
 	p.println(summaryLine(res.Counts))
+	p.println(p.requestsLine(res))
 }
 
 func summaryLine(c manifest.Counts) string {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
 
@@ -30,6 +31,7 @@ func statusCommand() *cli.Command {
 			&cli.IntFlag{Name: "runs", Value: 10, Usage: "show the last `N` runs"},
 			&cli.DurationFlag{Name: "max-age", EnvVars: []string{"CLOUDKEEPER_MAX_AGE"}, Value: 25 * time.Hour, Usage: "a backup whose last success is older than `AGE` is stale"},
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
+			priceFileFlag(),
 		),
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
@@ -40,6 +42,9 @@ func statusCommand() *cli.Command {
 				return p.fail(err)
 			}
 			defer db.Close()
+			if err := p.loadPrices(c); err != nil {
+				return p.fail(err)
+			}
 			st, err := report.ReadStatus(ctx, db, t.Manifest, t.report(), c.Duration("max-age"), c.Int("runs"), time.Now())
 			if err != nil {
 				return p.fail(err)
@@ -49,7 +54,7 @@ func statusCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				enc.Encode(st)
 			} else {
-				printStatus(c.App.Writer, st)
+				printStatus(c.App.Writer, st, p.pricesOrDefault())
 			}
 			if st.Stale {
 				return reportedError{exitFatal}
@@ -60,7 +65,7 @@ func statusCommand() *cli.Command {
 }
 
 // printStatus prints st for people.
-func printStatus(w io.Writer, st report.Status) {
+func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 	where := fmt.Sprintf("s3://%s/%s", st.Bucket, st.Prefix)
 	if st.Endpoint != "" {
 		where += " at " + st.Endpoint
@@ -96,7 +101,7 @@ func printStatus(w io.Writer, st report.Status) {
 		}
 		line := fmt.Sprintf("%-19s  %9s  %-10s", r.Started.Format(time.DateTime), dur, result)
 		if r.Ended != nil {
-			line += "  " + summaryLine(r.Counts)
+			line += "  " + summaryLine(r.Counts) + runRequests(r.Requests, prices)
 			if r.Message != "" {
 				line += ": " + r.Message
 			}

@@ -62,6 +62,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "attempts per S3 request before its key is reported as failed (exponential backoff with jitter between them)"},
 		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
 		&cli.DurationFlag{Name: "reconcile-every", EnvVars: []string{"CLOUDKEEPER_RECONCILE_EVERY"}, Value: defaultReconcileEvery, Usage: "a full run whose last reconcile (see --reconcile) is older than `AGE` reconciles by itself; 0 never"},
+		priceFileFlag(),
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests `cloudkeeper manifest rebuild`"},
 	}
 }
@@ -80,6 +81,9 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	limit, err := manifest.ParseDeleteLimit(c.String("max-delete"))
 	if err != nil {
 		return syncOptions{}, afterRun{}, usageError{err}
+	}
+	if err := p.loadPrices(c); err != nil {
+		return syncOptions{}, afterRun{}, err
 	}
 	if c.Int("retries") < 1 {
 		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))}

@@ -9,7 +9,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 )
 
-func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 // 4,140 PUT-class requests, one HEAD and a delete batch at S3 Standard
 // list prices: 4,141 × $0.005/1000 + 1 × $0.0004/1000, deletes free.

@@ -1,6 +1,7 @@
 package cost
 
 import (
+	"math"
 	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
@@ -101,5 +102,9 @@ func (p Prices) Estimate(req manifest.Requests, rep Replaced) Estimate {
 		}
 	}
 	e.Total = e.Requests + e.EarlyDelete
+	// To a billionth of a dollar: no float noise in the JSON.
+	e.Requests, e.EarlyDelete, e.Total = nano(e.Requests), nano(e.EarlyDelete), nano(e.Total)
 	return e
 }
+
+func nano(v float64) float64 { return math.Round(v*1e9) / 1e9 }

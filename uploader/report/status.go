@@ -53,7 +53,10 @@ type StatusRun struct {
 	DurationS float64    `json:"duration_s"`
 	ExitCode  *int       `json:"exit_code"`
 	manifest.Counts
-	Message string `json:"message,omitempty"`
+	// Requests are the S3 requests the run sent, retries included
+	// (empty for runs recorded before cloudkeeper counted them).
+	Requests manifest.Requests `json:"requests"`
+	Message  string            `json:"message,omitempty"`
 }
 
 // Stale says whether a backup whose last success ended at last (ok false:
@@ -92,7 +95,7 @@ func ReadStatus(ctx context.Context, db *manifest.DB, path string, t Target, max
 	}
 	st.Runs = []StatusRun{}
 	for _, r := range rs {
-		sr := StatusRun{Started: r.Started, Counts: r.Counts, Message: r.Message}
+		sr := StatusRun{Started: r.Started, Counts: r.Counts, Requests: r.Requests, Message: r.Message}
 		if r.Finished() {
 			ended, code := r.Ended, r.ExitCode
 			sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()
