@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,13 +81,28 @@ func (p *printer) requestsLine(res mirror.Result) string {
 func requestsText(r manifest.Requests) string {
 	s := human.Count(r.Total(), "request", "requests")
 	var parts []string
-	for _, op := range r.Ops() {
+	ops := r.Ops()
+	slices.SortStableFunc(ops, func(a, b string) int { return cmp.Compare(opOrder(a), opOrder(b)) })
+	for _, op := range ops {
 		parts = append(parts, human.Thousands(r.ByOp[op])+" "+opLabel(op, r.ByOp[op]))
 	}
 	if len(parts) > 0 {
 		s += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return s + ", " + human.Bytes(r.Bytes)
+}
+
+// shownOps are the operations of a sync in the order they are shown: the
+// writes as they go out, then the reads; others follow, by name.
+var shownOps = []string{"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+	"CompleteMultipartUpload", "AbortMultipartUpload", "DeleteObjects", "HeadBucket", "HeadObject", "ListObjectsV2",
+	"ListMultipartUploads", "GetObject"}
+
+func opOrder(op string) int {
+	if i := slices.Index(shownOps, op); i >= 0 {
+		return i
+	}
+	return len(shownOps)
 }
 
 // opLabel is how an S3 operation is named for people: by its price
@@ -123,7 +140,7 @@ func usd(v float64) string {
 		return "$" + strconv.FormatFloat(v, 'f', 2, 64)
 	default:
 		decimals := int(-math.Floor(math.Log10(v))) + 1
-		return "$" + strconv.FormatFloat(v, 'f', decimals, 64)
+		return "$" + strings.TrimRight(strconv.FormatFloat(v, 'f', decimals, 64), "0")
 	}
 }
 

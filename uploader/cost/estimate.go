@@ -102,9 +102,9 @@ func (p Prices) Estimate(req manifest.Requests, rep Replaced) Estimate {
 		}
 	}
 	e.Total = e.Requests + e.EarlyDelete
-	// To a billionth of a dollar: no float noise in the JSON.
-	e.Requests, e.EarlyDelete, e.Total = nano(e.Requests), nano(e.EarlyDelete), nano(e.Total)
+	// To a millionth of a cent: no float noise in the JSON.
+	e.Requests, e.EarlyDelete, e.Total = round(e.Requests), round(e.EarlyDelete), round(e.Total)
 	return e
 }
 
-func nano(v float64) float64 { return math.Round(v*1e9) / 1e9 }
+func round(v float64) float64 { return math.Round(v*1e12) / 1e12 }
