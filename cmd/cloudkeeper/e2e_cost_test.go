@@ -3,12 +3,15 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // costSummary is what the JSON summary says of the requests.
@@ -149,5 +152,56 @@ func TestDryRunChargesEarlyDeletes(t *testing.T) {
 	}
 	if r := e.sync(2, "--dry-run", "--price-file", filepath.Join(t.TempDir(), "missing")); !strings.Contains(r.stderr, "price file") {
 		t.Fatalf("a missing price file: %q", r.stderr)
+	}
+}
+
+// What a dry run skips and the real run does first is counted where it can
+// be known, and said where it cannot: the settle of a key an interrupted
+// run left in doubt (its HEAD counted; what S3 answers changes the diff),
+// and a reconcile that is due (its listing counted; its HEADs, none here,
+// are not).
+func TestDryRunSaysWhatItApproximates(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"keep.txt": scantest.File{Content: "keep"}})
+	e.sync(0)
+	scantest.Write(t, e.src, "new.txt", "a new file")
+	e.killAfter("PutObject")
+
+	dry := e.sync(0, "--dry-run", "--json").costSummary(t)
+	real := e.sync(0, "--json").costSummary(t)
+	if h := dry.Summary.Requests.ByOp["HeadObject"]; h != 1 || h != real.Summary.Requests.ByOp["HeadObject"] || h != e.seen()["HeadObject"] {
+		t.Fatalf("HEADs of the settle: dry run %v, real run %v, server %v", dry.Summary.Requests.ByOp, real.Summary.Requests.ByOp, e.seen())
+	}
+	if a := strings.Join(dry.Summary.Approximated, "\n"); !strings.Contains(a, "keys left in doubt by an interrupted run (1)") {
+		t.Fatalf("approximated %q, want the keys in doubt", a)
+	}
+
+	dry = e.sync(0, "--dry-run", "--json", "--reconcile-every", "1ns").costSummary(t)
+	real = e.sync(0, "--json", "--reconcile-every", "1ns").costSummary(t)
+	// The key settled stays watched for a while (uploader.SettleWatch):
+	// each run asks about it again.
+	want := map[string]int64{"HeadBucket": 1, "HeadObject": 1, "ListObjectsV2": 1}
+	if fmt.Sprint(dry.Summary.Requests.ByOp) != fmt.Sprint(want) || fmt.Sprint(real.Summary.Requests.ByOp) != fmt.Sprint(want) ||
+		fmt.Sprint(e.seen()) != fmt.Sprint(want) {
+		t.Fatalf("a due reconcile: dry run %v, real run %v, server %v; want %v", dry.Summary.Requests.ByOp, real.Summary.Requests.ByOp, e.seen(), want)
+	}
+	if a := strings.Join(dry.Summary.Approximated, "\n"); !strings.Contains(a, "a reconcile is due") {
+		t.Fatalf("approximated %q, want the reconcile", a)
+	}
+}
+
+// The real run counts every attempt: a PUT answered 500 and retried is two
+// PutObject requests, as the server saw them (the dry run said one).
+func TestRunCountsRetries(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	var failed atomic.Bool
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "PutObject" && failed.CompareAndSwap(false, true) {
+			return &s3test.Fault{Status: 500, Code: "InternalError"}
+		}
+		return nil
+	})
+	real := e.sync(0, "--json", "--retry-max-wait", "10ms").costSummary(t)
+	if got, seen := real.Summary.Requests.ByOp, e.seen(); got["PutObject"] != 2 || fmt.Sprint(got) != fmt.Sprint(seen) {
+		t.Fatalf("requests counted %v, server saw %v; want 2 PutObject", got, seen)
 	}
 }

@@ -52,9 +52,9 @@ func (r *run) predictSkipped(ctx context.Context, doubts []manifest.Intent) erro
 		}
 	}
 	if len(doubts) > 0 {
-		r.approximate(fmt.Sprintf("%d keys in doubt: the real run first asks S3 about them (counted: a HEAD each, and a listing of the "+
-			"multipart uploads of %s), then aborts the uploads it finds (not counted) and diffs with what it learnt",
-			len(doubts), "those that may have one"))
+		r.approximate(fmt.Sprintf("keys left in doubt by an interrupted run (%d): the real run first asks S3 about them (counted: a HEAD each, "+
+			"and a listing of the multipart uploads of those that may have one), then aborts the uploads it finds (not counted) "+
+			"and diffs with what it learnt, which may change what it sends", len(doubts)))
 	}
 	if r.o.Reconcile {
 		return nil // the dry run reconciles too: its requests were sent
