@@ -101,10 +101,11 @@ func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 		}
 		line := fmt.Sprintf("%-19s  %9s  %-10s", r.Started.Format(time.DateTime), dur, result)
 		if r.Ended != nil {
-			line += "  " + summaryLine(r.Counts) + runRequests(r.Requests, prices)
+			line += "  " + summaryLine(r.Counts)
 			if r.Message != "" {
 				line += ": " + r.Message
 			}
+			line += runRequests(r.Requests, prices)
 		}
 		fmt.Fprintln(w, line)
 	}
