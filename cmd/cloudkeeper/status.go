@@ -21,7 +21,8 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the last runs, what the backup holds, and whether it is up to date",
-		Description: "Reads the manifest (it sends no S3 request) and prints the last runs of sync, the\n" +
+		Description: "Reads the manifest (it sends no S3 request) and prints the last runs of sync (with the\n" +
+			"S3 requests each sent and their price at --price-file's prices or S3 Standard's), the\n" +
 			"number of objects and bytes backed up, whether the last successful run is older than\n" +
 			"--max-age, and when the manifest was last reconciled with the bucket and what that found.\n\n" +
 			"Exit status: 0 the backup is up to date; 1 the last success is older than --max-age, or\n" +

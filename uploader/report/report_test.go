@@ -217,7 +217,8 @@ func TestReadStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !end.IsZero() {
-			if err := db.EndRun(ctx, manifest.Run{ID: id, Started: start, Ended: end, ExitCode: exit, Counts: manifest.Counts{Add: 1}}); err != nil {
+			req := manifest.Requests{ByOp: map[string]int64{"HeadBucket": 1, "PutObject": int64(exit) + 1}, Bytes: 7}
+			if err := db.EndRun(ctx, manifest.Run{ID: id, Started: start, Ended: end, ExitCode: exit, Counts: manifest.Counts{Add: 1}, Requests: req}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -241,6 +242,12 @@ func TestReadStatus(t *testing.T) {
 	if len(st.Runs) != 2 || st.Runs[0].Ended != nil || st.Runs[0].ExitCode != nil ||
 		st.Runs[1].ExitCode == nil || *st.Runs[1].ExitCode != 1 || st.Runs[1].DurationS != 1 || st.Runs[1].Add != 1 {
 		t.Errorf("runs %+v", st.Runs)
+	}
+	if r := st.Runs[1].Requests; r.ByOp["PutObject"] != 2 || r.ByOp["HeadBucket"] != 1 || r.Total() != 3 || r.Bytes != 7 {
+		t.Errorf("the failed run's requests %+v, want 1 HeadBucket, 2 PutObject, 7 bytes", r)
+	}
+	if r := st.Runs[0].Requests; r.Total() != 0 || r.Bytes != 0 {
+		t.Errorf("a killed run's requests %+v, want none", r)
 	}
 	if st, _ := ReadStatus(ctx, db, path, target, 4*time.Hour, 10, now); st.Stale {
 		t.Error("stale with a success 3h ago and a max age of 4h")
