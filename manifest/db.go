@@ -45,6 +45,9 @@ type DB struct {
 	// created is set when Open made the file: a run that fails before
 	// it wrote anything removes it again (Abandon).
 	created bool
+	// madeDirs are the folders Open made for the file, deepest first,
+	// which Abandon removes too.
+	madeDirs []string
 	// remove is a folder Close removes: that of a Copy.
 	remove string
 
@@ -64,11 +67,13 @@ var ErrLocked = errors.New("another cloudkeeper run is using this manifest")
 // schema, and taking an exclusive lock so that two runs never write to it at
 // once.
 func Open(path string, id Identity) (*DB, error) {
+	made := missingDirs(filepath.Dir(path))
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("manifest folder: %w", err)
 	}
 	lock, err := Lock(path)
 	if err != nil {
+		removeDirs(made)
 		return nil, err
 	}
 	// Create the file ourselves so that it has mode 0600; SQLite gives
@@ -85,7 +90,7 @@ func Open(path string, id Identity) (*DB, error) {
 		lock.Close()
 		return nil, err
 	}
-	m := &DB{db: db, path: path, lock: lock, created: errors.Is(statErr, os.ErrNotExist)}
+	m := &DB{db: db, path: path, lock: lock, created: errors.Is(statErr, os.ErrNotExist), madeDirs: made}
 	if err := m.migrate(); err != nil {
 		m.Close()
 		return nil, err
@@ -171,10 +176,11 @@ func Files(path string) []string {
 // Created reports whether Open created the manifest's file.
 func (m *DB) Created() bool { return m.created }
 
-// Abandon closes a manifest that Open created, removing its files: a run
-// refused before it changed anything leaves nothing behind, so that the
-// advice it gives (rebuild the manifest) works. A manifest that existed is
-// only closed.
+// Abandon closes a manifest that Open created, removing its files and the
+// folders Open made for them (if nothing else is in them): a run refused
+// before it changed anything leaves nothing behind, so that the advice it
+// gives (rebuild the manifest) works. A manifest that existed is only
+// closed.
 func (m *DB) Abandon() error {
 	if !m.created {
 		return m.Close()
@@ -182,6 +188,7 @@ func (m *DB) Abandon() error {
 	m.db.Close()
 	err := removeFiles(m.path)
 	m.lock.Close()
+	removeDirs(m.madeDirs)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -89,4 +90,29 @@ func removeFiles(path string) error {
 		}
 	}
 	return first
+}
+
+// missingDirs returns dir and those of its parents that do not exist,
+// deepest first: the folders os.MkdirAll(dir) makes.
+func missingDirs(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, os.ErrNotExist) {
+			return out
+		}
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
+}
+
+// removeDirs removes the folders dirs, deepest first, as long as they are
+// empty: what another process put in one meanwhile stays.
+func removeDirs(dirs []string) {
+	for _, d := range dirs {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
 }

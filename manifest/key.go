@@ -11,6 +11,15 @@ import (
 // MaxKeyLen is S3's limit on the length of an object key, in bytes.
 const MaxKeyLen = 1024
 
+// CheckKeyLen says, for a path whose key under prefix would be over
+// MaxKeyLen, how long it would be and what to do; nil if it fits.
+func CheckKeyLen(prefix, path string) error {
+	if n := len(Key(prefix, path)); n > MaxKeyLen {
+		return fmt.Errorf("its key would be %d bytes, over S3's limit of %d: not backed up (shorten the path or the prefix)", n, MaxKeyLen)
+	}
+	return nil
+}
+
 // NormalizePrefix returns the key prefix in its one canonical form: no
 // leading '/', and a single trailing '/' unless it is empty, so that
 // "backups" and "backups/" name the same place.

@@ -126,3 +126,21 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+// The longest path that fits is backed up; one byte more is refused with
+// its length, counted in its key form (escapes included).
+func TestCheckKeyLen(t *testing.T) {
+	prefix := "laptop/"
+	fits := strings.Repeat("a", MaxKeyLen-len(prefix))
+	if err := CheckKeyLen(prefix, fits); err != nil {
+		t.Errorf("a key of exactly %d bytes: %v", MaxKeyLen, err)
+	}
+	if err := CheckKeyLen(prefix, fits+"b"); err == nil || !strings.Contains(err.Error(), "1025 bytes") {
+		t.Errorf("a key of %d bytes: %v, want its length named", MaxKeyLen+1, err)
+	}
+	// "\n" is four bytes in its key (\x0a): a path that fits as bytes may not.
+	escaped := strings.Repeat("a", MaxKeyLen-len(prefix)-1) + "\n"
+	if err := CheckKeyLen(prefix, escaped); err == nil {
+		t.Errorf("a path of %d bytes whose key is %d: no error", len(escaped), len(Key(prefix, escaped)))
+	}
+}

@@ -138,9 +138,8 @@ func (m *merger) scanOnly() error {
 	e := m.ent
 	switch e.Kind {
 	case scanner.KindFile:
-		if n := len(Key(m.d.Prefix, e.Path)); n > MaxKeyLen {
-			return m.emit(&item{action: actReport, path: e.Path, problem: &Problem{Path: e.Path,
-				Err: fmt.Errorf("its key would be %d bytes, over S3's limit of %d: not backed up (shorten the path or the prefix)", n, MaxKeyLen)}})
+		if err := CheckKeyLen(m.d.Prefix, e.Path); err != nil {
+			return m.emit(&item{action: actReport, path: e.Path, problem: &Problem{Path: e.Path, Err: err}})
 		}
 		if it, ok := m.known(e); ok {
 			return m.emit(it)

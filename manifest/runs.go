@@ -39,6 +39,44 @@ type Run struct {
 	// Requests are the S3 requests the run sent.
 	Requests Requests
 	Message  string // why it failed, if it did
+	// Interrupted: a signal stopped it (its exit status is that of a
+	// failure).
+	Interrupted bool
+}
+
+// Outcome is how a run ended, in the words of the JSON summary line and
+// of status.
+type Outcome string
+
+const (
+	Success     Outcome = "success"     // exit status 0: everything applied
+	Incomplete  Outcome = "incomplete"  // exit status 3: some paths failed
+	Failure     Outcome = "failure"     // a fatal error: nothing or only part applied
+	Interrupted Outcome = "interrupted" // stopped by a signal: only part applied
+)
+
+// OutcomeOf is the outcome of a run that ended with exit status code
+// (0 success, 3 incomplete, any other a failure), or was interrupted.
+func OutcomeOf(code int, interrupted bool) Outcome {
+	switch {
+	case interrupted:
+		return Interrupted
+	case code == 0:
+		return Success
+	case code == 3:
+		return Incomplete
+	default:
+		return Failure
+	}
+}
+
+// Outcome is how the run ended; "" if it did not (still running, or
+// killed).
+func (r Run) Outcome() Outcome {
+	if !r.Finished() {
+		return ""
+	}
+	return OutcomeOf(r.ExitCode, r.Interrupted)
 }
 
 // Finished reports whether the run ended (rather than being killed).
@@ -64,9 +102,9 @@ func (m *DB) StartRun(ctx context.Context, start time.Time) (int64, error) {
 // EndRun records how run r.ID ended.
 func (m *DB) EndRun(ctx context.Context, r Run) error {
 	_, err := m.db.ExecContext(ctx, `UPDATE runs SET ended_ns = ?, exit_code = ?, adds = ?, modifies = ?, renames = ?,
-		copies = ?, deletes = ?, unchanged = ?, bytes = ?, errors = ?, message = ?, requests = ?, bytes_sent = ? WHERE id = ?`,
+		copies = ?, deletes = ?, unchanged = ?, bytes = ?, errors = ?, message = ?, interrupted = ?, requests = ?, bytes_sent = ? WHERE id = ?`,
 		r.Ended.UnixNano(), r.ExitCode, r.Add, r.Modify, r.Rename, r.Copy, r.Delete, r.Unchanged,
-		r.Bytes, r.Errors, r.Message, encodeRequests(r.Requests), r.Requests.Bytes, r.ID)
+		r.Bytes, r.Errors, r.Message, r.Interrupted, encodeRequests(r.Requests), r.Requests.Bytes, r.ID)
 	if err != nil {
 		return fmt.Errorf("manifest %s: record run: %w", m.path, err)
 	}
@@ -78,9 +116,19 @@ func (m *DB) Runs(ctx context.Context, n int) ([]Run, error) {
 	return m.queryRuns(ctx, "ORDER BY id DESC LIMIT ?", n)
 }
 
+// LastEnded returns the last run that ended (one killed has not).
+func (m *DB) LastEnded(ctx context.Context) (Run, bool, error) {
+	return m.lastRun(ctx, "ended_ns IS NOT NULL")
+}
+
 // LastSuccess returns the last run that ended with exit status 0.
 func (m *DB) LastSuccess(ctx context.Context) (Run, bool, error) {
-	runs, err := m.queryRuns(ctx, "WHERE exit_code = 0 AND ended_ns IS NOT NULL ORDER BY id DESC LIMIT 1")
+	return m.lastRun(ctx, "exit_code = 0 AND ended_ns IS NOT NULL")
+}
+
+// lastRun returns the last run that matches the condition where.
+func (m *DB) lastRun(ctx context.Context, where string) (Run, bool, error) {
+	runs, err := m.queryRuns(ctx, "WHERE "+where+" ORDER BY id DESC LIMIT 1")
 	if err != nil || len(runs) == 0 {
 		return Run{}, false, err
 	}
@@ -89,7 +137,7 @@ func (m *DB) LastSuccess(ctx context.Context) (Run, bool, error) {
 
 func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
 	rows, err := m.db.QueryContext(ctx, `SELECT id, started_ns, ended_ns, exit_code, adds, modifies, renames, copies,
-		deletes, unchanged, bytes, errors, message, requests, bytes_sent FROM runs `+tail, args...)
+		deletes, unchanged, bytes, errors, message, interrupted, requests, bytes_sent FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -102,7 +150,7 @@ func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, er
 		var requests string
 		var sent int64
 		if err := rows.Scan(&r.ID, &started, &ended, &code, &r.Add, &r.Modify, &r.Rename, &r.Copy,
-			&r.Delete, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message, &requests, &sent); err != nil {
+			&r.Delete, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message, &r.Interrupted, &requests, &sent); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 		}
 		var err error

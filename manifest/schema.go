@@ -64,7 +64,11 @@ CREATE TABLE doubt (
 	// shows an object replaced behind cloudkeeper's back ('' : not known).
 	`
 ALTER TABLE objects ADD COLUMN etag TEXT NOT NULL DEFAULT '';
-`, // 7: the S3 requests each run sent, by operation (a JSON object, as
+`, // 7: a run stopped by a signal (SIGINT, SIGTERM), told apart from one
+	// that failed: status names it as the terminal did.
+	`
+ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+`, // 8: the S3 requests each run sent, by operation (a JSON object, as
 	// manifest.Requests has them), and the content bytes they carried.
 	`
 ALTER TABLE runs ADD COLUMN requests TEXT NOT NULL DEFAULT '{}';

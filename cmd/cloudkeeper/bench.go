@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,9 +49,7 @@ func benchCommand() *cli.Command {
 			})
 			if rep != nil {
 				if c.Bool("json") {
-					enc := json.NewEncoder(c.App.Writer)
-					enc.SetIndent("", "  ")
-					enc.Encode(rep.Results)
+					writeJSON(c.App.Writer, rep.Results)
 				} else {
 					rep.Markdown(c.App.Writer)
 				}
@@ -101,9 +98,7 @@ func benchScaleCommand() *cli.Command {
 			})
 			if rep != nil {
 				if c.Bool("json") {
-					enc := json.NewEncoder(c.App.Writer)
-					enc.SetIndent("", "  ")
-					enc.Encode(rep)
+					writeJSON(c.App.Writer, rep)
 				} else {
 					rep.Markdown(c.App.Writer)
 				}

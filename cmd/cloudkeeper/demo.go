@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/demo"
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/logtext"
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/progress"
 )
 
 func demoCommand() *cli.Command {
@@ -35,7 +36,7 @@ func demoCommand() *cli.Command {
 // summary, warnings and errors only on the log.
 func demoSync(out, errOut io.Writer) func(ctx context.Context, s demo.Stage, dryRun bool) error {
 	log, _ := logtext.New(errOut, "text", slog.LevelWarn)
-	p := &printer{out: out, log: log, progress: &progress{stderr: errOut}}
+	p := &printer{out: out, log: log, progress: progress.Off(errOut)}
 	return func(ctx context.Context, s demo.Stage, dryRun bool) error {
 		t := target{
 			Source: s.Source, Bucket: s.Bucket, Prefix: s.Prefix, Endpoint: s.Endpoint, Region: s.Region,
@@ -43,7 +44,7 @@ func demoSync(out, errOut io.Writer) func(ctx context.Context, s demo.Stage, dry
 			credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		}
 		res := runSync(ctx, syncOptions{target: t, dryRun: dryRun}, p)
-		p.summary(res.Result)
+		p.summary(res)
 		return res.Err
 	}
 }

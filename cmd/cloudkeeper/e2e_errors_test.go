@@ -20,9 +20,7 @@ import (
 // with exit status 1 (2 for usage), and never show a secret.
 func TestSyncFatalErrorsAreOneClearLine(t *testing.T) {
 	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}})
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	closed := "http://" + l.Addr().String()
-	l.Close()
+	closed := closedEndpoint(t)
 	for _, c := range []struct {
 		name string
 		args []string
@@ -99,6 +97,17 @@ func TestSyncWithOriginalDotEnv(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, ".env:2: expected KEY=VALUE") {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
+}
+
+// closedEndpoint is the URL of a loopback port nothing listens on.
+func closedEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "http://" + l.Addr().String()
 }
 
 func gwAccess() string { return gw.AccessKey }

@@ -148,6 +148,9 @@ func TestSyncQuietRunChecksTheBucket(t *testing.T) {
 	if st := e.proxy.Stats(); st.Requests != 1 || st.ByOp["HeadBucket"] != 1 {
 		t.Fatalf("a dry run sent %v, want one HeadBucket", st.ByOp)
 	}
+	// A change waits: a failed run, dry or not, must not show it as done
+	// or to be done.
+	scantest.Write(t, e.src, "b.txt", "beta")
 	for _, c := range []struct {
 		name string
 		env  string
@@ -157,6 +160,7 @@ func TestSyncQuietRunChecksTheBucket(t *testing.T) {
 		{"wrong secret", "AWS_SECRET_ACCESS_KEY=wrong-secret", nil, "rejected the credentials"},
 		{"missing bucket", "", []string{"--bucket", "no-such-bucket-here"}, "does not exist"},
 		{"dry run, wrong secret", "AWS_SECRET_ACCESS_KEY=wrong-secret", []string{"--dry-run"}, "rejected the credentials"},
+		{"dry run, missing bucket", "", []string{"--dry-run", "--bucket", "no-such-bucket-here"}, "does not exist"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e.t = t
@@ -166,8 +170,13 @@ func TestSyncQuietRunChecksTheBucket(t *testing.T) {
 				e.cmd = func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, c.env) }
 			}
 			r := e.sync(1, c.args...)
-			if !strings.Contains(r.stderr, c.want) {
-				t.Fatalf("stderr %s", r.stderr)
+			if !strings.Contains(r.stderr, c.want) || strings.Count(r.stderr, "ERROR") != 1 {
+				t.Fatalf("want one ERROR line saying %q, stderr:\n%s", c.want, r.stderr)
+			}
+			// Nothing was applied: no change line, and no summary of
+			// zeros that reads like a run that went well.
+			if r.stdout != "" {
+				t.Fatalf("a failed run printed on stdout:\n%s", r.stdout)
 			}
 		})
 	}

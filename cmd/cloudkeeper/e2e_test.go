@@ -540,7 +540,7 @@ func TestSyncDryRunTouchesNothing(t *testing.T) {
 		`{"op":"delete","path":"old.txt","size":3}`,
 		`{"op":"modify","path":"keep.txt","size":16}`,
 		`{"op":"rename","path":"moved.txt","from":"mv.txt","size":7}`,
-		`{"summary":{"add":1,"modify":1,"rename":1,"copy":0,"delete":1,"unchanged":0,"bytes":19,"errors":0,"hashed_files":N,"hashed_bytes":N,` +
+		`{"summary":{"add":1,"modify":1,"rename":1,"copy":0,"delete":1,"unchanged":0,"bytes":19,"errors":0,"hashed_files":N,"hashed_bytes":N,"result":"success","exit_code":0,` +
 			`"requests":{"by_op":{"CopyObject":1,"DeleteObjects":1,"HeadBucket":1,"PutObject":2},"bytes_sent":19},"request_total":5,` +
 			`"cost":{"prices":"S3 Standard","requests_usd":0.0000154,"early_delete_usd":0,"early_delete_objects":0,"early_delete_bytes":0,` +
 			`"storage_class":"STANDARD","min_days":0,"usd":0.0000154}}}`,

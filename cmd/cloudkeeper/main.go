@@ -15,14 +15,16 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
-// Exit statuses.
+// Exit statuses: a run's (mirror.ExitCode), and 2 for a usage error.
 const (
-	exitOK         = 0
-	exitFatal      = 1 // nothing or only part applied
+	exitOK         = mirror.ExitOK
+	exitFatal      = mirror.ExitFatal // nothing or only part applied
 	exitUsage      = 2
-	exitIncomplete = 3 // the run completed, but some paths failed
+	exitIncomplete = mirror.ExitIncomplete // the run completed, but some paths failed
 )
 
 // usageError is a mistake in the command line or settings (exit 2).

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/progress"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
@@ -26,7 +27,7 @@ type printer struct {
 	log      *slog.Logger
 	json     bool
 	quiet    bool
-	progress *progress
+	progress *progress.Display
 	// firstErrors keeps the first few per-path errors of a run, for the
 	// notification.
 	firstErrors []string
@@ -39,8 +40,8 @@ const keptErrors = 20
 // writes above the progress display while it is shown.
 func newPrinter(c *cli.Context) (*printer, error) {
 	p := &printer{out: c.App.Writer, json: c.Bool("json"), quiet: c.Bool(flagQuiet)}
-	p.progress = newProgress(c, p.quiet)
-	log, err := newLogger(c, logWriter{p.progress})
+	p.progress = progress.New(c.App.ErrWriter, !p.quiet && c.String(flagLogFormat) != "json")
+	log, err := newLogger(c, p.progress.Log())
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +62,11 @@ type jsonSummary struct {
 		// What the scan read: zero on a run where stat says nothing changed.
 		HashedFiles int64 `json:"hashed_files"`
 		HashedBytes int64 `json:"hashed_bytes"`
+		// How the run ended: success, incomplete, failure or
+		// interrupted, its exit status, and the fatal error.
+		Result   manifest.Outcome `json:"result"`
+		ExitCode int              `json:"exit_code"`
+		Error    string           `json:"error,omitempty"`
 		jsonRequests
 	} `json:"summary"`
 }
@@ -73,7 +79,7 @@ func display(path string) string { return manifest.EscapePath(path) }
 // result prints an applied change, or logs a failed one.
 func (p *printer) result(r uploader.Result) {
 	ch := r.Change
-	p.progress.applied(r)
+	p.progress.Applied(r)
 	if r.Err != nil {
 		p.keepError(fmt.Sprintf("%s %s: %v", ch.Op, display(ch.Path), r.Err))
 		p.log.Error("change failed", "op", ch.Op.String(), "path", display(ch.Path), "error", r.Err.Error())
@@ -105,7 +111,21 @@ func (p *printer) result(r uploader.Result) {
 func (p *printer) println(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintln(p.progress.writer(p.out), line)
+	fmt.Fprintln(p.progress.Writer(p.out), line)
+}
+
+// writeJSON writes v to w as indented JSON: a whole report (status, a
+// bench), for programs and for people to read.
+func writeJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// printJSON prints v as one line of JSON.
+func (p *printer) printJSON(v any) {
+	b, _ := json.Marshal(v)
+	p.println(string(b))
 }
 
 func (p *printer) keepError(s string) {
@@ -143,24 +163,41 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 	p.log.Info("skipped", "path", display(pr.Path), "reason", pr.Notice)
 }
 
-// summary prints the last lines: "2 uploads (2.1 MiB), 1 rename, 1 copy,
+// summary prints the last line: "2 uploads (2.1 MiB), 1 rename, 1 copy,
 // 1 delete; 20,114 files unchanged", then what the run sent (see
-// requestsLine).
-func (p *printer) summary(res mirror.Result) {
+// requestsLine). A run that failed says so at the end
+// of it, and prints none if it applied nothing: its error says it all.
+// The JSON summary is always printed, with how the run ended.
+func (p *printer) summary(res outcome) {
 	if p.quiet {
 		return
 	}
+	code := res.exitCode()
 	if p.json {
 		var js jsonSummary
 		js.Summary.Counts = res.Counts
 		js.Summary.HashedFiles, js.Summary.HashedBytes = res.Hashed, res.HashedBytes
-		js.Summary.jsonRequests = p.requestsJSON(res)
-		b, _ := json.Marshal(js)
-		p.println(string(b))
+		js.Summary.Result, js.Summary.ExitCode = res.Outcome(), code
+		if res.Err != nil {
+			js.Summary.Error = res.Err.Error()
+		}
+		js.Summary.jsonRequests = p.requestsJSON(res.Result)
+		p.printJSON(js)
 		return
 	}
-	p.println(summaryLine(res.Counts))
-	p.println(p.requestsLine(res))
+	line := summaryLine(res.Counts)
+	if res.Err != nil {
+		if res.Changes() == 0 && res.Errors == 0 {
+			return
+		}
+		ended := "failed"
+		if res.Interrupted() {
+			ended = "interrupted"
+		}
+		line += "; " + ended
+	}
+	p.println(line)
+	p.println(p.requestsLine(res.Result))
 }
 
 func summaryLine(c manifest.Counts) string {
@@ -177,8 +214,8 @@ func summaryLine(c manifest.Counts) string {
 // exit ends a run's output: the summary, then the reason it failed, if it
 // did, logged; it returns the error that gives the exit status.
 func (p *printer) exit(res outcome) error {
-	p.progress.stop()
-	p.summary(res.Result)
+	p.progress.Stop()
+	p.summary(res)
 	code := res.exitCode()
 	switch code {
 	case exitOK:

@@ -7,7 +7,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
-
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/rebuild"
 )
@@ -43,11 +42,11 @@ func rebuildCommand() *cli.Command {
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			res, err := rebuild.Run(ctx, s3, rebuildOptions(p, t, c.Bool("force")))
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			if !p.quiet {
 				line := fmt.Sprintf("manifest rebuilt from the bucket: %s (%s)", human.Count(res.Objects, "object", "objects"), human.Bytes(res.Bytes))

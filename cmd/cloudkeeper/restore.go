@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -43,23 +42,26 @@ func restoreCommand() *cli.Command {
 		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			to := c.String("to")
 			if to == "" {
-				return p.fail(usageError{errors.New("no folder to restore into: set --to")})
+				return usageError{errors.New("no folder to restore into: set --to")}
 			}
-			only, err := pathFlag(c.String("path"))
+			only, err := restore.OnlyPath(c.String("path"))
 			if err != nil {
-				return p.fail(usageError{err})
+				return usageError{fmt.Errorf("--path: %w", err)}
 			}
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			root, err := restore.OpenRoot(to)
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			defer root.Close()
 			p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
 			res, err := restore.Run(ctx, s3, root, restoreOptions(p, t, only, c.Bool("overwrite")))
+			if errors.Is(err, restore.ErrNothing) {
+				return nothingToRestore(t, only)
+			}
 			if !p.quiet {
 				p.println(restoreSummary(res))
 			}
@@ -68,7 +70,7 @@ func restoreCommand() *cli.Command {
 				if ctx.Err() != nil {
 					err = errors.New("interrupted: run the same restore again to finish (files already restored are kept)")
 				}
-				return p.fail(err)
+				return err
 			case res.Failed > 0:
 				p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
 				return reportedError{exitIncomplete}
@@ -78,17 +80,15 @@ func restoreCommand() *cli.Command {
 	}
 }
 
-// pathFlag checks --path: a path relative to the source, that cannot
-// lead outside it ("/docs/" means "docs"); "" means everything.
-func pathFlag(s string) (string, error) {
-	s = strings.Trim(s, "/")
-	if s == "" {
-		return "", nil
+// nothingToRestore says that no object matched, with where restore
+// looked.
+func nothingToRestore(t target, only string) error {
+	prefix := fmt.Sprintf("s3://%s/%s", t.Bucket, t.Prefix)
+	if only != "" {
+		return fmt.Errorf("nothing to restore: no object for --path %q under %s (looked for %s): --path is relative to the source, check it and --prefix",
+			only, prefix, manifest.Key(t.Prefix, only))
 	}
-	if err := manifest.CheckPath(s); err != nil {
-		return "", fmt.Errorf("--path %q: %v: want a path relative to the source, without empty, '.' or '..' parts", s, err)
-	}
-	return s, nil
+	return fmt.Errorf("nothing to restore: no object under %s: check --bucket, --prefix and --endpoint", prefix)
 }
 
 // restoreOptions wires the printer into a restore: a line per file on

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -25,8 +25,9 @@ func statusCommand() *cli.Command {
 			"S3 requests each sent and their price at --price-file's prices or S3 Standard's), the\n" +
 			"number of objects and bytes backed up, whether the last successful run is older than\n" +
 			"--max-age, and when the manifest was last reconciled with the bucket and what that found.\n\n" +
-			"Exit status: 0 the backup is up to date; 1 the last success is older than --max-age, or\n" +
-			"there was none; 2 usage error.",
+			"Exit status: 0 the backup is up to date; 1 the last run failed or was interrupted, or the\n" +
+			"last success is older than --max-age, or there was none; 3 the last run completed but some\n" +
+			"paths failed; 2 usage error.",
 		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.IntFlag{Name: "runs", Value: 10, Usage: "show the last `N` runs"},
@@ -36,11 +37,11 @@ func statusCommand() *cli.Command {
 		),
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
-				return p.fail(fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity()))
+				return fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
 			}
 			db, err := manifest.OpenReadOnly(t.Manifest, t.identity())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			defer db.Close()
 			if err := p.loadPrices(c); err != nil {
@@ -48,21 +49,57 @@ func statusCommand() *cli.Command {
 			}
 			st, err := report.ReadStatus(ctx, db, t.Manifest, t.report(), c.Duration("max-age"), c.Int("runs"), time.Now())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			if c.Bool("json") {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				enc.Encode(st)
+				writeJSON(c.App.Writer, st)
 			} else {
 				printStatus(c.App.Writer, st, p.pricesOrDefault())
 			}
-			if st.Stale {
-				return reportedError{exitFatal}
+			if code := statusExit(st); code != exitOK {
+				return reportedError{code}
 			}
 			return nil
 		}),
 	}
+}
+
+// statusExit is status's exit status: that of the last run that ended if
+// it did not succeed (a monitoring check sees a failing backup at once),
+// 1 if the last success is too old.
+func statusExit(st report.Status) int {
+	switch {
+	case st.Stale:
+		return exitFatal
+	case st.LastRun == nil:
+		return exitOK
+	}
+	switch st.LastRun.Result {
+	case manifest.Success:
+		return exitOK
+	case manifest.Incomplete:
+		return exitIncomplete
+	default:
+		return exitFatal
+	}
+}
+
+// resultWords are the RESULT column of status's runs.
+var resultWords = map[manifest.Outcome]string{
+	manifest.Success: "ok", manifest.Incomplete: "incomplete", manifest.Failure: "failed", manifest.Interrupted: "interrupted",
+}
+
+// lastRunLine is status's line on the last run that ended, if it was not
+// a success: how it ended, with the words of its error.
+func lastRunLine(r *report.StatusRun) string {
+	if r == nil || r.Result == manifest.Success {
+		return ""
+	}
+	why := r.Message
+	if r.Result == manifest.Incomplete {
+		why = human.Count(r.Errors, "path or change failed", "paths or changes failed") + " (its log names them; the next run retries them)"
+	}
+	return fmt.Sprintf("last run:     %s (%s ago): %s: %s\n", r.Ended.Format(time.DateTime), ago(*r.Ended), strings.ToUpper(resultWords[r.Result]), why)
 }
 
 // printStatus prints st for people.
@@ -79,9 +116,12 @@ func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 		fmt.Fprintf(w, "last success: never: STALE\n")
 	case st.Stale:
 		fmt.Fprintf(w, "last success: %s (%s ago): STALE, older than %s\n", st.LastSuccess.Format(time.DateTime), ago(*st.LastSuccess), st.MaxAge)
+	case statusExit(st) != exitOK:
+		fmt.Fprintf(w, "last success: %s (%s ago), within max age %s, but the last run did not succeed:\n", st.LastSuccess.Format(time.DateTime), ago(*st.LastSuccess), st.MaxAge)
 	default:
 		fmt.Fprintf(w, "last success: %s (%s ago): up to date (max age %s)\n", st.LastSuccess.Format(time.DateTime), ago(*st.LastSuccess), st.MaxAge)
 	}
+	fmt.Fprint(w, lastRunLine(st.LastRun))
 	if r := st.LastReconcile; r != nil {
 		fmt.Fprintf(w, "reconciled:   %s (%s ago): %s\n", r.At.Format(time.DateTime), ago(r.At), findingsLine(r.Findings))
 	} else {
@@ -90,17 +130,14 @@ func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 	if len(st.Runs) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n%-19s  %9s  %-10s  %s\n", "STARTED", "DURATION", "RESULT", "CHANGES")
+	fmt.Fprintf(w, "\n%-19s  %9s  %-11s  %s\n", "STARTED", "DURATION", "RESULT", "CHANGES")
 	for _, r := range st.Runs {
 		dur, result := "-", "killed or still running"
 		if r.Ended != nil {
 			dur = (time.Duration(r.DurationS * float64(time.Second))).Round(100 * time.Millisecond).String()
-			result = map[int]string{exitOK: "ok", exitIncomplete: "incomplete", exitFatal: "failed"}[*r.ExitCode]
-			if result == "" {
-				result = fmt.Sprintf("exit %d", *r.ExitCode)
-			}
+			result = resultWords[r.Result]
 		}
-		line := fmt.Sprintf("%-19s  %9s  %-10s", r.Started.Format(time.DateTime), dur, result)
+		line := fmt.Sprintf("%-19s  %9s  %-11s", r.Started.Format(time.DateTime), dur, result)
 		if r.Ended != nil {
 			line += "  " + summaryLine(r.Counts)
 			if r.Message != "" {

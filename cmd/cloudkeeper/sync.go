@@ -40,7 +40,7 @@ func syncCommand() *cli.Command {
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			opts.dryRun, opts.rehash, opts.reconcile = c.Bool("dry-run"), c.Bool("rehash"), c.Bool("reconcile")
 			every := c.Duration("every")
@@ -142,7 +142,7 @@ func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 			p.keepError(err.Error())
 			p.log.Error("the reconcile failed; the run goes on without it and the next one tries again", "error", err.Error())
 		},
-		Scanned: p.progress.scanned, Hashed: p.progress.hashed, Queued: p.progress.queuedChange,
+		Scanned: p.progress.Scanned, Hashed: p.progress.Hashed, Queued: p.progress.Queued,
 	}
 }
 
@@ -165,6 +165,6 @@ func (o outcome) exitCode() int {
 
 // runSync is one run (see mirror.Run), shown by the printer.
 func runSync(ctx context.Context, o syncOptions, p *printer) outcome {
-	p.progress.start()
+	p.progress.Start()
 	return p.outcome(mirror.Run(ctx, o.mirrorOptions(p)))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -55,21 +54,21 @@ func verifyCommand() *cli.Command {
 			repair := c.Bool("repair")
 			expect, db, err := loadExpected(ctx, t, c.IsSet(flagManifest), repair, p)
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			if db != nil {
 				defer db.Close()
 			}
 			if repair && expect == nil {
-				return p.fail(usageError{errors.New("--repair marks what verify finds in the manifest, and there is none: set --source (and --manifest if it is not the default one)")})
+				return usageError{errors.New("--repair marks what verify finds in the manifest, and there is none: set --source (and --manifest if it is not the default one)")}
 			}
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			res, err := verify.Run(ctx, s3, verifyOptions(p, t, expect, c.Bool("deep"), repair))
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			sum := verifySummaryOf(res, c.Bool("deep"))
 			if expect != nil {
@@ -78,7 +77,7 @@ func verifyCommand() *cli.Command {
 			printVerifySummary(p, sum)
 			if repair {
 				if err := markRepair(ctx, p, db, res); err != nil {
-					return p.fail(err)
+					return err
 				}
 			}
 			if !sum.Good {
@@ -154,10 +153,9 @@ func markRepair(ctx context.Context, p *printer, db *manifest.DB, res verify.Res
 	n := m.Missing + m.Differ + m.Adopted + m.Extra
 	switch {
 	case p.json:
-		b, _ := json.Marshal(struct {
+		p.printJSON(struct {
 			Marked report.Findings `json:"marked"`
 		}{report.FindingsOf(m)})
-		p.println(string(b))
 	case n > 0:
 		p.println(fmt.Sprintf("marked %s in the manifest for the next sync to repair: %s", human.Count(n, "object", "objects"), findingsLine(report.FindingsOf(m))))
 	case !p.quiet:
@@ -176,8 +174,7 @@ func printProblem(p *printer, problem verify.Problem) {
 		pr.Detail = human.Bytes(problem.Size)
 	}
 	if p.json {
-		b, _ := json.Marshal(pr)
-		p.println(string(b))
+		p.printJSON(pr)
 		return
 	}
 	what := pr.Path
@@ -198,10 +195,9 @@ func printVerifySummary(p *printer, s verifySummary) {
 		return
 	}
 	if p.json {
-		b, _ := json.Marshal(struct {
+		p.printJSON(struct {
 			Summary verifySummary `json:"summary"`
 		}{s})
-		p.println(string(b))
 		return
 	}
 	line := fmt.Sprintf("%s (%s) checked", human.Count(s.Objects, "object", "objects"), human.Bytes(s.Bytes))

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"time"
@@ -42,18 +41,18 @@ func watchCommand() *cli.Command {
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
-				return p.fail(err)
+				return err
 			}
 			opts.dryRun = c.Bool("dry-run")
 			w := watchOptions{eventsOnly: c.Bool("events-only"), rescan: c.Duration("rescan")}
 			if w.persist, err = intervalSetting(c, "persist-interval", "DB_PERSISTENCE_INTERVAL"); err != nil {
-				return p.fail(err)
+				return err
 			}
 			if w.push, err = intervalSetting(c, "push-interval", "S3_BACKUP_INTERVAL"); err != nil {
-				return p.fail(err)
+				return err
 			}
 			if err := runWatch(ctx, opts, w, p, after); err != nil {
-				return p.fail(err)
+				return err
 			}
 			return nil
 		}),
@@ -90,7 +89,7 @@ func positive(name string, d time.Duration) (time.Duration, error) {
 }
 
 // watchLog is how a push is announced to people (the e2e tests match these
-// lines); programs read the events of --json instead (see watchEvent).
+// lines); programs read the events of --json instead (see mirror.Event).
 func watchLog(p *printer, push mirror.Push) {
 	if push.Full != mirror.Scoped {
 		p.log.Info("full sync", "why", push.Why())
@@ -111,7 +110,7 @@ func runWatch(ctx context.Context, o syncOptions, w watchOptions, p *printer, af
 		Pushing: func(push mirror.Push) {
 			watchLog(p, push)
 			p.event(mirror.PushEvent(push))
-			p.progress.start()
+			p.progress.Start()
 		},
 		Pushed: func(push mirror.Push, res mirror.Result) {
 			out := p.outcome(res)
@@ -130,6 +129,5 @@ func (p *printer) event(ev mirror.Event) {
 	if !p.json {
 		return
 	}
-	b, _ := json.Marshal(ev)
-	p.println(string(b))
+	p.printJSON(ev)
 }

@@ -24,7 +24,7 @@ type Event struct {
 	Dirty  *int   `json:"dirty,omitempty"`  // dirty paths taken (push), left (stopped)
 	Scopes *int   `json:"scopes,omitempty"` // what a scoped push scans
 	// pushed
-	Result   string           `json:"result,omitempty"` // success, incomplete or failure
+	Result   string           `json:"result,omitempty"` // success, incomplete, failure or interrupted
 	ExitCode *int             `json:"exit_code,omitempty"`
 	Counts   *manifest.Counts `json:"counts,omitempty"`
 	Error    string           `json:"error,omitempty"`
@@ -75,10 +75,7 @@ func PushedEvent(push Push, res Result) Event {
 	ev.Event = "pushed"
 	code := res.ExitCode()
 	ev.ExitCode, ev.Counts = &code, &res.Counts
-	ev.Result = map[int]string{ExitOK: "success", ExitIncomplete: "incomplete"}[code]
-	if ev.Result == "" {
-		ev.Result = "failure"
-	}
+	ev.Result = string(res.Outcome())
 	if res.Err != nil {
 		ev.Error = res.Err.Error()
 	}

@@ -23,6 +23,7 @@ func TestEventsJSON(t *testing.T) {
 		{PushedEvent(scoped, Result{Counts: manifest.Counts{Add: 2, Errors: 1}}), []string{`"event":"pushed"`, `"result":"incomplete"`, `"exit_code":3`, `"add":2`}},
 		{PushedEvent(lost, Result{Err: errors.New("bucket gone")}), []string{`"result":"failure"`, `"exit_code":1`, `"error":"bucket gone"`}},
 		{PushedEvent(lost, Result{}), []string{`"result":"success"`, `"exit_code":0`}},
+		{PushedEvent(lost, Result{Err: ErrInterrupted}), []string{`"result":"interrupted"`, `"exit_code":1`, `"error":"interrupted; `}},
 		{StoppedEvent(4), []string{`"event":"stopped"`, `"dirty":4`}},
 	} {
 		b, err := json.Marshal(c.ev)

@@ -149,6 +149,14 @@ type Result struct {
 	Replaced cost.Replaced
 }
 
+// Interrupted reports whether the run was stopped by the end of its
+// context (a signal): its Err is ErrInterrupted.
+func (r Result) Interrupted() bool { return errors.Is(r.Err, ErrInterrupted) }
+
+// Outcome is how the run ended: success, incomplete, failure or
+// interrupted.
+func (r Result) Outcome() manifest.Outcome { return manifest.OutcomeOf(r.ExitCode(), r.Interrupted()) }
+
 // ExitCode is the run's exit status: ExitOK, ExitIncomplete or ExitFatal.
 func (r Result) ExitCode() int {
 	switch {
@@ -161,8 +169,17 @@ func (r Result) ExitCode() int {
 	}
 }
 
-// errInterrupted replaces the error of a run whose context ended.
-var errInterrupted = errors.New("interrupted; what was confirmed is recorded, the next run finishes the job")
+// ErrInterrupted replaces the error of a run whose context ended.
+var ErrInterrupted = errors.New("interrupted; what was confirmed is recorded, the next run finishes the job")
+
+// interruption is err, or ErrInterrupted if err ended the run because ctx
+// ended.
+func interruption(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		return ErrInterrupted
+	}
+	return err
+}
 
 // Run is one run: scan → diff → apply, as a pipeline, so that uploads start
 // while the walk goes on. A real run is recorded in the manifest.
@@ -173,9 +190,7 @@ func Run(ctx context.Context, o Options) (res Result) {
 	res = Result{DryRun: o.DryRun, Started: time.Now()}
 	defer func() {
 		res.Ended = time.Now()
-		if res.Err != nil && ctx.Err() != nil {
-			res.Err = errInterrupted
-		}
+		res.Err = interruption(ctx, res.Err)
 	}()
 	r := &run{o: o, res: &res}
 	if res.Err = r.open(); res.Err != nil {
@@ -253,6 +268,9 @@ func (r *run) execute(ctx context.Context) {
 			r.writer.Close()
 		}
 		r.countRequests()
+		// Recorded as the terminal shows it: interrupted, not "context
+		// canceled".
+		res.Err = interruption(ctx, res.Err)
 		if r.recording {
 			r.record()
 		}

@@ -300,11 +300,17 @@ func TestRunSourceGoneIsFatalNotADeletion(t *testing.T) {
 	b := newBackup(t, map[string]string{"a.txt": "a", "d/b.txt": "b"})
 	b.run(t, b.opts, ExitOK)
 	before := b.objects(t)
-	for name, gone := range map[string]func(){
-		"removed":   func() { os.RemoveAll(b.src) },
-		"now afile": func() { os.WriteFile(b.src, []byte("x"), 0o644) },
+	for _, c := range []struct {
+		name string
+		gone func() error
+	}{
+		{"removed", func() error { return os.RemoveAll(b.src) }},
+		{"now a file", func() error { return os.WriteFile(b.src, []byte("x"), 0o644) }},
 	} {
-		gone()
+		name := c.name
+		if err := c.gone(); err != nil {
+			t.Fatal(err)
+		}
 		res := b.run(t, b.opts, ExitFatal)
 		if res.Err == nil || !strings.Contains(res.Err.Error(), b.src) {
 			t.Errorf("%s: error %v does not name the source %s", name, res.Err, b.src)

@@ -215,7 +215,8 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 func (r *run) record() {
 	ctx := context.Background() // record even an interrupted run
 	res := r.res
-	run := manifest.Run{ID: res.RunID, Started: res.Started, Ended: time.Now(), ExitCode: res.ExitCode(), Counts: res.Counts, Requests: res.Requests}
+	run := manifest.Run{ID: res.RunID, Started: res.Started, Ended: time.Now(), ExitCode: res.ExitCode(), Counts: res.Counts,
+		Interrupted: res.Interrupted(), Requests: res.Requests}
 	if res.Err != nil {
 		run.Message = res.Err.Error()
 	}

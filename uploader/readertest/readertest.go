@@ -8,7 +8,7 @@
 //
 //	f := readertest.NewFake()
 //	f.Put("p/a.txt", []byte("hi"), readertest.Meta([]byte("hi"), mtimeNs, 0o644))
-//	err := restore.Run(ctx, f, opts)
+//	res, err := restore.Run(ctx, f, root, opts)
 package readertest
 
 import (

@@ -17,7 +17,7 @@ import (
 
 // Notification is the JSON body of a notification.
 type Notification struct {
-	Status    string    `json:"status"` // success, incomplete or failure
+	Status    string    `json:"status"` // success, incomplete, failure or interrupted
 	ExitCode  int       `json:"exit_code"`
 	Host      string    `json:"host"`
 	Source    string    `json:"source"`
@@ -41,14 +41,7 @@ func NewNotification(t Target, r Run, host string) Notification {
 		Endpoint: t.Endpoint, Started: r.Started, Finished: r.Ended, DurationS: r.Ended.Sub(r.Started).Seconds(),
 		Counts: r.Counts, FirstErrors: r.FirstErrors, Objects: r.Objects, ObjectBytes: r.ObjectBytes,
 	}
-	switch r.ExitCode {
-	case mirror.ExitOK:
-		n.Status = "success"
-	case mirror.ExitIncomplete:
-		n.Status = "incomplete"
-	default:
-		n.Status = "failure"
-	}
+	n.Status = string(manifest.OutcomeOf(r.ExitCode, r.Interrupted()))
 	if r.Err != nil {
 		n.Error = r.Err.Error()
 	}

@@ -20,6 +20,9 @@ type Status struct {
 	LastSuccess *time.Time `json:"last_success"`
 	MaxAge      string     `json:"max_age"`
 	Stale       bool       `json:"stale"`
+	// LastRun is the last run that ended (null: none did); status shows
+	// it when it is not a success.
+	LastRun *StatusRun `json:"last_run"`
 	// LastReconcile is null if the manifest was never reconciled.
 	LastReconcile *Reconcile  `json:"last_reconcile"`
 	Runs          []StatusRun `json:"runs"`
@@ -57,6 +60,19 @@ type StatusRun struct {
 	// (empty for runs recorded before cloudkeeper counted them).
 	Requests manifest.Requests `json:"requests"`
 	Message  string            `json:"message,omitempty"`
+	// Result is how it ended: success, incomplete, failure or
+	// interrupted; "" if it did not (null Ended).
+	Result manifest.Outcome `json:"result"`
+}
+
+// statusRun is the record r as status shows it.
+func statusRun(r manifest.Run) StatusRun {
+	sr := StatusRun{Started: r.Started, Counts: r.Counts, Requests: r.Requests, Message: r.Message, Result: r.Outcome()}
+	if r.Finished() {
+		ended, code := r.Ended, r.ExitCode
+		sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()
+	}
+	return sr
 }
 
 // Stale says whether a backup whose last success ended at last (ok false:
@@ -82,6 +98,12 @@ func ReadStatus(ctx context.Context, db *manifest.DB, path string, t Target, max
 	if ok {
 		st.LastSuccess = &last.Ended
 	}
+	if lastRun, ok, err := db.LastEnded(ctx); err != nil {
+		return st, err
+	} else if ok {
+		sr := statusRun(lastRun)
+		st.LastRun = &sr
+	}
 	rec, ok, err := db.LastReconciled(ctx)
 	if err != nil {
 		return st, err
@@ -95,12 +117,7 @@ func ReadStatus(ctx context.Context, db *manifest.DB, path string, t Target, max
 	}
 	st.Runs = []StatusRun{}
 	for _, r := range rs {
-		sr := StatusRun{Started: r.Started, Counts: r.Counts, Requests: r.Requests, Message: r.Message}
-		if r.Finished() {
-			ended, code := r.Ended, r.ExitCode
-			sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()
-		}
-		st.Runs = append(st.Runs, sr)
+		st.Runs = append(st.Runs, statusRun(r))
 	}
 	return st, nil
 }

@@ -9,7 +9,7 @@
 // operation goes through an os.Root, which no ".." and no symlink leads
 // out of.
 //
-//	root, _ := os.OpenRoot(dir)
+//	root, _ := restore.OpenRoot(dir) // created if needed
 //	res, err := restore.Run(ctx, s3, root, restore.Options{
 //		Prefix:   "laptop/",
 //		Failed:   func(path string, err error) { log.Print(path, err) },
@@ -45,8 +45,7 @@ import (
 type Options struct {
 	Prefix string // the backup's key prefix (manifest.NormalizePrefix)
 	// Only restores one path, a file or a folder with what is under it,
-	// relative to the source, without empty, "." or ".." components; ""
-	// restores everything.
+	// relative to the source (see OnlyPath); "" restores everything.
 	Only string
 	// Overwrite replaces files that exist; without it they are left, and
 	// reported with ErrExists unless they hold the object's content.
@@ -99,6 +98,11 @@ type Result struct {
 // ErrExists is a file in the way, which only Options.Overwrite replaces.
 var ErrExists = errors.New("already exists, with other content: not overwritten (--overwrite replaces it)")
 
+// ErrNothing is Run's error when no object is under the prefix (and
+// Options.Only): nothing to restore is not a success, the prefix or the
+// path is most likely mistyped.
+var ErrNothing = errors.New("no object to restore")
+
 // restorer is one Run.
 type restorer struct {
 	bucket uploader.Reader
@@ -122,9 +126,29 @@ func OpenRoot(dir string) (*os.Root, error) {
 	return root, nil
 }
 
+// OnlyPath checks a path to restore alone, as Options.Only takes it: one
+// relative to the source that cannot leave it (manifest.CheckPath);
+// leading and trailing slashes are dropped ("/docs/" is "docs"), and ""
+// means everything.
+func OnlyPath(s string) (string, error) {
+	s = strings.Trim(s, "/")
+	if s == "" {
+		return "", nil
+	}
+	if err := manifest.CheckPath(s); err != nil {
+		return "", fmt.Errorf("path to restore %q: %w", s, err)
+	}
+	return s, nil
+}
+
 // Run restores the objects under opts.Prefix (and opts.Only) from bucket
 // into root.
 func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Options) (Result, error) {
+	only, err := OnlyPath(opts.Only)
+	if err != nil {
+		return Result{}, err
+	}
+	opts.Only = only
 	r := &restorer{bucket: bucket, root: root, o: opts}
 	if opts.Progress != nil {
 		every := opts.ProgressEvery
@@ -152,8 +176,12 @@ func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Option
 		// UTF-8 is the same piece by piece); others are filtered below.
 		list = manifest.Key(opts.Prefix, opts.Only)
 	}
-	err := uploader.EachObject(ctx, bucket, list, opts.Concurrency, r.object)
-	return r.result(), err
+	err = uploader.EachObject(ctx, bucket, list, opts.Concurrency, r.object)
+	res := r.result()
+	if err == nil && res.Restored+res.Same+res.Failed == 0 {
+		err = ErrNothing
+	}
+	return res, err
 }
 
 func (r *restorer) result() Result {

@@ -243,6 +243,22 @@ func TestOnlyRestoresOnePath(t *testing.T) {
 	if want := []string{"docs.txt"}; !slices.Equal(l.restored, want) {
 		t.Errorf("restored %q, want %q", l.restored, want)
 	}
+	// A library caller may pass what a user typed: "/docs/" is "docs".
+	_, l = run(t, f, t.TempDir(), Options{Only: "/docs/"})
+	if want := []string{"docs/a", "docs/sub/b"}; !slices.Equal(l.restored, want) {
+		t.Errorf("Only /docs/: restored %q, want %q", l.restored, want)
+	}
+	// One that could lead outside the folder is refused before any request.
+	root, err := OpenRoot(filepath.Join(t.TempDir(), "new", "folder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for _, bad := range []string{"../docs", "docs/../../x", "a//b", "./docs"} {
+		if _, err := Run(context.Background(), f, root, Options{Only: bad}); err == nil {
+			t.Errorf("Only %q: no error", bad)
+		}
+	}
 }
 
 // A fatal error ends the restore and is returned.

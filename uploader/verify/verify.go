@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -108,8 +109,14 @@ func Expect(ctx context.Context, db *manifest.DB) (map[string]Expected, error) {
 
 // Load opens the manifest at path and reads what it expects (Expect):
 // read-only, or for writing with forRepair, when it is returned open for
-// MarkRepair (the caller closes it; no sync may run meanwhile).
+// MarkRepair (the caller closes it; no sync may run meanwhile). A manifest
+// that is not there is an error (fs.ErrNotExist): it is never created, as
+// an empty one would call every object extra. To check the bucket alone,
+// pass no Options.Expect.
 func Load(ctx context.Context, path string, id manifest.Identity, forRepair bool) (map[string]Expected, *manifest.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil, fmt.Errorf("manifest: %w", err)
+	}
 	open := manifest.OpenReadOnly
 	if forRepair {
 		open = manifest.Open
@@ -164,7 +171,7 @@ type Result struct {
 	Errors   int64 `json:"errors"`
 	// Repair (with Options.Repair) is what MarkRepair writes; Marked
 	// counts it.
-	Repair *manifest.Repair     `json:"-"`
+	Repair *manifest.Repair    `json:"-"`
 	Marked manifest.Reconciled `json:"-"`
 }
 

@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -180,5 +181,20 @@ func TestCancelEndsTheCheck(t *testing.T) {
 	f.Err = func(op, key string) error { cancel(); return ctx.Err() }
 	if _, err := Run(ctx, f, Options{Prefix: "p/", Expect: m}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// Load never creates a manifest: an empty one would make every object
+// "extra", and a repair would adopt them all.
+func TestLoadMissingManifestIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "none.db")
+	for _, forRepair := range []bool{false, true} {
+		m, db, err := Load(context.Background(), path, manifest.Identity{Source: "/src", Bucket: "b"}, forRepair)
+		if !errors.Is(err, fs.ErrNotExist) || m != nil || db != nil {
+			t.Errorf("forRepair %v: %v, %v, %v; want fs.ErrNotExist", forRepair, m, db, err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("forRepair %v: Load created %s", forRepair, path)
+		}
 	}
 }

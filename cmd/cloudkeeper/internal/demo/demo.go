@@ -1,7 +1,8 @@
 // Package demo is cloudkeeper's tour: a local S3 gateway, a sample
 // folder, and a few syncs of it (a preview, a backup, edits, a second
 // preview and backup, a run with nothing to do), then what the bucket
-// holds. The syncs are the caller's: Run only sets the stage.
+// holds. Run sets the stage, makes the edits between the steps and lists
+// the bucket at the end; each sync is the caller's (Options.Sync).
 package demo
 
 import (

@@ -90,6 +90,9 @@ func (h *Handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *Handler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
 	h2 := *h
 	if h2.group != "" {
 		name = h2.group + "." + name

@@ -1,4 +1,9 @@
-package main
+// Package progress is the live display of a run on a terminal: files
+// scanned, bytes hashed, changes applied of those queued, with bytes, rate
+// and ETA, drawn on stderr below the lines the command prints (which
+// Writer routes above the bars). Its counters are fed by the callbacks of
+// a mirror run (Scanned, Hashed, Queued, Applied).
+package progress
 
 import (
 	"fmt"
@@ -9,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mattn/go-isatty"
-	"github.com/urfave/cli/v2"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
@@ -19,11 +23,10 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 )
 
-// progress is the live display of a run on a terminal: files scanned,
-// bytes hashed, uploads done of those queued with bytes, rate and ETA.
-// When stderr is not a terminal (cron, a pipe, a log file) it shows
-// nothing; its counters still count.
-type progress struct {
+// Display is the live display of one run at a time. When off (stderr is
+// not a terminal: cron, a pipe, a log file) it shows nothing; its counters
+// still count. The zero Display, with Stderr set, is off.
+type Display struct {
 	enabled    bool
 	stderr     io.Writer
 	stdoutTerm bool // stdout is the same kind of terminal: route its lines above the bars
@@ -37,17 +40,22 @@ type progress struct {
 	queued, queuedBytes, done, doneBy atomic.Int64
 }
 
-func newProgress(c *cli.Context, quiet bool) *progress {
-	return &progress{
-		enabled: !quiet && c.String(flagLogFormat) != "json" && isatty.IsTerminal(os.Stderr.Fd()),
-		stderr:  c.App.ErrWriter,
-		// Change lines go to stdout; above the bars only if it is a terminal.
+// New is the display of a command writing to stderr: on if show and the
+// process's stderr is a terminal. Lines to stdout go above the bars only
+// if stdout is a terminal too.
+func New(stderr io.Writer, show bool) *Display {
+	return &Display{
+		enabled:    show && isatty.IsTerminal(os.Stderr.Fd()),
+		stderr:     stderr,
 		stdoutTerm: isatty.IsTerminal(os.Stdout.Fd()),
 	}
 }
 
-// start begins a run's display.
-func (p *progress) start() {
+// Off is a display that shows nothing, for output to stderr.
+func Off(stderr io.Writer) *Display { return &Display{stderr: stderr} }
+
+// Start begins a run's display.
+func (p *Display) Start() {
 	p.files.Store(0)
 	p.hashedFiles.Store(0)
 	p.hashedBytes.Store(0)
@@ -55,12 +63,12 @@ func (p *progress) start() {
 	p.queuedBytes.Store(0)
 	p.done.Store(0)
 	p.doneBy.Store(0)
-	if !p.enabled {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.started = time.Now()
+	if !p.enabled {
+		return
+	}
 	p.container = mpb.New(mpb.WithOutput(p.stderr), mpb.WithRefreshRate(150*time.Millisecond), mpb.WithWidth(100),
 		// stderr is a terminal (checked above), behind the redacting writer that mpb cannot see through.
 		mpb.WithAutoRefresh())
@@ -75,7 +83,7 @@ func (p *progress) start() {
 }
 
 // applyLine is "apply   12/40 changes, 3.1 MiB/9.8 MiB, 4.2 MiB/s, ETA 2s".
-func (p *progress) applyLine() string {
+func (p *Display) applyLine() string {
 	done, queued := p.done.Load(), p.queued.Load()
 	by, total := p.doneBy.Load(), p.queuedBytes.Load()
 	line := fmt.Sprintf("apply   %s/%s changes, %s/%s", human.Thousands(done), human.Thousands(queued), human.Bytes(by), human.Bytes(total))
@@ -89,8 +97,8 @@ func (p *progress) applyLine() string {
 	return line
 }
 
-// stop ends the display, leaving the terminal clean.
-func (p *progress) stop() {
+// Stop ends the display, leaving the terminal clean.
+func (p *Display) Stop() {
 	p.mu.Lock()
 	c, bars := p.container, p.bars
 	p.container, p.bars = nil, nil
@@ -104,9 +112,9 @@ func (p *progress) stop() {
 	c.Wait()
 }
 
-// writer is where a line meant for w goes: above the bars while they are
+// Writer is where a line meant for w goes: above the bars while they are
 // shown, so the display stays whole.
-func (p *progress) writer(w io.Writer) io.Writer {
+func (p *Display) Writer(w io.Writer) io.Writer {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.container != nil && (w == p.stderr || p.stdoutTerm) {
@@ -130,23 +138,28 @@ func (a aboveBars) Write(b []byte) (int, error) {
 	return a.w.Write(b)
 }
 
-// logWriter is the logger's stderr, routed above the bars when shown.
-type logWriter struct{ p *progress }
+// Log is stderr for the logger: its lines go above the bars when shown.
+func (p *Display) Log() io.Writer { return logWriter{p} }
 
-func (l logWriter) Write(b []byte) (int, error) { return l.p.writer(l.p.stderr).Write(b) }
+type logWriter struct{ p *Display }
 
-func (p *progress) scanned(e scanner.Entry) {
+func (l logWriter) Write(b []byte) (int, error) { return l.p.Writer(l.p.stderr).Write(b) }
+
+// Scanned counts a scanned entry (mirror.Options.Scanned).
+func (p *Display) Scanned(e scanner.Entry) {
 	if e.Kind == scanner.KindFile {
 		p.files.Add(1)
 	}
 }
 
-func (p *progress) hashed(bytes int64) {
+// Hashed counts a file read and hashed (mirror.Options.Hashed).
+func (p *Display) Hashed(bytes int64) {
 	p.hashedFiles.Add(1)
 	p.hashedBytes.Add(bytes)
 }
 
-func (p *progress) queuedChange(ch manifest.Change) {
+// Queued counts a change queued for the bucket (mirror.Options.Queued).
+func (p *Display) Queued(ch manifest.Change) {
 	if ch.Op == manifest.OpTouch {
 		return
 	}
@@ -156,7 +169,8 @@ func (p *progress) queuedChange(ch manifest.Change) {
 	}
 }
 
-func (p *progress) applied(r uploader.Result) {
+// Applied counts a change done, applied or failed.
+func (p *Display) Applied(r uploader.Result) {
 	if r.Change.Op == manifest.OpTouch {
 		return
 	}
