@@ -163,11 +163,11 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 	p.log.Info("skipped", "path", display(pr.Path), "reason", pr.Notice)
 }
 
-// summary prints the last line: "2 uploads (2.1 MiB), 1 rename, 1 copy,
+// summary prints the last lines: "2 uploads (2.1 MiB), 1 rename, 1 copy,
 // 1 delete; 20,114 files unchanged", then what the run sent (see
-// requestsLine). A run that failed says so at the end
-// of it, and prints none if it applied nothing: its error says it all.
-// The JSON summary is always printed, with how the run ended.
+// requestsLine). A run that failed says so at the end of the first, and
+// prints none if it applied nothing: its error says it all. The JSON
+// summary is always printed, with how the run ended and its requests.
 func (p *printer) summary(res outcome) {
 	if p.quiet {
 		return

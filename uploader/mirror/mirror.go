@@ -348,14 +348,7 @@ func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket
 		if res.Err = check(); res.Err != nil {
 			return nil, nil, 0, false
 		}
-		doubts, err := r.db.Doubts(ctx)
-		if err == nil && len(doubts) > 0 {
-			r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
-		}
-		if err == nil {
-			err = r.predictSkipped(ctx, doubts)
-		}
-		if res.Err = err; err != nil {
+		if res.Err = r.predictSkipped(ctx); res.Err != nil {
 			return nil, nil, 0, false
 		}
 		// A dry run applies to a bucket that does nothing and records

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 )
@@ -35,7 +34,14 @@ func (r *run) countRequests() {
 // run's look for objects in the prefix, the settle of keys in doubt, a
 // reconcile that is only due. What cannot be known without asking S3 is
 // said in Result.Approximated.
-func (r *run) predictSkipped(ctx context.Context, doubts []manifest.Intent) error {
+func (r *run) predictSkipped(ctx context.Context) error {
+	doubts, err := r.db.Doubts(ctx)
+	if err != nil {
+		return err
+	}
+	if len(doubts) > 0 {
+		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
+	}
 	if !r.o.AllowExisting {
 		isNew, err := newManifest(ctx, r.db, 0)
 		if err != nil {
