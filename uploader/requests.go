@@ -18,7 +18,7 @@ type requestCounter struct {
 	r  manifest.Requests
 }
 
-// add counts n requests of op carrying bytes of file content.
+// add adds r to the counts.
 func (c *requestCounter) add(r manifest.Requests) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
