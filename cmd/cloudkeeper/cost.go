@@ -59,6 +59,15 @@ func (p *printer) requestsJSON(res mirror.Result) jsonRequests {
 		Approximated: res.Approximated}
 }
 
+// printRequests prints the summary's requests line and logs what a dry
+// run's estimate approximates.
+func (p *printer) printRequests(res mirror.Result) {
+	p.println(p.requestsLine(res))
+	for _, a := range res.Approximated {
+		p.log.Info("the request estimate approximates", "what", a)
+	}
+}
+
 // requestsLine is the summary's second line: "would send 9 requests
 // (2 PUT, 1 multipart upload: 3 parts, 1 HEAD), 12.0 MiB; about $0.000047
 // at S3 Standard prices".

@@ -197,7 +197,7 @@ func (p *printer) summary(res outcome) {
 		line += "; " + ended
 	}
 	p.println(line)
-	p.println(p.requestsLine(res.Result))
+	p.printRequests(res.Result)
 }
 
 func summaryLine(c manifest.Counts) string {
