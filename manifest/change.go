@@ -40,6 +40,8 @@ type Change struct {
 	From  string // rename and copy: the path whose object is copied
 	Entry Entry  // the row to record once S3 confirmed; for a delete, the row to forget
 	Prev  *Entry // the row this change replaces, if the path had one
+	// Gone is, for a rename, From's row: its object is deleted once copied.
+	Gone *Entry
 }
 
 // MetaChanged reports whether a touch must refresh the object's metadata:

@@ -21,7 +21,8 @@ func (c *classifier) pair() error {
 	for _, ch := range c.deferred {
 		if vs := byHash[ch.Entry.Hash]; len(vs) > 0 {
 			i := sameBase(vs, ch.Path)
-			ch.Op, ch.From = OpRename, vs[i].Path
+			gone := vs[i]
+			ch.Op, ch.From, ch.Gone = OpRename, gone.Path, &gone
 			byHash[ch.Entry.Hash] = append(vs[:i:i], vs[i+1:]...)
 			renamed[ch.From] = true
 			if err := c.send(ch); err != nil {

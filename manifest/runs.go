@@ -36,7 +36,9 @@ type Run struct {
 	Ended    time.Time // zero while running, or if the run was killed
 	ExitCode int
 	Counts
-	Message string // why it failed, if it did
+	// Requests are the S3 requests the run sent.
+	Requests Requests
+	Message  string // why it failed, if it did
 	// Interrupted: a signal stopped it (its exit status is that of a
 	// failure).
 	Interrupted bool
@@ -100,9 +102,9 @@ func (m *DB) StartRun(ctx context.Context, start time.Time) (int64, error) {
 // EndRun records how run r.ID ended.
 func (m *DB) EndRun(ctx context.Context, r Run) error {
 	_, err := m.db.ExecContext(ctx, `UPDATE runs SET ended_ns = ?, exit_code = ?, adds = ?, modifies = ?, renames = ?,
-		copies = ?, deletes = ?, unchanged = ?, bytes = ?, errors = ?, message = ?, interrupted = ? WHERE id = ?`,
+		copies = ?, deletes = ?, unchanged = ?, bytes = ?, errors = ?, message = ?, interrupted = ?, requests = ?, bytes_sent = ? WHERE id = ?`,
 		r.Ended.UnixNano(), r.ExitCode, r.Add, r.Modify, r.Rename, r.Copy, r.Delete, r.Unchanged,
-		r.Bytes, r.Errors, r.Message, r.Interrupted, r.ID)
+		r.Bytes, r.Errors, r.Message, r.Interrupted, encodeRequests(r.Requests), r.Requests.Bytes, r.ID)
 	if err != nil {
 		return fmt.Errorf("manifest %s: record run: %w", m.path, err)
 	}
@@ -135,7 +137,7 @@ func (m *DB) lastRun(ctx context.Context, where string) (Run, bool, error) {
 
 func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
 	rows, err := m.db.QueryContext(ctx, `SELECT id, started_ns, ended_ns, exit_code, adds, modifies, renames, copies,
-		deletes, unchanged, bytes, errors, message, interrupted FROM runs `+tail, args...)
+		deletes, unchanged, bytes, errors, message, interrupted, requests, bytes_sent FROM runs `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -145,9 +147,15 @@ func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, er
 		var r Run
 		var started int64
 		var ended, code sql.NullInt64
+		var requests string
+		var sent int64
 		if err := rows.Scan(&r.ID, &started, &ended, &code, &r.Add, &r.Modify, &r.Rename, &r.Copy,
-			&r.Delete, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message, &r.Interrupted); err != nil {
+			&r.Delete, &r.Unchanged, &r.Bytes, &r.Errors, &r.Message, &r.Interrupted, &requests, &sent); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
+		}
+		var err error
+		if r.Requests, err = decodeRequests(requests, sent); err != nil {
+			return nil, fmt.Errorf("manifest %s: run %d: %w", m.path, r.ID, err)
 		}
 		r.Started = time.Unix(0, started)
 		if ended.Valid {

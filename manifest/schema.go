@@ -68,5 +68,10 @@ ALTER TABLE objects ADD COLUMN etag TEXT NOT NULL DEFAULT '';
 	// that failed: status names it as the terminal did.
 	`
 ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
+`, // 8: the S3 requests each run sent, by operation (a JSON object, as
+	// manifest.Requests has them), and the content bytes they carried.
+	`
+ALTER TABLE runs ADD COLUMN requests TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE runs ADD COLUMN bytes_sent INTEGER NOT NULL DEFAULT 0;
 `,
 }

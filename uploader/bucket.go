@@ -155,18 +155,3 @@ var ErrCopyTooLarge = errors.New("object too large for a single server-side copy
 // ErrSourceMissing is a copy whose source object is not in the bucket: it
 // was deleted behind the manifest's back, or never written.
 var ErrSourceMissing = errors.New("the source object is not in the bucket")
-
-// DryRun is the Bucket of a dry run: every call succeeds and nothing is
-// sent, read or written.
-type DryRun struct{}
-
-var _ Bucket = DryRun{}
-
-// Upload does nothing.
-func (DryRun) Upload(context.Context, Upload) (string, error) { return "", nil }
-
-// Copy does nothing.
-func (DryRun) Copy(context.Context, string, Object) (string, error) { return "", nil }
-
-// Delete does nothing.
-func (DryRun) Delete(context.Context, []string) ([]KeyError, error) { return nil, nil }

@@ -84,6 +84,8 @@ type S3 struct {
 
 	ready    sync.Once
 	readyErr error
+
+	requests *requestCounter // every request sent, by operation
 }
 
 var _ Bucket = (*S3)(nil)
@@ -113,7 +115,11 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	client := s3.NewFromConfig(cfg, func(o *s3.Options) { endpointOptions(ctx, c, o) })
+	requests := &requestCounter{}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		endpointOptions(ctx, c, o)
+		o.APIOptions = append(o.APIOptions, requests.middleware)
+	})
 	where := c.Endpoint
 	var upload []func(*s3.Options)
 	if where == "" {
@@ -137,6 +143,7 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		memSize:  int64(max(c.Concurrency, 4)) * c.PartSize,
 		mem:      semaphore.NewWeighted(int64(max(c.Concurrency, 4)) * c.PartSize),
 		maxParts: maxParts,
+		requests: requests,
 	}, nil
 }
 
@@ -305,7 +312,7 @@ func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 	}
 	defer f.Close()
 	r := scanner.NewHashReader(f, u.Size)
-	if u.Size > b.partSize {
+	if b.uploadsInParts(u.Size) {
 		return b.uploadParts(ctx, r, u)
 	}
 	if err := b.mem.Acquire(ctx, max(u.Size, 1)); err != nil {
@@ -383,7 +390,7 @@ func md5Base64(b []byte) string {
 // aborts otherwise, so no object with other bytes and no orphan parts
 // remain.
 func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (etag string, err error) {
-	partSize := max(b.partSize, (u.Size+b.maxParts-1)/b.maxParts)
+	partSize := b.uploadPartSize(u.Size)
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:   aws.String(b.bucket),
 		Key:      aws.String(u.Key),
@@ -458,10 +465,11 @@ func (b *S3) Copy(ctx context.Context, from string, o Object) (string, error) {
 	if err := b.Check(ctx); err != nil {
 		return "", err
 	}
-	if o.Size > b.maxCopy {
-		if from == o.Key {
-			return "", ErrCopyTooLarge // a metadata refresh of a huge object is not worth a full copy
-		}
+	inParts, err := b.copiesInParts(from, o)
+	if err != nil {
+		return "", err
+	}
+	if inParts {
 		return b.copyParts(ctx, from, o)
 	}
 	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
@@ -493,7 +501,7 @@ func (b *S3) copyError(from, to string, err error) error {
 // copyParts copies a large object in parts on the server, aborting the
 // multipart upload if any part fails.
 func (b *S3) copyParts(ctx context.Context, from string, o Object) (etag string, err error) {
-	partSize := max(b.copyPart, (o.Size+9999)/10000)
+	partSize := b.copyPartSize(o.Size)
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(b.bucket), Key: aws.String(o.Key), Metadata: o.Metadata(),
 	})

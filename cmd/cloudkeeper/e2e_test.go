@@ -100,7 +100,7 @@ type result struct {
 func (r result) lines() []string {
 	var out []string
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-		if l != "" && !strings.Contains(l, "unchanged") {
+		if l != "" && !strings.Contains(l, "unchanged") && !isRequestsLine(l) {
 			out = append(out, l)
 		}
 	}
@@ -108,9 +108,27 @@ func (r result) lines() []string {
 	return out
 }
 
+// summary is the summary line of the changes: the last line but for the
+// requests line.
 func (r result) summary() string {
 	ls := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	for i := len(ls) - 1; i > 0 && isRequestsLine(ls[i]); i-- {
+		ls = ls[:i]
+	}
 	return ls[len(ls)-1]
+}
+
+// requests is the summary's requests line ("sent ...", "would send ...").
+func (r result) requests() string {
+	ls := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if l := ls[len(ls)-1]; isRequestsLine(l) {
+		return l
+	}
+	return ""
+}
+
+func isRequestsLine(l string) bool {
+	return strings.HasPrefix(l, "sent ") || strings.HasPrefix(l, "would send ")
 }
 
 func (e *env) baseArgs() []string {
@@ -522,7 +540,10 @@ func TestSyncDryRunTouchesNothing(t *testing.T) {
 		`{"op":"delete","path":"old.txt","size":3}`,
 		`{"op":"modify","path":"keep.txt","size":16}`,
 		`{"op":"rename","path":"moved.txt","from":"mv.txt","size":7}`,
-		`{"summary":{"add":1,"modify":1,"rename":1,"copy":0,"delete":1,"unchanged":0,"bytes":19,"errors":0,"hashed_files":N,"hashed_bytes":N,"result":"success","exit_code":0}}`,
+		`{"summary":{"add":1,"modify":1,"rename":1,"copy":0,"delete":1,"unchanged":0,"bytes":19,"errors":0,"hashed_files":N,"hashed_bytes":N,"result":"success","exit_code":0,` +
+			`"requests":{"by_op":{"CopyObject":1,"DeleteObjects":1,"HeadBucket":1,"PutObject":2},"bytes_sent":19},"request_total":5,` +
+			`"cost":{"prices":"S3 Standard","requests_usd":0.0000154,"early_delete_usd":0,"early_delete_objects":0,"early_delete_bytes":0,` +
+			`"storage_class":"STANDARD","min_days":0,"usd":0.0000154}}}`,
 	}
 	// What was hashed depends on timing: the moved file is read again
 	// if it was hashed less than 2 s after it was written (racily clean).

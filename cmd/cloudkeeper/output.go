@@ -14,6 +14,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/progress"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
@@ -30,6 +31,7 @@ type printer struct {
 	// firstErrors keeps the first few per-path errors of a run, for the
 	// notification.
 	firstErrors []string
+	prices      *cost.Prices // --price-file; nil: S3 Standard's
 }
 
 const keptErrors = 20
@@ -65,6 +67,7 @@ type jsonSummary struct {
 		Result   manifest.Outcome `json:"result"`
 		ExitCode int              `json:"exit_code"`
 		Error    string           `json:"error,omitempty"`
+		jsonRequests
 	} `json:"summary"`
 }
 
@@ -160,10 +163,11 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 	p.log.Info("skipped", "path", display(pr.Path), "reason", pr.Notice)
 }
 
-// summary prints the last line: "2 uploads (2.1 MiB), 1 rename, 1 copy,
-// 1 delete; 20,114 files unchanged". A run that failed says so at the end
-// of it, and prints none if it applied nothing: its error says it all.
-// The JSON summary is always printed, with how the run ended.
+// summary prints the last lines: "2 uploads (2.1 MiB), 1 rename, 1 copy,
+// 1 delete; 20,114 files unchanged", then what the run sent (see
+// requestsLine). A run that failed says so at the end of the first, and
+// prints none if it applied nothing: its error says it all. The JSON
+// summary is always printed, with how the run ended and its requests.
 func (p *printer) summary(res outcome) {
 	if p.quiet {
 		return
@@ -177,6 +181,7 @@ func (p *printer) summary(res outcome) {
 		if res.Err != nil {
 			js.Summary.Error = res.Err.Error()
 		}
+		js.Summary.jsonRequests = p.requestsJSON(res.Result)
 		p.printJSON(js)
 		return
 	}
@@ -192,6 +197,7 @@ func (p *printer) summary(res outcome) {
 		line += "; " + ended
 	}
 	p.println(line)
+	p.printRequests(res.Result)
 }
 
 func summaryLine(c manifest.Counts) string {

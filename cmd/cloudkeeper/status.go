@@ -13,6 +13,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
 
@@ -20,7 +21,8 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
 		Usage: "show the last runs, what the backup holds, and whether it is up to date",
-		Description: "Reads the manifest (it sends no S3 request) and prints the last runs of sync, the\n" +
+		Description: "Reads the manifest (it sends no S3 request) and prints the last runs of sync (with the\n" +
+			"S3 requests each sent and their price at --price-file's prices or S3 Standard's), the\n" +
 			"number of objects and bytes backed up, whether the last successful run is older than\n" +
 			"--max-age, and when the manifest was last reconciled with the bucket and what that found.\n\n" +
 			"Exit status: 0 the backup is up to date; 1 the last run failed or was interrupted, or the\n" +
@@ -31,6 +33,7 @@ func statusCommand() *cli.Command {
 			&cli.IntFlag{Name: "runs", Value: 10, Usage: "show the last `N` runs"},
 			&cli.DurationFlag{Name: "max-age", EnvVars: []string{"CLOUDKEEPER_MAX_AGE"}, Value: 25 * time.Hour, Usage: "a backup whose last success is older than `AGE` is stale"},
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
+			priceFileFlag(),
 		),
 		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
@@ -41,6 +44,9 @@ func statusCommand() *cli.Command {
 				return err
 			}
 			defer db.Close()
+			if err := p.loadPrices(c); err != nil {
+				return p.fail(err)
+			}
 			st, err := report.ReadStatus(ctx, db, t.Manifest, t.report(), c.Duration("max-age"), c.Int("runs"), time.Now())
 			if err != nil {
 				return err
@@ -48,7 +54,7 @@ func statusCommand() *cli.Command {
 			if c.Bool("json") {
 				writeJSON(c.App.Writer, st)
 			} else {
-				printStatus(c.App.Writer, st)
+				printStatus(c.App.Writer, st, p.pricesOrDefault())
 			}
 			if code := statusExit(st); code != exitOK {
 				return reportedError{code}
@@ -97,7 +103,7 @@ func lastRunLine(r *report.StatusRun) string {
 }
 
 // printStatus prints st for people.
-func printStatus(w io.Writer, st report.Status) {
+func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 	where := fmt.Sprintf("s3://%s/%s", st.Bucket, st.Prefix)
 	if st.Endpoint != "" {
 		where += " at " + st.Endpoint
@@ -137,6 +143,7 @@ func printStatus(w io.Writer, st report.Status) {
 			if r.Message != "" {
 				line += ": " + r.Message
 			}
+			line += runRequests(r.Requests, prices)
 		}
 		fmt.Fprintln(w, line)
 	}

@@ -24,13 +24,14 @@ func syncCommand() *cli.Command {
 			"manifest, and applies the difference: uploads, server-side copies for renames and copies,\n" +
 			"and batched deletes. Each change is recorded in the manifest only after S3 confirmed it,\n" +
 			"so a run killed at any point loses nothing and the next run finishes the job.\n\n" +
-			"Changes go to stdout, one line each, then a summary; problems go to stderr as log lines.\n" +
+			"Changes go to stdout, one line each, then a summary and the S3 requests the run sent, by\n" +
+			"type, with their price (a dry run: those it would send); problems go to stderr as log lines.\n" +
 			"Each run is recorded in the manifest (see `cloudkeeper status`).\n\n" +
 			"Exit status: 0 all applied; 3 completed, but some paths failed (listed on stderr);\n" +
 			"1 fatal error (nothing or only part applied); 2 usage error.",
 		Before: applyEnvFile,
 		Flags: append(append(flags, runFlags()...),
-			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change; touch neither the bucket nor the manifest"},
+			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what would change and the requests it would send, with their price; touch neither the bucket nor the manifest"},
 			&cli.BoolFlag{Name: "json", Usage: "print changes and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "rehash", Usage: "read and hash every file, trusting no stat"},
 			&cli.BoolFlag{Name: "reconcile", Usage: "list the prefix first and repair what changed behind cloudkeeper's back: upload again what is missing or differs, adopt objects the manifest does not know, delete those the tree does not have (with --dry-run: say what it would repair)"},
@@ -62,6 +63,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "try each S3 request up to `N` times before its key is reported as failed (exponential backoff with jitter between attempts)"},
 		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
 		&cli.DurationFlag{Name: "reconcile-every", EnvVars: []string{"CLOUDKEEPER_RECONCILE_EVERY"}, Value: defaultReconcileEvery, Usage: "a full run whose last reconcile (see --reconcile) is older than `AGE` reconciles by itself; 0 never"},
+		priceFileFlag(),
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests \"cloudkeeper manifest rebuild\""},
 	}
 }
@@ -80,6 +82,9 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	limit, err := manifest.ParseDeleteLimit(c.String("max-delete"))
 	if err != nil {
 		return syncOptions{}, afterRun{}, usageError{err}
+	}
+	if err := p.loadPrices(c); err != nil {
+		return syncOptions{}, afterRun{}, err
 	}
 	if c.Int("retries") < 1 {
 		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))}

@@ -48,6 +48,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 )
 
@@ -138,6 +139,14 @@ type Result struct {
 	// included.
 	Objects, ObjectBytes int64
 	LastSuccess          time.Time
+	// Requests are the S3 requests of the run, by operation, retries
+	// included; a dry run's are those the real run would send, and
+	// Approximated says what they leave out or guess.
+	Requests     manifest.Requests
+	Approximated []string
+	// Replaced are the objects the run overwrote or deleted, by age, for
+	// the charge of a minimum storage duration (see Estimate).
+	Replaced cost.Replaced
 }
 
 // Interrupted reports whether the run was stopped by the end of its
@@ -202,6 +211,9 @@ type run struct {
 	// completes.
 	recording bool
 	writer    *manifest.Writer // a real run's journal, closed at its end
+	// predicted are the requests a dry run predicts for the steps it
+	// skips (see predictSkipped).
+	predicted manifest.Requests
 }
 
 // open opens the manifest the run uses.
@@ -255,6 +267,7 @@ func (r *run) execute(ctx context.Context) {
 		if r.writer != nil {
 			r.writer.Close()
 		}
+		r.countRequests()
 		// Recorded as the terminal shows it: interrupted, not "context
 		// canceled".
 		res.Err = interruption(ctx, res.Err)
@@ -335,12 +348,12 @@ func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket
 		if res.Err = check(); res.Err != nil {
 			return nil, nil, 0, false
 		}
-		if doubts, err := r.db.Doubts(ctx); err == nil && len(doubts) > 0 {
-			r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
+		if res.Err = r.predictSkipped(ctx); res.Err != nil {
+			return nil, nil, 0, false
 		}
 		// A dry run applies to a bucket that does nothing and records
 		// nothing.
-		return uploader.DryRun{}, manifest.Discard{}, 0, true
+		return r.s3.DryRun(), manifest.Discard{}, 0, true
 	}
 	if res.RunID, res.Err = r.db.StartRun(ctx, res.Started); res.Err != nil {
 		return nil, nil, 0, false

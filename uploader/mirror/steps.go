@@ -64,12 +64,20 @@ func (r *run) reconcile(ctx context.Context) (due, failed bool, err error) {
 // run only when asked: without, it sends no request. A manifest that is
 // empty has nothing to reconcile: its first run counts as one.
 func (r *run) due(ctx context.Context) (bool, error) {
+	if r.o.DryRun && !r.o.Reconcile {
+		return false, nil
+	}
+	return r.dueForRealRun(ctx)
+}
+
+// dueForRealRun is due for the same run, not dry.
+func (r *run) dueForRealRun(ctx context.Context) (bool, error) {
 	switch o := r.o; {
 	case o.Scopes != nil:
 		return false, nil
 	case o.Reconcile:
 		return true, nil
-	case o.DryRun || o.ReconcileEvery <= 0:
+	case o.ReconcileEvery <= 0:
 		return false, nil
 	}
 	last, ok, err := r.db.LastReconciled(ctx)
@@ -109,18 +117,9 @@ func (r *run) reconcileManifest(ctx context.Context) error {
 // and trusting it would upload the whole tree again. One request, on the
 // first run only. runID is this run's record, if it has one yet.
 func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o Options, runID int64) error {
-	empty, err := db.Empty(ctx)
-	if err != nil || !empty {
+	isNew, err := newManifest(ctx, db, runID)
+	if err != nil || !isNew {
 		return err
-	}
-	runs, err := db.Runs(ctx, 2)
-	if err != nil {
-		return err
-	}
-	for _, r := range runs {
-		if r.ID != runID {
-			return nil // it ran before: not new
-		}
 	}
 	has, err := s3.HasObjects(ctx, o.Identity.Prefix)
 	if err != nil || !has {
@@ -129,6 +128,25 @@ func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o O
 	return fmt.Errorf("the manifest %s is new, but s3://%s/%s already holds objects: if they are this backup's "+
 		"(the manifest was deleted or lost), run `cloudkeeper manifest rebuild` first so that nothing is uploaded again; "+
 		"to back up over them anyway, pass --allow-existing", o.Manifest, o.Identity.Bucket, o.Identity.Prefix)
+}
+
+// newManifest reports whether db is empty and never ran (runID is this
+// run's record, if it has one yet).
+func newManifest(ctx context.Context, db *manifest.DB, runID int64) (bool, error) {
+	empty, err := db.Empty(ctx)
+	if err != nil || !empty {
+		return false, err
+	}
+	runs, err := db.Runs(ctx, 2)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range runs {
+		if r.ID != runID {
+			return false, nil // it ran before: not new
+		}
+	}
+	return true, nil
 }
 
 // pipeline runs the walk, the diff and the apply at once.
@@ -180,7 +198,7 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	})
 	applier := &uploader.Applier{
 		Bucket: bucket, Journal: journal, Root: o.Identity.Source, Prefix: o.Identity.Prefix,
-		Concurrency: concurrency, FS: fsys, Report: o.Report, Queued: o.Queued,
+		Concurrency: concurrency, FS: fsys, Report: r.report, Queued: o.Queued,
 	}
 	var sum uploader.Summary
 	g.Go(func() error {
@@ -198,7 +216,7 @@ func (r *run) record() {
 	ctx := context.Background() // record even an interrupted run
 	res := r.res
 	run := manifest.Run{ID: res.RunID, Started: res.Started, Ended: time.Now(), ExitCode: res.ExitCode(), Counts: res.Counts,
-		Interrupted: res.Interrupted()}
+		Interrupted: res.Interrupted(), Requests: res.Requests}
 	if res.Err != nil {
 		run.Message = res.Err.Error()
 	}

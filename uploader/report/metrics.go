@@ -29,6 +29,7 @@ func Metrics(t Target, r Run) []byte {
 	metric("cloudkeeper_last_run_errors", "Paths that failed in the last sync.", float64(r.Errors))
 	metric("cloudkeeper_last_run_uploaded_bytes", "Bytes uploaded by the last sync.", float64(r.Bytes))
 	metric("cloudkeeper_last_run_changes", "Changes applied by the last sync.", float64(r.Changes()))
+	metric("cloudkeeper_last_run_requests", "S3 requests sent by the last sync, retries included.", float64(r.Requests.Total()))
 	metric("cloudkeeper_objects", "Objects in the backup, per the manifest.", float64(r.Objects))
 	metric("cloudkeeper_bytes", "Bytes in the backup, per the manifest.", float64(r.ObjectBytes))
 	return []byte(b.String())

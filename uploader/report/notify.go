@@ -32,6 +32,8 @@ type Notification struct {
 	FirstErrors []string `json:"first_errors,omitempty"` // the first paths that failed
 	Objects     int64    `json:"objects"`                // in the backup after the run
 	ObjectBytes int64    `json:"object_bytes"`
+	// Requests are the S3 requests the run sent, retries included.
+	Requests manifest.Requests `json:"requests"`
 }
 
 // NewNotification is the notification of run r of t, sent from host.
@@ -39,7 +41,7 @@ func NewNotification(t Target, r Run, host string) Notification {
 	n := Notification{
 		ExitCode: r.ExitCode, Host: host, Source: t.Source, Bucket: t.Bucket, Prefix: t.Prefix,
 		Endpoint: t.Endpoint, Started: r.Started, Finished: r.Ended, DurationS: r.Ended.Sub(r.Started).Seconds(),
-		Counts: r.Counts, FirstErrors: r.FirstErrors, Objects: r.Objects, ObjectBytes: r.ObjectBytes,
+		Counts: r.Counts, FirstErrors: r.FirstErrors, Objects: r.Objects, ObjectBytes: r.ObjectBytes, Requests: r.Requests,
 	}
 	n.Status = string(manifest.OutcomeOf(r.ExitCode, r.Interrupted()))
 	if r.Err != nil {

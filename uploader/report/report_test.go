@@ -26,6 +26,7 @@ func testRun(exit int) Run {
 	r.LastSuccess = r.Ended
 	r.Add, r.Modify, r.Rename, r.Delete, r.Bytes, r.Errors = 2, 1, 1, 3, 4096, 1
 	r.Objects, r.ObjectBytes = 20, 1<<20
+	r.Requests = manifest.Requests{ByOp: map[string]int64{"HeadBucket": 1, "PutObject": 4, "DeleteObjects": 1}, Bytes: 4096}
 	return r
 }
 
@@ -41,6 +42,7 @@ func TestMetrics(t *testing.T) {
 		"cloudkeeper_last_run_errors" + labels + " 1\n",
 		"cloudkeeper_last_run_uploaded_bytes" + labels + " 4096\n",
 		"cloudkeeper_last_run_changes" + labels + " 7\n",
+		"cloudkeeper_last_run_requests" + labels + " 6\n",
 		"cloudkeeper_objects" + labels + " 20\n",
 		"cloudkeeper_bytes" + labels + " 1.048576e+06\n",
 	} {
@@ -48,8 +50,8 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, m)
 		}
 	}
-	if n := strings.Count(m, "# TYPE "); n != 9 {
-		t.Errorf("%d metrics, want 9", n)
+	if n := strings.Count(m, "# TYPE "); n != 10 {
+		t.Errorf("%d metrics, want 10", n)
 	}
 	// Never a success: 0, not the zero time's Unix seconds.
 	r := testRun(mirror.ExitFatal)
@@ -147,7 +149,7 @@ func TestNotifierSendsSuccessToURLAndFailureToFail(t *testing.T) {
 	if strings.Join(h.paths, " ") != "/ping/abc/ /ping/abc/fail" {
 		t.Errorf("posted to %v", h.paths)
 	}
-	if h.got[1].Status != "incomplete" || h.got[1].Bytes != 4096 {
+	if h.got[1].Status != "incomplete" || h.got[1].Bytes != 4096 || h.got[1].Requests.ByOp["PutObject"] != 4 || h.got[1].Requests.Bytes != 4096 {
 		t.Errorf("body %+v", h.got[1])
 	}
 	if n.Where() != strings.TrimPrefix(srv.URL, "http://") {
@@ -217,7 +219,8 @@ func TestReadStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !end.IsZero() {
-			if err := db.EndRun(ctx, manifest.Run{ID: id, Started: start, Ended: end, ExitCode: exit, Counts: manifest.Counts{Add: 1}}); err != nil {
+			req := manifest.Requests{ByOp: map[string]int64{"HeadBucket": 1, "PutObject": int64(exit) + 1}, Bytes: 7}
+			if err := db.EndRun(ctx, manifest.Run{ID: id, Started: start, Ended: end, ExitCode: exit, Counts: manifest.Counts{Add: 1}, Requests: req}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -241,6 +244,12 @@ func TestReadStatus(t *testing.T) {
 	if len(st.Runs) != 2 || st.Runs[0].Ended != nil || st.Runs[0].ExitCode != nil ||
 		st.Runs[1].ExitCode == nil || *st.Runs[1].ExitCode != 1 || st.Runs[1].DurationS != 1 || st.Runs[1].Add != 1 {
 		t.Errorf("runs %+v", st.Runs)
+	}
+	if r := st.Runs[1].Requests; r.ByOp["PutObject"] != 2 || r.ByOp["HeadBucket"] != 1 || r.Total() != 3 || r.Bytes != 7 {
+		t.Errorf("the failed run's requests %+v, want 1 HeadBucket, 2 PutObject, 7 bytes", r)
+	}
+	if r := st.Runs[0].Requests; r.Total() != 0 || r.Bytes != 0 {
+		t.Errorf("a killed run's requests %+v, want none", r)
 	}
 	if st, _ := ReadStatus(ctx, db, path, target, 4*time.Hour, 10, now); st.Stale {
 		t.Error("stale with a success 3h ago and a max age of 4h")

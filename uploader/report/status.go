@@ -56,7 +56,10 @@ type StatusRun struct {
 	DurationS float64    `json:"duration_s"`
 	ExitCode  *int       `json:"exit_code"`
 	manifest.Counts
-	Message string `json:"message,omitempty"`
+	// Requests are the S3 requests the run sent, retries included
+	// (empty for runs recorded before cloudkeeper counted them).
+	Requests manifest.Requests `json:"requests"`
+	Message  string            `json:"message,omitempty"`
 	// Result is how it ended: success, incomplete, failure or
 	// interrupted; "" if it did not (null Ended).
 	Result manifest.Outcome `json:"result"`
@@ -64,7 +67,7 @@ type StatusRun struct {
 
 // statusRun is the record r as status shows it.
 func statusRun(r manifest.Run) StatusRun {
-	sr := StatusRun{Started: r.Started, Counts: r.Counts, Message: r.Message, Result: r.Outcome()}
+	sr := StatusRun{Started: r.Started, Counts: r.Counts, Requests: r.Requests, Message: r.Message, Result: r.Outcome()}
 	if r.Finished() {
 		ended, code := r.Ended, r.ExitCode
 		sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()

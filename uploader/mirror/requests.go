@@ -1,0 +1,87 @@
+package mirror
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
+)
+
+// report is Options.Report, counting the objects each applied change
+// replaces (for the charge of a minimum storage duration).
+func (r *run) report(res uploader.Result) {
+	if res.Err == nil {
+		r.res.Replaced.AddChange(res.Change, time.Now())
+	}
+	if r.o.Report != nil {
+		r.o.Report(res)
+	}
+}
+
+// countRequests sets the result's requests: those the client sent (and,
+// in a dry run, those its bucket would have sent), with what a dry run
+// predicts of the steps it skips.
+func (r *run) countRequests() {
+	if r.s3 != nil {
+		r.res.Requests = r.s3.Requests().Plus(r.predicted)
+	}
+}
+
+// predictSkipped counts, in a dry run, the requests of the steps the real
+// run would take before its diff and the dry run does not: the first
+// run's look for objects in the prefix, the settle of keys in doubt, a
+// reconcile that is only due. What cannot be known without asking S3 is
+// said in Result.Approximated.
+func (r *run) predictSkipped(ctx context.Context) error {
+	doubts, err := r.db.Doubts(ctx)
+	if err != nil {
+		return err
+	}
+	if len(doubts) > 0 {
+		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
+	}
+	if !r.o.AllowExisting {
+		isNew, err := newManifest(ctx, r.db, 0)
+		if err != nil {
+			return err
+		}
+		if isNew {
+			r.predicted.Add("ListObjectsV2", 1) // HasObjects: one key is enough
+		}
+	}
+	for _, d := range doubts {
+		r.predicted.Add("HeadObject", 1)
+		if d.Multipart {
+			r.predicted.Add("ListMultipartUploads", 1)
+		}
+	}
+	if len(doubts) > 0 {
+		r.approximate(fmt.Sprintf("keys left in doubt by an interrupted run (%d): the real run first asks S3 about them (counted: a HEAD each, "+
+			"and a listing of the multipart uploads of those that may have one), then aborts the uploads it finds (not counted) "+
+			"and diffs with what it learnt, which may change what it sends", len(doubts)))
+	}
+	if r.o.Reconcile {
+		return nil // the dry run reconciles too: its requests were sent
+	}
+	due, err := r.dueForRealRun(ctx)
+	if err != nil || !due {
+		return err
+	}
+	objects, _, err := r.db.Count(ctx)
+	if err != nil {
+		return err
+	}
+	r.predicted.Add("ListObjectsV2", max(1, (objects+999)/1000))
+	r.approximate("a reconcile is due: the real run first lists the prefix (counted: one LIST per 1,000 of the manifest's objects), " +
+		"sends a HEAD for each object it does not know and repairs what it finds (neither counted)")
+	return nil
+}
+
+func (r *run) approximate(s string) { r.res.Approximated = append(r.res.Approximated, s) }
+
+// Estimate prices the run's requests and the objects it replaced at p.
+func (res Result) Estimate(p cost.Prices) cost.Estimate {
+	return p.Estimate(res.Requests, res.Replaced)
+}
