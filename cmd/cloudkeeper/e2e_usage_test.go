@@ -233,9 +233,9 @@ func TestInvalidBucketNameIsOneLine(t *testing.T) {
 // secret key is not.
 func TestStderrRedactsSecretsNotPaths(t *testing.T) {
 	e := newEnv(t, scantest.Dir{
-		"a.txt":                      scantest.File{Content: "a"},
-		gwAccess() + "_930.h":        scantest.Symlink{Target: "a.txt"},
-		"notes-" + gwSecret() + ".h": scantest.Symlink{Target: "a.txt"},
+		"a.txt":                       scantest.File{Content: "a"},
+		gwAccess() + "_930.h":         scantest.Symlink{Target: "a.txt"},
+		"notes-" + gwSecret() + ".h":  scantest.Symlink{Target: "a.txt"},
 		"copy-" + gwSecret() + ".txt": scantest.File{Content: "b"},
 	})
 	r := e.sync(0)
