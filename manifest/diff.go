@@ -60,11 +60,10 @@ type Diff struct {
 }
 
 // DefaultDupCopyMin is Diff.DupCopyMin's default. A CopyObject costs the
-// same request as a PutObject, and a file this small is sent in about the
-// bytes of the request's own signed headers: copying it saves next to no
-// upload and makes it wait for its source. Leaving the many small files out
-// also keeps the run's map of contents (one entry per new file at least
-// this size) small.
+// same request as a PutObject, and so small a body adds little to its
+// request's time: copying it saves next to nothing and makes it wait for
+// its source. Leaving the many small files out also keeps the run's map of
+// contents (one entry per new file at least this size) small.
 const DefaultDupCopyMin = 4 << 10
 
 func (d *Diff) dupCopyMin() int64 {
