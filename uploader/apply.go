@@ -130,6 +130,11 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 			for _, p := range start {
 				if !a.sources.hold(&p) {
 					g.Go(func() error { return a.apply(gctx, p) })
+				} else if a.Concurrency == 1 {
+					// One at a time (a dry run): keep the diff's order.
+					if err := a.startHeld(g, gctx); err != nil {
+						return err
+					}
 				}
 			}
 			if !more {

@@ -34,6 +34,21 @@ func dupTree() scantest.Dir {
 	}
 }
 
+// changedPaths are the paths the change lines of out write to, in order.
+func changedPaths(out string) []string {
+	var paths []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 1 && f[0] == "add":
+			paths = append(paths, f[1])
+		case len(f) > 3 && f[0] == "copy":
+			paths = append(paths, f[3])
+		}
+	}
+	return paths
+}
+
 // checkOwnMetadata asserts that each file's object, if it has one, carries
 // the file's own mtime and mode, not those of the file it was copied from.
 func (e *env) checkOwnMetadata() {
@@ -71,6 +86,9 @@ func TestSyncDuplicatesAreUploadedOnce(t *testing.T) {
 	}
 	if !slices.Equal(dry.lines(), want) {
 		t.Fatalf("dry run\n got %q\nwant %q", dry.lines(), want)
+	}
+	if paths := changedPaths(dry.stdout); !slices.IsSorted(paths) {
+		t.Fatalf("the dry run's lines are not in the diff's order: %q", paths)
 	}
 	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
 		if s3test.Operation(r) == "PutObject" {
