@@ -127,15 +127,8 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 			if err := a.Journal.Intend(gctx, intents); err != nil {
 				return err
 			}
-			for _, p := range start {
-				if !a.sources.hold(&p) {
-					g.Go(func() error { return a.apply(gctx, p) })
-				} else if a.Concurrency == 1 {
-					// One at a time (a dry run): keep the diff's order.
-					if err := a.startHeld(g, gctx); err != nil {
-						return err
-					}
-				}
+			if err := a.start(g, gctx, start); err != nil {
+				return err
 			}
 			if !more {
 				return a.startHeld(g, gctx)
@@ -198,6 +191,22 @@ func (a *Applier) take(ctx context.Context, changes <-chan manifest.Change) (bat
 		}
 	}
 	return batch, true, nil
+}
+
+// start starts the changes of a batch, in order, but for the copies held
+// until their source is written (see sources).
+func (a *Applier) start(g *errgroup.Group, ctx context.Context, batch []pending) error {
+	for _, p := range batch {
+		if !a.sources.hold(&p) {
+			g.Go(func() error { return a.apply(ctx, p) })
+		} else if a.Concurrency == 1 {
+			// One at a time (a dry run): keep the diff's order.
+			if err := a.startHeld(g, ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // startReady starts the held copies whose source S3 answered.
