@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"errors"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -35,5 +36,44 @@ func TestDefaultPath(t *testing.T) {
 	t.Setenv("HOME", "/home/me")
 	if p, _ := DefaultPath(id); !regexp.MustCompile(`^/home/me/\.local/state/cloudkeeper/my-backups-[0-9a-f]{16}\.db$`).MatchString(p) {
 		t.Errorf("without XDG_STATE_HOME: %s", p)
+	}
+}
+
+// Under systemd without User= there is no $HOME: the state folder is
+// systemd's $STATE_DIRECTORY, or /var/lib/cloudkeeper for root; a run must
+// not fail for want of a home folder.
+func TestStateDir(t *testing.T) {
+	noHome := func() (string, error) { return "", errors.New("$HOME is not defined") }
+	home := func() (string, error) { return "/home/me", nil }
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		getenv func(string) string
+		home   func() (string, error)
+		euid   int
+		want   string
+	}{
+		{"systemd StateDirectory", env("STATE_DIRECTORY", "/var/lib/cloudkeeper", "XDG_STATE_HOME", "/x"), home, 0, "/var/lib/cloudkeeper"},
+		{"several state folders", env("STATE_DIRECTORY", "/var/lib/a:/var/lib/b"), noHome, 1000, "/var/lib/a"},
+		{"XDG_STATE_HOME", env("XDG_STATE_HOME", "/state"), home, 1000, "/state/cloudkeeper"},
+		{"home", env(), home, 1000, "/home/me/.local/state/cloudkeeper"},
+		{"root without a home", env(), noHome, 0, "/var/lib/cloudkeeper"},
+	} {
+		got, err := stateDir(c.getenv, c.home, c.euid)
+		if err != nil || got != c.want {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, c.want)
+		}
+	}
+	if _, err := stateDir(env(), noHome, 1000); err == nil {
+		t.Error("a user without a home folder nor a state folder: no error")
 	}
 }

@@ -38,7 +38,7 @@ func configFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagPrefix, EnvVars: []string{"S3_BUCKET_PREFIX"}, Usage: "key `PREFIX` in the bucket (\"backups\" and \"backups/\" mean the same)"},
 		&cli.StringFlag{Name: flagEndpoint, EnvVars: []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, Usage: "`URL` of an S3-compatible server (MinIO, Ceph, R2, Versity...); implies path-style addressing"},
 		&cli.StringFlag{Name: flagRegion, EnvVars: []string{"AWS_REGION", "AWS_DEFAULT_REGION"}, Usage: "AWS `REGION` (default with --endpoint: us-east-1)"},
-		&cli.StringFlag{Name: flagManifest, EnvVars: []string{"CLOUDKEEPER_MANIFEST"}, Usage: "SQLite manifest `FILE` (default: one per source, endpoint, bucket and prefix under $XDG_STATE_HOME/cloudkeeper)"},
+		&cli.StringFlag{Name: flagManifest, EnvVars: []string{"CLOUDKEEPER_MANIFEST"}, Usage: "SQLite manifest `FILE` (default: one per source, endpoint, bucket and prefix in the state folder: $STATE_DIRECTORY, else $XDG_STATE_HOME/cloudkeeper, else ~/.local/state/cloudkeeper, else for root /var/lib/cloudkeeper)"},
 		&cli.IntFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: 8, Usage: "send at most `N` S3 requests at once"},
 	}
 }
