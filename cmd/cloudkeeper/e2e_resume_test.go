@@ -1,20 +1,25 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
@@ -245,5 +250,84 @@ func TestSyncAbortsAKilledUploadNotContinued(t *testing.T) {
 				t.Error("the manifest still records an upload")
 			}
 		})
+	}
+}
+
+// TestResumeCost measures what continuing a killed upload sends again: a
+// file of CLOUDKEEPER_TEST_RESUME_BYTES bytes, in parts of the default
+// size, killed once S3 answered three quarters of its parts (parts in
+// flight then go on to S3 unrecorded, as they would).
+//
+//	CLOUDKEEPER_TEST_RESUME_BYTES=1073741824 go test ./cmd/cloudkeeper -run TestResumeCost -v
+func TestResumeCost(t *testing.T) {
+	size, _ := strconv.ParseInt(os.Getenv("CLOUDKEEPER_TEST_RESUME_BYTES"), 10, 64)
+	if size < 64<<20 {
+		t.Skip("set CLOUDKEEPER_TEST_RESUME_BYTES to a size in bytes (64 MiB or more) to measure a resumed upload")
+	}
+	e := newEnv(t, scantest.Dir{"small.txt": scantest.File{Content: "small"}})
+	e.sync(0)
+	writeBig(t, e.path("big.bin"), size)
+	parts := (size + uploader.DefaultPartSize - 1) / uploader.DefaultPartSize
+	var answered, atKill atomic.Int64
+	started := time.Now()
+	e.killWhen("three quarters of the parts", func(r *http.Request, kill func()) *s3test.Fault {
+		if partNumber(r) == 0 {
+			return nil
+		}
+		return &s3test.Fault{Answered: func() {
+			if n := answered.Add(1); n == parts*3/4 {
+				atKill.Store(n)
+				kill()
+			}
+		}}
+	})
+	killedAfter := time.Since(started)
+	// The bytes of the parts the next run sends, by their numbers: the
+	// proxy's byte count would take in the killed run's bodies still in
+	// its buffers.
+	sent := e.partsSent()
+	started = time.Now()
+	r := e.sync(0)
+	var bytes int64
+	for _, n := range sent() {
+		bytes += min(uploader.DefaultPartSize, size-int64(n-1)*uploader.DefaultPartSize)
+	}
+	t.Logf("killed after %d of %d parts answered (%.1f s); the next run sent %d parts, %d of %d bytes again (%.1f%%), in %.1f s; %s",
+		atKill.Load(), parts, killedAfter.Seconds(), len(sent()), bytes, size,
+		100*float64(bytes)/float64(size), time.Since(started).Seconds(), r.requests())
+	// A file of few parts sends again a larger share: the parts in
+	// flight at the kill (as many as --concurrency) were not recorded.
+	if size >= 1<<30 && bytes > size*3/10 {
+		t.Errorf("sent %d bytes again, more than 30%% of %d", bytes, size)
+	}
+	if n := multipartUploads(t, e); n != 0 {
+		t.Fatalf("%d multipart uploads left behind", n)
+	}
+	v := e.run(append([]string{"verify", "--deep"}, e.baseArgs()...)...)
+	if v.code != 0 {
+		t.Fatalf("verify --deep: exit %d\n%s%s", v.code, v.stdout, v.stderr)
+	}
+}
+
+// writeBig writes size bytes that no two parts share to path.
+func writeBig(t *testing.T, path string, size int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	x := uint64(0x9e3779b97f4a7c15)
+	var b [8]byte
+	for n := int64(0); n < size; n += 8 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		binary.LittleEndian.PutUint64(b[:], x)
+		w.Write(b[:min(8, size-n)])
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
 	}
 }
