@@ -141,22 +141,30 @@ func (e *env) partsSent() func() []int {
 	}
 }
 
+// killedBigUpload backs up a small tree, then adds big.bin (at key) and
+// kills the sync that uploads it (killMidUpload) in parts of 5 MiB with the
+// manifest at m; args are the runs' settings.
+func killedBigUpload(t *testing.T, last int) (e *env, m string, args []string, key string) {
+	t.Helper()
+	e = newEnv(t, scantest.Dir{"small.txt": scantest.File{Content: "small"}})
+	m = filepath.Join(e.state, "m.db")
+	args = []string{"--manifest", m, "--part-size", "5"}
+	e.sync(0, args...)
+	scantest.Write(t, e.src, "big.bin", bigContent(resumeSize))
+	key = e.prefix + "big.bin"
+	e.killMidUpload(last, args...)
+	if _, ok := e.recordedUpload(m, key); !ok {
+		t.Fatal("the killed run recorded no multipart upload")
+	}
+	return e, m, args, key
+}
+
 // A multipart upload killed part-way is continued by the next run: S3 is
 // asked which parts it holds, those the manifest recorded are read again
 // to hash but not sent, the others are sent, and the object is the file.
 func TestSyncResumesAKilledMultipartUpload(t *testing.T) {
-	e := newEnv(t, scantest.Dir{"small.txt": scantest.File{Content: "small"}})
-	m := filepath.Join(e.state, "m.db")
-	args := []string{"--manifest", m, "--part-size", "5"}
-	e.sync(0, args...)
-	scantest.Write(t, e.src, "big.bin", bigContent(resumeSize))
-	key := e.prefix + "big.bin"
-	e.killMidUpload(6, args...)
-
-	rec, ok := e.recordedUpload(m, key)
-	if !ok {
-		t.Fatal("the killed run recorded no multipart upload")
-	}
+	e, m, args, key := killedBigUpload(t, 6)
+	rec, _ := e.recordedUpload(m, key)
 	var recorded []int
 	for _, p := range rec.Parts {
 		recorded = append(recorded, int(p.Number))
@@ -221,21 +229,12 @@ func TestSyncAbortsAKilledUploadNotContinued(t *testing.T) {
 		args   []string // of the run after the kill
 		parts  int64    // parts it sends
 	}{
-		{"file changed", func(e *env) { scantest.Write(t, e.src, "big.bin", "CHANGED"+bigContent(resumeSize)[7:]) }, nil, resumeParts},
+		{"file changed", func(e *env) { scantest.Write(e.t, e.src, "big.bin", "CHANGED"+bigContent(resumeSize)[7:]) }, nil, resumeParts},
 		{"file gone", func(e *env) { os.Remove(e.path("big.bin")) }, nil, 0},
 		{"other part size", func(*env) {}, []string{"--part-size", "6"}, 7},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			e := newEnv(t, scantest.Dir{"small.txt": scantest.File{Content: "small"}})
-			m := filepath.Join(e.state, "m.db")
-			args := []string{"--manifest", m, "--part-size", "5"}
-			e.sync(0, args...)
-			scantest.Write(t, e.src, "big.bin", bigContent(resumeSize))
-			key := e.prefix + "big.bin"
-			e.killMidUpload(3, args...)
-			if _, ok := e.recordedUpload(m, key); !ok {
-				t.Fatal("the killed run recorded no multipart upload")
-			}
+			e, m, args, key := killedBigUpload(t, 3)
 			c.change(e)
 			r := e.sync(0, append(args, c.args...)...)
 			st := e.proxy.Stats()
