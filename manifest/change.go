@@ -42,6 +42,11 @@ type Change struct {
 	Prev  *Entry // the row this change replaces, if the path had one
 	// Gone is, for a rename, From's row: its object is deleted once copied.
 	Gone *Entry
+	// FromRun is set on a copy whose From is written by this same run: an
+	// add or modify of the same content sent before it. The copy must wait
+	// until S3 confirmed that write, and if the write failed, Path's file
+	// is uploaded instead (see Diff.DupCopyMin).
+	FromRun bool
 }
 
 // MetaChanged reports whether a touch must refresh the object's metadata:

@@ -18,8 +18,11 @@ type classifier struct {
 	vanished []Entry
 	deferred []Change        // adds and modifies whose content the bucket may already hold
 	modified map[string]bool // paths whose object is overwritten this run
-	lookups  bool            // the manifest may hold a new file's content
-	total    *atomic.Int64   // rows of the manifest, known once the merge ended
+	// firsts maps the content of each add or modify of the run (of
+	// DupCopyMin bytes or more) to the first path uploaded with it.
+	firsts  map[scanner.Digest]string
+	lookups bool          // the manifest may hold a new file's content
+	total   *atomic.Int64 // rows of the manifest, known once the merge ended
 }
 
 func (c *classifier) send(ch Change) error {
@@ -119,6 +122,20 @@ func (c *classifier) classify(it *item) error {
 				c.deferred = append(c.deferred, ch)
 				return nil
 			}
+		}
+	}
+	return c.upload(ch)
+}
+
+// upload sends ch, an add or modify of content the bucket does not hold
+// yet: the first path of the run with that content is uploaded, each later
+// one becomes a copy of it (FromRun).
+func (c *classifier) upload(ch Change) error {
+	if ch.Entry.Stat.Size >= c.d.dupCopyMin() {
+		if first, ok := c.firsts[ch.Entry.Hash]; ok {
+			ch.Op, ch.From, ch.FromRun = OpCopy, first, true
+		} else {
+			c.firsts[ch.Entry.Hash] = ch.Path
 		}
 	}
 	return c.send(ch)

@@ -42,6 +42,11 @@ type Diff struct {
 	// scan covers only them, and manifest rows elsewhere are not looked
 	// at.
 	Scopes []string
+	// DupCopyMin is the smallest new file copied on the server from
+	// another new file of the same content that this run uploads (a copy
+	// with FromRun set); smaller ones are uploaded each. Zero means
+	// DefaultDupCopyMin.
+	DupCopyMin int64
 	// Hashers is how many files are hashed at once; default the number of
 	// CPUs, at least 4 (a hasher waits on the disk as often as not).
 	Hashers int
@@ -54,12 +59,30 @@ type Diff struct {
 	Now func() time.Time
 }
 
+// DefaultDupCopyMin is Diff.DupCopyMin's default. A CopyObject costs the
+// same request as a PutObject, and so small a body adds little to its
+// request's time: copying it saves next to nothing and makes it wait for
+// its source. Leaving the many small files out also keeps the run's map of
+// contents (one entry per new file at least this size) small.
+const DefaultDupCopyMin = 4 << 10
+
+func (d *Diff) dupCopyMin() int64 {
+	if d.DupCopyMin > 0 {
+		return d.DupCopyMin
+	}
+	return DefaultDupCopyMin
+}
+
 // Run merges the scan (in SortKey order) with the manifest and sends the
 // changes to out in three waves: uploads and touches as the merge finds
 // them; then, when the whole scan is known, renames and copies paired by
 // content hash (with the uploads of content that turned out not to be in
 // the bucket); then deletes. Appliers must finish every copy before a
-// delete, since a vanished path's object may be a copy's source.
+// delete, since a vanished path's object may be a copy's source. Of new
+// files with one content the bucket does not hold yet, the first is
+// uploaded and the others (of DupCopyMin bytes or more) are copies of it,
+// sent after it with FromRun set: appliers must hold each until its source
+// is confirmed.
 func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Change) (Stats, error) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -113,7 +136,7 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 		return m.run()
 	})
 	g.Go(func() error {
-		c := classifier{d: d, ctx: ctx, out: out, st: &st, modified: map[string]bool{}, lookups: !empty, total: &total}
+		c := classifier{d: d, ctx: ctx, out: out, st: &st, modified: map[string]bool{}, firsts: map[scanner.Digest]string{}, lookups: !empty, total: &total}
 		return c.run(ordered)
 	})
 	err = g.Wait()

@@ -707,3 +707,53 @@ func TestDiffScopesKeepWhatCannotBeLookedUp(t *testing.T) {
 		}
 	}
 }
+
+// Of new files with one content that the bucket does not hold, the first
+// in path order is uploaded and the others are copies of it, sent after it
+// and marked as waiting for it (FromRun), each with its own row; on a first
+// run (no look-ups in the manifest) as on a later one. Files below
+// DupCopyMin are uploaded each.
+func TestDiffDuplicatesWithinARunAreCopiesOfTheFirst(t *testing.T) {
+	dup := strings.Repeat("same content ", DefaultDupCopyMin/10)
+	tree := scantest.Dir{
+		"c":      scantest.Dir{"dup.bin": scantest.File{Content: dup}},
+		"a":      scantest.Dir{"dup.bin": scantest.File{Content: dup}},
+		"b":      scantest.Dir{"dup.bin": scantest.File{Content: dup, Mode: 0o600}},
+		"small1": scantest.File{Content: "small"},
+		"small2": scantest.File{Content: "small"},
+	}
+	want := []string{"add a/dup.bin", "add small1", "add small2", "copy a/dup.bin -> b/dup.bin", "copy a/dup.bin -> c/dup.bin"}
+	check := func(t *testing.T, got diffResult) {
+		t.Helper()
+		var dups []string
+		for _, c := range got.all {
+			if strings.HasSuffix(c.Path, "dup.bin") || strings.HasPrefix(c.Path, "small") {
+				dups = append(dups, c.Op.String()+" "+c.Path)
+			}
+		}
+		if !slices.Equal(sorted(got.changes), want) {
+			t.Fatalf("changes\n got %q\nwant %q", got.changes, want)
+		}
+		if !slices.Equal(dups[:3], []string{"add a/dup.bin", "copy b/dup.bin", "copy c/dup.bin"}) {
+			t.Fatalf("the copies are not sent after their source: %q", dups)
+		}
+		for _, c := range got.all {
+			if c.FromRun != (c.Op == OpCopy) {
+				t.Errorf("%s %s: FromRun %v", c.Op, c.Path, c.FromRun)
+			}
+			if c.Entry.Path != c.Path || c.Path == "b/dup.bin" && c.Entry.Stat.Mode&0o777 != 0o600 {
+				t.Errorf("%s %s: the row is not the file's own: %+v", c.Op, c.Path, c.Entry)
+			}
+		}
+	}
+	t.Run("first run", func(t *testing.T) {
+		f := newFixture(t, tree)
+		check(t, f.diff(Diff{}))
+	})
+	t.Run("later run", func(t *testing.T) {
+		f := newFixture(t, scantest.Dir{"old.txt": scantest.File{Content: "old"}})
+		f.record()
+		scantest.Create(t, f.root, tree)
+		check(t, f.diff(Diff{}))
+	})
+}

@@ -8,7 +8,8 @@ import (
 
 // pair runs once the whole scan is known: each deferred add or modify
 // becomes a rename of a vanished path with the same content, a copy of an
-// object that holds it, or an upload after all; then the vanished paths
+// object that holds it, or an upload after all (or a copy of this run's
+// first upload of it); then the vanished paths
 // that were not renamed are deleted.
 func (c *classifier) pair() error {
 	byHash := map[scanner.Digest][]Entry{}
@@ -34,14 +35,15 @@ func (c *classifier) pair() error {
 		if err != nil {
 			return err
 		}
+		send := c.upload // the content is in no object that stays
 		for _, s := range srcs {
 			// An object overwritten this run no longer holds the content.
 			if s.Path != ch.Path && !c.modified[s.Path] {
-				ch.Op, ch.From = OpCopy, s.Path
+				ch.Op, ch.From, send = OpCopy, s.Path, c.send
 				break
 			}
 		}
-		if err := c.send(ch); err != nil {
+		if err := send(ch); err != nil {
 			return err
 		}
 	}

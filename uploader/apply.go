@@ -57,6 +57,9 @@ type Applier struct {
 	// conflicts are writes the server refused until old keys are gone
 	// (see ErrKeyConflict): tried again, as uploads, after the deletes.
 	conflicts []pending
+	// sources holds back the copies of content this run writes, until it
+	// is written (manifest.Change.FromRun).
+	sources *sources
 	// recording counts changes handed to the Journal and not yet committed.
 	recording sync.WaitGroup
 	// stop ends the run with the Journal's error: what S3 confirms can
@@ -70,7 +73,9 @@ type pending struct {
 	seq int
 	manifest.Change
 	retry bool // second attempt after a key conflict
-	// A rename's upload, if its source was gone: reported with its delete.
+	// note says why the change is applied otherwise than its Op said: a
+	// rename's upload, if its source was gone (reported with its delete),
+	// or a copy whose source this run failed to write (see sources).
 	note string
 	sent int64
 }
@@ -78,7 +83,9 @@ type pending struct {
 // Run applies the changes from ch until it is closed: uploads, copies and
 // renames' copies on the pool as they come, then, once all of those are
 // done, the deletes (including the old keys of renames) in batches of
-// MaxDeleteBatch. A change is recorded in the Journal only after the bucket
+// MaxDeleteBatch. A copy of content written by this run (FromRun) starts
+// once S3 answered that write; if the write failed, the copy uploads its own
+// file instead. A change is recorded in the Journal only after the bucket
 // confirmed it, and reported once recorded. Failures of single changes are
 // reported and counted; Run returns an error only for fatal ones (see
 // FatalError), a Journal failure, or a cancelled ctx.
@@ -91,6 +98,7 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 	}
 	ctx, a.stop = context.WithCancelCause(ctx)
 	defer a.stop(nil)
+	a.sources = newSources()
 	err := a.pool(ctx, func(g *errgroup.Group, gctx context.Context) error {
 		seq := 0
 		for {
@@ -98,6 +106,7 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 			if err != nil {
 				return err
 			}
+			a.startReady(g, gctx)
 			var intents []manifest.Intent
 			var start []pending
 			for _, ch := range batch {
@@ -122,11 +131,11 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 			if err := a.Journal.Intend(gctx, intents); err != nil {
 				return err
 			}
-			for _, p := range start {
-				g.Go(func() error { return a.apply(gctx, p) })
+			if err := a.start(g, gctx, start); err != nil {
+				return err
 			}
 			if !more {
-				return nil
+				return a.startHeld(g, gctx)
 			}
 		}
 	})
@@ -160,7 +169,8 @@ func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summ
 const intentBatch = 256
 
 // take waits for the next change, then takes those that are ready too, up
-// to intentBatch. more is false once changes is closed.
+// to intentBatch; or returns none when a held copy can start. more is false
+// once changes is closed.
 func (a *Applier) take(ctx context.Context, changes <-chan manifest.Change) (batch []manifest.Change, more bool, err error) {
 	select {
 	case ch, ok := <-changes:
@@ -168,6 +178,8 @@ func (a *Applier) take(ctx context.Context, changes <-chan manifest.Change) (bat
 			return nil, false, nil
 		}
 		batch = append(batch, ch)
+	case <-a.sources.wake:
+		return nil, true, nil
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}
@@ -183,6 +195,44 @@ func (a *Applier) take(ctx context.Context, changes <-chan manifest.Change) (bat
 		}
 	}
 	return batch, true, nil
+}
+
+// start starts the changes of a batch, in order, but for the copies held
+// until their source is written (see sources).
+func (a *Applier) start(g *errgroup.Group, ctx context.Context, batch []pending) error {
+	for _, p := range batch {
+		if !a.sources.hold(&p) {
+			g.Go(func() error { return a.apply(ctx, p) })
+		} else if a.Concurrency == 1 {
+			// One at a time (a dry run): keep the diff's order.
+			if err := a.startHeld(g, ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// startReady starts the held copies whose source S3 answered.
+func (a *Applier) startReady(g *errgroup.Group, ctx context.Context) (held int) {
+	ready, held := a.sources.take()
+	for _, p := range ready {
+		g.Go(func() error { return a.apply(ctx, p) })
+	}
+	return held
+}
+
+// startHeld starts the copies still held once every change came, as their
+// sources are answered.
+func (a *Applier) startHeld(g *errgroup.Group, ctx context.Context) error {
+	for a.startReady(g, ctx) > 0 {
+		select {
+		case <-a.sources.wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // sendsRequest reports whether applying ch (not a delete) changes an
@@ -241,13 +291,14 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	obj := a.object(ch.Entry)
 	var err error
 	var sent int64
-	var fallback string // why a copy became an upload
-	var etag string     // of the object written; a touch that sends nothing keeps its Entry's
-	answered := true    // S3 confirmed the object is as ch.Entry says
+	fallback := p.note // why a copy became an upload
+	var etag string    // of the object written; a touch that sends nothing keeps its Entry's
+	answered := true   // S3 confirmed the object is as ch.Entry says
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
 		etag, err = a.upload(ctx, ch, obj)
 		sent = obj.Size
+		a.sources.answered(ch.Path, err == nil)
 	case manifest.OpCopy, manifest.OpRename:
 		err = ErrCopyTooLarge
 		if !p.retry {

@@ -194,13 +194,15 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 	}
 	a, b := addChange(t, root, "a.txt", "alpha"), addChange(t, root, "b.txt", "beta")
 	big := addChange(t, root, "big.bin", strings.Repeat("x", 6<<20)) // over the 5 MiB part size
-	run(a, b, big)
+	dup := addChange(t, root, "dup.txt", "alpha")                    // a copy of a.txt once it is written
+	dup.Op, dup.From, dup.FromRun = manifest.OpCopy, "a.txt", true
+	run(a, b, big, dup)
 	os.Rename(filepath.Join(root, "a.txt"), filepath.Join(root, "c.txt"))
 	moved := a
 	moved.Op, moved.Path, moved.From, moved.Entry.Path = manifest.OpRename, "c.txt", "a.txt", "c.txt"
 	run(moved, manifest.Change{Op: manifest.OpDelete, Path: "b.txt", Entry: b.Entry, Prev: &b.Entry})
 	want := map[string]bool{"PutObject a.txt": true, "PutObject b.txt": true, "CreateMultipartUpload big.bin": true,
-		"CopyObject c.txt": true, "DeleteObjects a.txt": true, "DeleteObjects b.txt": true}
+		"CopyObject dup.txt": true, "CopyObject c.txt": true, "DeleteObjects a.txt": true, "DeleteObjects b.txt": true}
 	mu.Lock()
 	defer mu.Unlock()
 	for k := range want {

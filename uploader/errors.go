@@ -92,8 +92,10 @@ func (b *S3) fatal(err error, reaching bool) error {
 	case code == "RequestTimeTooSkewed":
 		return &FatalError{Msg: bucket + ": this machine's clock is too far off for S3 to accept requests: fix the clock", Err: err}
 	case reaching && status == http.StatusBadRequest:
-		// The first request is HeadBucket, whose only argument is the name.
-		return &FatalError{Msg: bucket + ": the server refuses the bucket name (400 Bad Request): check --bucket / S3_BUCKET", Err: err}
+		// The first request is HeadBucket, whose answer has no body: a 400
+		// is the name, or AWS's answer to a request signed for another
+		// region or with an expired session token.
+		return &FatalError{Msg: bucket + ": the server answers 400 Bad Request: check the bucket name (--bucket / S3_BUCKET), the region (--region / AWS_REGION) and, with temporary credentials, that AWS_SESSION_TOKEN has not expired", Err: err}
 	case strings.Contains(err.Error(), "get identity:"):
 		return &FatalError{Msg: "no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)", Err: err}
 	}

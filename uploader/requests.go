@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"strconv"
 	"sync"
 
 	"github.com/aws/smithy-go/middleware"
@@ -42,13 +43,25 @@ func (c *requestCounter) middleware(stack *middleware.Stack) error {
 			r := manifest.Requests{}
 			op := middleware.GetOperationName(ctx)
 			r.Add(op, 1)
-			if req, ok := in.Request.(*smithyhttp.Request); ok && bodyOps[op] && req.ContentLength > 0 {
-				r.Bytes = req.ContentLength
+			if req, ok := in.Request.(*smithyhttp.Request); ok && bodyOps[op] {
+				r.Bytes = contentBytes(req)
 			}
 			c.add(r)
 			return next.HandleFinalize(ctx, in)
 		})
 	return stack.Finalize.Add(count, middleware.After)
+}
+
+// contentBytes is the file content req carries: its body's length, or,
+// for a body the SDK sends aws-chunked (with a trailing checksum, which
+// AWS gets by default over HTTPS), the length it declares decoded.
+func contentBytes(req *smithyhttp.Request) int64 {
+	if v := req.Header.Get("X-Amz-Decoded-Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
+		}
+	}
+	return max(req.ContentLength, 0)
 }
 
 // Requests are the requests b has sent so far, by operation, retries

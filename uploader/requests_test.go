@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
+
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
@@ -95,5 +98,22 @@ func TestRequestsCountRetries(t *testing.T) {
 	got, seen := tb.Requests().ByOp, byOp(tb.proxy.Stats())
 	if got["PutObject"] != 2 || fmt.Sprint(got) != fmt.Sprint(seen) {
 		t.Fatalf("requests counted %v, seen by the server %v, want 2 PutObject", got, seen)
+	}
+}
+
+// A body sent aws-chunked (AWS over HTTPS, with a trailing checksum) is
+// longer on the wire than the file content it carries: the content is
+// what is counted, as the dry run counts it.
+func TestContentBytesOfAnAWSChunkedBody(t *testing.T) {
+	req := smithyhttp.NewStackRequest().(*smithyhttp.Request)
+	req.ContentLength = 5<<20 + 86
+	req.Header.Set("X-Amz-Decoded-Content-Length", strconv.Itoa(5<<20))
+	if got := contentBytes(req); got != 5<<20 {
+		t.Errorf("aws-chunked: %d bytes counted, want %d", got, 5<<20)
+	}
+	plain := smithyhttp.NewStackRequest().(*smithyhttp.Request)
+	plain.ContentLength = 1234
+	if got := contentBytes(plain); got != 1234 {
+		t.Errorf("plain body: %d bytes counted, want 1234", got)
 	}
 }

@@ -9,21 +9,21 @@ import (
 )
 
 // CheckBucketName returns an error that says why name cannot be a bucket
-// name, or nil. It refuses what the current S3 rules refuse (3 to 63
-// characters; lowercase letters, digits, '.' and '-'; a letter or digit
-// first and last; no ".."; not an IP address) with two exceptions, the
-// legacy names that still exist: buckets made in us-east-1 before March
-// 2018 may have uppercase letters, underscores and up to 255 characters,
-// and S3-compatible servers accept them too (Ceph with relaxed names).
-// Such a name is left for the server to judge. The rules AWS added later
-// for new buckets (no "xn--" prefix, no "-s3alias" suffix...) are left
-// to the server as well.
+// name, or nil. It refuses only what no S3 server takes: fewer than 3 or
+// more than 255 characters, a character other than a letter, a digit,
+// '.', '-' or '_', a first character that is not a letter or digit, or
+// the form of an IP address. The stricter rules of new AWS buckets (3 to
+// 63 characters, lowercase, a letter or digit last, no "..", no "xn--"
+// prefix...) are left to the server: buckets made in us-east-1 before
+// March 2018 may break them (uppercase, underscores, up to 255
+// characters), and S3-compatible servers take them too (Ceph with relaxed
+// names); a name the server refuses is then one fatal line.
 func CheckBucketName(name string) error {
 	invalid := func(format string, a ...any) error {
 		return fmt.Errorf("bucket name %q is not valid: %s", name, fmt.Sprintf(format, a...))
 	}
 	if n := len(name); n < 3 || n > 255 {
-		return invalid("it has %d characters, a bucket name has 3 to 63", n)
+		return invalid("it has %d characters, a bucket name has 3 to 63 (255 for old buckets)", n)
 	}
 	for _, r := range name {
 		if !isLetterOrDigit(r) && r != '.' && r != '-' && r != '_' {
@@ -31,10 +31,8 @@ func CheckBucketName(name string) error {
 		}
 	}
 	switch {
-	case !isLetterOrDigit(rune(name[0])) || !isLetterOrDigit(rune(name[len(name)-1])):
-		return invalid("it must start and end with a letter or a digit")
-	case strings.Contains(name, ".."):
-		return invalid("it has \"..\" in it")
+	case !isLetterOrDigit(rune(name[0])):
+		return invalid("it must start with a letter or a digit")
 	case net.ParseIP(name) != nil:
 		return invalid("it has the form of an IP address")
 	}
@@ -51,14 +49,10 @@ func isLetterOrDigit(r rune) bool {
 // path; user info is refused without showing it (credentials belong in
 // the credential chain, not in a URL that is logged).
 func CheckEndpoint(endpoint string) error {
-	authority := endpoint
-	if _, rest, ok := strings.Cut(endpoint, "://"); ok {
-		authority = rest
-	}
-	if i := strings.IndexAny(authority, "/?#"); i >= 0 {
-		authority = authority[:i]
-	}
-	if strings.Contains(authority, "@") {
+	// Any '@' may be user info: a secret key can hold '/', which would
+	// end the authority early, so none is looked for there, and the
+	// endpoint is never shown.
+	if strings.Contains(endpoint, "@") {
 		return errUserInfo
 	}
 	if !strings.Contains(endpoint, "://") {

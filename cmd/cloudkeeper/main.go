@@ -40,8 +40,10 @@ type reportedError struct{ code int }
 func (e reportedError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
+	// Both streams: an error in a JSON summary or status goes to stdout.
+	stdout := &redact.Writer{W: os.Stdout, Getenv: os.Getenv}
 	stderr := &redact.Writer{W: os.Stderr, Getenv: os.Getenv}
-	os.Exit(run(context.Background(), os.Args, os.Stdout, stderr))
+	os.Exit(run(context.Background(), os.Args, stdout, stderr))
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

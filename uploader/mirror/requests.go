@@ -49,6 +49,8 @@ func (r *run) predictSkipped(ctx context.Context) error {
 		}
 		if isNew {
 			r.predicted.Add("ListObjectsV2", 1) // HasObjects: one key is enough
+			r.approximate("a first run: the real run first lists the prefix (counted) and stops there if it already holds objects " +
+				"(then nothing else is sent: see --allow-existing and manifest rebuild)")
 		}
 	}
 	for _, d := range doubts {

@@ -255,9 +255,14 @@ func TestOnlyRestoresOnePath(t *testing.T) {
 	}
 	defer root.Close()
 	for _, bad := range []string{"../docs", "docs/../../x", "a//b", "./docs"} {
-		if _, err := Run(context.Background(), f, root, Options{Only: bad}); err == nil {
-			t.Errorf("Only %q: no error", bad)
+		_, err := Run(context.Background(), f, root, Options{Only: bad})
+		if err == nil || errors.Is(err, ErrNothing) || !strings.Contains(err.Error(), "component") {
+			t.Errorf("Only %q: %v, want the path refused for its component", bad, err)
 		}
+	}
+	// Nothing under the prefix (or Only) is ErrNothing, not "0 restored".
+	if _, err := Run(context.Background(), f, root, Options{Only: "nothing/here"}); !errors.Is(err, ErrNothing) {
+		t.Errorf("Only nothing/here: %v, want ErrNothing", err)
 	}
 }
 

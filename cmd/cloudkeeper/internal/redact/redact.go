@@ -11,12 +11,12 @@ import (
 // access key id (AWS_ACCESS_KEY_ID, the original daemon's AWS_ACCESS_KEY)
 // is not one: it is an identifier, shown in consoles and logs, and
 // hiding it garbles every path that happens to contain it.
-var Secrets = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+var Secrets = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SECRET_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
 
 // MinLen is the length below which a value is not hidden. A real secret
 // is long (an AWS secret access key has 40 characters, a session token
-// hundreds); a value of a few characters ("test", "secret", "minio123"
-// on a test server) is no secret worth hiding, and replacing it wherever
+// hundreds); a value of a few characters ("test", "secret" on a test
+// server) is no secret worth hiding, and replacing it wherever
 // it occurs would garble paths, as "test_930.h".
 const MinLen = 8
 
