@@ -73,5 +73,28 @@ ALTER TABLE runs ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0;
 	`
 ALTER TABLE runs ADD COLUMN requests TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE runs ADD COLUMN bytes_sent INTEGER NOT NULL DEFAULT 0;
+`, // 9: multipart uploads in progress, so that a run killed part-way is
+	// continued by the next one: the file the upload was started for and
+	// each part S3 confirmed. A row goes only once its upload is
+	// completed or aborted: the bucket never keeps what the manifest forgot.
+	`
+CREATE TABLE uploads (
+	key       TEXT    NOT NULL PRIMARY KEY,
+	upload_id TEXT    NOT NULL,
+	size      INTEGER NOT NULL,
+	mtime_ns  INTEGER NOT NULL,
+	mode      INTEGER NOT NULL,
+	inode     INTEGER NOT NULL,
+	dev       INTEGER NOT NULL,
+	blake3    BLOB    NOT NULL, -- the scan's hash of the file
+	part_size INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE upload_parts (
+	key    TEXT    NOT NULL,
+	number INTEGER NOT NULL,
+	size   INTEGER NOT NULL,
+	etag   TEXT    NOT NULL, -- without quotes, as S3 answered the UploadPart
+	PRIMARY KEY (key, number)
+) WITHOUT ROWID;
 `,
 }

@@ -46,6 +46,10 @@ type Applier struct {
 	// Queued, if set, is told of each change as it arrives (for progress
 	// displays).
 	Queued func(manifest.Change)
+	// Resumes, if set, records multipart uploads as they go, so that the
+	// next run continues one a kill cut off (the manifest of a real run;
+	// see S3.Upload).
+	Resumes Resumes
 
 	mu      sync.Mutex
 	sum     Summary
@@ -359,7 +363,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 }
 
 func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) (string, error) {
-	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, FS: a.FS})
+	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, FS: a.FS, Stat: ch.Entry.Stat, Resumes: a.Resumes})
 }
 
 // fail reports a change that failed, and returns the error if it must end

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
 
@@ -114,7 +115,30 @@ type Upload struct {
 	// follows them (scanner.OS{FollowSymlinks: true}), and tests can
 	// inject faults. nil means scanner.OS{}, which refuses a symlink.
 	FS scanner.FS
+	// Stat is the file's stat the hash was taken under: a multipart
+	// upload recorded for the same file (size, mtime, mode, inode,
+	// device) and Hash is continued.
+	Stat scanner.Stat
+	// Resumes, if set, records multipart uploads as they go and is asked
+	// for one to continue (see S3.Upload); nil: none is recorded.
+	Resumes Resumes
 }
+
+// Resumes records the multipart uploads in progress and the parts S3
+// confirmed, so that an upload a kill cut off is continued by the next
+// run; *manifest.DB is one.
+type Resumes interface {
+	// PartialUpload is the recorded upload of key, with its parts.
+	PartialUpload(ctx context.Context, key string) (manifest.PartialUpload, bool, error)
+	// StartUpload records an upload just created.
+	StartUpload(ctx context.Context, u manifest.PartialUpload) error
+	// AddPart records a part S3 confirmed.
+	AddPart(ctx context.Context, key, uploadID string, p manifest.Part) error
+	// ForgetUpload drops an upload completed or aborted.
+	ForgetUpload(ctx context.Context, key, uploadID string) error
+}
+
+var _ Resumes = (*manifest.DB)(nil)
 
 // KeyError is the failure of one key of a batch.
 type KeyError struct {

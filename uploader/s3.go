@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
 
@@ -386,66 +387,29 @@ func md5Base64(b []byte) string {
 }
 
 // uploadParts is a multipart upload with parts sent in parallel as they are
-// read from r. It completes only if the whole file hashed to u.Hash, and
-// aborts otherwise, so no object with other bytes and no orphan parts
-// remain.
+// read from r. With u.Resumes, the upload and each part S3 confirms are
+// recorded as they go, and an upload recorded for this very file (see
+// resume) is continued: the parts S3 holds are read again, to hash, and not
+// sent. It completes only if the whole file hashed to u.Hash, and aborts
+// otherwise, so no object with other bytes and no orphan parts remain.
 func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (etag string, err error) {
 	partSize := b.uploadPartSize(u.Size)
-	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:   aws.String(b.bucket),
-		Key:      aws.String(u.Key),
-		Metadata: u.Metadata(),
-	})
+	uploadID, kept, err := b.resume(ctx, u, partSize)
 	if err != nil {
-		return "", b.opError("upload", u.Key, err)
+		return "", err
 	}
-	uploadID := created.UploadId
+	if uploadID == "" {
+		if uploadID, err = b.createUpload(ctx, u, partSize); err != nil {
+			return "", err
+		}
+	}
 	defer func() {
 		if err != nil {
-			b.abort(ctx, u.Key, uploadID, &err)
+			b.abortRecorded(ctx, u, uploadID, &err)
 		}
 	}()
-
-	g, gctx := errgroup.WithContext(ctx)
-	var parts []types.CompletedPart
-	var mu sync.Mutex
-	for num, off := int32(1), int64(0); off < u.Size; num, off = num+1, off+partSize {
-		n := min(partSize, u.Size-off)
-		// A part larger than the whole budget (a file over 10,000
-		// parts of the configured size) takes all of it, never more:
-		// asking for more would wait forever.
-		held := min(n, b.memSize)
-		if err := b.mem.Acquire(gctx, held); err != nil {
-			g.Wait()
-			return "", err
-		}
-		buf := make([]byte, n)
-		if err := readExactly(r, buf, u.Path); err != nil {
-			b.mem.Release(held)
-			g.Wait()
-			return "", err
-		}
-		g.Go(func() error {
-			defer b.mem.Release(held)
-			out, err := b.client.UploadPart(gctx, &s3.UploadPartInput{
-				Bucket:        aws.String(b.bucket),
-				Key:           aws.String(u.Key),
-				UploadId:      uploadID,
-				PartNumber:    aws.Int32(num),
-				Body:          bytes.NewReader(buf),
-				ContentLength: aws.Int64(n),
-				ContentMD5:    aws.String(md5Base64(buf)),
-			}, b.upload...)
-			if err != nil {
-				return b.opError(fmt.Sprintf("upload part %d of", num), u.Key, err)
-			}
-			mu.Lock()
-			parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)})
-			mu.Unlock()
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	parts, err := b.sendParts(ctx, r, u, uploadID, partSize, kept)
+	if err != nil {
 		return "", err
 	}
 	if err := checkEOF(r, u.Path); err != nil {
@@ -454,7 +418,83 @@ func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (
 	if r.Sum() != u.Hash {
 		return "", changedError{u.Path}
 	}
-	return b.complete(ctx, u.Key, uploadID, parts)
+	etag, err = b.complete(ctx, u.Key, &uploadID, parts)
+	if err == nil && u.Resumes != nil {
+		// If this fails, the run's end aborts the record's upload, which
+		// S3 no longer has, and drops the record (AbortLeftUploads).
+		_ = u.Resumes.ForgetUpload(context.WithoutCancel(ctx), u.Key, uploadID)
+	}
+	return etag, err
+}
+
+// sendParts sends the parts of u that kept does not hold, in parallel as
+// they are read from r, and returns them with those of kept.
+func (b *S3) sendParts(ctx context.Context, r *scanner.HashReader, u Upload, uploadID string, partSize int64, kept map[int32]manifest.Part) ([]types.CompletedPart, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	var parts []types.CompletedPart
+	var mu sync.Mutex
+	for num, off := int32(1), int64(0); off < u.Size; num, off = num+1, off+partSize {
+		n := min(partSize, u.Size-off)
+		if p, ok := kept[num]; ok {
+			if err := rereadPart(r, u, p); err != nil {
+				g.Wait()
+				return nil, err
+			}
+			mu.Lock()
+			parts = append(parts, types.CompletedPart{ETag: aws.String(`"` + p.ETag + `"`), PartNumber: aws.Int32(num)})
+			mu.Unlock()
+			continue
+		}
+		// A part larger than the whole budget (a file over 10,000
+		// parts of the configured size) takes all of it, never more:
+		// asking for more would wait forever.
+		held := min(n, b.memSize)
+		if err := b.mem.Acquire(gctx, held); err != nil {
+			g.Wait()
+			return nil, err
+		}
+		buf := make([]byte, n)
+		if err := readExactly(r, buf, u.Path); err != nil {
+			b.mem.Release(held)
+			g.Wait()
+			return nil, err
+		}
+		g.Go(func() error {
+			defer b.mem.Release(held)
+			part, err := b.sendPart(gctx, u, uploadID, num, buf)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			parts = append(parts, part)
+			mu.Unlock()
+			return nil
+		})
+	}
+	return parts, g.Wait()
+}
+
+// sendPart sends part num of u's upload and records it once S3 confirmed.
+func (b *S3) sendPart(ctx context.Context, u Upload, uploadID string, num int32, buf []byte) (types.CompletedPart, error) {
+	out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:        aws.String(b.bucket),
+		Key:           aws.String(u.Key),
+		UploadId:      aws.String(uploadID),
+		PartNumber:    aws.Int32(num),
+		Body:          bytes.NewReader(buf),
+		ContentLength: aws.Int64(int64(len(buf))),
+		ContentMD5:    aws.String(md5Base64(buf)),
+	}, b.upload...)
+	if err != nil {
+		return types.CompletedPart{}, b.opError(fmt.Sprintf("upload part %d of", num), u.Key, err)
+	}
+	if u.Resumes != nil {
+		p := manifest.Part{Number: num, Size: int64(len(buf)), ETag: unquote(out.ETag)}
+		if err := u.Resumes.AddPart(ctx, u.Key, uploadID, p); err != nil {
+			return types.CompletedPart{}, err
+		}
+	}
+	return types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(num)}, nil
 }
 
 // Copy copies from to o.Key on the server with o's metadata: one
@@ -563,13 +603,23 @@ func (b *S3) complete(ctx context.Context, key string, uploadID *string, parts [
 // abort aborts a multipart upload even if ctx is done (orphan parts cost
 // money), adding its failure to *err.
 func (b *S3) abort(ctx context.Context, key string, uploadID *string, err *error) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(b.bucket), Key: aws.String(key), UploadId: uploadID,
-	}); aerr != nil {
+	if aerr := b.sendAbort(ctx, key, aws.ToString(uploadID)); aerr != nil {
 		*err = fmt.Errorf("%w (and aborting the multipart upload %s failed: %v)", *err, aws.ToString(uploadID), aerr)
 	}
+}
+
+// sendAbort sends one AbortMultipartUpload, even if ctx is done; an upload
+// already gone is not an error.
+func (b *S3) sendAbort(ctx context.Context, key, uploadID string) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(b.bucket), Key: aws.String(key), UploadId: aws.String(uploadID),
+	})
+	if err != nil && !isNoSuchUpload(err) {
+		return err
+	}
+	return nil
 }
 
 // copySource is the x-amz-copy-source value: bucket/key, URL-encoded

@@ -21,14 +21,18 @@ type SettleBucket interface {
 	// Head returns the object's size and metadata, or an error wrapping
 	// ErrNotFound.
 	Head(ctx context.Context, key string) (ObjectMeta, error)
-	// AbortUploadsOf aborts every unfinished multipart upload of key.
-	AbortUploadsOf(ctx context.Context, key string) (int, error)
+	// AbortUploadsOf aborts every unfinished multipart upload of key
+	// but keep (the one the manifest records, which this run may
+	// continue), and returns how many it aborted and whether it found
+	// keep.
+	AbortUploadsOf(ctx context.Context, key, keep string) (aborted int, kept bool, err error)
 }
 
 // Settled counts what settling found.
 type Settled struct {
 	Found, Gone int // keys S3 holds an object at, and keys it does not
 	Aborted     int // multipart uploads aborted
+	Kept        int // recorded multipart uploads left for this run to continue
 	Failed      int // keys left in doubt (their error went to warn)
 	Rechecked   int // keys settled before, looked at again (SettleWatch)
 }
@@ -45,12 +49,22 @@ const SettleWatch = 15 * time.Minute
 // (a run was killed or lost an answer between sending a change and
 // recording it) and records that: one HEAD per key, and for a key that may
 // have had a multipart upload started, one listing of that key's uploads,
-// which are aborted. Keys that cannot be settled now stay in doubt for the
+// which are aborted, but for the one the manifest records: that one is kept
+// for the upload of the key to continue, and aborted at the run's end if it
+// does not (AbortLeftUploads). Keys that cannot be settled now stay in doubt for the
 // next run and are told to warn; fatal errors end it.
 func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string, concurrency int, warn func(path string, err error)) (Settled, error) {
 	doubts, err := db.Doubts(ctx)
 	if err != nil || len(doubts) == 0 {
 		return Settled{}, err
+	}
+	recorded, err := db.PartialUploads(ctx)
+	if err != nil {
+		return Settled{}, err
+	}
+	keep := map[string]string{}
+	for _, u := range recorded {
+		keep[u.Key] = u.UploadID
 	}
 	var (
 		mu    sync.Mutex
@@ -61,11 +75,15 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 	g.SetLimit(max(concurrency, 1))
 	for _, d := range doubts {
 		g.Go(func() error {
-			f, aborted, err := settleOne(gctx, b, prefix, d)
+			key := manifest.Key(prefix, d.Path)
+			f, aborted, kept, err := settleOne(gctx, b, key, keep[key], d)
 			f.Watch = !d.Answered && time.Since(d.Since) < SettleWatch
 			mu.Lock()
 			defer mu.Unlock()
 			res.Aborted += aborted
+			if kept {
+				res.Kept++
+			}
 			if d.Settled && err == nil {
 				res.Rechecked++
 				found = append(found, f)
@@ -95,56 +113,50 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 	return res, err
 }
 
-func settleOne(ctx context.Context, b SettleBucket, prefix string, d manifest.Intent) (manifest.Found, int, error) {
-	key := manifest.Key(prefix, d.Path)
-	aborted := 0
+func settleOne(ctx context.Context, b SettleBucket, key, keep string, d manifest.Intent) (f manifest.Found, aborted int, kept bool, err error) {
 	if d.Multipart {
-		n, err := b.AbortUploadsOf(ctx, key)
-		if err != nil {
-			return manifest.Found{}, n, err
+		if aborted, kept, err = b.AbortUploadsOf(ctx, key, keep); err != nil {
+			return manifest.Found{}, aborted, kept, err
 		}
-		aborted = n
 	}
 	meta, err := b.Head(ctx, key)
 	if errors.Is(err, ErrNotFound) {
-		return manifest.Found{Path: d.Path}, aborted, nil
+		return manifest.Found{Path: d.Path}, aborted, kept, nil
 	}
 	if err != nil {
-		return manifest.Found{}, aborted, err
+		return manifest.Found{}, aborted, kept, err
 	}
 	e := meta.Entry(d.Path)
-	return manifest.Found{Path: d.Path, Object: &e}, aborted, nil
+	return manifest.Found{Path: d.Path, Object: &e}, aborted, kept, nil
 }
 
 // AbortUploadsOf aborts the unfinished multipart uploads of key exactly
-// (one listing of the uploads under key, then one abort each).
-func (b *S3) AbortUploadsOf(ctx context.Context, key string) (int, error) {
+// but keep (one listing of the uploads under key, then one abort each).
+func (b *S3) AbortUploadsOf(ctx context.Context, key, keep string) (n int, kept bool, err error) {
 	if err := b.Check(ctx); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	n := 0
 	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(b.bucket), Prefix: aws.String(key)}
 	for {
 		out, err := b.client.ListMultipartUploads(ctx, in)
 		if err != nil {
-			return n, b.opError("list multipart uploads of", key, err)
+			return n, kept, b.opError("list multipart uploads of", key, err)
 		}
 		for _, u := range out.Uploads {
 			if aws.ToString(u.Key) != key {
 				continue // another key that starts with this one
 			}
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			_, err := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-				Bucket: aws.String(b.bucket), Key: u.Key, UploadId: u.UploadId,
-			})
-			cancel()
-			if err != nil && !isNoSuchUpload(err) {
-				return n, b.opError(fmt.Sprintf("abort multipart upload %s of", aws.ToString(u.UploadId)), key, err)
+			if keep != "" && aws.ToString(u.UploadId) == keep {
+				kept = true
+				continue
+			}
+			if err := b.sendAbort(ctx, key, aws.ToString(u.UploadId)); err != nil {
+				return n, kept, b.opError(fmt.Sprintf("abort multipart upload %s of", aws.ToString(u.UploadId)), key, err)
 			}
 			n++
 		}
 		if !aws.ToBool(out.IsTruncated) {
-			return n, nil
+			return n, kept, nil
 		}
 		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
 	}

@@ -105,7 +105,7 @@ func requestsText(r manifest.Requests) string {
 // writes as they go out, then the reads; others follow, by name.
 var shownOps = []string{"PutObject", "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
 	"CompleteMultipartUpload", "AbortMultipartUpload", "DeleteObjects", "HeadBucket", "HeadObject", "ListObjectsV2",
-	"ListMultipartUploads", "GetObject"}
+	"ListMultipartUploads", "ListParts", "GetObject"}
 
 func opOrder(op string) int {
 	if i := slices.Index(shownOps, op); i >= 0 {
@@ -127,6 +127,7 @@ func opLabel(op string, n int64) string {
 		"CompleteMultipartUpload": {"multipart complete", "multipart completes"},
 		"AbortMultipartUpload":    {"multipart abort", "multipart aborts"},
 		"ListMultipartUploads":    {"multipart LIST", "multipart LIST"},
+		"ListParts":               {"parts LIST", "parts LIST"},
 	}
 	l, ok := labels[op]
 	switch {

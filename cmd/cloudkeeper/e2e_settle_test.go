@@ -25,18 +25,25 @@ import (
 // if the run ended without such a request.
 func (e *env) killAfter(op string, args ...string) {
 	e.t.Helper()
+	e.killWhen(op, func(r *http.Request, kill func()) *s3test.Fault {
+		if s3test.Operation(r) != op {
+			return nil
+		}
+		return &s3test.Fault{Answered: kill}
+	}, args...)
+}
+
+// killWhen runs sync with the proxy's fault set to fault, which is given
+// a kill that sends SIGKILL to the run (at most once), and fails the test
+// if the run ended without being killed (what names the kill awaited).
+func (e *env) killWhen(what string, fault func(r *http.Request, kill func()) *s3test.Fault, args ...string) {
+	e.t.Helper()
 	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), args...)...)
 	cmd.Env = e.environ()
 	var once sync.Once
 	kills := make(chan bool, 1)
-	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
-		if s3test.Operation(r) != op {
-			return nil
-		}
-		return &s3test.Fault{Answered: func() {
-			once.Do(func() { kills <- cmd.Process.Kill() == nil })
-		}}
-	})
+	kill := func() { once.Do(func() { kills <- cmd.Process.Kill() == nil }) }
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault { return fault(r, kill) })
 	defer e.proxy.SetFault(nil)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -50,7 +57,7 @@ func (e *env) killAfter(op string, args ...string) {
 	case <-time.After(5 * time.Second): // the run ended without such a request
 	}
 	if !killed {
-		e.t.Fatalf("the run sent no %s to be killed after:\n%s", op, out.String())
+		e.t.Fatalf("the run sent no %s to be killed after:\n%s", what, out.String())
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 )
@@ -60,6 +61,7 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `GLOB` (repeatable): \"*.tmp\" matches names at any depth, \"build/out\" is anchored at the source; excluded objects already in the bucket are left alone"},
 		&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
 		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 0 allows no delete, 100% turns it off"},
+		&cli.IntFlag{Name: "part-size", EnvVars: []string{"CLOUDKEEPER_PART_SIZE"}, Value: uploader.DefaultPartSize >> 20, Usage: "upload files larger than `MIB` mebibytes in parts of that size (5 to 5120); an upload a kill cut off is continued by the next run only with the same part size"},
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "try each S3 request up to `N` times before its key is reported as failed (exponential backoff with jitter between attempts)"},
 		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
 		&cli.DurationFlag{Name: "reconcile-every", EnvVars: []string{"CLOUDKEEPER_RECONCILE_EVERY"}, Value: defaultReconcileEvery, Usage: "a full run whose last reconcile (see --reconcile) is older than `AGE` reconciles by itself; 0 never"},
@@ -86,11 +88,14 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	if err := p.loadPrices(c); err != nil {
 		return syncOptions{}, afterRun{}, err
 	}
+	if ps := c.Int("part-size"); ps < 5 || ps > 5120 {
+		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--part-size %d: want 5 to 5120 (MiB)", ps)}
+	}
 	if c.Int("retries") < 1 {
 		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))}
 	}
 	return syncOptions{target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
-		maxDelete: limit, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"), reconcileEvery: c.Duration("reconcile-every")}, after, nil
+		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"), reconcileEvery: c.Duration("reconcile-every")}, after, nil
 }
 
 // syncEvery syncs now and then once every interval (mirror.Every), until
@@ -113,6 +118,7 @@ type syncOptions struct {
 	rehash    bool
 	follow    bool // --follow-symlinks
 	maxDelete manifest.DeleteLimit
+	partSize  int64 // bytes
 	retries   int
 	retryWait time.Duration
 	// allowExisting lets a first run back up into a prefix that holds
@@ -127,7 +133,7 @@ type syncOptions struct {
 // changes printed, progress shown.
 func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 	cfg := o.s3Config()
-	cfg.MaxAttempts, cfg.MaxBackoff = o.retries, o.retryWait
+	cfg.MaxAttempts, cfg.MaxBackoff, cfg.PartSize = o.retries, o.retryWait, o.partSize
 	return mirror.Options{
 		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
 		Filter: o.filter, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,

@@ -307,6 +307,13 @@ func (r *run) execute(ctx context.Context) {
 	res.Counts, st, res.Err = r.pipeline(ctx, bucket, journal)
 	res.Unchanged, res.Hashed, res.HashedBytes = st.Unchanged, st.Hashed, st.HashedBytes
 	res.Errors += st.Errors + int64(unsettled)
+	if !o.DryRun {
+		left, err := r.abortLeftUploads(context.WithoutCancel(ctx))
+		res.Errors += int64(left)
+		if res.Err == nil {
+			res.Err = err
+		}
+	}
 	if reconcileFailed {
 		res.Errors++ // the run completed, but not all of it
 	}

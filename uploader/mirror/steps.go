@@ -23,11 +23,27 @@ func (r *run) settle(ctx context.Context) (int, error) {
 			r.o.Unsettled(path, err)
 		}
 	})
-	if n.Found+n.Gone+n.Aborted+n.Failed > 0 {
+	if n.Found+n.Gone+n.Aborted+n.Kept+n.Failed > 0 {
 		r.o.Log.Info("keys were in doubt (an interrupted run, or an object found missing): settled them from what S3 holds",
-			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted, "unsettled", n.Failed)
+			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted,
+			"multipart_uploads_kept", n.Kept, "unsettled", n.Failed)
 	}
 	return n.Failed, err
+}
+
+// abortLeftUploads aborts the multipart uploads an interrupted run left
+// that this run did not continue, and returns how many it could not: they
+// stay recorded, and the next run tries again (exit 3).
+func (r *run) abortLeftUploads(ctx context.Context) (int, error) {
+	failed := 0
+	n, err := uploader.AbortLeftUploads(ctx, r.db, r.s3, func(key string, err error) {
+		failed++
+		r.o.Log.Error("could not abort a multipart upload an interrupted run left; the next run tries again", "key", key, "error", err.Error())
+	})
+	if n > 0 {
+		r.o.Log.Info("aborted multipart uploads an interrupted run left that this run did not continue", "multipart_uploads_aborted", n)
+	}
+	return failed, err
 }
 
 // concurrency is Options.Concurrency or its default.
@@ -199,6 +215,9 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	applier := &uploader.Applier{
 		Bucket: bucket, Journal: journal, Root: o.Identity.Source, Prefix: o.Identity.Prefix,
 		Concurrency: concurrency, FS: fsys, Report: r.report, Queued: o.Queued,
+	}
+	if !o.DryRun {
+		applier.Resumes = r.db
 	}
 	var sum uploader.Summary
 	g.Go(func() error {

@@ -1,0 +1,162 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/zeebo/blake3"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+// killedUpload is a multipart upload of u as a killed run leaves it: S3
+// holds parts held (from the file's bytes, or from other if given), the
+// manifest records those of recorded. It returns the upload id.
+func killedUpload(t *testing.T, tb *testBucket, db *manifest.DB, u Upload, held, recorded []int32, other map[int32][]byte) string {
+	t.Helper()
+	ctx := context.Background()
+	c := gw.Client()
+	created, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &tb.name, Key: &u.Key, Metadata: u.Metadata()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(created.UploadId)
+	content, err := os.ReadFile(u.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.StartUpload(ctx, manifest.PartialUpload{Key: u.Key, UploadID: id, File: u.stat(), Hash: u.Hash, PartSize: tb.partSize}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range held {
+		body := content[int64(n-1)*tb.partSize : min(int64(n)*tb.partSize, int64(len(content)))]
+		if b, ok := other[n]; ok {
+			body = b
+		}
+		out, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &tb.name, Key: &u.Key, UploadId: &id, PartNumber: aws.Int32(n), Body: bytes.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recorded {
+			if r == n {
+				db.AddPart(ctx, u.Key, id, manifest.Part{Number: n, Size: int64(len(body)), ETag: unquote(out.ETag)})
+			}
+		}
+	}
+	return id
+}
+
+func testManifest(t *testing.T) *manifest.DB {
+	t.Helper()
+	db, err := manifest.Open(filepath.Join(t.TempDir(), "m.db"), manifest.Identity{Source: "/s", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// checkUploaded asserts that the object at u.Key is u's file, that no
+// multipart upload is left and that the manifest records none.
+func checkUploaded(t *testing.T, tb *testBucket, db *manifest.DB, u Upload) {
+	t.Helper()
+	if o := tb.objects(t)[u.Key]; scanner.Digest(blake3.Sum256(o.Body)) != u.Hash || o.Metadata[MetaBLAKE3] != u.Hash.String() {
+		t.Fatalf("object of %d bytes differs from the file", len(o.Body))
+	}
+	noOrphanParts(t, tb)
+	if ups, _ := db.PartialUploads(context.Background()); len(ups) != 0 {
+		t.Fatalf("the manifest still records %+v", ups)
+	}
+}
+
+// An upload recorded for the same file is continued: the parts recorded
+// and held are not sent again; a part held but not recorded (the kill came
+// before its record) is.
+func TestUploadContinuesARecordedUpload(t *testing.T) {
+	tb := newTestBucket(t)
+	db := testManifest(t)
+	u := localFile(t, "big", 17<<20+3, "big")
+	u.Resumes = db
+	killedUpload(t, tb, db, u, []int32{1, 2, 3}, []int32{1, 2}, nil)
+	if _, err := tb.Upload(context.Background(), u); err != nil {
+		t.Fatal(err)
+	}
+	st := tb.proxy.Stats()
+	if st.ByOp["UploadPart"] != 2 || st.ByOp["CreateMultipartUpload"] != 0 || st.ByOp["ListParts"] != 1 || st.BytesUploaded != 7<<20+3 {
+		t.Fatalf("requests %v, %d bytes: want parts 3 and 4 sent", st.ByOp, st.BytesUploaded)
+	}
+	checkUploaded(t, tb, db, u)
+}
+
+// An upload is started over, the recorded one aborted, when it may not be
+// continued: S3's part is not the recorded one, or S3 no longer has the
+// upload. A recorded part that S3 holds as recorded but whose bytes are
+// not the file's fails the upload, which is aborted.
+func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		prepare func(t *testing.T, tb *testBucket, db *manifest.DB, u Upload)
+		abort   int64
+	}{
+		{"part replaced on S3", func(t *testing.T, tb *testBucket, db *manifest.DB, u Upload) {
+			id := killedUpload(t, tb, db, u, []int32{1, 2}, []int32{1, 2}, nil)
+			// Part 2 sent again with other bytes after it was recorded.
+			other := bytes.Repeat([]byte("x"), 5<<20)
+			if _, err := gw.Client().UploadPart(context.Background(), &s3.UploadPartInput{Bucket: &tb.name, Key: &u.Key, UploadId: &id,
+				PartNumber: aws.Int32(2), Body: bytes.NewReader(other)}); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+		{"upload gone", func(t *testing.T, tb *testBucket, db *manifest.DB, u Upload) {
+			id := killedUpload(t, tb, db, u, []int32{1, 2}, []int32{1, 2}, nil)
+			if _, err := gw.Client().AbortMultipartUpload(context.Background(), &s3.AbortMultipartUploadInput{Bucket: &tb.name, Key: &u.Key, UploadId: &id}); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTestBucket(t)
+			db := testManifest(t)
+			u := localFile(t, "big", 17<<20+3, "big")
+			u.Resumes = db
+			c.prepare(t, tb, db, u)
+			if _, err := tb.Upload(context.Background(), u); err != nil {
+				t.Fatal(err)
+			}
+			st := tb.proxy.Stats()
+			if st.ByOp["UploadPart"] != 4 || st.ByOp["CreateMultipartUpload"] != 1 || st.ByOp["AbortMultipartUpload"] != c.abort {
+				t.Fatalf("requests %v: want the recorded upload aborted and all 4 parts sent", st.ByOp)
+			}
+			checkUploaded(t, tb, db, u)
+		})
+	}
+	t.Run("part with other bytes", func(t *testing.T) {
+		tb := newTestBucket(t)
+		db := testManifest(t)
+		u := localFile(t, "big", 17<<20+3, "big")
+		u.Resumes = db
+		other := bytes.Repeat([]byte("y"), 5<<20)
+		sum := md5.Sum(other)
+		killedUpload(t, tb, db, u, []int32{1}, []int32{1}, map[int32][]byte{1: other})
+		if p, _, _ := db.PartialUpload(context.Background(), "big"); len(p.Parts) != 1 || p.Parts[0].ETag != hex.EncodeToString(sum[:]) {
+			t.Fatalf("the gateway's part ETag is not its MD5: %+v", p.Parts)
+		}
+		_, err := tb.Upload(context.Background(), u)
+		if err == nil || !strings.Contains(err.Error(), "part 1 of the multipart upload of big holds other bytes than the file") {
+			t.Fatalf("got %v", err)
+		}
+		noOrphanParts(t, tb)
+		if ups, _ := db.PartialUploads(context.Background()); len(ups) != 0 {
+			t.Fatalf("the manifest still records %+v", ups)
+		}
+	})
+}
