@@ -487,9 +487,10 @@ func TestSyncDryRunTouchesNothing(t *testing.T) {
 	e := newEnv(t, scantest.Dir{"keep.txt": scantest.File{Content: "keep"}, "old.txt": scantest.File{Content: "old"}, "mv.txt": scantest.File{Content: "move me"}})
 	manifestPath := filepath.Join(e.state, "m.db")
 
-	// No manifest yet: a dry run does not create one.
+	// No manifest yet: a dry run does not create one. Read-only, it checks
+	// the bucket and, as the first run will, that the prefix is empty.
 	r := e.sync(0, "--dry-run", "--manifest", manifestPath)
-	if len(r.lines()) != 3 || !e.onlyBucketCheck() {
+	if st := e.proxy.Stats(); len(r.lines()) != 3 || st.Requests != 2 || st.ByOp["HeadBucket"] != 1 || st.ByOp["ListObjectsV2"] != 1 {
 		t.Fatalf("got %q, %v", r.lines(), e.ops())
 	}
 	if _, err := os.Stat(manifestPath); !os.IsNotExist(err) {

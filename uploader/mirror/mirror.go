@@ -334,7 +334,9 @@ func (r *run) execute(ctx context.Context) {
 // backup target is gone), and refuses a first run into a prefix that holds
 // objects.
 func (r *run) check(ctx context.Context) error {
-	if err := r.s3.Check(ctx); err != nil || r.o.DryRun || r.o.AllowExisting {
+	// A dry run looks too (a LIST changes nothing): it must stop where the
+	// real run would, not show the whole tree as uploads.
+	if err := r.s3.Check(ctx); err != nil || r.o.AllowExisting {
 		return err
 	}
 	return checkNewManifest(ctx, r.db, r.s3, r.o, r.res.RunID)

@@ -180,6 +180,13 @@ func TestRunRefusesAFirstRunIntoObjectsItDoesNotKnow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The dry run stops where the real run would (a LIST reads nothing it
+	// could change), rather than show the whole tree as uploads.
+	dry := b.opts
+	dry.DryRun = true
+	if res := b.run(t, dry, ExitFatal); res.Err == nil || !strings.Contains(res.Err.Error(), "cloudkeeper manifest rebuild") || res.Add != 0 {
+		t.Errorf("dry first run: error %v, counts %+v; want the rebuild advice and nothing shown", res.Err, res.Counts)
+	}
 	res := b.run(t, b.opts, ExitFatal)
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "cloudkeeper manifest rebuild") || res.Add != 0 {
 		t.Errorf("first run: error %v, counts %+v; want the rebuild advice and nothing applied", res.Err, res.Counts)

@@ -30,9 +30,9 @@ func (r *run) countRequests() {
 }
 
 // predictSkipped counts, in a dry run, the requests of the steps the real
-// run would take before its diff and the dry run does not: the first
-// run's look for objects in the prefix, the settle of keys in doubt, a
-// reconcile that is only due. What cannot be known without asking S3 is
+// run would take before its diff and the dry run does not: the settle of
+// keys in doubt and a reconcile that is only due. (A first run's look for
+// objects in the prefix, one LIST, the dry run sends itself.) What cannot be known without asking S3 is
 // said in Result.Approximated.
 func (r *run) predictSkipped(ctx context.Context) error {
 	doubts, err := r.db.Doubts(ctx)
@@ -41,17 +41,6 @@ func (r *run) predictSkipped(ctx context.Context) error {
 	}
 	if len(doubts) > 0 {
 		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
-	}
-	if !r.o.AllowExisting {
-		isNew, err := newManifest(ctx, r.db, 0)
-		if err != nil {
-			return err
-		}
-		if isNew {
-			r.predicted.Add("ListObjectsV2", 1) // HasObjects: one key is enough
-			r.approximate("a first run: the real run first lists the prefix (counted) and stops there if it already holds objects " +
-				"(then nothing else is sent: see --allow-existing and manifest rebuild)")
-		}
 	}
 	for _, d := range doubts {
 		r.predicted.Add("HeadObject", 1)
