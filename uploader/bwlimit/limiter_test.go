@@ -51,6 +51,15 @@ func (c *fakeClock) set(t time.Time) {
 	c.now = t
 }
 
+func mustSchedule(t *testing.T, s string) bwlimit.Schedule {
+	t.Helper()
+	sched, err := bwlimit.ParseSchedule(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sched
+}
+
 // readAll reads n bytes through the limiter in the transport's 32 KiB
 // reads, on workers goroutines sharing it.
 func readAll(t *testing.T, l *bwlimit.Limiter, workers, n int) {
@@ -92,14 +101,10 @@ func TestLimiterOffSendsAtOnce(t *testing.T) {
 	}
 }
 
-// The rate in force changes at the schedule's times, for the bytes in
-// flight too: a transfer that starts at 07:59:50 under "off" slows to
-// 1 MiB/s at 08:00.
+// The rate in force is the schedule's: off at 07:59:50 (23:00's, wrapped
+// over midnight), 1 MiB/s from 08:00, off again from 23:00.
 func TestLimiterFollowsTheSchedule(t *testing.T) {
-	sched, err := bwlimit.ParseSchedule("08:00,1M 23:00,off")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sched := mustSchedule(t, "08:00,1M 23:00,off")
 	clock := newFakeClock("2026-01-01 07:59:50")
 	l := bwlimit.NewWithClock(sched, clock)
 	if r := l.Rate(); r != 0 {
@@ -124,7 +129,7 @@ func TestLimiterFollowsTheSchedule(t *testing.T) {
 // A schedule that is not changing is still looked at again within a
 // minute: a clock that jumps (suspend, a time zone change) is followed.
 func TestLimiterLooksAgainWhenTheClockJumps(t *testing.T) {
-	sched, _ := bwlimit.ParseSchedule("08:00,1M 09:00,2M")
+	sched := mustSchedule(t, "08:00,1M 09:00,2M")
 	clock := newFakeClock("2026-01-01 08:30:00")
 	l := bwlimit.NewWithClock(sched, clock)
 	if r := l.Rate(); r != 1<<20 {
@@ -180,10 +185,7 @@ func TestClientLimitsRequestBodies(t *testing.T) {
 // under "08:00,1M 08:01,2M" is 60 MiB in the first minute, then 30 MiB at
 // 2 MiB/s: 75 s.
 func TestLimiterChangesTheRateInFlight(t *testing.T) {
-	sched, err := bwlimit.ParseSchedule("08:00,1M 08:01,2M")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sched := mustSchedule(t, "08:00,1M 08:01,2M")
 	clock := newFakeClock("2026-01-01 08:00:00")
 	start := clock.Now()
 	readAll(t, bwlimit.NewWithClock(sched, clock), 4, 90<<20/4)

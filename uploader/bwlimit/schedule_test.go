@@ -58,10 +58,7 @@ func TestParseSchedule(t *testing.T) {
 }
 
 func TestScheduleAt(t *testing.T) {
-	s, err := bwlimit.ParseSchedule("08:00,1M 12:00,2M 23:00,off")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustSchedule(t, "08:00,1M 12:00,2M 23:00,off")
 	day := func(d, h, m int) time.Time { return time.Date(2026, 3, d, h, m, 0, 0, time.UTC) }
 	for _, c := range []struct {
 		at   time.Time
