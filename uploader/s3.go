@@ -30,6 +30,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/bwlimit"
 )
 
 // S3Config says how to reach the bucket.
@@ -62,6 +63,10 @@ type S3Config struct {
 	MaxAttempts int
 	// MaxBackoff caps the wait between two attempts. Default 20 s.
 	MaxBackoff time.Duration
+	// Bandwidth, if set, limits the bytes of request bodies (uploads,
+	// parts) as they go onto the wire, across all requests of the
+	// client and of every other client built with the same Limiter.
+	Bandwidth *bwlimit.Limiter
 }
 
 // S3 is a Bucket on Amazon S3 or an S3-compatible server.
@@ -215,6 +220,11 @@ func loadAWSConfig(ctx context.Context, c S3Config) (aws.Config, error) {
 	}
 	if cfg.Region == "" {
 		return cfg, errors.New("no region: set --region or AWS_REGION")
+	}
+	if c.Bandwidth != nil {
+		// Wrapped once loaded: loading configures the client itself
+		// (a CA bundle from AWS_CA_BUNDLE), which a wrapper would hide.
+		cfg.HTTPClient = c.Bandwidth.Client(cfg.HTTPClient)
 	}
 	return cfg, nil
 }
