@@ -39,7 +39,7 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "path", Usage: "restore only `PATH`, a file or a folder with what is under it, relative to the source"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files that exist in DIR (without it they are left and reported)"},
 		),
-		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOptional, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			to := c.String("to")
 			if to == "" {
 				return usageError{errors.New("no folder to restore into: set --to")}

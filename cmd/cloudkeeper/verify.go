@@ -50,7 +50,7 @@ func verifyCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print problems and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "repair", Usage: "mark what verify finds in the manifest, for the next sync to repair"},
 		),
-		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOptional, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			repair := c.Bool("repair")
 			expect, db, err := loadExpected(ctx, t, c.IsSet(flagManifest), repair, p)
 			if err != nil {

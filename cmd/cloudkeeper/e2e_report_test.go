@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
+)
+
+// A source folder that is not there (an unmounted disk, cron's most common
+// failure) is a failed run like any other: notified, in the metrics,
+// recorded in the manifest (status shows it), a JSON summary; no request
+// is sent, and a first run creates no manifest.
+func TestSyncMissingSourceIsAFailedRun(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	e.sync(0)
+	h := newHook(t)
+	metrics := filepath.Join(e.state, "ck.prom")
+	src := e.src
+	if err := os.Rename(src, src+".away"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.sync(1, "--notify-url", h.URL+"/ping", "--metrics-file", metrics, "--json")
+	want := "source folder " + src + " does not exist"
+	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "is the disk mounted?") {
+		t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+	}
+	if n := e.proxy.Stats().Requests; n != 0 {
+		t.Errorf("a run without its source sent %d requests: %v", n, e.ops())
+	}
+	var js struct {
+		Summary struct {
+			Result   string `json:"result"`
+			ExitCode int    `json:"exit_code"`
+			Error    string `json:"error"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimSpace(r.stdout)), &js); err != nil || js.Summary.Result != "failure" || js.Summary.ExitCode != 1 || !strings.Contains(js.Summary.Error, want) {
+		t.Errorf("JSON summary %+v (%v) from stdout %q", js, err, r.stdout)
+	}
+	p := h.take()
+	if len(p) != 1 || p[0].path != "/ping/fail" || !strings.Contains(p[0].body.Error, want) {
+		t.Errorf("notifications %+v", p)
+	}
+	if b, err := os.ReadFile(metrics); err != nil || metricValue(t, string(b), "cloudkeeper_last_run_exit_code") != 1 {
+		t.Errorf("metrics file: %v\n%s", err, b)
+	}
+	// status, with the disk still away, shows the failing last run.
+	r = e.run(append([]string{"status", "--json"}, e.baseArgs()...)...)
+	var st report.Status
+	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil || r.code != 1 || len(st.Runs) != 2 || st.LastRun == nil ||
+		*st.LastRun.ExitCode != 1 || !strings.Contains(st.LastRun.Message, want) {
+		t.Errorf("status: exit %d, %+v (%v)\n%s%s", r.code, st, err, r.stdout, r.stderr)
+	}
+
+	// A first run (no manifest) into a prefix that holds objects: the
+	// missing source is what it says, and no manifest is left behind.
+	if err := os.Remove(e.manifestPath()); err != nil {
+		t.Fatal(err)
+	}
+	r = e.sync(1, "--notify-url", h.URL+"/ping")
+	if !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "already holds objects") {
+		t.Errorf("first run without its source: stderr\n%s", r.stderr)
+	}
+	if dbs, _ := filepath.Glob(filepath.Join(e.state, "cloudkeeper", "*.db")); len(dbs) != 0 {
+		t.Errorf("a failed first run left a manifest: %q", dbs)
+	}
+	if p := h.take(); len(p) != 1 || p[0].path != "/ping/fail" {
+		t.Errorf("first run: notifications %+v", p)
+	}
+}
+
+// watch started without its source fails its start-up run the same way:
+// notified, exit 1 with the friendly message.
+func TestWatchMissingSourceIsAFailedRun(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	e.sync(0)
+	h := newHook(t)
+	src := e.src
+	if err := os.Rename(src, src+".away"); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run(append(append([]string{"watch"}, e.baseArgs()...), "--notify-url", h.URL+"/ping")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "source folder "+src+" does not exist") || !strings.Contains(r.stderr, "is the disk mounted?") {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if p := h.take(); len(p) != 1 || p[0].path != "/ping/fail" {
+		t.Errorf("notifications %+v", p)
+	}
+}
