@@ -92,3 +92,30 @@ func TestWatchMissingSourceIsAFailedRun(t *testing.T) {
 		t.Errorf("notifications %+v", p)
 	}
 }
+
+// verify of a mistyped or empty prefix is not a good backup: nothing
+// listed and nothing expected is exit 1, saying where it looked.
+func TestVerifyNothingIsNotGood(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	e.sync(0)
+	want := "nothing to verify: no object under s3://" + e.bucket + "/nothere/: check --bucket, --prefix and --endpoint"
+	for _, args := range [][]string{
+		append(e.bucketArgs(), "--prefix", "nothere/"),                   // no manifest: the bucket alone
+		append(e.baseArgs(), "--prefix", "nothere/"),                     // no manifest for that prefix
+		append(e.baseArgs(), "--prefix", "nothere/", "--deep", "--json"), // the same, deep
+	} {
+		r := e.run(append([]string{"verify"}, args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stdout, "good") {
+			t.Errorf("verify %q: exit %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	// A manifest with no object (an empty source backed up): nothing to
+	// check either.
+	empty := newEnv(t, scantest.Dir{})
+	empty.sync(0)
+	r := empty.run(append([]string{"verify"}, empty.baseArgs()...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "nothing to verify: no object under s3://"+empty.bucket+"/laptop/") {
+		t.Errorf("verify of an empty backup: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	e.verifyGood() // the real prefix still is
+}

@@ -88,7 +88,13 @@ func nothingToRestore(t target, only string) error {
 		return fmt.Errorf("nothing to restore: no object for --path %q under %s (looked for %s): --path is relative to the source, check it and --prefix",
 			only, prefix, manifest.Key(t.Prefix, only))
 	}
-	return fmt.Errorf("nothing to restore: no object under %s: check --bucket, --prefix and --endpoint", prefix)
+	return nothingUnder("restore", t)
+}
+
+// nothingUnder says that a command found no object to verb under the
+// prefix, and what to check.
+func nothingUnder(verb string, t target) error {
+	return fmt.Errorf("nothing to %s: no object under s3://%s/%s: check --bucket, --prefix and --endpoint", verb, t.Bucket, t.Prefix)
 }
 
 // restoreOptions wires the printer into a restore: a line per file on

@@ -67,6 +67,9 @@ func verifyCommand() *cli.Command {
 				return err
 			}
 			res, err := verify.Run(ctx, s3, verifyOptions(p, t, expect, c.Bool("deep"), repair))
+			if errors.Is(err, verify.ErrNothing) {
+				return nothingUnder("verify", t)
+			}
 			if err != nil {
 				return err
 			}
