@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,4 +121,36 @@ func TestVerifyNothingIsNotGood(t *testing.T) {
 		t.Errorf("verify of an empty backup: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	e.verifyGood() // the real prefix still is
+}
+
+// A restore that fails leaves no empty folder it created behind, and never
+// removes one that was there.
+func TestRestoreFailedLeavesNoEmptyFolder(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}})
+	e.sync(0)
+	made := filepath.Join(t.TempDir(), "new", "r3")
+	existing := t.TempDir()
+	for _, c := range []struct {
+		name string
+		to   string
+		args []string
+		env  []string
+	}{
+		{"nonexistent path", made, []string{"--path", "nonexistent"}, nil},
+		{"wrong secret", made, nil, []string{"AWS_SECRET_ACCESS_KEY=not-the-secret-at-all"}},
+		{"existing folder", existing, []string{"--path", "nonexistent"}, nil},
+	} {
+		e.cmd = func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, c.env...) }
+		r := e.run(append(append([]string{"restore", "--to", c.to}, e.bucketArgs()...), c.args...)...)
+		e.cmd = nil
+		if r.code != 1 {
+			t.Fatalf("%s: exit %d\n%s%s", c.name, r.code, r.stdout, r.stderr)
+		}
+		if _, err := os.Stat(filepath.Dir(made)); c.to == made && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: a failed restore left %s (%v)", c.name, filepath.Dir(made), err)
+		}
+	}
+	if _, err := os.Stat(existing); err != nil {
+		t.Errorf("a failed restore removed the folder that was there: %v", err)
+	}
 }

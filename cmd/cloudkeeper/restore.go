@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -52,32 +53,42 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			root, err := restore.OpenRoot(to)
+			root, removeCreated, err := restore.OpenRoot(to)
 			if err != nil {
 				return err
 			}
-			defer root.Close()
-			p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
-			res, err := restore.Run(ctx, s3, root, restoreOptions(p, t, only, c.Bool("overwrite")))
-			if errors.Is(err, restore.ErrNothing) {
-				return nothingToRestore(t, only)
+			err = restoreInto(ctx, p, s3, root, t, only, c.Bool("overwrite"))
+			root.Close()
+			if err != nil {
+				removeCreated() // a failed restore leaves no empty folder behind
 			}
-			if !p.quiet {
-				p.println(restoreSummary(res))
-			}
-			switch {
-			case err != nil:
-				if ctx.Err() != nil {
-					err = errors.New("interrupted: run the same restore again to finish (files already restored are kept)")
-				}
-				return err
-			case res.Failed > 0:
-				p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
-				return reportedError{exitIncomplete}
-			}
-			return nil
+			return err
 		}),
 	}
+}
+
+// restoreInto restores t's objects (only, if set) into root and says how
+// it went.
+func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root, t target, only string, overwrite bool) error {
+	p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
+	res, err := restore.Run(ctx, s3, root, restoreOptions(p, t, only, overwrite))
+	if errors.Is(err, restore.ErrNothing) {
+		return nothingToRestore(t, only)
+	}
+	if !p.quiet {
+		p.println(restoreSummary(res))
+	}
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			err = errors.New("interrupted: run the same restore again to finish (files already restored are kept)")
+		}
+		return err
+	case res.Failed > 0:
+		p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
+		return reportedError{exitIncomplete}
+	}
+	return nil
 }
 
 // nothingToRestore says that no object matched, with where restore
