@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
@@ -152,5 +154,35 @@ func TestRestoreFailedLeavesNoEmptyFolder(t *testing.T) {
 	}
 	if _, err := os.Stat(existing); err != nil {
 		t.Errorf("a failed restore removed the folder that was there: %v", err)
+	}
+}
+
+// After a killed run, the runs of the next 15 minutes ask S3 again about
+// its keys (uploader.SettleWatch): each says so, once, with until when;
+// the dry run tells keys never settled from keys only watched.
+func TestRunsSayWhyTheyRecheckKeys(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"keep.txt": scantest.File{Content: "keep"}})
+	e.sync(0)
+	scantest.Write(t, e.src, "new.txt", "a new file")
+	e.killAfter("PutObject")
+	const unsettled = "an interrupted run left keys in doubt: the next real run asks S3 about them first keys=1"
+	if r := e.sync(0, "--dry-run"); !strings.Contains(r.stderr, unsettled) {
+		t.Errorf("dry run after the kill: stderr\n%s", r.stderr)
+	}
+	wantSettled(t, e.sync(0), "objects_found=1")
+	recheck := regexp.MustCompile(`INFO re-checking 1 key of a run interrupted at (\d\d:\d\d:\d\d), until (\d\d:\d\d:\d\d) \(a request sent just before the interruption may still land\)`)
+	r := e.sync(0)
+	m := recheck.FindStringSubmatch(r.stderr)
+	if m == nil || strings.Count(r.stderr, "re-checking") != 1 || e.ops()["HeadObject"] != 1 {
+		t.Fatalf("an unchanged run after the settle: stderr\n%s\nrequests %v", r.stderr, e.ops())
+	}
+	at, _ := time.Parse("15:04:05", m[1])
+	until, _ := time.Parse("15:04:05", m[2])
+	if until.Sub(at) != 15*time.Minute {
+		t.Errorf("watched from %s until %s, want 15 minutes", m[1], m[2])
+	}
+	r = e.sync(0, "--dry-run")
+	if strings.Contains(r.stderr, unsettled) || !strings.Contains(r.stderr, "the next real run asks S3 again about 1 key of a run interrupted at "+m[1]+", watched until "+m[2]) {
+		t.Errorf("dry run of watched keys: stderr\n%s", r.stderr)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 )
@@ -39,9 +40,7 @@ func (r *run) predictSkipped(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(doubts) > 0 {
-		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
-	}
+	r.sayDoubts(doubts)
 	if !r.o.AllowExisting {
 		isNew, err := newManifest(ctx, r.db, 0)
 		if err != nil {
@@ -79,6 +78,31 @@ func (r *run) predictSkipped(ctx context.Context) error {
 	r.approximate("a reconcile is due: the real run first lists the prefix (counted: one LIST per 1,000 of the manifest's objects), " +
 		"sends a HEAD for each object it does not know and repairs what it finds (neither counted)")
 	return nil
+}
+
+// sayDoubts tells, in a dry run, of the keys in doubt the real run asks S3
+// about: those an interrupted run left and no run settled yet, and those
+// settled already but still watched (see uploader.SettleWatch).
+func (r *run) sayDoubts(doubts []manifest.Intent) {
+	unsettled, watched := 0, 0
+	var since time.Time
+	for _, d := range doubts {
+		if !d.Settled {
+			unsettled++
+			continue
+		}
+		watched++
+		if d.Since.After(since) {
+			since = d.Since
+		}
+	}
+	if unsettled > 0 {
+		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", unsettled)
+	}
+	if watched > 0 {
+		r.o.Log.Info(fmt.Sprintf("the next real run asks S3 again about %s of a run interrupted at %s (settled already; a request sent just before the interruption may still land)",
+			keys(watched), watchWindow(since, ", watched until ")))
+	}
 }
 
 func (r *run) approximate(s string) { r.res.Approximated = append(r.res.Approximated, s) }

@@ -27,7 +27,27 @@ func (r *run) settle(ctx context.Context) (int, error) {
 		r.o.Log.Info("keys were in doubt (an interrupted run, or an object found missing): settled them from what S3 holds",
 			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted, "unsettled", n.Failed)
 	}
+	if n.Rechecked > 0 {
+		r.o.Log.Info(fmt.Sprintf("re-checking %s of a run interrupted at %s (a request sent just before the interruption may still land)",
+			keys(n.Rechecked), watchWindow(n.RecheckedSince, ", until ")))
+	}
 	return n.Failed, err
+}
+
+// keys is "1 key" or "n keys".
+func keys(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return fmt.Sprintf("%d keys", n)
+}
+
+// watchWindow is "09:35:41<sep>09:50:41": the last intent of an
+// interrupted run and the end of the watch of its keys
+// (uploader.SettleWatch), in local time.
+func watchWindow(since time.Time, sep string) string {
+	const clock = "15:04:05"
+	return since.Local().Format(clock) + sep + since.Add(uploader.SettleWatch).Local().Format(clock)
 }
 
 // concurrency is Options.Concurrency or its default.
