@@ -58,11 +58,6 @@ func (r *run) predictSkipped(ctx context.Context) error {
 			r.predicted.Add("ListMultipartUploads", 1)
 		}
 	}
-	if len(doubts) > 0 {
-		r.approximate(fmt.Sprintf("keys left in doubt by an interrupted run (%d): the real run first asks S3 about them (counted: a HEAD each, "+
-			"and a listing of the multipart uploads of those that may have one), then aborts the uploads it finds (not counted) "+
-			"and diffs with what it learnt, which may change what it sends", len(doubts)))
-	}
 	if r.o.Reconcile {
 		return nil // the dry run reconciles too: its requests were sent
 	}
@@ -96,12 +91,17 @@ func (r *run) sayDoubts(doubts []manifest.Intent) {
 			since = d.Since
 		}
 	}
+	const asks = "(counted: a HEAD each, and a listing of the multipart uploads of those that may have one), then aborts the uploads it finds (not counted) " +
+		"and diffs with what it learnt, which may change what it sends"
 	if unsettled > 0 {
 		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", unsettled)
+		r.approximate(fmt.Sprintf("keys left in doubt by an interrupted run (%d): the real run first asks S3 about them %s", unsettled, asks))
 	}
 	if watched > 0 {
+		window := watchWindow(since, ", watched until ")
 		r.o.Log.Info(fmt.Sprintf("the next real run asks S3 again about %s of a run interrupted at %s (settled already; a request sent just before the interruption may still land)",
-			keys(watched), watchWindow(since, ", watched until ")))
+			keys(watched), window))
+		r.approximate(fmt.Sprintf("keys of a run interrupted at %s, settled already (%d): the real run asks S3 about them again %s", window, watched, asks))
 	}
 }
 
