@@ -36,7 +36,7 @@ func restoreCommand() *cli.Command {
 			"stderr); 1 fatal error; 2 usage error.",
 		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
-			&cli.StringFlag{Name: "to", Usage: "restore into `DIR` (created if needed)"},
+			&cli.StringFlag{Name: "to", Usage: "restore into `DIR` (created if needed, and removed again if a failed restore left it empty)"},
 			&cli.StringFlag{Name: "path", Usage: "restore only `PATH`, a file or a folder with what is under it, relative to the source"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files that exist in DIR (without it they are left and reported)"},
 		),

@@ -43,7 +43,8 @@ func verifyCommand() *cli.Command {
 			"hash are zeroed (its file is hashed and uploaded again), an extra object is adopted (kept if\n" +
 			"its file has its content, deleted if the tree has no such file). Keys that name no path are\n" +
 			"left alone.\n\n" +
-			"Exit status: 0 the backup is good; 1 problems were found, or a fatal error; 2 usage error.",
+			"Exit status: 0 the backup is good; 1 problems were found, nothing to verify (no object listed\n" +
+			"and none expected: a mistyped prefix?), or a fatal error; 2 usage error.",
 		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.BoolFlag{Name: "deep", Usage: "download every object and check its bytes with BLAKE3"},
