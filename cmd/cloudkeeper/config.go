@@ -94,6 +94,9 @@ type target struct {
 	Region      string
 	Manifest    string
 	Concurrency int
+	// sourceErr is why the source could not be resolved (sourceOfRun):
+	// Source is then its absolute path.
+	sourceErr error
 	// credentials overrides the SDK's chain (the demo's gateway keys).
 	credentials aws.CredentialsProvider
 }
@@ -156,6 +159,7 @@ func readTarget(c *cli.Context, use sourceUse) (target, error) {
 				return t, err
 			}
 			// Gone, or never here: its path still names the default manifest.
+			t.sourceErr = err
 			if abs, err = filepath.Abs(src); err != nil {
 				return t, err
 			}

@@ -62,6 +62,12 @@ func TestSyncMissingSourceIsAFailedRun(t *testing.T) {
 		t.Errorf("status: exit %d, %+v (%v)\n%s%s", r.code, st, err, r.stdout, r.stderr)
 	}
 
+	// With no manifest for it, status says what is wrong with the source.
+	r = e.run(append(append([]string{"status"}, e.baseArgs()...), "--source", src+".typo")...)
+	if r.code != 1 || !strings.Contains(r.stderr, "source folder "+src+".typo does not exist (is the disk mounted?): check --source / BACKUP_DIR") {
+		t.Errorf("status of a mistyped source: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// A first run (no manifest) into a prefix that holds objects: the
 	// missing source is what it says, and no manifest is left behind.
 	if err := os.Remove(e.manifestPath()); err != nil {

@@ -37,6 +37,9 @@ func statusCommand() *cli.Command {
 		),
 		Action: command(sourceOfRun, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
+				if t.sourceErr != nil {
+					return t.sourceErr // a mistyped --source, most likely
+				}
 				return fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
 			}
 			db, err := manifest.OpenReadOnly(t.Manifest, t.identity())
