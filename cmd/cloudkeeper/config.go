@@ -13,6 +13,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/dotenv"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
 )
 
@@ -93,6 +94,9 @@ type target struct {
 	Region      string
 	Manifest    string
 	Concurrency int
+	// sourceErr is why the source could not be resolved (sourceOfRun):
+	// Source is then its absolute path.
+	sourceErr error
 	// credentials overrides the SDK's chain (the demo's gateway keys).
 	credentials aws.CredentialsProvider
 }
@@ -106,13 +110,28 @@ func (t target) report() report.Target {
 	return report.Target{Source: t.Source, Bucket: t.Bucket, Prefix: t.Prefix, Endpoint: t.Endpoint}
 }
 
-// readTarget reads and checks the shared settings. A command that does not
-// need the source (restore, verify) passes needSource false: then with no
-// source, target.Source is empty and, unless --manifest is given, so is
-// target.Manifest (there is no default manifest without a source); and a
-// source that is set but no longer there (the disk of a lost machine) is
-// taken as its absolute path, only to find the default manifest.
-func readTarget(c *cli.Context, needSource bool) (target, error) {
+// sourceUse is what a command needs of the source folder.
+type sourceUse int
+
+const (
+	// sourceOptional (restore, verify): with no source, target.Source is
+	// empty and, unless --manifest is given, so is target.Manifest (there
+	// is no default manifest without a source); a source that is set but
+	// no longer there (the disk of a lost machine) is taken as its
+	// absolute path, only to find the default manifest.
+	sourceOptional sourceUse = iota
+	// sourceOfRun (sync, watch, status): the source must be set; one that
+	// is not there is taken as its absolute path, as for sourceOptional:
+	// the run fails on it as a run (notified, recorded in the manifest it
+	// finds), and status shows that run.
+	sourceOfRun
+	// sourceRequired (manifest rebuild): the source must be a folder that
+	// is there.
+	sourceRequired
+)
+
+// readTarget reads and checks the shared settings, the source as use says.
+func readTarget(c *cli.Context, use sourceUse) (target, error) {
 	t := target{
 		Bucket:      c.String(flagBucket),
 		Prefix:      manifest.NormalizePrefix(c.String(flagPrefix)),
@@ -123,7 +142,7 @@ func readTarget(c *cli.Context, needSource bool) (target, error) {
 	}
 	src := c.String(flagSource)
 	switch {
-	case src == "" && needSource:
+	case src == "" && use != sourceOptional:
 		return t, usageError{errors.New("no source folder: set --source or BACKUP_DIR")}
 	case t.Bucket == "":
 		return t, usageError{errors.New("no bucket: set --bucket or S3_BUCKET")}
@@ -136,10 +155,11 @@ func readTarget(c *cli.Context, needSource bool) (target, error) {
 	if src != "" {
 		abs, err := sourceDir(src)
 		if err != nil {
-			if needSource {
+			if use == sourceRequired {
 				return t, err
 			}
 			// Gone, or never here: its path still names the default manifest.
+			t.sourceErr = err
 			if abs, err = filepath.Abs(src); err != nil {
 				return t, err
 			}
@@ -181,21 +201,24 @@ func sourceDir(src string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := mirror.CheckSource(abs); err != nil {
+		return "", withSourceHint(err)
+	}
 	real, err := filepath.EvalSymlinks(abs)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("source folder %s does not exist: check --source / BACKUP_DIR (is the disk mounted?)", abs)
-	}
 	if err != nil {
-		return "", fmt.Errorf("source folder %s: %w", abs, err)
-	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return "", fmt.Errorf("source folder %s: %w", abs, err)
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("source %s is not a folder", abs)
+		return "", withSourceHint(&mirror.SourceError{Path: abs, Err: err})
 	}
 	return real, nil
+}
+
+// withSourceHint names the settings to check when err is a
+// mirror.SourceError.
+func withSourceHint(err error) error {
+	var se *mirror.SourceError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: check --source / BACKUP_DIR", err)
+	}
+	return err
 }
 
 // s3Config builds the bucket's client settings. Credentials come from the

@@ -31,7 +31,7 @@ func TestSyncFatalErrorsAreOneClearLine(t *testing.T) {
 		{"missing bucket", []string{"--bucket", "no-such-bucket-anywhere"}, nil, 1, `bucket "no-such-bucket-anywhere" at ` + e.proxy.URL + ` does not exist`},
 		{"bad credentials", nil, []string{"AWS_SECRET_ACCESS_KEY=not-the-secret-at-all"}, 1, "rejected the credentials (SignatureDoesNotMatch)"},
 		{"unreachable endpoint", []string{"--endpoint", closed}, nil, 1, "cannot reach S3 at " + closed + ": connection refused"},
-		{"missing source", []string{"--source", filepath.Join(e.src, "not-mounted")}, nil, 1, "source folder " + filepath.Join(e.src, "not-mounted") + " does not exist: check --source / BACKUP_DIR (is the disk mounted?)"},
+		{"missing source", []string{"--source", filepath.Join(e.src, "not-mounted")}, nil, 1, "source folder " + filepath.Join(e.src, "not-mounted") + " does not exist (is the disk mounted?): check --source / BACKUP_DIR"},
 		{"no bucket", []string{"--bucket", ""}, nil, 2, "no bucket: set --bucket or S3_BUCKET"},
 		{"unknown flag", []string{"--frobnicate"}, nil, 2, "flag provided but not defined: -frobnicate"},
 	} {

@@ -124,17 +124,17 @@ func stopProfile(c *cli.Context) error {
 
 // command is the Action of a command that works on the shared settings
 // (the prologue they all repeat): it builds the printer, reads the target
-// (which must name a source folder if needSource), and calls run under a
+// (its source as use says), and calls run under a
 // context that SIGINT and SIGTERM cancel. An error that run returns and
 // has not logged (any but a reportedError) is logged and exits 1, or 2
 // for a usage error.
-func command(needSource bool, run func(ctx context.Context, c *cli.Context, p *printer, t target) error) cli.ActionFunc {
+func command(use sourceUse, run func(ctx context.Context, c *cli.Context, p *printer, t target) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		p, err := newPrinter(c)
 		if err != nil {
 			return err
 		}
-		t, err := readTarget(c, needSource)
+		t, err := readTarget(c, use)
 		if err != nil {
 			return p.fail(err)
 		}

@@ -39,7 +39,7 @@ func syncCommand() *cli.Command {
 			&cli.BoolFlag{Name: "reconcile", Usage: "list the prefix first and repair what changed behind cloudkeeper's back: upload again what is missing or differs, adopt objects the manifest does not know, delete those the tree does not have (with --dry-run: say what it would repair)"},
 			&cli.DurationFlag{Name: "every", EnvVars: []string{"CLOUDKEEPER_EVERY"}, Usage: "stay in the foreground and sync once every `INTERVAL` (e.g. 24h), never two at once, until SIGINT or SIGTERM"},
 		),
-		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOfRun, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
 				return err
