@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -10,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -223,4 +228,36 @@ func newNobodyEnv(t *testing.T, tree scantest.Dir) *env {
 func scantestKeys(t *testing.T, e *env) []string {
 	objs := gwtestObjects(t, e)
 	return scantest.Keys(objs)
+}
+
+// An https:// endpoint of a plain-HTTP server (or the reverse) is one
+// fatal line that says what to write, after one connection: no retries.
+func TestEndpointSchemeMismatchIsOneLineNoRetries(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}})
+	for _, tls := range []bool{false, true} {
+		var conns atomic.Int64
+		srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		addr := srv.Listener.Addr().String()
+		given, want := "https://"+addr, "the server at https://"+addr+" speaks plain HTTP: write http://"+addr
+		if tls {
+			srv.StartTLS()
+			given, want = "http://"+addr, "the server at http://"+addr+" uses TLS: write https://"+addr
+		} else {
+			srv.Start()
+		}
+		r := e.run("sync", "--source", e.src, "--bucket", e.bucket, "--endpoint", given)
+		srv.Close()
+		if r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one line with %q", given, r.code, r.stderr, want)
+		}
+		if n := conns.Load(); n != 1 && !tls {
+			t.Errorf("%s: %d connections, want 1 (no retries)", given, n)
+		}
+	}
 }
