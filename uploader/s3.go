@@ -202,6 +202,13 @@ func loadAWSConfig(ctx context.Context, c S3Config) (aws.Config, error) {
 				// wait than fail thousands of keys. Backoff still spaces
 				// the attempts out.
 				o.RateLimiter = ratelimit.None
+				// A plain-HTTP server's answer to TLS will not change.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+					if plainHTTPAnswer(err) {
+						return aws.FalseTernary
+					}
+					return aws.UnknownTernary
+				})}, o.Retryables...)
 			})
 		}),
 	}

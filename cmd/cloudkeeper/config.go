@@ -3,18 +3,23 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/dotenv"
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/suggest"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // Flag names shared by every command that reaches the bucket.
@@ -55,14 +60,17 @@ func applyEnvFile(c *cli.Context) error {
 			return nil
 		}
 	}
-	vars, err := dotenv.Parse(path)
+	vars, err := dotenv.ParseLines(path)
 	if err != nil {
 		return usageError{fmt.Errorf("env file: %w", err)}
 	}
-	for k, v := range vars {
-		if _, set := os.LookupEnv(k); !set {
-			os.Setenv(k, v)
+	for _, v := range vars {
+		if _, set := os.LookupEnv(v.Key); !set {
+			os.Setenv(v.Key, v.Value)
 		}
+	}
+	if err := warnUnknownKeys(c, path, vars); err != nil {
+		return err
 	}
 	for _, f := range c.Command.Flags {
 		ef, ok := f.(interface{ GetEnvVars() []string })
@@ -81,6 +89,54 @@ func applyEnvFile(c *cli.Context) error {
 				break
 			}
 		}
+	}
+	return nil
+}
+
+// legacyKeys are the keys that no flag reads by that name: the original
+// daemon's intervals and access key's name, and the demo's gateway binary.
+var legacyKeys = []string{"S3_BACKUP_INTERVAL", "S3_BACKUP_INTERVAL_UNIT", "DB_PERSISTENCE_INTERVAL",
+	"DB_PERSISTENCE_INTERVAL_UNIT", "AWS_ACCESS_KEY", s3test.EnvBinary}
+
+// ownPrefixes are the beginnings of the keys that are cloudkeeper's (or
+// the original daemon's) to read: one of them that no setting has is a
+// typo. Other AWS_* keys are the SDK's, and the rest are others'.
+var ownPrefixes = []string{"S3_", "CLOUDKEEPER_", "BACKUP_", "DB_PERSISTENCE_", "AWS_ENDPOINT"}
+
+// warnUnknownKeys logs a warning for each key of the .env file that looks
+// like cloudkeeper's but is no setting of any command, with the key it may
+// have been meant as.
+func warnUnknownKeys(c *cli.Context, path string, vars []dotenv.Var) error {
+	known := slices.Clone(legacyKeys)
+	var walk func(cmds []*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			for _, f := range cmd.Flags {
+				if ef, ok := f.(interface{ GetEnvVars() []string }); ok {
+					known = append(known, ef.GetEnvVars()...)
+				}
+			}
+			walk(cmd.Subcommands)
+		}
+	}
+	walk(c.App.Commands)
+	var log *slog.Logger
+	for _, v := range vars {
+		own := slices.ContainsFunc(ownPrefixes, func(p string) bool { return strings.HasPrefix(v.Key, p) })
+		if !own || strings.HasPrefix(v.Key, "AWS_ENDPOINT_URL_") && v.Key != "AWS_ENDPOINT_URL_S3" || slices.Contains(known, v.Key) {
+			continue // AWS_ENDPOINT_URL_<SERVICE> are the SDK's
+		}
+		if log == nil {
+			var err error
+			if log, err = newLogger(c, c.App.ErrWriter); err != nil {
+				return err
+			}
+		}
+		msg := fmt.Sprintf("%s:%d: %s is not a setting of cloudkeeper", path, v.Line, v.Key)
+		if s := suggest.Closest(v.Key, known); s != "" {
+			msg += ": did you mean " + s + "?"
+		}
+		log.Warn(msg)
 	}
 	return nil
 }

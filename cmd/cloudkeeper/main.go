@@ -77,8 +77,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors and picks the status
 		OnUsageError:         onUsageError,
-		Action:               unknownCommand,
+		Action:               appAction,
 		Flags: []cli.Flag{
+			// The app has a help command of its own (see helpCommand), so
+			// urfave/cli adds no --help flag to it.
+			cli.HelpFlag,
+			&cli.BoolFlag{Name: "version", Usage: "print the version (see cloudkeeper version)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to `FILE` (for go tool pprof)"},
 		},
 		Before: startProfile,
@@ -93,9 +97,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			benchCommand(),
 			completionCommand(),
+			versionCommand(),
 			helpCommand(),
 		),
 	}
+}
+
+// appAction is what "cloudkeeper" alone, or with --version, does.
+func appAction(c *cli.Context) error {
+	if c.Bool("version") && !c.Args().Present() {
+		printVersion(c.App.Writer)
+		return nil
+	}
+	return unknownCommand(c)
 }
 
 // startProfile starts the CPU profile asked for with --cpuprofile.
