@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
@@ -45,6 +47,10 @@ type S3Config struct {
 	Profile string
 	// Credentials overrides the SDK's default chain when set.
 	Credentials aws.CredentialsProvider
+	// Log receives the SDK's own warnings (a credential source falling
+	// back, a deprecated setting); nil leaves them on the SDK's stderr
+	// logger.
+	Log *slog.Logger
 	// Concurrency is the number of requests the caller runs at once; it
 	// sizes the keep-alive pool and the upload buffers.
 	Concurrency int
@@ -220,6 +226,9 @@ func loadAWSConfig(ctx context.Context, c S3Config) (aws.Config, error) {
 	}
 	if c.Credentials != nil {
 		opts = append(opts, config.WithCredentialsProvider(c.Credentials))
+	}
+	if c.Log != nil {
+		opts = append(opts, config.WithLogger(sdkLogger{c.Log}))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -683,4 +692,18 @@ func (b *S3) Delete(ctx context.Context, keys []string) ([]KeyError, error) {
 		failed = append(failed, KeyError{Key: aws.ToString(e.Key), Err: fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message))})
 	}
 	return failed, nil
+}
+
+// sdkLogger writes the SDK's log lines to a slog.Logger, so that they
+// take the command's format (one JSON object a line with --log-format
+// json) and level.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	msg := "AWS SDK: " + fmt.Sprintf(format, v...)
+	if c == logging.Warn {
+		l.log.Warn(msg)
+		return
+	}
+	l.log.Debug(msg)
 }

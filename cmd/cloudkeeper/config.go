@@ -155,6 +155,8 @@ type target struct {
 	sourceErr error
 	// credentials overrides the SDK's chain (the demo's gateway keys).
 	credentials aws.CredentialsProvider
+	// log takes the SDK's own warnings, in the command's log format.
+	log *slog.Logger
 }
 
 func (t target) identity() manifest.Identity {
@@ -286,6 +288,7 @@ func (t target) s3Config() uploader.S3Config {
 		Endpoint:    t.Endpoint,
 		Region:      t.Region,
 		Concurrency: t.Concurrency,
+		Log:         t.log,
 	}
 	switch {
 	case t.credentials != nil:

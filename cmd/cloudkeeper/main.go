@@ -152,6 +152,7 @@ func command(use sourceUse, run func(ctx context.Context, c *cli.Context, p *pri
 		if err != nil {
 			return p.fail(err)
 		}
+		t.log = p.log
 		ctx, stop := signalContext(c)
 		defer stop()
 		err = run(ctx, c, p, t)
