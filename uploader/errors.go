@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -93,6 +94,9 @@ func (b *S3) fatal(err error, reaching bool) error {
 	case code == "AccessDenied" || status == http.StatusForbidden:
 		return &FatalError{Msg: fmt.Sprintf("%s denied access: check the credentials and that they may read, write and delete in the bucket", bucket), Err: err}
 	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == http.StatusMovedPermanently:
+		if m := expectedRegion.FindStringSubmatch(err.Error()); m != nil {
+			return &FatalError{Msg: fmt.Sprintf("%s expects the region %s: set --region or AWS_REGION=%s", bucket, m[1], m[1]), Err: err}
+		}
 		return &FatalError{Msg: bucket + " is in another region: set --region or AWS_REGION to the bucket's region", Err: err}
 	case code == "RequestTimeTooSkewed":
 		return &FatalError{Msg: bucket + ": this machine's clock is too far off for S3 to accept requests: fix the clock", Err: err}
@@ -162,3 +166,11 @@ func (b *S3) wrongScheme(err error, badRequest bool) error {
 	conn.Close()
 	return &FatalError{Msg: fmt.Sprintf("the server at %s uses TLS: write https://%s", b.where, host), Err: err}
 }
+
+// expectedRegion finds the region a server names in its refusal of a
+// request signed for another ("... is wrong; expecting 'us-east-1'").
+var expectedRegion = regexp.MustCompile(`expecting ['"]([a-z0-9-]+)['"]`)
+
+// ErrNoRegion is NewS3's error when no region is set and none can be
+// defaulted (no endpoint): a setting missing, a usage error.
+var ErrNoRegion = errors.New("no region: set --region or AWS_REGION")

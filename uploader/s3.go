@@ -235,7 +235,7 @@ func loadAWSConfig(ctx context.Context, c S3Config) (aws.Config, error) {
 		return cfg, fmt.Errorf("AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
-		return cfg, errors.New("no region: set --region or AWS_REGION")
+		return cfg, ErrNoRegion
 	}
 	if c.Bandwidth != nil {
 		// Wrapped once loaded: loading configures the client itself
@@ -303,9 +303,10 @@ func (b *S3) Check(ctx context.Context) error {
 		}
 		_, err := b.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.bucket)})
 		var re *awshttp.ResponseError
-		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden {
+		if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusForbidden || re.HTTPStatusCode() == http.StatusBadRequest) {
 			// A HEAD answer has no body to say why: ask again with a GET,
-			// whose error code tells bad credentials from missing rights.
+			// whose error code tells bad credentials from missing rights,
+			// or a request signed for the wrong region from a bad name.
 			_, lerr := b.client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(b.bucket), MaxKeys: aws.Int32(1)})
 			if lerr != nil {
 				err = lerr
@@ -694,16 +695,14 @@ func (b *S3) Delete(ctx context.Context, keys []string) ([]KeyError, error) {
 	return failed, nil
 }
 
-// sdkLogger writes the SDK's log lines to a slog.Logger, so that they
-// take the command's format (one JSON object a line with --log-format
-// json) and level.
+// sdkLogger writes the SDK's log lines to a slog.Logger, at Debug, so
+// that they take the command's format (one JSON object a line with
+// --log-format json) and show with -v.
 type sdkLogger struct{ log *slog.Logger }
 
 func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
-	msg := "AWS SDK: " + fmt.Sprintf(format, v...)
-	if c == logging.Warn {
-		l.log.Warn(msg)
-		return
-	}
-	l.log.Debug(msg)
+	// Debug, warnings too: they are about the SDK's own ways (off EC2,
+	// "falling back to IMDSv1" before a missing-credentials error), and a
+	// failure that matters is the command's own error line.
+	l.log.Debug("AWS SDK: "+fmt.Sprintf(format, v...), "level", string(c))
 }

@@ -266,7 +266,7 @@ func TestLogFormatsAndQuiet(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	defer imds.Close()
-	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), "--log-format", "json", "--dry-run")...)
+	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), "--log-format", "json", "--dry-run", "-v")...)
 	cmd.Env, cmd.Dir = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.state, "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL}, e.state
 	out, _ := cmd.CombinedOutput()
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {

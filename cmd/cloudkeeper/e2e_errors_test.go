@@ -38,6 +38,11 @@ func TestSyncFatalErrorsAreOneClearLine(t *testing.T) {
 		{"unreachable endpoint", []string{"--endpoint", closed}, nil, 1, "cannot reach S3 at " + closed + ": connection refused"},
 		{"missing source", []string{"--source", filepath.Join(e.src, "not-mounted")}, nil, 1, "source folder " + filepath.Join(e.src, "not-mounted") + " does not exist (is the disk mounted?): check --source / BACKUP_DIR"},
 		{"no bucket", []string{"--bucket", ""}, nil, 2, "no bucket: set --bucket or S3_BUCKET"},
+		// The README's .env has AWS_REGION=eu-west-1; an S3-compatible
+		// server that wants us-east-1 refuses the signature and says so.
+		{"wrong region", []string{"--region", "eu-west-1"}, nil, 1, "expects the region us-east-1: set --region or AWS_REGION=us-east-1"},
+		// AWS itself (no endpoint) and no region anywhere: a missing setting.
+		{"no region", []string{"--endpoint", ""}, nil, 2, "no region: set --region or AWS_REGION"},
 		{"unknown flag", []string{"--frobnicate"}, nil, 2, "flag provided but not defined: -frobnicate"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/redact"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 )
 
@@ -32,6 +33,13 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// isUsage reports whether err is a mistake in the settings: a usageError,
+// or a library's error for a setting that is missing.
+func isUsage(err error) bool {
+	var ue usageError
+	return errors.As(err, &ue) || errors.Is(err, uploader.ErrNoRegion)
+}
 
 // reportedError is a failure the command has already logged; it only
 // carries the exit status.
@@ -57,8 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return re.code
 	}
 	fmt.Fprintf(stderr, "cloudkeeper: %v\n", err)
-	var ue usageError
-	if errors.As(err, &ue) {
+	if isUsage(err) {
 		return exitUsage
 	}
 	return exitFatal

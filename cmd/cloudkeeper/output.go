@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -235,8 +234,7 @@ func (p *printer) exit(res outcome) error {
 // returns its exit status.
 func (p *printer) fail(err error) error {
 	p.log.Error(err.Error())
-	var ue usageError
-	if errors.As(err, &ue) {
+	if isUsage(err) {
 		return reportedError{exitUsage}
 	}
 	return reportedError{exitFatal}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -186,8 +185,7 @@ type outcome struct {
 // exitCode is the run's exit status: 0 all applied, 3 some paths failed, 1
 // fatal, 2 usage.
 func (o outcome) exitCode() int {
-	var ue usageError
-	if errors.As(o.Err, &ue) {
+	if isUsage(o.Err) {
 		return exitUsage
 	}
 	return o.ExitCode()

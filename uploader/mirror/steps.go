@@ -162,8 +162,8 @@ func checkNewManifest(ctx context.Context, db *manifest.DB, s3 *uploader.S3, o O
 		return err
 	}
 	return fmt.Errorf("the manifest %s is new, but s3://%s/%s already holds objects: if they are this backup's "+
-		"(the manifest was deleted or lost), run `cloudkeeper manifest rebuild` first so that nothing is uploaded again; "+
-		"to back up over them anyway, pass --allow-existing", o.Manifest, o.Identity.Bucket, o.Identity.Prefix)
+		"(the manifest was deleted or lost), run `cloudkeeper manifest rebuild --manifest %s` (with this run's settings) first so that nothing is uploaded again; "+
+		"to back up over them anyway, pass --allow-existing", o.Manifest, o.Identity.Bucket, o.Identity.Prefix, o.Manifest)
 }
 
 // newManifest reports whether db is empty and never ran (runID is this
