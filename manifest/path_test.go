@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -75,5 +76,29 @@ func TestStateDir(t *testing.T) {
 	}
 	if _, err := stateDir(env(), noHome, 1000); err == nil {
 		t.Error("a user without a home folder nor a state folder: no error")
+	}
+}
+
+// A manifest a systemd unit wrote in its state folder is found by a
+// command run by hand, whose own state folder has none; the one in the
+// command's own folder wins when both exist.
+func TestFindDefaultLooksInEveryStateFolder(t *testing.T) {
+	home, system := t.TempDir(), t.TempDir()
+	own := filepath.Join(home, ".local", "state", "cloudkeeper", "b-0123.db")
+	dirs := stateDirs(func(string) string { return "" }, func() (string, error) { return home, nil }, system)
+	if got := findIn(own, dirs); got != own {
+		t.Errorf("no manifest anywhere: %s, want the command's own %s", got, own)
+	}
+	systemd := filepath.Join(system, "b-0123.db")
+	if err := os.WriteFile(systemd, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := findIn(own, dirs); got != systemd {
+		t.Errorf("only systemd's: %s, want %s", got, systemd)
+	}
+	os.MkdirAll(filepath.Dir(own), 0o700)
+	os.WriteFile(own, nil, 0o600)
+	if got := findIn(own, dirs); got != own {
+		t.Errorf("both: %s, want the command's own %s", got, own)
 	}
 }

@@ -229,7 +229,7 @@ func readTarget(c *cli.Context, use sourceUse) (target, error) {
 	case t.Manifest != "":
 		t.Manifest, err = filepath.Abs(t.Manifest)
 	case t.Source != "":
-		if t.Manifest, err = manifest.DefaultPath(t.identity()); err != nil {
+		if t.Manifest, err = manifest.FindDefault(t.identity()); err != nil {
 			err = fmt.Errorf("no home folder for the manifest: set --manifest or CLOUDKEEPER_MANIFEST: %w", err)
 		}
 	}
