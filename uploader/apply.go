@@ -35,7 +35,9 @@ type Applier struct {
 	Journal manifest.Journal
 	Root    string // the source folder the changes' paths are relative to
 	Prefix  string // normalized key prefix
-	// Concurrency is the number of changes applied at once. Default 8.
+	// Concurrency is the number of changes applied at once. Default
+	// AutoConcurrency: the Bucket bounds what is in flight (requests and
+	// bytes), so that a worker waiting on a round trip costs a goroutine.
 	Concurrency int
 	// FS is what files are read through to upload them: the FS the diff
 	// hashed them through (a scanner.OS that follows symlinks if the scan
@@ -91,7 +93,7 @@ type pending struct {
 // FatalError), a Journal failure, or a cancelled ctx.
 func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summary, error) {
 	if a.Concurrency <= 0 {
-		a.Concurrency = 8
+		a.Concurrency = AutoConcurrency
 	}
 	if a.Report == nil {
 		a.Report = func(Result) {}
