@@ -30,13 +30,13 @@ type Inflight struct {
 	// not call back into the Inflight).
 	Changed func(limit int)
 
-	mu        sync.Mutex
-	max       int
-	limit     int
-	credit    int // answers since the last additive step
-	inUse     int
-	epoch     int // counts decreases
-	waiters   []chan struct{}
+	mu      sync.Mutex
+	max     int
+	limit   int
+	credit  int // answers since the last additive step
+	inUse   int
+	epoch   int // counts decreases
+	waiters []chan struct{}
 }
 
 // NewInflight is a limit of n requests in flight, starting at n.

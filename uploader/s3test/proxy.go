@@ -101,7 +101,7 @@ func NewProxy(target string) (*Proxy, error) {
 	p := &Proxy{URL: "http://" + ln.Addr().String(), byOp: map[string]int64{}}
 	p.transport = http.DefaultTransport.(*http.Transport).Clone()
 	p.transport.MaxIdleConnsPerHost = 1024 // clients keep hundreds in flight
-	p.transport.Proxy = nil               // never via $HTTP_PROXY
+	p.transport.Proxy = nil                // never via $HTTP_PROXY
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL.Scheme = u.Scheme
