@@ -207,7 +207,7 @@ func loadAWSConfig(ctx context.Context, c S3Config, inflight *Inflight) (aws.Con
 			t.ResponseHeaderTimeout = 5 * time.Minute
 		})
 	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(limitedClient{next: httpClient, l: inflight}),
+		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = c.MaxAttempts
@@ -237,6 +237,9 @@ func loadAWSConfig(ctx context.Context, c S3Config, inflight *Inflight) (aws.Con
 	if cfg.Region == "" {
 		return cfg, errors.New("no region: set --region or AWS_REGION")
 	}
+	// Wrapped once loaded: the SDK adds AWS_CA_BUNDLE to a BuildableClient
+	// only.
+	cfg.HTTPClient = limitedClient{next: cfg.HTTPClient, l: inflight}
 	return cfg, nil
 }
 
