@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -97,11 +98,7 @@ func benchScaleCommand() *cli.Command {
 				Runs: c.Int("runs"), Concurrency: c.Int("concurrency"), Binary: exe, Only: c.StringSlice("only"), Logf: logf,
 			})
 			if rep != nil {
-				if c.Bool("json") {
-					writeJSON(c.App.Writer, rep)
-				} else {
-					rep.Markdown(c.App.Writer)
-				}
+				printReport(c, rep)
 			}
 			return err
 		}),
@@ -146,14 +143,20 @@ func benchWanCommand() *cli.Command {
 				Concurrency: c.Int("concurrency"), Throttle: throttle, Binary: exe, Logf: logf,
 			})
 			if rep != nil {
-				if c.Bool("json") {
-					writeJSON(c.App.Writer, rep)
-				} else {
-					rep.Markdown(c.App.Writer)
-				}
+				printReport(c, rep)
 			}
 			return err
 		}),
+	}
+}
+
+// printReport prints a bench's report as JSON with --json, else as
+// Markdown.
+func printReport(c *cli.Context, rep interface{ Markdown(io.Writer) }) {
+	if c.Bool("json") {
+		writeJSON(c.App.Writer, rep)
+	} else {
+		rep.Markdown(c.App.Writer)
 	}
 }
 
