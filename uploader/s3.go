@@ -26,7 +26,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
@@ -79,10 +78,8 @@ type S3 struct {
 	partSize int64
 	maxCopy  int64 // larger objects are copied in parts
 	copyPart int64
-	// mem bounds the bytes of file content held in upload buffers, of
-	// which there are memSize.
-	mem     *semaphore.Weighted
-	memSize int64
+	// mem bounds the bytes of file content held in upload buffers.
+	mem *memBudget
 	// maxParts is the most parts of a multipart upload: S3's 10,000
 	// (a field so that a test can reach part sizes above the budget).
 	maxParts int64
@@ -148,18 +145,18 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		partSize: c.PartSize,
 		maxCopy:  c.MaxSingleCopy,
 		copyPart: c.CopyPartSize,
-		memSize:  c.memoryBudget(),
-		mem:      semaphore.NewWeighted(c.memoryBudget()),
+		mem:      newMemBudget(c.memoryBudget()),
 		maxParts: maxParts,
 		requests: requests,
 		inflight: inflight,
 	}, nil
 }
 
-// memoryBudget is the most bytes of file content held in upload buffers:
-// 4 to 8 parts (128 MiB at the default part size), whatever the number of
-// requests in flight. Eight parts in flight fill a link of 1.6 GB/s at
-// 80 ms a round trip; many small files fit in it at once.
+// memoryBudget is the most bytes of file content held in parts and in
+// files read whole (fileSlots at once, and spareBytes beyond): 4 to 8 parts
+// (128 MiB at the default part size), whatever the number of requests in
+// flight. Eight parts in flight fill a link of 1.6 GB/s at 80 ms a round
+// trip.
 func (c S3Config) memoryBudget() int64 {
 	return int64(min(max(c.Concurrency, 4), 8)) * c.PartSize
 }
@@ -340,10 +337,11 @@ func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 	if b.uploadsInParts(u.Size) {
 		return b.uploadParts(ctx, r, u)
 	}
-	if err := b.mem.Acquire(ctx, max(u.Size, 1)); err != nil {
+	release, err := b.mem.file(ctx, u.Size)
+	if err != nil {
 		return "", err
 	}
-	defer b.mem.Release(max(u.Size, 1))
+	defer release()
 	buf := make([]byte, u.Size)
 	if err := readExactly(r, buf, u.Path); err != nil {
 		return "", err
@@ -469,22 +467,19 @@ func (b *S3) sendParts(ctx context.Context, r *scanner.HashReader, u Upload, upl
 			mu.Unlock()
 			continue
 		}
-		// A part larger than the whole budget (a file over 10,000
-		// parts of the configured size) takes all of it, never more:
-		// asking for more would wait forever.
-		held := min(n, b.memSize)
-		if err := b.mem.Acquire(gctx, held); err != nil {
+		held, err := b.mem.part(gctx, n)
+		if err != nil {
 			g.Wait()
 			return nil, err
 		}
 		buf := make([]byte, n)
 		if err := readExactly(r, buf, u.Path); err != nil {
-			b.mem.Release(held)
+			b.mem.release(held)
 			g.Wait()
 			return nil, err
 		}
 		g.Go(func() error {
-			defer b.mem.Release(held)
+			defer b.mem.release(held)
 			part, err := b.sendPart(gctx, u, uploadID, num, buf)
 			if err != nil {
 				return err
