@@ -1,11 +1,13 @@
 package uploader
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
@@ -76,6 +78,9 @@ func (b *S3) fatal(err error, reaching bool) error {
 	if errors.As(err, &ae) {
 		code = ae.ErrorCode()
 	}
+	if f := b.wrongScheme(err, reaching && (status == http.StatusBadRequest || strings.Contains(err.Error(), "malformed HTTP response"))); f != nil {
+		return f
+	}
 	bucket := fmt.Sprintf("bucket %q at %s", b.bucket, b.where)
 	switch {
 	case code == "NoSuchBucket" || reaching && (code == "NotFound" || code == "") && status == http.StatusNotFound:
@@ -119,4 +124,41 @@ func (b *S3) fatal(err error, reaching bool) error {
 		return &FatalError{Msg: fmt.Sprintf("cannot reach S3 at %s: %s (check --endpoint and the network)", b.where, reason), Err: err}
 	}
 	return nil
+}
+
+// plainHTTPAnswer reports whether err is net/http's for a TLS connection
+// that a plain-HTTP server answered: no attempt can succeed.
+func plainHTTPAnswer(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+}
+
+// wrongScheme is the FatalError of an endpoint whose scheme is not the
+// server's: https:// to a plain-HTTP server, or, if badRequest (the first
+// request's 400 or a malformed answer, which is what TLS servers answer
+// plain HTTP with), http:// to a server that completes a TLS handshake.
+func (b *S3) wrongScheme(err error, badRequest bool) error {
+	host, isHTTPS := strings.CutPrefix(b.where, "https://")
+	if isHTTPS && plainHTTPAnswer(err) {
+		return &FatalError{Msg: fmt.Sprintf("the server at %s speaks plain HTTP: write http://%s", b.where, host), Err: err}
+	}
+	host, isHTTP := strings.CutPrefix(b.where, "http://")
+	if !isHTTP || !badRequest {
+		return nil
+	}
+	hostport := strings.TrimRight(host, "/")
+	if i := strings.IndexByte(hostport, '/'); i >= 0 {
+		hostport = hostport[:i]
+	}
+	if _, _, splitErr := net.SplitHostPort(hostport); splitErr != nil {
+		hostport = net.JoinHostPort(hostport, "80")
+	}
+	// Only whether the server speaks TLS at all: no request is sent, so
+	// its certificate does not matter.
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 3 * time.Second}, Config: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec
+	conn, dialErr := d.Dial("tcp", hostport)
+	if dialErr != nil {
+		return nil
+	}
+	conn.Close()
+	return &FatalError{Msg: fmt.Sprintf("the server at %s uses TLS: write https://%s", b.where, host), Err: err}
 }

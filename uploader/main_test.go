@@ -24,7 +24,7 @@ type testBucket struct {
 	proxy *s3test.Proxy
 }
 
-func newTestBucket(t *testing.T, mod ...func(*S3Config)) *testBucket {
+func newTestBucket(t testing.TB, mod ...func(*S3Config)) *testBucket {
 	t.Helper()
 	name := gwtest.Bucket(t, gw)
 	proxy, err := s3test.NewProxy(gw.Endpoint)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -25,10 +26,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/bwlimit"
 )
 
 // S3Config says how to reach the bucket.
@@ -43,6 +46,10 @@ type S3Config struct {
 	Profile string
 	// Credentials overrides the SDK's default chain when set.
 	Credentials aws.CredentialsProvider
+	// Log receives the SDK's own warnings (a credential source falling
+	// back, a deprecated setting); nil leaves them on the SDK's stderr
+	// logger.
+	Log *slog.Logger
 	// Concurrency caps the S3 requests in flight, retries and parts
 	// included; 0 means AutoConcurrency. Within the cap, the limit adapts
 	// to the server (see Inflight). It sizes the keep-alive pool.
@@ -65,6 +72,10 @@ type S3Config struct {
 	MaxAttempts int
 	// MaxBackoff caps the wait between two attempts. Default 20 s.
 	MaxBackoff time.Duration
+	// Bandwidth, if set, limits the bytes of request bodies (uploads,
+	// parts) as they go onto the wire, across all requests of the
+	// client and of every other client built with the same Limiter.
+	Bandwidth *bwlimit.Limiter
 }
 
 // S3 is a Bucket on Amazon S3 or an S3-compatible server.
@@ -215,6 +226,13 @@ func loadAWSConfig(ctx context.Context, c S3Config, inflight *Inflight) (aws.Con
 				// wait than fail thousands of keys. Backoff still spaces
 				// the attempts out.
 				o.RateLimiter = ratelimit.None
+				// A plain-HTTP server's answer to TLS will not change.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+					if plainHTTPAnswer(err) {
+						return aws.FalseTernary
+					}
+					return aws.UnknownTernary
+				})}, o.Retryables...)
 			})
 		}),
 	}
@@ -227,6 +245,9 @@ func loadAWSConfig(ctx context.Context, c S3Config, inflight *Inflight) (aws.Con
 	if c.Credentials != nil {
 		opts = append(opts, config.WithCredentialsProvider(c.Credentials))
 	}
+	if c.Log != nil {
+		opts = append(opts, config.WithLogger(sdkLogger{c.Log}))
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return cfg, fmt.Errorf("AWS configuration: %w", err)
@@ -234,8 +255,12 @@ func loadAWSConfig(ctx context.Context, c S3Config, inflight *Inflight) (aws.Con
 	if cfg.Region == "" {
 		return cfg, errors.New("no region: set --region or AWS_REGION")
 	}
-	// Wrapped once loaded: the SDK adds AWS_CA_BUNDLE to a BuildableClient
-	// only.
+	// Wrapped once loaded: loading configures the client itself (a CA
+	// bundle from AWS_CA_BUNDLE), which a wrapper would hide. A request
+	// holds its place in flight while the bandwidth limit paces its body.
+	if c.Bandwidth != nil {
+		cfg.HTTPClient = c.Bandwidth.Client(cfg.HTTPClient)
+	}
 	cfg.HTTPClient = limitedClient{next: cfg.HTTPClient, l: inflight}
 	return cfg, nil
 }
@@ -685,4 +710,18 @@ func (b *S3) Delete(ctx context.Context, keys []string) ([]KeyError, error) {
 		failed = append(failed, KeyError{Key: aws.ToString(e.Key), Err: fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message))})
 	}
 	return failed, nil
+}
+
+// sdkLogger writes the SDK's log lines to a slog.Logger, so that they
+// take the command's format (one JSON object a line with --log-format
+// json) and level.
+type sdkLogger struct{ log *slog.Logger }
+
+func (l sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	msg := "AWS SDK: " + fmt.Sprintf(format, v...)
+	if c == logging.Warn {
+		l.log.Warn(msg)
+		return
+	}
+	l.log.Debug(msg)
 }

@@ -25,7 +25,7 @@ import (
 
 // localFile writes size bytes to a file and returns an Upload of it with
 // the hash and stat the scanner would give.
-func localFile(t *testing.T, name string, size int, key string) Upload {
+func localFile(t testing.TB, name string, size int, key string) Upload {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	b := make([]byte, size)

@@ -35,6 +35,10 @@ type Settled struct {
 	Kept        int // recorded multipart uploads left for this run to continue
 	Failed      int // keys left in doubt (their error went to warn)
 	Rechecked   int // keys settled before, looked at again (SettleWatch)
+	// RecheckedSince is the last intent of the Rechecked keys: when the
+	// run that marked them was interrupted, about. Their watch ends
+	// SettleWatch after it.
+	RecheckedSince time.Time
 }
 
 // SettleWatch is how long after a killed run's last intent its keys are
@@ -86,6 +90,9 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 			}
 			if d.Settled && err == nil {
 				res.Rechecked++
+				if d.Since.After(res.RecheckedSince) {
+					res.RecheckedSince = d.Since
+				}
 				found = append(found, f)
 				return nil
 			}

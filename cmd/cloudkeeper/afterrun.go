@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -61,7 +63,11 @@ func (a afterRun) done(ctx context.Context, res outcome) {
 	run := report.Run{Result: res.Result, ExitCode: res.exitCode(), FirstErrors: res.firstErrors}
 	if a.metricsFile != "" {
 		if err := report.WriteMetrics(a.metricsFile, a.t, run); err != nil {
-			a.log.Warn("could not write the metrics file", "path", a.metricsFile, "error", err.Error())
+			msg := err.Error()
+			if errors.Is(err, fs.ErrNotExist) {
+				msg += ": create it or change --" + flagMetricsFile
+			}
+			a.log.Warn("could not write the metrics file", "path", a.metricsFile, "error", msg)
 		}
 	}
 	if a.notify.URL != "" && (a.notifyAll || run.ExitCode != exitOK) {

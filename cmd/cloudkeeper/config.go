@@ -3,18 +3,24 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/dotenv"
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/suggest"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/report"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // Flag names shared by every command that reaches the bucket.
@@ -55,14 +61,17 @@ func applyEnvFile(c *cli.Context) error {
 			return nil
 		}
 	}
-	vars, err := dotenv.Parse(path)
+	vars, err := dotenv.ParseLines(path)
 	if err != nil {
 		return usageError{fmt.Errorf("env file: %w", err)}
 	}
-	for k, v := range vars {
-		if _, set := os.LookupEnv(k); !set {
-			os.Setenv(k, v)
+	for _, v := range vars {
+		if _, set := os.LookupEnv(v.Key); !set {
+			os.Setenv(v.Key, v.Value)
 		}
+	}
+	if err := warnUnknownKeys(c, path, vars); err != nil {
+		return err
 	}
 	for _, f := range c.Command.Flags {
 		ef, ok := f.(interface{ GetEnvVars() []string })
@@ -85,6 +94,54 @@ func applyEnvFile(c *cli.Context) error {
 	return nil
 }
 
+// legacyKeys are the keys that no flag reads by that name: the original
+// daemon's intervals and access key's name, and the demo's gateway binary.
+var legacyKeys = []string{"S3_BACKUP_INTERVAL", "S3_BACKUP_INTERVAL_UNIT", "DB_PERSISTENCE_INTERVAL",
+	"DB_PERSISTENCE_INTERVAL_UNIT", "AWS_ACCESS_KEY", s3test.EnvBinary}
+
+// ownPrefixes are the beginnings of the keys that are cloudkeeper's (or
+// the original daemon's) to read: one of them that no setting has is a
+// typo. Other AWS_* keys are the SDK's, and the rest are others'.
+var ownPrefixes = []string{"S3_", "CLOUDKEEPER_", "BACKUP_", "DB_PERSISTENCE_", "AWS_ENDPOINT"}
+
+// warnUnknownKeys logs a warning for each key of the .env file that looks
+// like cloudkeeper's but is no setting of any command, with the key it may
+// have been meant as.
+func warnUnknownKeys(c *cli.Context, path string, vars []dotenv.Var) error {
+	known := slices.Clone(legacyKeys)
+	var walk func(cmds []*cli.Command)
+	walk = func(cmds []*cli.Command) {
+		for _, cmd := range cmds {
+			for _, f := range cmd.Flags {
+				if ef, ok := f.(interface{ GetEnvVars() []string }); ok {
+					known = append(known, ef.GetEnvVars()...)
+				}
+			}
+			walk(cmd.Subcommands)
+		}
+	}
+	walk(c.App.Commands)
+	var log *slog.Logger
+	for _, v := range vars {
+		own := slices.ContainsFunc(ownPrefixes, func(p string) bool { return strings.HasPrefix(v.Key, p) })
+		if !own || strings.HasPrefix(v.Key, "AWS_ENDPOINT_URL_") && v.Key != "AWS_ENDPOINT_URL_S3" || slices.Contains(known, v.Key) {
+			continue // AWS_ENDPOINT_URL_<SERVICE> are the SDK's
+		}
+		if log == nil {
+			var err error
+			if log, err = newLogger(c, c.App.ErrWriter); err != nil {
+				return err
+			}
+		}
+		msg := fmt.Sprintf("%s:%d: %s is not a setting of cloudkeeper", path, v.Line, v.Key)
+		if s := suggest.Closest(v.Key, known); s != "" {
+			msg += ": did you mean " + s + "?"
+		}
+		log.Warn(msg)
+	}
+	return nil
+}
+
 // target is where a command's source goes: what every command needs.
 type target struct {
 	Source      string // absolute, symlinks resolved; "" if the command needs none
@@ -94,8 +151,13 @@ type target struct {
 	Region      string
 	Manifest    string
 	Concurrency int // --concurrency; 0: auto
+	// sourceErr is why the source could not be resolved (sourceOfRun):
+	// Source is then its absolute path.
+	sourceErr error
 	// credentials overrides the SDK's chain (the demo's gateway keys).
 	credentials aws.CredentialsProvider
+	// log takes the SDK's own warnings, in the command's log format.
+	log *slog.Logger
 }
 
 // parseConcurrency reads --concurrency: "auto" (0) or a cap of 1 to 1024.
@@ -128,13 +190,28 @@ func (t target) report() report.Target {
 	return report.Target{Source: t.Source, Bucket: t.Bucket, Prefix: t.Prefix, Endpoint: t.Endpoint}
 }
 
-// readTarget reads and checks the shared settings. A command that does not
-// need the source (restore, verify) passes needSource false: then with no
-// source, target.Source is empty and, unless --manifest is given, so is
-// target.Manifest (there is no default manifest without a source); and a
-// source that is set but no longer there (the disk of a lost machine) is
-// taken as its absolute path, only to find the default manifest.
-func readTarget(c *cli.Context, needSource bool) (target, error) {
+// sourceUse is what a command needs of the source folder.
+type sourceUse int
+
+const (
+	// sourceOptional (restore, verify): with no source, target.Source is
+	// empty and, unless --manifest is given, so is target.Manifest (there
+	// is no default manifest without a source); a source that is set but
+	// no longer there (the disk of a lost machine) is taken as its
+	// absolute path, only to find the default manifest.
+	sourceOptional sourceUse = iota
+	// sourceOfRun (sync, watch, status): the source must be set; one that
+	// is not there is taken as its absolute path, as for sourceOptional:
+	// the run fails on it as a run (notified, recorded in the manifest it
+	// finds), and status shows that run.
+	sourceOfRun
+	// sourceRequired (manifest rebuild): the source must be a folder that
+	// is there.
+	sourceRequired
+)
+
+// readTarget reads and checks the shared settings, the source as use says.
+func readTarget(c *cli.Context, use sourceUse) (target, error) {
 	t := target{
 		Bucket:   c.String(flagBucket),
 		Prefix:   manifest.NormalizePrefix(c.String(flagPrefix)),
@@ -149,7 +226,7 @@ func readTarget(c *cli.Context, needSource bool) (target, error) {
 	t.Concurrency = conc
 	src := c.String(flagSource)
 	switch {
-	case src == "" && needSource:
+	case src == "" && use != sourceOptional:
 		return t, usageError{errors.New("no source folder: set --source or BACKUP_DIR")}
 	case t.Bucket == "":
 		return t, usageError{errors.New("no bucket: set --bucket or S3_BUCKET")}
@@ -160,10 +237,11 @@ func readTarget(c *cli.Context, needSource bool) (target, error) {
 	if src != "" {
 		abs, err := sourceDir(src)
 		if err != nil {
-			if needSource {
+			if use == sourceRequired {
 				return t, err
 			}
 			// Gone, or never here: its path still names the default manifest.
+			t.sourceErr = err
 			if abs, err = filepath.Abs(src); err != nil {
 				return t, err
 			}
@@ -205,21 +283,24 @@ func sourceDir(src string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := mirror.CheckSource(abs); err != nil {
+		return "", withSourceHint(err)
+	}
 	real, err := filepath.EvalSymlinks(abs)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("source folder %s does not exist: check --source / BACKUP_DIR (is the disk mounted?)", abs)
-	}
 	if err != nil {
-		return "", fmt.Errorf("source folder %s: %w", abs, err)
-	}
-	fi, err := os.Stat(real)
-	if err != nil {
-		return "", fmt.Errorf("source folder %s: %w", abs, err)
-	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("source %s is not a folder", abs)
+		return "", withSourceHint(&mirror.SourceError{Path: abs, Err: err})
 	}
 	return real, nil
+}
+
+// withSourceHint names the settings to check when err is a
+// mirror.SourceError.
+func withSourceHint(err error) error {
+	var se *mirror.SourceError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: check --source / BACKUP_DIR", err)
+	}
+	return err
 }
 
 // s3Config builds the bucket's client settings. Credentials come from the
@@ -231,6 +312,7 @@ func (t target) s3Config() uploader.S3Config {
 		Endpoint:    t.Endpoint,
 		Region:      t.Region,
 		Concurrency: t.Concurrency,
+		Log:         t.log,
 	}
 	switch {
 	case t.credentials != nil:

@@ -255,6 +255,28 @@ func TestLogFormatsAndQuiet(t *testing.T) {
 	if !strings.HasPrefix(r.stdout, "add     a.txt") {
 		t.Fatalf("stdout %q", r.stdout)
 	}
+	// The SDK's own warnings too: without credentials the chain asks the
+	// instance metadata service, which here refuses a token (IMDSv2), so
+	// the SDK warns that it falls back to IMDSv1.
+	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer imds.Close()
+	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), "--log-format", "json", "--dry-run")...)
+	cmd.Env, cmd.Dir = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.state, "AWS_EC2_METADATA_SERVICE_ENDPOINT=" + imds.URL}, e.state
+	out, _ := cmd.CombinedOutput()
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("without credentials, a stderr line is not JSON: %q", l)
+		}
+	}
+	if !strings.Contains(string(out), "IMDSv1") {
+		t.Errorf("the SDK's fallback warning is not in the log:\n%s", out)
+	}
 	r = e.sync(0, "-q")
 	if r.stdout != "" || r.stderr != "" {
 		t.Fatalf("-q printed stdout %q stderr %q", r.stdout, r.stderr)

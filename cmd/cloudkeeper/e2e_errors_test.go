@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/user"
@@ -10,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -31,7 +36,7 @@ func TestSyncFatalErrorsAreOneClearLine(t *testing.T) {
 		{"missing bucket", []string{"--bucket", "no-such-bucket-anywhere"}, nil, 1, `bucket "no-such-bucket-anywhere" at ` + e.proxy.URL + ` does not exist`},
 		{"bad credentials", nil, []string{"AWS_SECRET_ACCESS_KEY=not-the-secret-at-all"}, 1, "rejected the credentials (SignatureDoesNotMatch)"},
 		{"unreachable endpoint", []string{"--endpoint", closed}, nil, 1, "cannot reach S3 at " + closed + ": connection refused"},
-		{"missing source", []string{"--source", filepath.Join(e.src, "not-mounted")}, nil, 1, "source folder " + filepath.Join(e.src, "not-mounted") + " does not exist: check --source / BACKUP_DIR (is the disk mounted?)"},
+		{"missing source", []string{"--source", filepath.Join(e.src, "not-mounted")}, nil, 1, "source folder " + filepath.Join(e.src, "not-mounted") + " does not exist (is the disk mounted?): check --source / BACKUP_DIR"},
 		{"no bucket", []string{"--bucket", ""}, nil, 2, "no bucket: set --bucket or S3_BUCKET"},
 		{"unknown flag", []string{"--frobnicate"}, nil, 2, "flag provided but not defined: -frobnicate"},
 	} {
@@ -223,4 +228,80 @@ func newNobodyEnv(t *testing.T, tree scantest.Dir) *env {
 func scantestKeys(t *testing.T, e *env) []string {
 	objs := gwtestObjects(t, e)
 	return scantest.Keys(objs)
+}
+
+// An https:// endpoint of a plain-HTTP server (or the reverse) is one
+// fatal line that says what to write, after one connection: no retries.
+func TestEndpointSchemeMismatchIsOneLineNoRetries(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}})
+	for _, tls := range []bool{false, true} {
+		var conns atomic.Int64
+		srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		addr := srv.Listener.Addr().String()
+		given, want := "https://"+addr, "the server at https://"+addr+" speaks plain HTTP: write http://"+addr
+		if tls {
+			srv.StartTLS()
+			given, want = "http://"+addr, "the server at http://"+addr+" uses TLS: write https://"+addr
+		} else {
+			srv.Start()
+		}
+		r := e.run("sync", "--source", e.src, "--bucket", e.bucket, "--endpoint", given)
+		srv.Close()
+		if r.code != 1 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one line with %q", given, r.code, r.stderr, want)
+		}
+		if n := conns.Load(); n != 1 && !tls {
+			t.Errorf("%s: %d connections, want 1 (no retries)", given, n)
+		}
+	}
+}
+
+// A .env key that looks like cloudkeeper's but is no setting (a typo) is
+// one WARN line naming the file, line and key, with the key meant; the
+// settings it knows, the SDK's AWS_* keys and others' keys are not.
+func TestDotEnvUnknownKeyWarns(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "x"}})
+	dotenv := "BACKUP_DIR=" + e.src + "\n" +
+		"S3_BUCKET=" + e.bucket + "\n" +
+		"S3_BUKET=typo\n" + // line 3
+		"S3_BACKUP_INTERVAL=24\nS3_BACKUP_INTERVAL_UNIT=hours\n" +
+		"DB_PERSISTENCE_INTERVAL=10\nDB_PERSISTENCE_INTERVAL_UNIT=minutes\n" +
+		"CLOUDKEEPER_CONCURENCY=4\n" + // line 8
+		"AWS_ACCESS_KEY=" + gwAccess() + "\n" +
+		"AWS_SECRET_ACCESS_KEY=" + gwSecret() + "\n" +
+		"AWS_MAX_ATTEMPTS=3\nAWS_ENDPOINT_URL=" + e.proxy.URL + "\n" +
+		"AWS_ENDPOINT_ULR=x\n" + // line 13
+		"POSTGRES_PASSWORD=x\nCLOUDKEEPER_NOTIFY_URL=\nBACKUP_FROBNICATE=1\n" // line 16
+	envFile := filepath.Join(e.state, ".env")
+	if err := os.WriteFile(envFile, []byte(dotenv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.cmd = func(cmd *exec.Cmd) { cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + e.state} }
+	r := e.run("sync")
+	var warns []string
+	for _, l := range strings.Split(r.stderr, "\n") {
+		if strings.Contains(l, "WARN") {
+			warns = append(warns, l)
+		}
+	}
+	want := []string{
+		`.env:3: S3_BUKET is not a setting of cloudkeeper: did you mean S3_BUCKET?`,
+		`.env:8: CLOUDKEEPER_CONCURENCY is not a setting of cloudkeeper: did you mean CLOUDKEEPER_CONCURRENCY?`,
+		`.env:13: AWS_ENDPOINT_ULR is not a setting of cloudkeeper: did you mean AWS_ENDPOINT_URL?`,
+		`.env:16: BACKUP_FROBNICATE is not a setting of cloudkeeper`,
+	}
+	if r.code != 0 || len(warns) != len(want) {
+		t.Fatalf("exit %d, warnings:\n%s\nstderr:\n%s", r.code, strings.Join(warns, "\n"), r.stderr)
+	}
+	for i, w := range want {
+		if !strings.Contains(warns[i], w) {
+			t.Errorf("warning %q, want %q", warns[i], w)
+		}
+	}
 }

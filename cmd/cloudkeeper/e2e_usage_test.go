@@ -10,6 +10,8 @@ import (
 	"io"
 	"os/exec"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +250,100 @@ func TestStderrRedactsSecretsNotPaths(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "skipped path=notes-[redacted AWS_SECRET_ACCESS_KEY].h ") {
 		t.Errorf("the secret is not redacted:\n%s", r.stderr)
+	}
+}
+
+// Help is asked for in every way a user types it, for the app and every
+// command: each shows the help on stdout and exits 0.
+func TestHelpInEveryFormExitsZero(t *testing.T) {
+	e := newEnv(t, scantest.Dir{})
+	asks := [][]string{{"--help"}, {"-h"}, {"help"}, {}}
+	for path := range commandPaths(t) {
+		words := strings.Fields(path)
+		asks = append(asks, append(words, "--help"), append(words, "-h"))
+		if len(words) == 1 {
+			asks = append(asks, []string{"help", path})
+		} else {
+			asks = append(asks, append(append([]string{}, words[0], "help"), words[1:]...))
+		}
+	}
+	for _, args := range asks {
+		r := e.run(args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "USAGE:") || r.stderr != "" {
+			t.Errorf("cloudkeeper %s: exit %d, stderr %q, stdout %.80q; want the help and exit 0", strings.Join(args, " "), r.code, r.stderr, r.stdout)
+		}
+	}
+}
+
+// A mistyped subcommand after a group's help is a usage error with a
+// suggestion, as "help sycn" is; a duration flag that does not parse says
+// what it wants.
+func TestHelpTypoAndBadDurationAreUsageErrors(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}})
+	base := e.baseArgs()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"manifest", "help", "rebiuld"}, `unknown command "manifest rebiuld": did you mean manifest rebuild?`},
+		{[]string{"bench", "help", "scael"}, `unknown command "bench scael": did you mean bench scale?`},
+		{append([]string{"sync", "--every", "1x"}, base...), `--every "1x": want a duration such as 24h, 30m or 90s`},
+		{append([]string{"sync", "--retry-max-wait", "5"}, base...), `--retry-max-wait "5": want a duration such as 24h, 30m or 90s`},
+		{append([]string{"sync", "--reconcile-every=week"}, base...), `--reconcile-every "week": want a duration`},
+		{append([]string{"status", "--max-age", "1d"}, base...), `--max-age "1d": want a duration`},
+		{append([]string{"watch", "--rescan", "x"}, base...), `--rescan "x": want a duration`},
+		{append([]string{"watch", "--push-interval", "1 h"}, base...), `--push-interval "1 h": want a duration`},
+		{append([]string{"watch", "--persist-interval", "ten"}, base...), `--persist-interval "ten": want a duration`},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			e.t = t
+			e.proxy.Reset()
+			r := e.run(c.args...)
+			if r.code != 2 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q\nwant exit 2 and one line with %q", r.code, r.stderr, c.want)
+			}
+			if e.proxy.Stats().Requests != 0 {
+				t.Fatalf("the command ran")
+			}
+		})
+	}
+}
+
+// "cloudkeeper version" and "cloudkeeper --version" say which build this
+// is: the module's version and VCS revision, Go's version and the AWS
+// SDK's, as the build recorded them.
+func TestVersionNamesTheBuild(t *testing.T) {
+	e := newEnv(t, scantest.Dir{})
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Fatal("no build info in the test binary")
+	}
+	want := []string{"cloudkeeper ", runtime.Version()}
+	for _, d := range info.Deps {
+		if d.Path == "github.com/aws/aws-sdk-go-v2" || d.Path == "github.com/aws/aws-sdk-go-v2/service/s3" {
+			want = append(want, strings.TrimPrefix(d.Path, "github.com/aws/")+" "+d.Version)
+		}
+	}
+	if len(want) != 4 {
+		t.Fatalf("the SDK is not in the test binary's build info: %v", want)
+	}
+	// The revision, if the build recorded it (GOFLAGS=-buildvcs=false
+	// does not): buildVersion's test covers it.
+	if out, err := exec.Command("go", "version", "-m", binPath).Output(); err == nil {
+		if _, rev, ok := strings.Cut(string(out), "vcs.revision="); ok {
+			want = append(want, "revision "+rev[:12])
+		}
+	}
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := e.run(args...)
+		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+		if r.code != 0 || r.stderr != "" || len(lines) > 3 || !strings.HasPrefix(r.stdout, "cloudkeeper ") {
+			t.Fatalf("cloudkeeper %s: exit %d, stderr %q, stdout %q", args[0], r.code, r.stderr, r.stdout)
+		}
+		for _, w := range want {
+			if !strings.Contains(r.stdout, w) {
+				t.Errorf("cloudkeeper %s: %q does not say %q", args[0], r.stdout, w)
+			}
+		}
 	}
 }

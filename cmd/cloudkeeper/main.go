@@ -77,8 +77,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		ExitErrHandler:       func(*cli.Context, error) {}, // run() reports errors and picks the status
 		OnUsageError:         onUsageError,
-		Action:               unknownCommand,
+		Action:               appAction,
 		Flags: []cli.Flag{
+			// The app has a help command of its own (see helpCommand), so
+			// urfave/cli adds no --help flag to it.
+			cli.HelpFlag,
+			&cli.BoolFlag{Name: "version", Usage: "print the version (see cloudkeeper version)"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the run to `FILE` (for go tool pprof)"},
 		},
 		Before: startProfile,
@@ -93,9 +97,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			demoCommand(),
 			benchCommand(),
 			completionCommand(),
+			versionCommand(),
 			helpCommand(),
 		),
 	}
+}
+
+// appAction is what "cloudkeeper" alone, or with --version, does.
+func appAction(c *cli.Context) error {
+	if c.Bool("version") && !c.Args().Present() {
+		printVersion(c.App.Writer)
+		return nil
+	}
+	return unknownCommand(c)
 }
 
 // startProfile starts the CPU profile asked for with --cpuprofile.
@@ -124,20 +138,21 @@ func stopProfile(c *cli.Context) error {
 
 // command is the Action of a command that works on the shared settings
 // (the prologue they all repeat): it builds the printer, reads the target
-// (which must name a source folder if needSource), and calls run under a
+// (its source as use says), and calls run under a
 // context that SIGINT and SIGTERM cancel. An error that run returns and
 // has not logged (any but a reportedError) is logged and exits 1, or 2
 // for a usage error.
-func command(needSource bool, run func(ctx context.Context, c *cli.Context, p *printer, t target) error) cli.ActionFunc {
+func command(use sourceUse, run func(ctx context.Context, c *cli.Context, p *printer, t target) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		p, err := newPrinter(c)
 		if err != nil {
 			return err
 		}
-		t, err := readTarget(c, needSource)
+		t, err := readTarget(c, use)
 		if err != nil {
 			return p.fail(err)
 		}
+		t.log = p.log
 		ctx, stop := signalContext(c)
 		defer stop()
 		err = run(ctx, c, p, t)

@@ -245,5 +245,6 @@ func (p *printer) fail(err error) error {
 // outcome is a run's result with the errors kept for its notification,
 // which it takes: the next run starts afresh.
 func (p *printer) outcome(res mirror.Result) outcome {
+	res.Err = withSourceHint(res.Err)
 	return outcome{Result: res, firstErrors: p.takeErrors()}
 }

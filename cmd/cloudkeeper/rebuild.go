@@ -38,7 +38,7 @@ func rebuildCommand() *cli.Command {
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.BoolFlag{Name: "force", Usage: "rebuild even if the manifest opens fine (the old one is moved aside)"},
 		),
-		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceRequired, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
 				return err

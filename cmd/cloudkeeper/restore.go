@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -35,11 +36,11 @@ func restoreCommand() *cli.Command {
 			"stderr); 1 fatal error; 2 usage error.",
 		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
-			&cli.StringFlag{Name: "to", Usage: "restore into `DIR` (created if needed)"},
+			&cli.StringFlag{Name: "to", Usage: "restore into `DIR` (created if needed, and removed again if a failed restore left it empty)"},
 			&cli.StringFlag{Name: "path", Usage: "restore only `PATH`, a file or a folder with what is under it, relative to the source"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files that exist in DIR (without it they are left and reported)"},
 		),
-		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOptional, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			to := c.String("to")
 			if to == "" {
 				return usageError{errors.New("no folder to restore into: set --to")}
@@ -52,32 +53,42 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			root, err := restore.OpenRoot(to)
+			root, removeCreated, err := restore.OpenRoot(to)
 			if err != nil {
 				return err
 			}
-			defer root.Close()
-			p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
-			res, err := restore.Run(ctx, s3, root, restoreOptions(p, t, only, c.Bool("overwrite")))
-			if errors.Is(err, restore.ErrNothing) {
-				return nothingToRestore(t, only)
+			err = restoreInto(ctx, p, s3, root, t, only, c.Bool("overwrite"))
+			root.Close()
+			if err != nil {
+				removeCreated() // a failed restore leaves no empty folder behind
 			}
-			if !p.quiet {
-				p.println(restoreSummary(res))
-			}
-			switch {
-			case err != nil:
-				if ctx.Err() != nil {
-					err = errors.New("interrupted: run the same restore again to finish (files already restored are kept)")
-				}
-				return err
-			case res.Failed > 0:
-				p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
-				return reportedError{exitIncomplete}
-			}
-			return nil
+			return err
 		}),
 	}
+}
+
+// restoreInto restores t's objects (only, if set) into root and says how
+// it went.
+func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root, t target, only string, overwrite bool) error {
+	p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
+	res, err := restore.Run(ctx, s3, root, restoreOptions(p, t, only, overwrite))
+	if errors.Is(err, restore.ErrNothing) {
+		return nothingToRestore(t, only)
+	}
+	if !p.quiet {
+		p.println(restoreSummary(res))
+	}
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			err = errors.New("interrupted: run the same restore again to finish (files already restored are kept)")
+		}
+		return err
+	case res.Failed > 0:
+		p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
+		return reportedError{exitIncomplete}
+	}
+	return nil
 }
 
 // nothingToRestore says that no object matched, with where restore
@@ -88,7 +99,13 @@ func nothingToRestore(t target, only string) error {
 		return fmt.Errorf("nothing to restore: no object for --path %q under %s (looked for %s): --path is relative to the source, check it and --prefix",
 			only, prefix, manifest.Key(t.Prefix, only))
 	}
-	return fmt.Errorf("nothing to restore: no object under %s: check --bucket, --prefix and --endpoint", prefix)
+	return nothingUnder("restore", t)
+}
+
+// nothingUnder says that a command found no object to verb under the
+// prefix, and what to check.
+func nothingUnder(verb string, t target) error {
+	return fmt.Errorf("nothing to %s: no object under s3://%s/%s: check --bucket, --prefix and --endpoint", verb, t.Bucket, t.Prefix)
 }
 
 // restoreOptions wires the printer into a restore: a line per file on

@@ -35,8 +35,11 @@ func statusCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the status as JSON"},
 			priceFileFlag(),
 		),
-		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOfRun, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
+				if t.sourceErr != nil {
+					return t.sourceErr // a mistyped --source, most likely
+				}
 				return fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
 			}
 			db, err := manifest.OpenReadOnly(t.Manifest, t.identity())

@@ -11,6 +11,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/bwlimit"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 )
@@ -38,7 +39,7 @@ func syncCommand() *cli.Command {
 			&cli.BoolFlag{Name: "reconcile", Usage: "list the prefix first and repair what changed behind cloudkeeper's back: upload again what is missing or differs, adopt objects the manifest does not know, delete those the tree does not have (with --dry-run: say what it would repair)"},
 			&cli.DurationFlag{Name: "every", EnvVars: []string{"CLOUDKEEPER_EVERY"}, Usage: "stay in the foreground and sync once every `INTERVAL` (e.g. 24h), never two at once, until SIGINT or SIGTERM"},
 		),
-		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOfRun, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
 				return err
@@ -66,6 +67,8 @@ func runFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "retry-max-wait", EnvVars: []string{"CLOUDKEEPER_RETRY_MAX_WAIT"}, Value: 20 * time.Second, Usage: "longest `WAIT` between two attempts"},
 		&cli.DurationFlag{Name: "reconcile-every", EnvVars: []string{"CLOUDKEEPER_RECONCILE_EVERY"}, Value: defaultReconcileEvery, Usage: "a full run whose last reconcile (see --reconcile) is older than `AGE` reconciles by itself; 0 never"},
 		priceFileFlag(),
+		&cli.StringFlag{Name: "bwlimit", EnvVars: []string{"CLOUDKEEPER_BWLIMIT"}, Value: "off", Usage: "limit uploads to `RATE` bytes per second, all requests together: 10M, 512K, 1.5M (K, M, G are 1024-based, as in rclone: 1M is 1 MiB/s), plain bytes, or off; " +
+			"or a day schedule in local time, \"08:00,1M 23:00,off\": each limit from its time until the next, the last one over midnight"},
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests \"cloudkeeper manifest rebuild\""},
 	}
 }
@@ -94,8 +97,28 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	if c.Int("retries") < 1 {
 		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("--retries %d: want at least 1", c.Int("retries"))}
 	}
+	bandwidth, err := loadBandwidth(c, p)
+	if err != nil {
+		return syncOptions{}, afterRun{}, err
+	}
 	return syncOptions{target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
-		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"), reconcileEvery: c.Duration("reconcile-every")}, after, nil
+		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"),
+		reconcileEvery: c.Duration("reconcile-every"), bandwidth: bandwidth}, after, nil
+}
+
+// loadBandwidth is the limiter of --bwlimit, one for the whole command
+// (every run of sync --every or watch shares it, so it follows its
+// schedule across runs); nil without a limit.
+func loadBandwidth(c *cli.Context, p *printer) (*bwlimit.Limiter, error) {
+	sched, err := bwlimit.ParseSchedule(c.String("bwlimit"))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--bwlimit / CLOUDKEEPER_BWLIMIT: %w", err)}
+	}
+	if sched.Off() {
+		return nil, nil
+	}
+	p.log.Info("uploads limited", "bwlimit", sched.String())
+	return bwlimit.New(sched), nil
 }
 
 // syncEvery syncs now and then once every interval (mirror.Every), until
@@ -124,8 +147,9 @@ type syncOptions struct {
 	// allowExisting lets a first run back up into a prefix that holds
 	// objects already.
 	allowExisting  bool
-	reconcile      bool          // --reconcile: reconcile before the diff
-	reconcileEvery time.Duration // reconcile when the last one is older; 0 never
+	reconcile      bool             // --reconcile: reconcile before the diff
+	reconcileEvery time.Duration    // reconcile when the last one is older; 0 never
+	bandwidth      *bwlimit.Limiter // --bwlimit; nil none
 }
 
 // mirrorOptions are the options of a run, its callbacks wired to the
@@ -133,7 +157,7 @@ type syncOptions struct {
 // changes printed, progress shown.
 func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 	cfg := o.s3Config()
-	cfg.MaxAttempts, cfg.MaxBackoff, cfg.PartSize = o.retries, o.retryWait, o.partSize
+	cfg.MaxAttempts, cfg.MaxBackoff, cfg.PartSize, cfg.Bandwidth = o.retries, o.retryWait, o.partSize, o.bandwidth
 	return mirror.Options{
 		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
 		Filter: o.filter, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,

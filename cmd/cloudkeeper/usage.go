@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -28,6 +29,10 @@ func withUsageErrors(cmds ...*cli.Command) []*cli.Command {
 		case c.Action != nil && c.ArgsUsage == "":
 			c.Action = noArguments(c.Action)
 		}
+		if len(c.Subcommands) > 0 && c.Command("help") == nil {
+			// urfave/cli's own, which "manifest help rebiuld" exits 1.
+			c.Subcommands = append(c.Subcommands, helpCommand())
+		}
 		withUsageErrors(c.Subcommands...)
 	}
 	return cmds
@@ -37,12 +42,41 @@ func withUsageErrors(cmds ...*cli.Command) []*cli.Command {
 // flag that was meant if the bad one is a typo of it.
 func onUsageError(c *cli.Context, err error, _ bool) error {
 	msg := err.Error()
+	if m := badValue.FindStringSubmatch(msg); m != nil && isDuration(c.Command, m[2]) {
+		return usageError{fmt.Errorf("%s %s: %s", dashes(m[2]), m[1], wantDuration)}
+	}
+	if m := badEnvDuration.FindStringSubmatch(msg); m != nil {
+		return usageError{fmt.Errorf("%s=%s (for %s): %s", m[2], m[1], dashes(m[3]), wantDuration)}
+	}
 	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
 		if s := suggest.Closest(strings.TrimPrefix(name, "-"), flagNames(c.Command)); s != "" {
 			msg += ": did you mean " + dashes(s) + "?"
 		}
 	}
 	return usageError{fmt.Errorf("%s", msg)}
+}
+
+// badValue and badEnvDuration are the errors of the flag package for a
+// value that does not parse, and of urfave/cli for a duration in the
+// environment that does not.
+var (
+	badValue       = regexp.MustCompile(`^invalid value ("(?:[^"\\]|\\.)*") for flag -([\w-]+): parse error$`)
+	badEnvDuration = regexp.MustCompile(`^could not parse ("(?:[^"\\]|\\.)*") as duration value from environment variable "(\w+)" for flag ([\w-]+):`)
+)
+
+const wantDuration = "want a duration such as 24h, 30m or 90s"
+
+// isDuration reports whether cmd's flag name takes a duration.
+func isDuration(cmd *cli.Command, name string) bool {
+	if cmd == nil {
+		return false
+	}
+	for _, f := range cmd.Flags {
+		if _, ok := f.(*cli.DurationFlag); ok && slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // unknownCommand is the Action of the app and of a command that only
@@ -66,8 +100,9 @@ func unknownCommandError(path string, cmds []*cli.Command, name string) error {
 	return fmt.Errorf("unknown command %q (see cloudkeeper %s--help)", full, strings.TrimSpace(path+" "))
 }
 
-// helpCommand replaces urfave/cli's, whose "help sycn" exits 3 with
-// "No help topic".
+// helpCommand replaces urfave/cli's, whose "help sycn" and "manifest help
+// rebiuld" exit 3 with "No help topic": of the app, or of the command
+// whose subcommands it is among.
 func helpCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "help",
@@ -75,14 +110,22 @@ func helpCommand() *cli.Command {
 		Usage:     "show the commands, or the help of one",
 		ArgsUsage: "[command]",
 		Action: func(c *cli.Context) error {
+			parent := c.Lineage()[1] // the app's or the group's context
+			path := commandPath(parent)
+			cmds := c.App.Commands
+			if path != "" {
+				cmds = parent.Command.Subcommands
+			}
 			name := c.Args().First()
 			switch {
-			case name == "":
+			case name == "" && path == "":
 				return cli.ShowAppHelp(c)
-			case c.App.Command(name) != nil:
-				return cli.ShowCommandHelp(c.Lineage()[1], name) // the app's context
+			case name == "":
+				return cli.ShowSubcommandHelp(parent)
+			case slices.ContainsFunc(cmds, func(cmd *cli.Command) bool { return cmd.HasName(name) }):
+				return cli.ShowCommandHelp(parent, name)
 			}
-			return usageError{unknownCommandError("", c.App.Commands, name)}
+			return usageError{unknownCommandError(path, cmds, name)}
 		},
 	}
 }

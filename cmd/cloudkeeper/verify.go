@@ -43,14 +43,15 @@ func verifyCommand() *cli.Command {
 			"hash are zeroed (its file is hashed and uploaded again), an extra object is adopted (kept if\n" +
 			"its file has its content, deleted if the tree has no such file). Keys that name no path are\n" +
 			"left alone.\n\n" +
-			"Exit status: 0 the backup is good; 1 problems were found, or a fatal error; 2 usage error.",
+			"Exit status: 0 the backup is good; 1 problems were found, nothing to verify (no object listed\n" +
+			"and none expected: a mistyped prefix?), or a fatal error; 2 usage error.",
 		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.BoolFlag{Name: "deep", Usage: "download every object and check its bytes with BLAKE3"},
 			&cli.BoolFlag{Name: "json", Usage: "print problems and the summary as JSON lines"},
 			&cli.BoolFlag{Name: "repair", Usage: "mark what verify finds in the manifest, for the next sync to repair"},
 		),
-		Action: command(false, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOptional, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			repair := c.Bool("repair")
 			expect, db, err := loadExpected(ctx, t, c.IsSet(flagManifest), repair, p)
 			if err != nil {
@@ -67,6 +68,9 @@ func verifyCommand() *cli.Command {
 				return err
 			}
 			res, err := verify.Run(ctx, s3, verifyOptions(p, t, expect, c.Bool("deep"), repair))
+			if errors.Is(err, verify.ErrNothing) {
+				return nothingUnder("verify", t)
+			}
 			if err != nil {
 				return err
 			}

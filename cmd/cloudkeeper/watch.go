@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -38,7 +39,7 @@ func watchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "print what each push would change; touch neither the bucket nor the manifest (dirty paths are kept in memory, so each push shows all changes since the start)"},
 			&cli.BoolFlag{Name: "json", Usage: "print changes and summaries as JSON lines"},
 		),
-		Action: command(true, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
+		Action: command(sourceOfRun, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			opts, after, err := loadSyncOptions(c, p, t)
 			if err != nil {
 				return err
@@ -52,6 +53,10 @@ func watchCommand() *cli.Command {
 				return err
 			}
 			if err := runWatch(ctx, opts, w, p, after); err != nil {
+				var se *mirror.SourceError
+				if errors.As(err, &se) {
+					return reportedError{exitFatal} // its push said it all
+				}
 				return err
 			}
 			return nil

@@ -93,3 +93,38 @@ min_days.STANDARD = 90
 		}
 	}
 }
+
+// A typo in a price file, or a number no price is, is refused with the
+// line and what is allowed; it would otherwise price nothing (request.PUTT,
+// operation.PutObjekt) or drop the early-delete charge (STANDARD-IA).
+func TestPriceFileRefusesTyposAndNonNumbers(t *testing.T) {
+	for _, c := range []struct{ file, want string }{
+		{"request.PUTT = 0.01", `line 2: request.PUTT: the request class is PUT, GET or DELETE`},
+		{"operation.PutObjekt = PUT", `line 2: operation.PutObjekt: not an S3 operation cloudkeeper knows (AbortMultipartUpload, `},
+		{"gb_month.STANDARD_IAA = 1", `line 2: gb_month.STANDARD_IAA: STANDARD_IAA is not a storage class (STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, REDUCED_REDUNDANCY, EXPRESS_ONEZONE`},
+		{"storage_class = STANDARD-IA", `line 2: storage_class = STANDARD-IA: not a storage class (STANDARD, STANDARD_IA,`},
+		{"min_days.GLACIR = 90", `line 2: min_days.GLACIR: GLACIR is not a storage class`},
+		{"request.PUT = NaN", `line 2: request.PUT = NaN: want a number, 0 or more`},
+		{"request.GET = Inf", `line 2: request.GET = Inf: want a number, 0 or more`},
+		{"gb_month.STANDARD = -0.01", `line 2: gb_month.STANDARD = -0.01: want a number, 0 or more`},
+		{"min_days.STANDARD = +Inf", `want a number, 0 or more`},
+	} {
+		_, err := Parse(strings.NewReader("# typo\n" + c.file + "\n"))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.file, err, c.want)
+		}
+	}
+	// Another provider's class, priced in the same file, is its own.
+	p, err := Parse(strings.NewReader("storage_class = hot\ngb_month.HOT = 0.006\nmin_days.HOT = 90\n"))
+	if err != nil || p.StorageClass != "HOT" || p.MinDays["HOT"] != 90 {
+		t.Fatalf("a custom class: %+v, %v", p, err)
+	}
+	if _, err := Parse(strings.NewReader("storage_class = hot\n")); err == nil || !strings.Contains(err.Error(), "line 1: storage_class = hot: not a storage class") {
+		t.Fatalf("a custom class without its price: %v", err)
+	}
+	for _, ok := range []string{"operation.HeadObject = GET", "operation.listobjectsv2 = PUT", "storage_class = standard_ia", "gb_month.EXPRESS_ONEZONE = 0.16", "request.delete = 0"} {
+		if _, err := Parse(strings.NewReader(ok + "\n")); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+}

@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -106,18 +108,35 @@ func Load(path string) (Prices, error) {
 	return p, nil
 }
 
+// StorageClasses are the storage classes of Amazon S3, which a price file
+// may name without pricing them.
+var StorageClasses = []string{"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER_IR",
+	"GLACIER", "DEEP_ARCHIVE", "REDUCED_REDUNDANCY", "EXPRESS_ONEZONE"}
+
+// Operations are the S3 operations a price file may give a class: those
+// cloudkeeper sends, and the others a bill lists.
+var Operations = []string{"AbortMultipartUpload", "CompleteMultipartUpload", "CopyObject", "CreateMultipartUpload",
+	"DeleteObject", "DeleteObjects", "GetBucketLocation", "GetObject", "GetObjectAttributes", "HeadBucket",
+	"HeadObject", "ListBuckets", "ListMultipartUploads", "ListObjectVersions", "ListObjects", "ListObjectsV2",
+	"ListParts", "PutObject", "RestoreObject", "UploadPart", "UploadPartCopy"}
+
 // Parse reads a price file: KEY = VALUE lines, '#' starts a comment, and
 // every key set replaces S3Standard's:
 //
 //	name = TEXT                 whose prices these are, for output
 //	request.CLASS = USD         per 1,000 requests of CLASS (PUT, GET, DELETE)
-//	operation.OPERATION = CLASS the class an S3 operation is billed in
+//	operation.OPERATION = CLASS the class an S3 operation is billed in (see Operations)
 //	storage_class = CLASS       the storage class of the backup's objects
 //	gb_month.CLASS = USD        per GB-month stored in storage class CLASS
 //	min_days.CLASS = DAYS       minimum storage duration of CLASS
+//
+// A storage class is one of StorageClasses or, for another provider, a
+// class the file both names in storage_class and prices with gb_month or
+// min_days. Anything else (a typo) is an error that names the line.
 func Parse(r io.Reader) (Prices, error) {
 	p := S3Standard()
 	p.Name = "the price file's"
+	var classes customClasses
 	sc := bufio.NewScanner(r)
 	for n := 1; sc.Scan(); n++ {
 		line, _, _ := strings.Cut(sc.Text(), "#")
@@ -132,8 +151,61 @@ func Parse(r io.Reader) (Prices, error) {
 		if err := p.set(key, value); err != nil {
 			return p, fmt.Errorf("line %d: %w", n, err)
 		}
+		classes.note(n, key, value)
 	}
-	return p, sc.Err()
+	if err := sc.Err(); err != nil {
+		return p, err
+	}
+	return p, classes.check(p.StorageClass)
+}
+
+// customClasses are the storage classes not in StorageClasses that a
+// price file names, with the line of each: one priced must be the
+// storage_class, and the storage_class must be priced.
+type customClasses struct {
+	storageLine  int    // storage_class's line, if not a known class
+	storageValue string // as written
+	priced       map[string]int
+	pricedKey    map[string]string
+}
+
+func (cc *customClasses) note(n int, key, value string) {
+	if key == "storage_class" {
+		cc.storageLine, cc.storageValue = 0, value
+		if !slices.Contains(StorageClasses, strings.ToUpper(value)) {
+			cc.storageLine = n
+		}
+		return
+	}
+	kind, name, _ := strings.Cut(key, ".")
+	class := strings.ToUpper(name)
+	if (kind == "gb_month" || kind == "min_days") && !slices.Contains(StorageClasses, class) {
+		if cc.priced == nil {
+			cc.priced, cc.pricedKey = map[string]int{}, map[string]string{}
+		}
+		if _, seen := cc.priced[class]; !seen {
+			cc.priced[class], cc.pricedKey[class] = n, key
+		}
+	}
+}
+
+// check returns the error of the first line that names a class that is
+// neither known nor the file's own.
+func (cc *customClasses) check(storageClass string) error {
+	known := strings.Join(StorageClasses, ", ")
+	line, err := 0, error(nil)
+	if _, priced := cc.priced[storageClass]; cc.storageLine > 0 && !priced {
+		line = cc.storageLine
+		err = fmt.Errorf("line %d: storage_class = %s: not a storage class (%s); another provider's class needs its gb_month.%s in this file",
+			line, cc.storageValue, known, storageClass)
+	}
+	for class, n := range cc.priced {
+		if class != storageClass && (line == 0 || n < line) {
+			line = n
+			err = fmt.Errorf("line %d: %s: %s is not a storage class (%s), nor this file's storage_class", n, cc.pricedKey[class], class, known)
+		}
+	}
+	return err
 }
 
 // set sets one key of a price file.
@@ -151,24 +223,38 @@ func (p *Prices) set(key, value string) error {
 		return fmt.Errorf("unknown key %q", key)
 	}
 	if kind == "operation" {
-		class := strings.ToUpper(value)
-		if class != ClassPut && class != ClassGet && class != ClassDelete {
-			return fmt.Errorf("%s = %s: the class is PUT, GET or DELETE", key, value)
-		}
-		p.Operations = maps.Clone(p.Operations)
-		p.Operations[name] = class
-		return nil
+		return p.setOperation(key, name, value)
 	}
 	targets := map[string]*map[string]float64{"request": &p.PerThousand, "gb_month": &p.PerGBMonth, "min_days": &p.MinDays}
 	m, ok := targets[kind]
 	if !ok {
 		return fmt.Errorf("unknown key %q", key)
 	}
+	if kind == "request" && !isRequestClass(strings.ToUpper(name)) {
+		return fmt.Errorf("%s: the request class is PUT, GET or DELETE", key)
+	}
 	v, err := strconv.ParseFloat(value, 64)
-	if err != nil || v < 0 {
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return fmt.Errorf("%s = %s: want a number, 0 or more", key, value)
 	}
 	*m = maps.Clone(*m)
 	(*m)[strings.ToUpper(name)] = v
 	return nil
 }
+
+// setOperation sets the class of operation name (any case).
+func (p *Prices) setOperation(key, name, value string) error {
+	i := slices.IndexFunc(Operations, func(op string) bool { return strings.EqualFold(op, name) })
+	if i < 0 {
+		return fmt.Errorf("%s: not an S3 operation cloudkeeper knows (%s)", key, strings.Join(Operations, ", "))
+	}
+	class := strings.ToUpper(value)
+	if !isRequestClass(class) {
+		return fmt.Errorf("%s = %s: the class is PUT, GET or DELETE", key, value)
+	}
+	p.Operations = maps.Clone(p.Operations)
+	p.Operations[Operations[i]] = class
+	return nil
+}
+
+func isRequestClass(c string) bool { return c == ClassPut || c == ClassGet || c == ClassDelete }

@@ -1,7 +1,8 @@
 // Package mirror makes a bucket prefix mirror a source folder: one sync run
 // (scan → diff → apply, as a pipeline) and watch's loop of pushes.
 //
-// A run opens the manifest (or uses Options.DB), proves the bucket is there
+// A run opens the manifest (or uses Options.DB), fails at once if the source
+// folder is not there (a SourceError), proves the bucket is there
 // with one HeadBucket, refuses a first run into a prefix that already holds
 // objects (unless AllowExisting), settles the keys an interrupted run left in
 // doubt, reconciles the manifest with a listing when asked or due, then runs
@@ -194,6 +195,13 @@ func Run(ctx context.Context, o Options) (res Result) {
 		res.Err = interruption(ctx, res.Err)
 	}()
 	r := &run{o: o, res: &res}
+	if o.DryRun {
+		// Nothing to record: say what is wrong, not that the manifest is
+		// not there.
+		if res.Err = CheckSource(o.Identity.Source); res.Err != nil {
+			return res
+		}
+	}
 	if res.Err = r.open(); res.Err != nil {
 		return res
 	}
@@ -276,6 +284,9 @@ func (r *run) execute(ctx context.Context) {
 			r.record()
 		}
 	}()
+	if res.Err = r.checkSource(ctx); res.Err != nil {
+		return
+	}
 	first, err := r.db.Empty(ctx)
 	if err == nil {
 		r.s3, err = uploader.NewS3(ctx, o.S3)

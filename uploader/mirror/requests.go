@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 )
@@ -32,26 +33,19 @@ func (r *run) countRequests() {
 // predictSkipped counts, in a dry run, the requests of the steps the real
 // run would take before its diff and the dry run does not: the settle of
 // keys in doubt and a reconcile that is only due. (A first run's look for
-// objects in the prefix, one LIST, the dry run sends itself.) What cannot be known without asking S3 is
-// said in Result.Approximated.
+// objects in the prefix, one LIST, the dry run sends itself.) What cannot
+// be known without asking S3 is said in Result.Approximated.
 func (r *run) predictSkipped(ctx context.Context) error {
 	doubts, err := r.db.Doubts(ctx)
 	if err != nil {
 		return err
 	}
-	if len(doubts) > 0 {
-		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", len(doubts))
-	}
+	r.sayDoubts(doubts)
 	for _, d := range doubts {
 		r.predicted.Add("HeadObject", 1)
 		if d.Multipart {
 			r.predicted.Add("ListMultipartUploads", 1)
 		}
-	}
-	if len(doubts) > 0 {
-		r.approximate(fmt.Sprintf("keys left in doubt by an interrupted run (%d): the real run first asks S3 about them (counted: a HEAD each, "+
-			"and a listing of the multipart uploads of those that may have one), then aborts the uploads it finds (not counted) "+
-			"and diffs with what it learnt, which may change what it sends", len(doubts)))
 	}
 	if r.o.Reconcile {
 		return nil // the dry run reconciles too: its requests were sent
@@ -68,6 +62,36 @@ func (r *run) predictSkipped(ctx context.Context) error {
 	r.approximate("a reconcile is due: the real run first lists the prefix (counted: one LIST per 1,000 of the manifest's objects), " +
 		"sends a HEAD for each object it does not know and repairs what it finds (neither counted)")
 	return nil
+}
+
+// sayDoubts tells, in a dry run, of the keys in doubt the real run asks S3
+// about: those an interrupted run left and no run settled yet, and those
+// settled already but still watched (see uploader.SettleWatch).
+func (r *run) sayDoubts(doubts []manifest.Intent) {
+	unsettled, watched := 0, 0
+	var since time.Time
+	for _, d := range doubts {
+		if !d.Settled {
+			unsettled++
+			continue
+		}
+		watched++
+		if d.Since.After(since) {
+			since = d.Since
+		}
+	}
+	const asks = "(counted: a HEAD each, and a listing of the multipart uploads of those that may have one), then aborts the uploads it finds (not counted) " +
+		"and diffs with what it learnt, which may change what it sends"
+	if unsettled > 0 {
+		r.o.Log.Info("an interrupted run left keys in doubt: the next real run asks S3 about them first", "keys", unsettled)
+		r.approximate(fmt.Sprintf("keys left in doubt by an interrupted run (%d): the real run first asks S3 about them %s", unsettled, asks))
+	}
+	if watched > 0 {
+		window := watchWindow(since, ", watched until ")
+		r.o.Log.Info(fmt.Sprintf("the next real run asks S3 again about %s of a run interrupted at %s (settled already; a request sent just before the interruption may still land)",
+			keys(watched), window))
+		r.approximate(fmt.Sprintf("keys of a run interrupted at %s, settled already (%d): the real run asks S3 about them again %s", window, watched, asks))
+	}
 }
 
 func (r *run) approximate(s string) { r.res.Approximated = append(r.res.Approximated, s) }

@@ -28,6 +28,10 @@ func (r *run) settle(ctx context.Context) (int, error) {
 			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted,
 			"multipart_uploads_kept", n.Kept, "unsettled", n.Failed)
 	}
+	if n.Rechecked > 0 {
+		r.o.Log.Info(fmt.Sprintf("re-checking %s of a run interrupted at %s (a request sent just before the interruption may still land)",
+			keys(n.Rechecked), watchWindow(n.RecheckedSince, ", until ")))
+	}
 	return n.Failed, err
 }
 
@@ -44,6 +48,22 @@ func (r *run) abortLeftUploads(ctx context.Context) (int, error) {
 		r.o.Log.Info("aborted multipart uploads an interrupted run left that this run did not continue", "multipart_uploads_aborted", n)
 	}
 	return failed, err
+}
+
+// keys is "1 key" or "n keys".
+func keys(n int) string {
+	if n == 1 {
+		return "1 key"
+	}
+	return fmt.Sprintf("%d keys", n)
+}
+
+// watchWindow is "09:35:41<sep>09:50:41": the last intent of an
+// interrupted run and the end of the watch of its keys
+// (uploader.SettleWatch), in local time.
+func watchWindow(since time.Time, sep string) string {
+	const clock = "15:04:05"
+	return since.Local().Format(clock) + sep + since.Add(uploader.SettleWatch).Local().Format(clock)
 }
 
 // concurrency is Options.Concurrency or its default.

@@ -74,11 +74,16 @@ type WatchOptions struct {
 // mark paths dirty, saved every Persist, pushed every Push through Run;
 // full syncs at start, every Rescan and after lost events (unless
 // EventsOnly). A dry run keeps its dirty paths in memory. It returns the
-// errors that stop it before it watches: the manifest, or with EventsOnly
-// a source that cannot be watched.
+// errors that stop it before it watches: the manifest, with EventsOnly a
+// source that cannot be watched, or a source that is not there (a
+// SourceError), after its start-up push failed on it (Pushing and Pushed
+// are told, as of any push).
 func Watch(ctx context.Context, o WatchOptions) error {
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if err := CheckSource(o.Identity.Source); err != nil {
+		return startWithoutSource(ctx, o)
 	}
 	open := manifest.Open
 	if o.DryRun {
@@ -115,6 +120,22 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	}
 	w.loop(ctx)
 	return nil
+}
+
+// startWithoutSource is the start of a watch whose source is not there:
+// its start-up push is a run that fails on it, reported as any push (the
+// run records itself in a manifest that exists), and the watch stops with
+// its error: there is nothing to watch.
+func startWithoutSource(ctx context.Context, o WatchOptions) error {
+	p := Push{Full: StartUp}
+	if o.Pushing != nil {
+		o.Pushing(p)
+	}
+	res := Run(ctx, o.Options)
+	if o.Pushed != nil {
+		o.Pushed(p, res)
+	}
+	return res.Err
 }
 
 // watch is the state of a Watch.

@@ -1,7 +1,9 @@
 package report
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,9 +39,13 @@ func Metrics(t Target, r Run) []byte {
 
 // WriteMetrics writes Metrics to path (mode 0644) through a temporary file
 // in the same folder renamed into place, so that a collector never reads
-// half a file.
+// half a file. A folder that is not there is an error of its own, which
+// wraps fs.ErrNotExist.
 func WriteMetrics(path string, t Target, r Run) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if errors.Is(err, fs.ErrNotExist) {
+		return missingFolder(filepath.Dir(path))
+	}
 	if err != nil {
 		return err
 	}
@@ -57,3 +63,10 @@ func WriteMetrics(path string, t Target, r Run) error {
 	}
 	return os.Rename(tmp.Name(), path)
 }
+
+// missingFolder is the error of a file to write in a folder that is not
+// there.
+type missingFolder string
+
+func (m missingFolder) Error() string { return "the folder " + string(m) + " does not exist" }
+func (m missingFolder) Unwrap() error { return fs.ErrNotExist }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -253,5 +254,15 @@ func TestReadStatus(t *testing.T) {
 	}
 	if st, _ := ReadStatus(ctx, db, path, target, 4*time.Hour, 10, now); st.Stale {
 		t.Error("stale with a success 3h ago and a max age of 4h")
+	}
+}
+
+// A metrics file in a folder that is not there says so, not the name of
+// the temporary file it could not create.
+func TestWriteMetricsToAMissingFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "metrics")
+	err := WriteMetrics(filepath.Join(dir, "ck.prom"), target, testRun(mirror.ExitOK))
+	if err == nil || err.Error() != "the folder "+dir+" does not exist" || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("error %v", err)
 	}
 }

@@ -9,12 +9,16 @@
 // operation goes through an os.Root, which no ".." and no symlink leads
 // out of.
 //
-//	root, _ := restore.OpenRoot(dir) // created if needed
+//	root, removeCreated, _ := restore.OpenRoot(dir) // created if needed
 //	res, err := restore.Run(ctx, s3, root, restore.Options{
 //		Prefix:   "laptop/",
 //		Failed:   func(path string, err error) { log.Print(path, err) },
 //		Restored: func(path string, size int64) { fmt.Println("restore", path) },
 //	})
+//	root.Close()
+//	if err != nil {
+//		removeCreated() // the folder it made, if still empty
+//	}
 //
 // Per-object problems go to the callbacks and are counted in the Result;
 // Run returns an error only for what ends the whole restore (a fatal S3
@@ -30,6 +34,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -112,18 +117,46 @@ type restorer struct {
 	restored, bytes, same, failed atomic.Int64
 }
 
-// OpenRoot opens the folder to restore into, creating it if needed, as an
-// os.Root: no file operation can reach outside it, through ".." or
-// through a symlink.
-func OpenRoot(dir string) (*os.Root, error) {
+// OpenRoot opens the folder to restore into, creating it (and its missing
+// parents) if needed, as an os.Root: no file operation can reach outside
+// it, through ".." or through a symlink. removeCreated removes again the
+// folders it created, those still empty: a restore that failed calls it
+// and leaves no empty folder behind; a folder that was there, or that
+// holds anything, is never removed.
+func OpenRoot(dir string) (root *os.Root, removeCreated func(), err error) {
+	created := missingFolders(dir)
+	removeCreated = func() {
+		for _, d := range created { // deepest first; os.Remove keeps a folder that is not empty
+			if os.Remove(d) != nil {
+				return
+			}
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("restore folder: %w", err)
+		removeCreated()
+		return nil, nil, fmt.Errorf("restore folder: %w", err)
 	}
-	root, err := os.OpenRoot(dir)
+	root, err = os.OpenRoot(dir)
 	if err != nil {
-		return nil, fmt.Errorf("restore folder: %w", err)
+		removeCreated()
+		return nil, nil, fmt.Errorf("restore folder: %w", err)
 	}
-	return root, nil
+	return root, removeCreated, nil
+}
+
+// missingFolders are dir and its parents that are not there, deepest
+// first: those os.MkdirAll(dir) creates.
+func missingFolders(dir string) []string {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			return missing
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			return missing
+		}
+	}
 }
 
 // OnlyPath checks a path to restore alone, as Options.Only takes it: one

@@ -249,7 +249,7 @@ func TestOnlyRestoresOnePath(t *testing.T) {
 		t.Errorf("Only /docs/: restored %q, want %q", l.restored, want)
 	}
 	// One that could lead outside the folder is refused before any request.
-	root, err := OpenRoot(filepath.Join(t.TempDir(), "new", "folder"))
+	root, _, err := OpenRoot(filepath.Join(t.TempDir(), "new", "folder"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,5 +281,36 @@ func TestFatalErrorEndsTheRestore(t *testing.T) {
 	f.Err = func(op, key string) error { cancel(); return ctx.Err() }
 	if _, err := Run(ctx, f, root, Options{Prefix: "p/"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled Run = %v", err)
+	}
+}
+
+// removeCreated removes the folders OpenRoot made while they are empty,
+// and never one that holds anything or was there before.
+func TestOpenRootRemoveCreated(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "new", "folder")
+	root, removeCreated, err := OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root.Close()
+	removeCreated()
+	if _, err := os.Stat(filepath.Join(base, "new")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("empty folders it made are left: %v", err)
+	}
+	if _, err := os.Stat(base); err != nil {
+		t.Errorf("the folder that was there is gone: %v", err)
+	}
+	root, removeCreated, err = OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := root.WriteFile("part", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root.Close()
+	removeCreated()
+	if _, err := os.Stat(filepath.Join(dir, "part")); err != nil {
+		t.Errorf("a folder that holds a file was removed: %v", err)
 	}
 }

@@ -188,6 +188,11 @@ type verifier struct {
 	res Result
 }
 
+// ErrNothing is Run's error when no object is under the prefix and none is
+// expected (no manifest, or one with no object): nothing checked is not a
+// good backup, the prefix is most likely mistyped.
+var ErrNothing = errors.New("no object to verify")
+
 // Run checks the objects under opts.Prefix, against opts.Expect if set.
 func Run(ctx context.Context, bucket uploader.Reader, opts Options) (Result, error) {
 	v := &verifier{bucket: bucket, o: opts, seen: map[string]bool{}}
@@ -196,6 +201,9 @@ func Run(ctx context.Context, bucket uploader.Reader, opts Options) (Result, err
 	}
 	if err := uploader.EachObject(ctx, bucket, opts.Prefix, opts.Concurrency, v.check); err != nil {
 		return v.res, err
+	}
+	if v.res.Objects == 0 && len(opts.Expect) == 0 {
+		return v.res, ErrNothing
 	}
 	var missing []string
 	for path := range opts.Expect {

@@ -21,12 +21,32 @@ var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
 // lines and lines starting with '#' are ignored. A malformed line is an
 // error naming the file and line. Unknown keys are fine, as in any .env.
 func Parse(path string) (map[string]string, error) {
+	lines, err := ParseLines(path)
+	if err != nil {
+		return nil, err
+	}
+	vars := map[string]string{}
+	for _, v := range lines {
+		vars[v.Key] = v.Value
+	}
+	return vars, nil
+}
+
+// Var is one setting of a .env file, with its line number.
+type Var struct {
+	Key, Value string
+	Line       int
+}
+
+// ParseLines reads a .env file as Parse does, keeping every setting in
+// file order with its line.
+func ParseLines(path string) ([]Var, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	vars := map[string]string{}
+	var vars []Var
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1<<20)
 	for n := 1; sc.Scan(); n++ {
@@ -50,7 +70,7 @@ func Parse(path string) (map[string]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %s: %v", path, n, key, err)
 		}
-		vars[key] = v
+		vars = append(vars, Var{Key: key, Value: v, Line: n})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

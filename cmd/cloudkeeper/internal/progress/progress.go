@@ -73,13 +73,18 @@ func (p *Display) Start() {
 		// stderr is a terminal (checked above), behind the redacting writer that mpb cannot see through.
 		mpb.WithAutoRefresh())
 	scan := p.container.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
-		return fmt.Sprintf("scan    %s files, %s hashed (%s files)", human.Thousands(p.files.Load()),
-			human.Bytes(p.hashedBytes.Load()), human.Thousands(p.hashedFiles.Load()))
+		return p.scanLine()
 	})))
 	apply := p.container.New(0, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 		return p.applyLine()
 	})))
 	p.bars = []*mpb.Bar{scan, apply}
+}
+
+// scanLine is "scan    20,114 files, 3.1 MiB hashed (12 files)".
+func (p *Display) scanLine() string {
+	return fmt.Sprintf("scan    %s, %s hashed (%s)", human.Count(p.files.Load(), "file", "files"),
+		human.Bytes(p.hashedBytes.Load()), human.Count(p.hashedFiles.Load(), "file", "files"))
 }
 
 // applyLine is "apply   12/40 changes, 3.1 MiB/9.8 MiB, 4.2 MiB/s, ETA 2s".

@@ -41,3 +41,14 @@ func TestApplyLineCounts(t *testing.T) {
 		t.Errorf("log line: %q", stderr.String())
 	}
 }
+
+// The scan line counts in words that agree with the number.
+func TestScanLineSaysOneFile(t *testing.T) {
+	d := Off(&strings.Builder{})
+	d.Start()
+	d.Scanned(scanner.Entry{Kind: scanner.KindFile})
+	d.Hashed(5)
+	if got, want := d.scanLine(), "scan    1 file, 5 B hashed (1 file)"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
