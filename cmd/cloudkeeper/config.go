@@ -46,7 +46,7 @@ func configFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagEndpoint, EnvVars: []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, Usage: "`URL` of an S3-compatible server (MinIO, Ceph, R2, Versity...); implies path-style addressing"},
 		&cli.StringFlag{Name: flagRegion, EnvVars: []string{"AWS_REGION", "AWS_DEFAULT_REGION"}, Usage: "AWS `REGION` (default with --endpoint: us-east-1)"},
 		&cli.StringFlag{Name: flagManifest, EnvVars: []string{"CLOUDKEEPER_MANIFEST"}, Usage: "SQLite manifest `FILE` (default: one per source, endpoint, bucket and prefix in the state folder: $STATE_DIRECTORY, else $XDG_STATE_HOME/cloudkeeper, else ~/.local/state/cloudkeeper, else for root /var/lib/cloudkeeper)"},
-		&cli.StringFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: "auto", Usage: "send at most `N` S3 requests at once; auto: up to 256 for small files, large ones bounded by a 128 MiB buffer budget, fewer while the server answers 503 SlowDown"},
+		&cli.StringFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: "auto", Usage: "send at most `N` S3 requests at once (1 to 1024); auto: up to 256 for small files, large ones bounded by memory (8 read whole at once, parts within 8 × --part-size), fewer while the server answers 503 SlowDown"},
 	}
 }
 
