@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
@@ -27,7 +29,7 @@ type ScaleOptions struct {
 	BigSize      int64  // ...of this size (default 256 MiB)
 	LargeFile    int64  // the single large upload (default 1 GiB; 0 skips it with -1)
 	Runs         int    // timed repetitions; the fastest counts (default 3)
-	Concurrency  int    // cloudkeeper's --concurrency (default 8)
+	Concurrency  int    // cloudkeeper's --concurrency (default 0: auto)
 	Binary       string // the cloudkeeper binary to measure
 	// Only runs these parts: "nochange", "hash", "upload" (the upload
 	// tree's scenarios); empty means all.
@@ -59,9 +61,6 @@ func (o *ScaleOptions) applyDefaults() {
 	}
 	if o.Runs <= 0 {
 		o.Runs = 3
-	}
-	if o.Concurrency <= 0 {
-		o.Concurrency = 8
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -137,6 +136,13 @@ func Scale(ctx context.Context, o ScaleOptions) (*Report, error) {
 	return s.rep, nil
 }
 
+// transfers is rclone's --transfers in the comparison at cloudkeeper's
+// concurrency: the cap, or with auto the most requests auto keeps in
+// flight.
+func (s *scale) transfers() string {
+	return strconv.Itoa(cmp.Or(s.o.Concurrency, uploader.AutoConcurrency))
+}
+
 func (s *scale) note(format string, args ...any) {
 	s.rep.Notes = append(s.rep.Notes, fmt.Sprintf(format, args...))
 }
@@ -172,8 +178,12 @@ func (s *scale) ck(args ...string) Command {
 }
 
 func (s *scale) sync(src, prefix, manifest string, extra ...string) Command {
+	conc := "auto"
+	if s.o.Concurrency > 0 {
+		conc = strconv.Itoa(s.o.Concurrency)
+	}
 	args := []string{"sync", "--json", "--source", src, "--bucket", s.bucket, "--prefix", prefix,
-		"--endpoint", s.proxy.URL, "--manifest", manifest, "--concurrency", strconv.Itoa(s.o.Concurrency)}
+		"--endpoint", s.proxy.URL, "--manifest", manifest, "--concurrency", conc}
 	c := s.ck(append(args, extra...)...)
 	c.FirstPrefix = `{"op":`
 	return c

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 )
 
@@ -48,7 +47,7 @@ func (s *scale) uploads(ctx context.Context) error {
 	if len(rcDefault) > 0 {
 		d, t := fastest(rcDefault), fastest(rcSame)
 		r1, r2 := ratio(ckBest.Wall, d.Wall), ratio(ckBest.Wall, t.Wall)
-		row.Reference = fmt.Sprintf("rclone sync: %s, %.1f s CPU, %d requests; --transfers %d: %s", secs(d.Wall), d.CPU.Seconds(), rcRequests, s.o.Concurrency, secs(t.Wall))
+		row.Reference = fmt.Sprintf("rclone sync: %s, %.1f s CPU, %d requests; --transfers %s: %s", secs(d.Wall), d.CPU.Seconds(), rcRequests, s.transfers(), secs(t.Wall))
 		row.Ratio = fmt.Sprintf("%.2f× / %.2f×", r1, r2)
 		row.Met = yes(r1 <= 0.6 && r2 <= 1.0)
 	}
@@ -111,7 +110,7 @@ func (s *scale) rcloneUploads(ctx context.Context, src string) (rcDefault, rcSam
 		}
 		rcRequests = s.proxy.Stats().Requests
 		rcDefault = append(rcDefault, r)
-		r, err = Measure(ctx, s.rcloneCmd("sync", "--transfers", strconv.Itoa(s.o.Concurrency), src, fmt.Sprintf("bench:%s/rclone-t%d", s.bucket, i)))
+		r, err = Measure(ctx, s.rcloneCmd("sync", "--transfers", s.transfers(), src, fmt.Sprintf("bench:%s/rclone-t%d", s.bucket, i)))
 		if err != nil {
 			return nil, nil, 0, err
 		}

@@ -1,12 +1,13 @@
 // Package bench measures cloudkeeper: synthetic trees, the workloads applied
 // to them, and the scenarios that compare it with the reference tools.
 //
-// Two benchmarks, each against a local S3 gateway behind a counting proxy:
+// Three benchmarks, each against a local S3 gateway behind a counting proxy:
 // Scale (scale*.go: a no-change run, hashing, uploads, small changes, a
-// folder move, one large file, against find, b3sum and rclone) and Modes
+// folder move, one large file, against find, b3sum and rclone), Modes
 // (modes*.go: scanning against watching, over the workloads of
-// modes_workload.go). Both run the cloudkeeper binary and time it with
-// Measure.
+// modes_workload.go) and Wan (wan*.go: the same syncs with a latency added
+// to every request, against rclone, aws s3 sync and s5cmd). All run the
+// cloudkeeper binary and time it with Measure.
 package bench
 
 import (

@@ -35,7 +35,9 @@ type Applier struct {
 	Journal manifest.Journal
 	Root    string // the source folder the changes' paths are relative to
 	Prefix  string // normalized key prefix
-	// Concurrency is the number of changes applied at once. Default 8.
+	// Concurrency is the number of changes applied at once. Default
+	// AutoConcurrency: the Bucket bounds what is in flight (requests and
+	// bytes), so that a worker waiting on a round trip costs a goroutine.
 	Concurrency int
 	// FS is what files are read through to upload them: the FS the diff
 	// hashed them through (a scanner.OS that follows symlinks if the scan
@@ -68,7 +70,7 @@ type Applier struct {
 }
 
 // pending is a change with its place in the input, so that the deletes go
-// out (and are reported) in the diff's order.
+// out in the diff's order (batches of it, deleteBatches at once).
 type pending struct {
 	seq int
 	manifest.Change
@@ -91,7 +93,7 @@ type pending struct {
 // FatalError), a Journal failure, or a cancelled ctx.
 func (a *Applier) Run(ctx context.Context, changes <-chan manifest.Change) (Summary, error) {
 	if a.Concurrency <= 0 {
-		a.Concurrency = 8
+		a.Concurrency = AutoConcurrency
 	}
 	if a.Report == nil {
 		a.Report = func(Result) {}
@@ -399,74 +401,92 @@ func (a *Applier) done(r Result) {
 	a.Report(r)
 }
 
+// deleteBatches is the most DeleteObjects in flight: a folder of 10,000
+// files moved is 10 batches, whose round trips overlap.
+const deleteBatches = 4
+
 // deleteAll deletes the keys of deletes and of renames' old paths, in
-// batches, and forgets them in the manifest once S3 confirmed.
+// batches, deleteBatches at once, and forgets them in the manifest once S3
+// confirmed.
 func (a *Applier) deleteAll(ctx context.Context) error {
 	slices.SortFunc(a.deletes, func(x, y pending) int { return x.seq - y.seq })
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(deleteBatches)
 	for len(a.deletes) > 0 {
 		n := min(len(a.deletes), MaxDeleteBatch)
 		batch := a.deletes[:n:n]
 		a.deletes = a.deletes[n:]
-		keys := make([]string, n)
-		gone := make([]string, n) // the paths whose objects go
-		intents := make([]manifest.Intent, n)
-		byKey := make(map[string]pending, n)
-		for i, p := range batch {
-			gone[i] = p.Path
-			if p.Op == manifest.OpRename {
-				gone[i] = p.From
-			}
-			keys[i] = a.key(gone[i])
-			intents[i] = manifest.Intent{Path: gone[i]}
-			byKey[keys[i]] = p
+		g.Go(func() error { return a.deleteBatch(gctx, batch) })
+	}
+	err := g.Wait()
+	a.recording.Wait()
+	if err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// deleteBatch deletes the keys of one batch with one request, reports those
+// that failed, and forgets the others in the manifest.
+func (a *Applier) deleteBatch(ctx context.Context, batch []pending) error {
+	n := len(batch)
+	keys := make([]string, n)
+	gone := make([]string, n) // the paths whose objects go
+	intents := make([]manifest.Intent, n)
+	byKey := make(map[string]pending, n)
+	for i, p := range batch {
+		gone[i] = p.Path
+		if p.Op == manifest.OpRename {
+			gone[i] = p.From
 		}
-		if err := a.Journal.Intend(ctx, intents); err != nil {
+		keys[i] = a.key(gone[i])
+		intents[i] = manifest.Intent{Path: gone[i]}
+		byKey[keys[i]] = p
+	}
+	if err := a.Journal.Intend(ctx, intents); err != nil {
+		return err
+	}
+	failed, err := a.Bucket.Delete(ctx, keys)
+	if err != nil {
+		if IsFatal(err) || ctx.Err() != nil {
 			return err
 		}
-		failed, err := a.Bucket.Delete(ctx, keys)
-		if err != nil {
-			if IsFatal(err) || ctx.Err() != nil {
-				return err
-			}
-			for _, p := range batch {
-				a.done(Result{Change: p.Change, Err: err})
-			}
-			continue
+		for _, p := range batch {
+			a.done(Result{Change: p.Change, Err: err})
 		}
-		bad := map[string]bool{}
-		for _, f := range failed {
-			bad[f.Key] = true
-			if p, ok := byKey[f.Key]; ok {
-				a.done(Result{Change: p.Change, Err: fmt.Errorf("delete %s: %w", f.Key, f.Err)})
-			}
-		}
-		var forget []string
-		var ok []pending
-		for i, p := range batch {
-			if !bad[keys[i]] {
-				forget = append(forget, gone[i])
-				ok = append(ok, p)
-			}
-		}
-		if len(forget) == 0 {
-			continue
-		}
-		a.recording.Add(1)
-		err = a.Journal.Delete(ctx, forget, func(err error) {
-			defer a.recording.Done()
-			if err != nil {
-				a.stop(err)
-				return
-			}
-			for _, p := range ok {
-				a.done(Result{Change: p.Change, Bytes: p.sent, Note: p.note})
-			}
-		})
-		if err != nil {
-			a.recording.Done()
-			return err
+		return nil
+	}
+	bad := map[string]bool{}
+	for _, f := range failed {
+		bad[f.Key] = true
+		if p, ok := byKey[f.Key]; ok {
+			a.done(Result{Change: p.Change, Err: fmt.Errorf("delete %s: %w", f.Key, f.Err)})
 		}
 	}
-	a.recording.Wait()
-	return ctx.Err()
+	var forget []string
+	var ok []pending
+	for i, p := range batch {
+		if !bad[keys[i]] {
+			forget = append(forget, gone[i])
+			ok = append(ok, p)
+		}
+	}
+	if len(forget) == 0 {
+		return nil
+	}
+	a.recording.Add(1)
+	err = a.Journal.Delete(ctx, forget, func(err error) {
+		defer a.recording.Done()
+		if err != nil {
+			a.stop(err)
+			return
+		}
+		for _, p := range ok {
+			a.done(Result{Change: p.Change, Bytes: p.sent, Note: p.note})
+		}
+	})
+	if err != nil {
+		a.recording.Done()
+	}
+	return err
 }

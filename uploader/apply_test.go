@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
@@ -130,9 +131,15 @@ func TestApplierRenamesThenDeletesInBatches(t *testing.T) {
 		chs = append(chs, manifest.Change{Op: manifest.OpDelete, Path: p, Entry: manifest.Entry{Path: p}})
 	}
 	tb.proxy.Reset()
+	// The batches' round trips overlap: the copy is answered before
+	// the deletes go, so two requests in flight are the two batches.
+	tb.proxy.SetDelay(100 * time.Millisecond)
 	sum, err := (&Applier{Bucket: tb, Journal: w, Root: root}).Run(ctx, feed(chs...))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := tb.proxy.Stats().MaxInFlight; got != 2 {
+		t.Errorf("the two delete batches: %d requests in flight at most, want 2", got)
 	}
 	if sum.Rename != 1 || sum.Delete != 1500 || sum.Errors != 0 || sum.Bytes != 0 {
 		t.Fatalf("summary %+v", sum)

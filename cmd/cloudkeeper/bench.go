@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -66,7 +67,7 @@ func benchCommand() *cli.Command {
 			}
 			return err
 		}),
-		Subcommands: []*cli.Command{benchScaleCommand()},
+		Subcommands: []*cli.Command{benchScaleCommand(), benchWanCommand()},
 	}
 }
 
@@ -86,7 +87,7 @@ func benchScaleCommand() *cli.Command {
 			&cli.Int64Flag{Name: "upload-bytes", Value: 600_000_000, Usage: "total size of the upload tree in `BYTES`"},
 			&cli.Int64Flag{Name: "large-file", Value: 1 << 30, Usage: "size in `BYTES` of the single large upload; -1 skips it"},
 			&cli.IntFlag{Name: "runs", Value: 3, Usage: "`N` timed runs of each measurement; the fastest counts"},
-			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "cloudkeeper's --concurrency `N`, and rclone's --transfers in the second comparison"},
+			&cli.IntFlag{Name: "concurrency", Usage: "cloudkeeper's --concurrency `N` (default: auto), and rclone's --transfers in the second comparison (with auto: 256)"},
 			&cli.StringSliceFlag{Name: "only", Usage: "run only these `PARTS`: nochange, hash, upload (repeatable)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
 		},
@@ -97,14 +98,65 @@ func benchScaleCommand() *cli.Command {
 				Runs: c.Int("runs"), Concurrency: c.Int("concurrency"), Binary: exe, Only: c.StringSlice("only"), Logf: logf,
 			})
 			if rep != nil {
-				if c.Bool("json") {
-					writeJSON(c.App.Writer, rep)
-				} else {
-					rep.Markdown(c.App.Writer)
-				}
+				printReport(c, rep)
 			}
 			return err
 		}),
+	}
+}
+
+// benchWanCommand is `bench wan`.
+func benchWanCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "wan",
+		Usage: "over a real network: the same scenarios with a latency added to every S3 request",
+		Description: "Starts the Versity S3 Gateway behind a proxy that delays every request by each --latency in\n" +
+			"turn, and at each runs: the initial sync of --files small files (1-8 KiB), the move of a folder\n" +
+			"of --move-files files (server-side copies), and a run with 1% of the small files modified; then\n" +
+			"the initial sync with rclone, aws s3 sync and s5cmd, those that are installed, with their defaults.\n" +
+			"Last, the initial sync at the last latency while the proxy answers 503 SlowDown to 1 request in 5\n" +
+			"for --throttle. Prints a Markdown table with each time's ratio to the first latency.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Value: filepath.Join(os.TempDir(), "cloudkeeper-bench-wan"), Usage: "work `DIR`: trees, manifests, the gateway's storage"},
+			&cli.IntFlag{Name: "files", Value: 3000, Usage: "`N` small files in the initial sync"},
+			&cli.IntFlag{Name: "move-files", Value: 10_000, Usage: "`N` files in the folder moved"},
+			&cli.StringSliceFlag{Name: "latency", Value: cli.NewStringSlice("0", "20ms", "80ms"), Usage: "`DURATIONS` added to every request, one run of the scenarios each"},
+			&cli.DurationFlag{Name: "throttle", Value: 10 * time.Second, Usage: "answer 503 SlowDown to 1 request in 5 for `TIME` in the last scenario; 0 skips it"},
+			&cli.IntFlag{Name: "concurrency", Usage: "cloudkeeper's --concurrency `N` (default: auto)"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as JSON"},
+		},
+		Action: benchAction(func(ctx context.Context, c *cli.Context, exe string, logf func(string, ...any)) error {
+			var lats []time.Duration
+			for _, s := range c.StringSlice("latency") {
+				d, err := time.ParseDuration(s)
+				if err != nil || d < 0 {
+					return usageError{fmt.Errorf("--latency %q: want a duration such as 20ms", s)}
+				}
+				lats = append(lats, d)
+			}
+			throttle := c.Duration("throttle")
+			if throttle == 0 {
+				throttle = -1
+			}
+			rep, err := bench.Wan(ctx, bench.WanOptions{
+				Dir: c.String("dir"), Files: c.Int("files"), MoveFiles: c.Int("move-files"), Latencies: lats,
+				Concurrency: c.Int("concurrency"), Throttle: throttle, Binary: exe, Logf: logf,
+			})
+			if rep != nil {
+				printReport(c, rep)
+			}
+			return err
+		}),
+	}
+}
+
+// printReport prints a bench's report as JSON with --json, else as
+// Markdown.
+func printReport(c *cli.Context, rep interface{ Markdown(io.Writer) }) {
+	if c.Bool("json") {
+		writeJSON(c.App.Writer, rep)
+	} else {
+		rep.Markdown(c.App.Writer)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -45,7 +46,7 @@ func configFlags() []cli.Flag {
 		&cli.StringFlag{Name: flagEndpoint, EnvVars: []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}, Usage: "`URL` of an S3-compatible server (MinIO, Ceph, R2, Versity...); implies path-style addressing"},
 		&cli.StringFlag{Name: flagRegion, EnvVars: []string{"AWS_REGION", "AWS_DEFAULT_REGION"}, Usage: "AWS `REGION` (default with --endpoint: us-east-1)"},
 		&cli.StringFlag{Name: flagManifest, EnvVars: []string{"CLOUDKEEPER_MANIFEST"}, Usage: "SQLite manifest `FILE` (default: one per source, endpoint, bucket and prefix in the state folder: $STATE_DIRECTORY, else $XDG_STATE_HOME/cloudkeeper, else ~/.local/state/cloudkeeper, else for root /var/lib/cloudkeeper)"},
-		&cli.IntFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: 8, Usage: "send at most `N` S3 requests at once"},
+		&cli.StringFlag{Name: flagConcurrency, EnvVars: []string{"CLOUDKEEPER_CONCURRENCY"}, Value: "auto", Usage: "send at most `N` S3 requests at once (1 to 1024); auto: up to 256 for small files, large ones bounded by memory (8 read whole at once, parts within 8 × --part-size), fewer while the server answers 503 SlowDown"},
 	}
 }
 
@@ -149,7 +150,7 @@ type target struct {
 	Endpoint    string
 	Region      string
 	Manifest    string
-	Concurrency int
+	Concurrency int // --concurrency; 0: auto
 	// sourceErr is why the source could not be resolved (sourceOfRun):
 	// Source is then its absolute path.
 	sourceErr error
@@ -157,6 +158,27 @@ type target struct {
 	credentials aws.CredentialsProvider
 	// log takes the SDK's own warnings, in the command's log format.
 	log *slog.Logger
+}
+
+// parseConcurrency reads --concurrency: "auto" (0) or a cap of 1 to 1024.
+func parseConcurrency(s string) (int, error) {
+	if s == "" || s == "auto" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 1024 {
+		return 0, fmt.Errorf("--concurrency %q: want auto or 1 to 1024", s)
+	}
+	return n, nil
+}
+
+// workers is how many objects a command handles at once: the cap, or
+// uploader.AutoConcurrency (the client bounds the requests in flight).
+func (t target) workers() int {
+	if t.Concurrency > 0 {
+		return t.Concurrency
+	}
+	return uploader.AutoConcurrency
 }
 
 func (t target) identity() manifest.Identity {
@@ -191,21 +213,23 @@ const (
 // readTarget reads and checks the shared settings, the source as use says.
 func readTarget(c *cli.Context, use sourceUse) (target, error) {
 	t := target{
-		Bucket:      c.String(flagBucket),
-		Prefix:      manifest.NormalizePrefix(c.String(flagPrefix)),
-		Endpoint:    c.String(flagEndpoint),
-		Region:      c.String(flagRegion),
-		Manifest:    c.String(flagManifest),
-		Concurrency: c.Int(flagConcurrency),
+		Bucket:   c.String(flagBucket),
+		Prefix:   manifest.NormalizePrefix(c.String(flagPrefix)),
+		Endpoint: c.String(flagEndpoint),
+		Region:   c.String(flagRegion),
+		Manifest: c.String(flagManifest),
 	}
+	conc, cerr := parseConcurrency(c.String(flagConcurrency))
+	if cerr != nil {
+		return t, usageError{cerr}
+	}
+	t.Concurrency = conc
 	src := c.String(flagSource)
 	switch {
 	case src == "" && use != sourceOptional:
 		return t, usageError{errors.New("no source folder: set --source or BACKUP_DIR")}
 	case t.Bucket == "":
 		return t, usageError{errors.New("no bucket: set --bucket or S3_BUCKET")}
-	case t.Concurrency < 1 || t.Concurrency > 1024:
-		return t, usageError{fmt.Errorf("--concurrency %d: want 1 to 1024", t.Concurrency)}
 	}
 	if err := t.checkBucket(); err != nil {
 		return t, usageError{err}

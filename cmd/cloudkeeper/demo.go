@@ -40,7 +40,7 @@ func demoSync(out, errOut io.Writer) func(ctx context.Context, s demo.Stage, dry
 	return func(ctx context.Context, s demo.Stage, dryRun bool) error {
 		t := target{
 			Source: s.Source, Bucket: s.Bucket, Prefix: s.Prefix, Endpoint: s.Endpoint, Region: s.Region,
-			Manifest: s.Manifest, Concurrency: 8,
+			Manifest:    s.Manifest,
 			credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 		}
 		res := runSync(ctx, syncOptions{target: t, dryRun: dryRun}, p)

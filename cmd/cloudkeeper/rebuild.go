@@ -69,7 +69,7 @@ func rebuildCommand() *cli.Command {
 // rebuildOptions wires the printer into a rebuild of t's manifest.
 func rebuildOptions(p *printer, t target, force bool) rebuild.Options {
 	return rebuild.Options{
-		Manifest: t.Manifest, Identity: t.identity(), Prefix: t.Prefix, Concurrency: t.Concurrency, Force: force,
+		Manifest: t.Manifest, Identity: t.identity(), Prefix: t.Prefix, Concurrency: t.workers(), Force: force,
 		Damaged: func() {
 			p.log.Warn("the manifest is damaged: rebuilding it from the bucket", "manifest", t.Manifest)
 		},

@@ -112,7 +112,7 @@ func nothingUnder(verb string, t target) error {
 // stdout, problems and progress on stderr.
 func restoreOptions(p *printer, t target, only string, overwrite bool) restore.Options {
 	return restore.Options{
-		Prefix: t.Prefix, Only: only, Overwrite: overwrite, Concurrency: t.Concurrency,
+		Prefix: t.Prefix, Only: only, Overwrite: overwrite, Concurrency: t.workers(),
 		Restored: func(path string, size int64) {
 			if !p.quiet {
 				p.println(fmt.Sprintf("restore %s (%s)", display(path), human.Bytes(size)))

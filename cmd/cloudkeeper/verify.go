@@ -96,7 +96,7 @@ func verifyCommand() *cli.Command {
 // object) per problem on stdout.
 func verifyOptions(p *printer, t target, expect map[string]verify.Expected, deep, repair bool) verify.Options {
 	return verify.Options{
-		Prefix: t.Prefix, Concurrency: t.Concurrency, Deep: deep,
+		Prefix: t.Prefix, Concurrency: t.workers(), Deep: deep,
 		Expect: expect, Repair: repair, Source: t.Source,
 		Problem: func(pr verify.Problem) { printProblem(p, pr) },
 		NotMarked: func(path string, err error) {

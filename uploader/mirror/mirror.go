@@ -67,7 +67,8 @@ type Options struct {
 	// S3 is the client's configuration (bucket, endpoint, credentials,
 	// retries).
 	S3 uploader.S3Config
-	// Concurrency is the number of changes applied at once; 0: 8, the
+	// Concurrency is the number of changes applied at once, and of the
+	// HEADs of settle and reconcile; 0: uploader.AutoConcurrency, the
 	// applier's default. A dry run applies one at a time, in diff order.
 	Concurrency int
 	// Scopes, when not nil, restricts the run to these paths (watch's

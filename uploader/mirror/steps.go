@@ -71,7 +71,7 @@ func (o Options) concurrency() int {
 	if o.Concurrency > 0 {
 		return o.Concurrency
 	}
-	return 8
+	return uploader.AutoConcurrency
 }
 
 // reconcile reconciles the manifest with the bucket when the run must (see

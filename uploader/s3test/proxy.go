@@ -19,8 +19,8 @@ import (
 // Proxy is a reverse proxy on a loopback port in front of an S3 endpoint. It
 // forwards requests and responses as they stream, headers untouched
 // (including Host, so SigV4 signatures made for the proxy's address verify at
-// the target), counts them (Stats), and can inject faults (SetFault). It is
-// safe for concurrent use.
+// the target), counts them (Stats), can add a round trip to every request
+// (SetDelay) and inject faults (SetFault). It is safe for concurrent use.
 type Proxy struct {
 	// URL is the proxy's endpoint, "http://127.0.0.1:PORT"; use it as the
 	// S3 client's BaseEndpoint, with path-style addressing.
@@ -30,11 +30,14 @@ type Proxy struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	fault     atomic.Pointer[func(*http.Request) *Fault]
+	delay     atomic.Int64 // nanoseconds added to every request
 
-	mu       sync.Mutex
-	requests int64
-	byOp     map[string]int64
-	uploaded atomic.Int64
+	mu          sync.Mutex
+	requests    int64
+	byOp        map[string]int64
+	inFlight    int64
+	maxInFlight int64
+	uploaded    atomic.Int64
 }
 
 // Fault is what SetFault's function returns to disturb one request. Delay is
@@ -75,6 +78,9 @@ type Stats struct {
 	// faulted requests are not counted, nor are CopyObject and
 	// UploadPartCopy, which move no data through the proxy.
 	BytesUploaded int64
+	// MaxInFlight is the most requests the proxy held at once, from
+	// their arrival until their answer was relayed (delays included).
+	MaxInFlight int64
 }
 
 // NewProxy starts a proxy on a free 127.0.0.1 port forwarding to target, an
@@ -94,8 +100,8 @@ func NewProxy(target string) (*Proxy, error) {
 
 	p := &Proxy{URL: "http://" + ln.Addr().String(), byOp: map[string]int64{}}
 	p.transport = http.DefaultTransport.(*http.Transport).Clone()
-	p.transport.MaxIdleConnsPerHost = 256 // benchmarks upload in parallel
-	p.transport.Proxy = nil               // never via $HTTP_PROXY
+	p.transport.MaxIdleConnsPerHost = 1024 // clients keep hundreds in flight
+	p.transport.Proxy = nil                // never via $HTTP_PROXY
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.Out.URL.Scheme = u.Scheme
@@ -135,7 +141,7 @@ func (p *Proxy) Close() error {
 func (p *Proxy) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Requests: p.requests, ByOp: make(map[string]int64, len(p.byOp)), BytesUploaded: p.uploaded.Load()}
+	s := Stats{Requests: p.requests, ByOp: make(map[string]int64, len(p.byOp)), BytesUploaded: p.uploaded.Load(), MaxInFlight: p.maxInFlight}
 	for op, n := range p.byOp {
 		s.ByOp[op] = n
 	}
@@ -147,6 +153,7 @@ func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.requests = 0
+	p.maxInFlight = p.inFlight
 	clear(p.byOp)
 	p.uploaded.Store(0)
 }
@@ -163,25 +170,53 @@ func (p *Proxy) SetFault(f func(r *http.Request) *Fault) {
 	p.fault.Store(&f)
 }
 
+// SetDelay makes every request from then on wait d before anything else
+// (a fault's own Delay comes after it), as a server d away would: the
+// latency of a real network on loopback. 0 removes it.
+func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
+
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	op := Operation(r)
 	p.mu.Lock()
 	p.requests++
 	p.byOp[op]++
+	p.inFlight++
+	p.maxInFlight = max(p.maxInFlight, p.inFlight)
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.inFlight--
+		p.mu.Unlock()
+	}()
+	if !sleep(r, time.Duration(p.delay.Load())) {
+		return
+	}
+	p.handle(w, r, op)
+}
 
+// sleep waits d, and reports false if the client gave up meanwhile.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// handle applies the fault, if any, to r, or forwards it.
+func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, op string) {
 	var answered func()
 	if f := p.fault.Load(); f != nil {
 		if fault := (*f)(r); fault != nil {
 			answered = fault.Answered
-			if fault.Delay > 0 {
-				t := time.NewTimer(fault.Delay)
-				select {
-				case <-t.C:
-				case <-r.Context().Done():
-					t.Stop()
-					return
-				}
+			if !sleep(r, fault.Delay) {
+				return
 			}
 			switch {
 			case fault.Reset:
