@@ -121,7 +121,7 @@ func Scale(ctx context.Context, o ScaleOptions) (*Report, error) {
 	if s.b3sum == "" {
 		s.note("b3sum is not installed (apt install b3sum): the hashing row has no reference")
 	}
-	s.note("aws s3 sync is not run: the AWS CLI is not packaged for this machine's registries")
+	s.note("aws s3 sync is not run by bench scale: bench wan compares it (and s5cmd) over latency")
 	for _, step := range []struct {
 		name string
 		run  func(context.Context) error
