@@ -6,6 +6,7 @@ package main
 // secrets without garbling paths.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os/exec"
@@ -345,5 +346,33 @@ func TestVersionNamesTheBuild(t *testing.T) {
 				t.Errorf("cloudkeeper %s: %q does not say %q", args[0], r.stdout, w)
 			}
 		}
+	}
+}
+
+// With --log-format json (or CLOUDKEEPER_LOG_FORMAT=json) a usage error
+// found before the logger exists is a JSON line too: a program that reads
+// stderr as JSON never meets a plain one.
+func TestUsageErrorsFollowTheLogFormat(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a": scantest.File{Content: "a"}})
+	for _, c := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"bad duration", []string{"--log-format", "json", "--every", "1x"}, nil},
+		{"stray argument", []string{"--log-format=json", "extra"}, nil},
+		{"from the environment", []string{"--frobnicate"}, []string{"CLOUDKEEPER_LOG_FORMAT=json"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.t = t
+			e.cmd = func(cmd *exec.Cmd) { cmd.Env = append(cmd.Env, c.env...) }
+			defer func() { e.cmd = nil }()
+			r := e.run(append(append([]string{"sync"}, e.baseArgs()...), c.args...)...)
+			line := strings.TrimSpace(r.stderr)
+			var v map[string]any
+			if r.code != 2 || strings.Contains(line, "\n") || json.Unmarshal([]byte(line), &v) != nil || v["level"] != "ERROR" || v["msg"] == "" {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and one JSON line at level ERROR", r.code, r.stderr)
+			}
+		})
 	}
 }

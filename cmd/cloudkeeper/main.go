@@ -8,13 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/logtext"
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/redact"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
@@ -64,11 +67,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &re) {
 		return re.code
 	}
-	fmt.Fprintf(stderr, "cloudkeeper: %v\n", err)
+	printEarlyError(stderr, args, err)
 	if isUsage(err) {
 		return exitUsage
 	}
 	return exitFatal
+}
+
+// printEarlyError prints an error that came before the command's logger
+// (a flag that does not parse, a stray argument): as a JSON log line if
+// the command line or CLOUDKEEPER_LOG_FORMAT asks for JSON, else as
+// "cloudkeeper: ...".
+func printEarlyError(w io.Writer, args []string, err error) {
+	format := os.Getenv("CLOUDKEEPER_LOG_FORMAT")
+	for i, a := range args {
+		switch {
+		case (a == "--"+flagLogFormat || a == "-"+flagLogFormat) && i+1 < len(args):
+			format = args[i+1]
+		case strings.HasPrefix(a, "--"+flagLogFormat+"="):
+			format = strings.TrimPrefix(a, "--"+flagLogFormat+"=")
+		}
+	}
+	if !strings.EqualFold(format, "json") {
+		fmt.Fprintf(w, "cloudkeeper: %v\n", err)
+		return
+	}
+	log, _ := logtext.New(w, "json", slog.LevelError)
+	log.Error(err.Error())
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
