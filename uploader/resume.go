@@ -47,6 +47,25 @@ func (b *S3) resume(ctx context.Context, u Upload, partSize int64) (string, map[
 	return "", nil, u.Resumes.ForgetUpload(ctx, u.Key, rec.UploadID)
 }
 
+// AbortStaleUpload aborts and forgets rec, the multipart upload an
+// interrupted run left, unless the file now at its path (st, ok false if
+// there is none) is the one it sends and would be uploaded in parts of the
+// same size: only such an upload can be continued. It must go before this
+// run writes the key another way (one PutObject, a copy, a delete), or a
+// Complete of the killed run still on its way could land over that write.
+// It reports whether it aborted.
+func (b *S3) AbortStaleUpload(ctx context.Context, db *manifest.DB, rec manifest.PartialUpload, st scanner.Stat, ok bool) (bool, error) {
+	f := rec.File
+	if ok && b.uploadsInParts(st.Size) && b.uploadPartSize(st.Size) == rec.PartSize &&
+		f.Size == st.Size && f.MtimeNs == st.MtimeNs && f.Mode == st.Mode && f.Inode == st.Inode && f.Dev == st.Dev {
+		return false, nil
+	}
+	if err := b.sendAbort(ctx, rec.Key, rec.UploadID); err != nil {
+		return false, b.opError(fmt.Sprintf("abort multipart upload %s of", rec.UploadID), rec.Key, err)
+	}
+	return true, db.ForgetUpload(ctx, rec.Key, rec.UploadID)
+}
+
 // stat is the file's stat as an upload records it: its size is the
 // upload's.
 func (u Upload) stat() scanner.Stat {

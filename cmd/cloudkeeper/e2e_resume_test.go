@@ -231,12 +231,35 @@ func TestSyncAbortsAKilledUploadNotContinued(t *testing.T) {
 	}{
 		{"file changed", func(e *env) { scantest.Write(e.t, e.src, "big.bin", "CHANGED"+bigContent(resumeSize)[7:]) }, nil, resumeParts},
 		{"file gone", func(e *env) { os.Remove(e.path("big.bin")) }, nil, 0},
+		// Now one PutObject, not a multipart upload: the upload a kill
+		// left must be gone before it.
+		{"file shrank", func(e *env) { scantest.Write(e.t, e.src, "big.bin", "small now") }, nil, 0},
 		{"other part size", func(*env) {}, []string{"--part-size", "6"}, 7},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e, m, args, key := killedBigUpload(t, 3)
 			c.change(e)
+			// The upload is aborted before this run writes anything: a
+			// Complete of the killed run still on its way must not land
+			// over this run's write of the key.
+			var mu sync.Mutex
+			var order []string
+			e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+				mu.Lock()
+				defer mu.Unlock()
+				order = append(order, s3test.Operation(r))
+				return nil
+			})
 			r := e.sync(0, append(args, c.args...)...)
+			e.proxy.SetFault(nil)
+			for _, op := range order {
+				if op == "AbortMultipartUpload" {
+					break
+				}
+				if op == "PutObject" || op == "CreateMultipartUpload" || op == "CopyObject" || op == "DeleteObjects" || op == "UploadPart" {
+					t.Fatalf("%s sent before the killed upload was aborted: %v", op, order)
+				}
+			}
 			st := e.proxy.Stats()
 			if st.ByOp["AbortMultipartUpload"] != 1 || st.ByOp["UploadPart"] != c.parts || st.ByOp["ListParts"] != 0 {
 				t.Errorf("the run after the kill sent %v, want one AbortMultipartUpload, %d UploadPart, no ListParts\n%s", st.ByOp, c.parts, r.stderr)

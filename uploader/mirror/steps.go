@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -18,6 +19,9 @@ import (
 // not be settled: their rows may be wrong this run, which is then
 // incomplete (exit 3); the next run asks again.
 func (r *run) settle(ctx context.Context) (int, error) {
+	if err := r.abortStaleUploads(ctx); err != nil {
+		return 0, err
+	}
 	n, err := uploader.Settle(ctx, r.db, r.s3, r.o.Identity.Prefix, r.o.concurrency(), func(path string, err error) {
 		if r.o.Unsettled != nil {
 			r.o.Unsettled(path, err)
@@ -33,6 +37,44 @@ func (r *run) settle(ctx context.Context) (int, error) {
 			keys(n.Rechecked), watchWindow(n.RecheckedSince, ", until ")))
 	}
 	return n.Failed, err
+}
+
+// abortStaleUploads aborts, before this run writes anything, the
+// multipart uploads an interrupted run left that cannot be continued: the
+// file at the key's path is gone or another, or would not be sent in the
+// same parts. (Those that can wait for the diff, which checks the content
+// too; the rest are aborted at the run's end.) One that cannot be aborted
+// now stays recorded for abortLeftUploads.
+func (r *run) abortStaleUploads(ctx context.Context) error {
+	recorded, err := r.db.PartialUploads(ctx)
+	if err != nil {
+		return err
+	}
+	fsys := scanner.OS{FollowSymlinks: r.o.FollowSymlinks}
+	aborted := 0
+	for _, u := range recorded {
+		var st scanner.Stat
+		ok := false
+		if path, err := manifest.PathOfKey(r.o.Identity.Prefix, u.Key, 1); err == nil {
+			e, err := fsys.Lstat(filepath.Join(r.o.Identity.Source, filepath.FromSlash(path)))
+			st, ok = e.Stat, err == nil && e.Type == scanner.TypeFile
+		}
+		done, err := r.s3.AbortStaleUpload(ctx, r.db, u, st, ok)
+		if err != nil {
+			if uploader.IsFatal(err) || ctx.Err() != nil {
+				return err
+			}
+			r.o.Log.Warn("could not abort a multipart upload an interrupted run left; the run's end tries again", "key", u.Key, "error", err.Error())
+			continue
+		}
+		if done {
+			aborted++
+		}
+	}
+	if aborted > 0 {
+		r.o.Log.Info("aborted multipart uploads an interrupted run left, for files changed since", "multipart_uploads_aborted", aborted)
+	}
+	return nil
 }
 
 // abortLeftUploads aborts the multipart uploads an interrupted run left
