@@ -85,7 +85,7 @@ func Open(path string, id Identity) (*DB, error) {
 		return nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
 	f.Close()
-	db, err := openSQL("file:"+escapeURIPath(path)+"?_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=10000&_txlock=immediate", path)
+	db, err := openSQL("file:"+escapeURIPath(path)+"?_journal_mode=WAL&_synchronous=FULL&_busy_timeout=10000&_txlock=immediate", path)
 	if err != nil {
 		lock.Close()
 		return nil, err

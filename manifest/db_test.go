@@ -158,3 +158,31 @@ func TestOldManifestIsUpgraded(t *testing.T) {
 		t.Fatalf("row after upgrade: %+v %v %v", e, ok, err)
 	}
 }
+
+// An intent (a key marked in doubt before its request) and an upload's
+// record must survive a power loss, not only a crash of the process: in
+// WAL mode that takes synchronous=FULL (NORMAL may roll back the last
+// commits when the machine stops). Every connection of the pool has it.
+func TestManifestCommitsAreDurable(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: "/src", Bucket: "b", Prefix: "p/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var conns []*sql.Conn
+	for range 3 {
+		c, err := db.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		var mode int
+		if err := c.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&mode); err != nil || mode != 2 {
+			t.Errorf("PRAGMA synchronous = %d (%v), want 2 (FULL)", mode, err)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
