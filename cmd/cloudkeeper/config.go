@@ -65,8 +65,15 @@ func applyEnvFile(c *cli.Context) error {
 	if err != nil {
 		return usageError{fmt.Errorf("env file: %w", err)}
 	}
+	// The real environment wins; within the file, a key's last line.
+	real := map[string]bool{}
 	for _, v := range vars {
-		if _, set := os.LookupEnv(v.Key); !set {
+		if _, set := os.LookupEnv(v.Key); set {
+			real[v.Key] = true
+		}
+	}
+	for _, v := range vars {
+		if !real[v.Key] {
 			os.Setenv(v.Key, v.Value)
 		}
 	}

@@ -310,3 +310,15 @@ func TestDotEnvUnknownKeyWarns(t *testing.T) {
 		}
 	}
 }
+
+// A key a .env gives twice takes its last value, as a shell sourcing the
+// file would (and as cloudkeeper did before it kept the file's lines).
+func TestDotEnvLastValueWins(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}})
+	envFile := filepath.Join(e.state, "twice.env")
+	os.WriteFile(envFile, []byte("S3_BUCKET=no-such-bucket-first\nS3_BUCKET="+e.bucket+"\n"), 0o600)
+	r := e.run("sync", "--env-file", envFile, "--source", e.src, "--prefix", e.prefix, "--endpoint", e.proxy.URL)
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr %q: the first S3_BUCKET of the file was used", r.code, r.stderr)
+	}
+}

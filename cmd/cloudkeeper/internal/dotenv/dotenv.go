@@ -15,31 +15,18 @@ import (
 
 var envKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
 
-// Parse reads a .env file: KEY=VALUE lines, optionally prefixed with
-// "export ", values bare (a " #" starts a comment), in single quotes
-// (literal) or in double quotes (with \n, \t, \" and \\ escapes). Blank
-// lines and lines starting with '#' are ignored. A malformed line is an
-// error naming the file and line. Unknown keys are fine, as in any .env.
-func Parse(path string) (map[string]string, error) {
-	lines, err := ParseLines(path)
-	if err != nil {
-		return nil, err
-	}
-	vars := map[string]string{}
-	for _, v := range lines {
-		vars[v.Key] = v.Value
-	}
-	return vars, nil
-}
-
 // Var is one setting of a .env file, with its line number.
 type Var struct {
 	Key, Value string
 	Line       int
 }
 
-// ParseLines reads a .env file as Parse does, keeping every setting in
-// file order with its line.
+// ParseLines reads a .env file: KEY=VALUE lines, optionally prefixed with
+// "export ", values bare (a " #" starts a comment), in single quotes
+// (literal) or in double quotes (with \n, \t, \" and \\ escapes). Blank
+// lines and lines starting with '#' are ignored. A malformed line is an
+// error naming the file and line. Unknown keys are fine, as in any .env.
+// Every setting is kept in file order, with its line.
 func ParseLines(path string) ([]Var, error) {
 	f, err := os.Open(path)
 	if err != nil {
