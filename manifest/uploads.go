@@ -41,9 +41,14 @@ type Part struct {
 // Same reports whether the upload was started for the file of stat st and
 // hash h, in parts of partSize: the one thing it may be continued for.
 func (u PartialUpload) Same(st scanner.Stat, h scanner.Digest, partSize int64) bool {
+	return u.SameFile(st) && u.Hash == h && u.PartSize == partSize
+}
+
+// SameFile reports whether st is the stat of the file u sends (size,
+// mtime, mode, inode, device), before its content is known.
+func (u PartialUpload) SameFile(st scanner.Stat) bool {
 	f := u.File
-	return f.Size == st.Size && f.MtimeNs == st.MtimeNs && f.Mode == st.Mode && f.Inode == st.Inode &&
-		f.Dev == st.Dev && u.Hash == h && u.PartSize == partSize
+	return f.Size == st.Size && f.MtimeNs == st.MtimeNs && f.Mode == st.Mode && f.Inode == st.Inode && f.Dev == st.Dev
 }
 
 // StartUpload records a multipart upload S3 has just created, replacing

@@ -55,9 +55,7 @@ func (b *S3) resume(ctx context.Context, u Upload, partSize int64) (string, map[
 // Complete of the killed run still on its way could land over that write.
 // It reports whether it aborted.
 func (b *S3) AbortStaleUpload(ctx context.Context, db *manifest.DB, rec manifest.PartialUpload, st scanner.Stat, ok bool) (bool, error) {
-	f := rec.File
-	if ok && b.uploadsInParts(st.Size) && b.uploadPartSize(st.Size) == rec.PartSize &&
-		f.Size == st.Size && f.MtimeNs == st.MtimeNs && f.Mode == st.Mode && f.Inode == st.Inode && f.Dev == st.Dev {
+	if ok && rec.SameFile(st) && b.uploadsInParts(st.Size) && b.uploadPartSize(st.Size) == rec.PartSize {
 		return false, nil
 	}
 	if err := b.sendAbort(ctx, rec.Key, rec.UploadID); err != nil {
