@@ -3,7 +3,8 @@
 //
 // A run opens the manifest (or uses Options.DB), fails at once if the source
 // folder is not there (a SourceError), proves the bucket is there
-// with one HeadBucket, refuses a first run into a prefix that already holds
+// with one HeadBucket (beside the walk when nothing has to be asked of S3
+// before it; no write goes out before its answer), refuses a first run into a prefix that already holds
 // objects (unless AllowExisting), settles the keys an interrupted run left in
 // doubt, reconciles the manifest with a listing when asked or due, then runs
 // the walk (scanner), the diff (manifest) and the apply (uploader) at once,
@@ -223,6 +224,9 @@ type run struct {
 	// predicted are the requests a dry run predicts for the steps it
 	// skips (see predictSkipped).
 	predicted manifest.Requests
+	// checkLater: the bucket check goes out beside the walk, and every
+	// write waits for its answer (see checkedBucket).
+	checkLater bool
 }
 
 // open opens the manifest the run uses.
@@ -380,8 +384,17 @@ func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket
 		return nil, nil, 0, false
 	}
 	r.recording = true
-	if res.Err = check(); res.Err != nil {
-		return nil, nil, 0, false
+	if !checked {
+		// With nothing to settle or reconcile, the check's round trip
+		// can overlap the walk: the first write still waits for it.
+		if r.checkLater, res.Err = r.nothingBeforeTheWalk(ctx); res.Err != nil {
+			return nil, nil, 0, false
+		}
+	}
+	if !r.checkLater {
+		if res.Err = check(); res.Err != nil {
+			return nil, nil, 0, false
+		}
 	}
 	if unsettled, res.Err = r.settle(ctx); res.Err != nil {
 		return nil, nil, 0, false

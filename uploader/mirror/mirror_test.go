@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
@@ -329,5 +331,62 @@ func TestRunSourceGoneIsFatalNotADeletion(t *testing.T) {
 			t.Errorf("%s: %d DeleteObjects sent", name, n)
 		}
 		os.RemoveAll(b.src)
+	}
+}
+
+// A run's bucket check goes out beside its scan, not before it (over a link
+// 80 ms away, a run that writes one file would otherwise wait two round
+// trips before its first byte), and still no write goes out before the
+// check's answer, nor does a run whose check fails write anything.
+func TestRunChecksTheBucketWhileItScans(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one", "b.txt": "two"})
+	b.run(t, b.opts, ExitOK)
+	b.write(t, "a.txt", "changed")
+
+	release := make(chan struct{})
+	var early atomic.Int64 // writes that arrived while the check was held
+	b.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "HeadBucket" {
+			select {
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+			return nil
+		}
+		select {
+		case <-release:
+		default:
+			early.Add(1)
+		}
+		return nil
+	})
+	walked := make(chan struct{})
+	var once sync.Once
+	o := b.opts
+	o.Scanned = func(scanner.Entry) { once.Do(func() { close(walked) }) }
+	go func() {
+		defer close(release)
+		select {
+		case <-walked:
+		case <-time.After(10 * time.Second):
+			t.Error("the walk waited for the bucket check's answer")
+		}
+	}()
+	res := b.run(t, o, ExitOK)
+	if res.Counts.Modify != 1 || early.Load() != 0 {
+		t.Errorf("counts %+v, %d writes before the check's answer; want 1 modify, none", res.Counts, early.Load())
+	}
+
+	// A check that fails ends the run, which writes nothing.
+	b.write(t, "b.txt", "changed too")
+	b.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "HeadBucket" {
+			return &s3test.Fault{Status: http.StatusNotFound, Code: "NoSuchBucket"}
+		}
+		return nil
+	})
+	res = b.run(t, o, ExitFatal)
+	if st := b.proxy.Stats(); st.Requests != st.ByOp["HeadBucket"] || !strings.Contains(res.Err.Error(), b.bucket) {
+		t.Errorf("a run whose check failed sent %v and failed with %v", st.ByOp, res.Err)
 	}
 }
