@@ -10,15 +10,17 @@ import (
 // SaveDirty records paths that watch saw change and has not pushed yet, so
 // that they survive a restart.
 func (m *DB) SaveDirty(ctx context.Context, paths []string) error {
-	return m.tx(ctx, "INSERT OR IGNORE INTO dirty(path) VALUES (?)", paths)
+	return m.eachPath(ctx, "mark dirty", "INSERT OR IGNORE INTO dirty(path) VALUES (?)", paths)
 }
 
 // ClearDirty forgets dirty paths once pushed.
 func (m *DB) ClearDirty(ctx context.Context, paths []string) error {
-	return m.tx(ctx, "DELETE FROM dirty WHERE path = ?", paths)
+	return m.eachPath(ctx, "clear dirty", "DELETE FROM dirty WHERE path = ?", paths)
 }
 
-func (m *DB) tx(ctx context.Context, stmt string, paths []string) error {
+// eachPath runs stmt once for each of paths, in one transaction committed
+// when it returns; an error names what was done to which path.
+func (m *DB) eachPath(ctx context.Context, what, stmt string, paths []string) error {
 	if len(paths) == 0 {
 		return nil
 	}
@@ -34,7 +36,7 @@ func (m *DB) tx(ctx context.Context, stmt string, paths []string) error {
 	defer st.Close()
 	for _, p := range paths {
 		if _, err := st.ExecContext(ctx, p); err != nil {
-			return fmt.Errorf("manifest %s: dirty %q: %w", m.path, p, err)
+			return fmt.Errorf("manifest %s: %s %q: %w", m.path, what, p, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {

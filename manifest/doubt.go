@@ -51,10 +51,11 @@ func (m *DB) Intend(ctx context.Context, intents []Intent) error {
 	defer tx.Rollback()
 	// A path settled once and marked again keeps its settled state and
 	// its time: a request of the killed run may still arrive, this run's
-	// record must not end that watch, and nor may it extend it.
+	// record must not end that watch, and nor may it extend it. So does
+	// a path whose settle failed: its time is still the killed run's.
 	st, err := tx.PrepareContext(ctx, `INSERT INTO doubt(path, multipart, since_ns) VALUES (?, ?, ?)
 		ON CONFLICT(path) DO UPDATE SET multipart = max(multipart, excluded.multipart),
-			since_ns = CASE WHEN settled THEN since_ns ELSE excluded.since_ns END`)
+			since_ns = CASE WHEN settled OR settle_failed THEN since_ns ELSE excluded.since_ns END`)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -141,7 +142,7 @@ func (m *DB) Settle(ctx context.Context, found []Found) error {
 			_, err = tx.ExecContext(ctx, putEntrySQL, entryArgs(e)...)
 		}
 		if err == nil && f.Watch {
-			_, err = tx.ExecContext(ctx, "UPDATE doubt SET settled = 1 WHERE path = ?", f.Path)
+			_, err = tx.ExecContext(ctx, "UPDATE doubt SET settled = 1, settle_failed = 0 WHERE path = ?", f.Path)
 		} else if err == nil {
 			_, err = tx.ExecContext(ctx, "DELETE FROM doubt WHERE path = ?", f.Path)
 		}
@@ -153,4 +154,14 @@ func (m *DB) Settle(ctx context.Context, found []Found) error {
 		return fmt.Errorf("manifest %s: commit: %w", m.path, err)
 	}
 	return nil
+}
+
+// SettleFailed marks paths whose settle failed (S3 could not be asked), in
+// one transaction: they stay in doubt until a settle succeeds, though this
+// run records an answer for them. Writing a key again settles nothing of
+// what the interrupted run may have left at it: a multipart upload whose
+// creation the kill kept from being recorded is found only by listing the
+// key's uploads.
+func (m *DB) SettleFailed(ctx context.Context, paths []string) error {
+	return m.eachPath(ctx, "keep in doubt", "UPDATE doubt SET settle_failed = 1 WHERE path = ?", paths)
 }

@@ -97,3 +97,57 @@ func TestSettle(t *testing.T) {
 		}
 	}
 }
+
+// A path whose settle failed stays in doubt, with the time of the intent
+// of the run that left it there, though this run marks it again and records
+// S3's answer to its write or delete: only a settle clears it.
+func TestSettleFailedStaysInDoubtUntilSettled(t *testing.T) {
+	ctx := context.Background()
+	db := manifestOf(t)
+	if err := db.Intend(ctx, []Intent{{Path: "put", Multipart: true}, {Path: "del", Multipart: true}, {Path: "ok"}}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := db.Doubts(ctx)
+	if err != nil || len(before) != 3 {
+		t.Fatalf("doubts %+v, %v", before, err)
+	}
+	if err := db.SettleFailed(ctx, []string{"put", "del"}); err != nil {
+		t.Fatal(err)
+	}
+	// This run writes the paths again: marks them, then records S3's answers.
+	if err := db.Intend(ctx, []Intent{{Path: "put"}, {Path: "del"}, {Path: "ok"}}); err != nil {
+		t.Fatal(err)
+	}
+	w := db.Writer()
+	for _, p := range []string{"put", "ok"} {
+		w.Put(ctx, Entry{Path: p, Hash: scanner.Digest{1}, Stat: scanner.Stat{Size: 1}}, mustCommit(t))
+	}
+	w.Delete(ctx, []string{"del"}, mustCommit(t))
+	w.Close()
+	after, err := db.Doubts(ctx)
+	if err != nil || len(after) != 2 || after[0].Path != "del" || after[1].Path != "put" {
+		t.Fatalf("in doubt after the records: %+v, %v; want del and put", after, err)
+	}
+	for i, d := range after {
+		if !d.Multipart || d.Settled || !d.Since.Equal(before[i].Since) {
+			t.Errorf("%s: %+v, want it multipart, unsettled, since %v", d.Path, d, before[i].Since)
+		}
+	}
+	// A settle that succeeds clears them; a watched one ends its watch as
+	// any other, and a new intent then is cleared by its answer.
+	if err := db.Settle(ctx, []Found{{Path: "del"}, {Path: "put", Object: &Entry{Hash: scanner.Digest{1}, Stat: scanner.Stat{Size: 1}}, Watch: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := db.Doubts(ctx); len(d) != 1 || d[0].Path != "put" || !d[0].Settled {
+		t.Fatalf("in doubt after the settle: %+v, want put watched", d)
+	}
+	if err := db.Intend(ctx, []Intent{{Path: "del"}}); err != nil {
+		t.Fatal(err)
+	}
+	w = db.Writer()
+	w.Delete(ctx, []string{"del"}, mustCommit(t))
+	w.Close()
+	if d, _ := db.Doubts(ctx); len(d) != 1 {
+		t.Fatalf("a settled path's new intent was not cleared by its answer: %+v", d)
+	}
+}

@@ -13,7 +13,8 @@ import (
 // return an error only if ctx ends first (done is then never called).
 type Journal interface {
 	// Put records the object at e.Path as S3 confirmed it (an upload or
-	// a copy), which settles any doubt about it.
+	// a copy), which settles any doubt about it but for a watched key and
+	// one whose settle failed (SettleFailed).
 	Put(ctx context.Context, e Entry, done func(error)) error
 	// Restat records a new stat for the row at e.Path without S3 having
 	// said anything (a touch that sends nothing): a doubt about the
@@ -175,8 +176,10 @@ func (w *Writer) commit(batch []writeReq) error {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}
 	defer del.Close()
-	// What S3 confirmed is no longer in doubt.
-	settled, err := tx.Prepare("DELETE FROM doubt WHERE path = ? AND settled = 0")
+	// What S3 confirmed is no longer in doubt, but for a watched key and
+	// a key whose settle failed: what the run that left them in doubt
+	// sent is not this answer.
+	settled, err := tx.Prepare("DELETE FROM doubt WHERE path = ? AND settled = 0 AND settle_failed = 0")
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}

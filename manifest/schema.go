@@ -97,4 +97,11 @@ CREATE TABLE upload_parts (
 	PRIMARY KEY (key, number)
 ) WITHOUT ROWID;
 `,
+	// 10: keys whose settle failed (S3 could not be asked): recording a
+	// later answer for them does not clear their doubt, only a settle
+	// does, for what it could not do (a multipart upload a killed run
+	// left unrecorded is still to be listed and aborted).
+	`
+ALTER TABLE doubt ADD COLUMN settle_failed INTEGER NOT NULL DEFAULT 0;
+`,
 }

@@ -56,7 +56,8 @@ const SettleWatch = 15 * time.Minute
 // which are aborted, but for the one the manifest records: that one is kept
 // for the upload of the key to continue, and aborted at the run's end if it
 // does not (AbortLeftUploads). Keys that cannot be settled now stay in doubt for the
-// next run and are told to warn; fatal errors end it.
+// next run, though this run writes or deletes them (manifest's SettleFailed),
+// and are told to warn; fatal errors end it.
 func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string, concurrency int, warn func(path string, err error)) (Settled, error) {
 	doubts, err := db.Doubts(ctx)
 	if err != nil || len(doubts) == 0 {
@@ -71,9 +72,10 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 		keep[u.Key] = u.UploadID
 	}
 	var (
-		mu    sync.Mutex
-		res   Settled
-		found []manifest.Found
+		mu     sync.Mutex
+		res    Settled
+		found  []manifest.Found
+		failed []string
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(concurrency, 1))
@@ -101,6 +103,7 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 				return err
 			case err != nil:
 				res.Failed++
+				failed = append(failed, d.Path)
 				warn(d.Path, err)
 			case f.Object == nil:
 				res.Gone++
@@ -113,8 +116,13 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 		})
 	}
 	err = g.Wait()
-	// What was learnt is recorded even if the rest failed.
-	if serr := db.Settle(context.WithoutCancel(ctx), found); err == nil {
+	// What was learnt is recorded even if the rest failed, and so are
+	// the keys that must stay in doubt though this run writes them.
+	serr := db.Settle(context.WithoutCancel(ctx), found)
+	if serr == nil {
+		serr = db.SettleFailed(context.WithoutCancel(ctx), failed)
+	}
+	if err == nil {
 		err = serr
 	}
 	return res, err

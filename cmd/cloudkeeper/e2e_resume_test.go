@@ -88,11 +88,7 @@ func (e *env) killMidUpload(last int, args ...string) {
 // key, read as another process would.
 func (e *env) recordedUpload(m, key string) (manifest.PartialUpload, bool) {
 	e.t.Helper()
-	src, err := filepath.EvalSymlinks(e.src)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	db, err := manifest.OpenReadOnly(m, manifest.Identity{Source: src, Endpoint: e.proxy.URL, Bucket: e.bucket, Prefix: e.prefix})
+	db, err := manifest.OpenReadOnly(m, e.identity())
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -102,6 +98,16 @@ func (e *env) recordedUpload(m, key string) (manifest.PartialUpload, bool) {
 		e.t.Fatal(err)
 	}
 	return u, ok
+}
+
+// identity is what a manifest of this env describes.
+func (e *env) identity() manifest.Identity {
+	e.t.Helper()
+	src, err := filepath.EvalSymlinks(e.src)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return manifest.Identity{Source: src, Endpoint: e.proxy.URL, Bucket: e.bucket, Prefix: e.prefix}
 }
 
 // partsHeld are the part numbers S3 holds of the upload.

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
@@ -253,4 +255,78 @@ func TestSyncCopySourceGone(t *testing.T) {
 	if r := e.sync(0); len(r.lines()) != 0 || !e.onlyBucketCheck() {
 		t.Fatalf("then: %q, %v", r.lines(), e.ops())
 	}
+}
+
+// A multipart upload a killed run started and never recorded, whose key
+// the next run cannot settle (S3 keeps refusing the listing of its
+// uploads), stays in doubt though that run writes the key again (a new
+// multipart upload, a put, a copy) or deletes it: the run after lists the
+// key's uploads and aborts it (a reviewer's find: recording the write
+// cleared the doubt, and the upload was left in the bucket for good).
+func TestSyncUnsettledKeyStaysInDoubtThoughWritten(t *testing.T) {
+	const other = "other content, for a copy: " // made 8 KiB, over DupCopyMin
+	for _, c := range []struct {
+		name   string
+		change func(e *env) // the file at the key, before the second run
+		op     string       // the request that second run writes the key with
+	}{
+		{"multipart again", func(*env) {}, "CompleteMultipartUpload"},
+		{"put", func(e *env) { scantest.Write(e.t, e.src, "big.bin", "small again") }, "PutObject"},
+		{"copy", func(e *env) { scantest.Write(e.t, e.src, "big.bin", strings.Repeat(other, 8<<10/len(other)+1)) }, "CopyObject"},
+		{"delete", func(e *env) { os.Remove(e.path("big.bin")) }, "DeleteObjects"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, scantest.Dir{"big.bin": scantest.File{Content: "small at first"},
+				"other.bin": scantest.File{Content: strings.Repeat(other, 8<<10/len(other)+1)}})
+			m := filepath.Join(e.state, "m.db")
+			e.sync(0, "--manifest", m)
+			scantest.Write(t, e.src, "big.bin", bigContent(6<<20))
+			e.killAfter("CreateMultipartUpload", "--manifest", m, "--part-size", "5")
+			if n := multipartUploads(t, e); n != 1 {
+				t.Fatalf("%d multipart uploads after the kill, want 1", n)
+			}
+			key := e.prefix + "big.bin"
+			e.forgetUpload(m, key)
+			e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+				if s3test.Operation(r) == "ListMultipartUploads" && r.URL.Query().Get("prefix") == key {
+					return &s3test.Fault{Status: http.StatusInternalServerError}
+				}
+				return nil
+			})
+			c.change(e)
+			r := e.sync(3, "--manifest", m, "--part-size", "5", "--retries", "2", "--retry-max-wait", "10ms")
+			e.proxy.SetFault(nil)
+			if !strings.Contains(r.stderr, "could not settle a key left in doubt") || e.ops()[c.op] == 0 {
+				t.Fatalf("the second run did not fail to settle big.bin, then write it with %s (%v):\n%s", c.op, e.ops(), r.stderr)
+			}
+			if n := multipartUploads(t, e); n != 1 {
+				t.Fatalf("%d multipart uploads after the second run, want the killed run's", n)
+			}
+			e.sync(0, "--manifest", m, "--part-size", "5")
+			if n := multipartUploads(t, e); n != 0 {
+				t.Fatalf("%d multipart uploads left behind by the run after", n)
+			}
+			e.checkBucketIsTree()
+		})
+	}
+}
+
+// forgetUpload drops the manifest at m's record of the multipart upload of
+// key, if the record beat the kill that followed S3's answer: the upload is
+// then one whose answer the kill cut off, as it most often is.
+func (e *env) forgetUpload(m, key string) {
+	e.t.Helper()
+	u, ok := e.recordedUpload(m, key)
+	if !ok {
+		return
+	}
+	db, err := manifest.Open(m, e.identity())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.ForgetUpload(context.Background(), key, u.UploadID); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Logf("the record of upload %s beat the kill: forgotten", u.UploadID)
 }
