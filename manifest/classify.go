@@ -104,7 +104,7 @@ func (c *classifier) classify(it *item) error {
 		if it.row.Stat.Same(e.Stat) && it.row.Stat.BtimeNs == e.Stat.BtimeNs && !scanner.Racy(it.row.Stat, it.row.HashedNs) {
 			return nil // --rehash confirmed what the manifest says
 		}
-		e.ETag = it.row.ETag // the object stays (a metadata refresh gives it a new one)
+		e.ETag, e.VersionID = it.row.ETag, it.row.VersionID // the object stays (a metadata refresh gives it a new one)
 		return c.send(Change{Op: OpTouch, Path: e.Path, Entry: e, Prev: it.row})
 	}
 	ch := Change{Op: OpAdd, Path: e.Path, Entry: e, Prev: it.row}

@@ -141,6 +141,9 @@ func (m *DB) Settle(ctx context.Context, found []Found) error {
 			}
 			_, err = tx.ExecContext(ctx, putEntrySQL, entryArgs(e)...)
 		}
+		if err == nil {
+			err = followObject(ctx, tx, f.Path, now)
+		}
 		if err == nil && f.Watch {
 			_, err = tx.ExecContext(ctx, "UPDATE doubt SET settled = 1, settle_failed = 0 WHERE path = ?", f.Path)
 		} else if err == nil {

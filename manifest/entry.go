@@ -21,9 +21,10 @@ type Entry struct {
 	HashedNs   int64        // when the hash was taken, Unix ns
 	UploadedNs int64        // when S3 confirmed the object, Unix ns
 	ETag       string       // S3's ETag of the object, without quotes, as its write answered; "" if not known
+	VersionID  string       // S3's version of the object, in a bucket with versioning; "" if none or not known
 }
 
-const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns, btime_ns, etag"
+const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns, btime_ns, etag, version_id"
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -32,7 +33,7 @@ func scanEntry(r rowScanner) (Entry, error) {
 	var hash []byte
 	var inode, dev int64
 	var mode uint32
-	err := r.Scan(&e.Path, &e.Stat.Size, &hash, &e.Stat.MtimeNs, &e.Stat.CtimeNs, &inode, &dev, &mode, &e.HashedNs, &e.UploadedNs, &e.Stat.BtimeNs, &e.ETag)
+	err := r.Scan(&e.Path, &e.Stat.Size, &hash, &e.Stat.MtimeNs, &e.Stat.CtimeNs, &inode, &dev, &mode, &e.HashedNs, &e.UploadedNs, &e.Stat.BtimeNs, &e.ETag, &e.VersionID)
 	if err != nil {
 		return e, err
 	}
@@ -48,7 +49,7 @@ func scanEntry(r rowScanner) (Entry, error) {
 
 func entryArgs(e Entry) []any {
 	return []any{e.Path, e.Stat.Size, e.Hash[:], e.Stat.MtimeNs, e.Stat.CtimeNs,
-		int64(e.Stat.Inode), int64(e.Stat.Dev), uint32(e.Stat.Mode), e.HashedNs, e.UploadedNs, e.Stat.BtimeNs, e.ETag}
+		int64(e.Stat.Inode), int64(e.Stat.Dev), uint32(e.Stat.Mode), e.HashedNs, e.UploadedNs, e.Stat.BtimeNs, e.ETag, e.VersionID}
 }
 
 // Rows iterates over the manifest in path order (SQLite BINARY collation,
@@ -234,7 +235,7 @@ func (r *Rows) Close() error {
 }
 
 // entryColumnCount is the number of entryColumns.
-const entryColumnCount = 12
+const entryColumnCount = 13
 
 // entryFromValues decodes a row of entryColumns read through the driver.
 func entryFromValues(v []driver.Value) (Entry, error) {
@@ -261,6 +262,9 @@ func entryFromValues(v []driver.Value) (Entry, error) {
 	e.HashedNs, e.UploadedNs = ints[6], ints[7]
 	if e.ETag, ok = v[11].(string); !ok {
 		return e, fmt.Errorf("row %q: etag is %T", path, v[11])
+	}
+	if e.VersionID, ok = v[12].(string); !ok {
+		return e, fmt.Errorf("row %q: version_id is %T", path, v[12])
 	}
 	return e, nil
 }

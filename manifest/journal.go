@@ -63,6 +63,7 @@ type Writer struct {
 	reqs chan writeReq
 	done chan struct{}
 	now  func() time.Time
+	run  int64 // the run whose writes it records, in the history
 }
 
 type writeReq struct {
@@ -81,10 +82,14 @@ const (
 	maxDelay = 50 * time.Millisecond
 )
 
-// Writer starts the manifest's writer. Close it to commit what is queued
-// and stop.
-func (m *DB) Writer() *Writer {
-	w := &Writer{m: m, reqs: make(chan writeReq, maxBatch), done: make(chan struct{}), now: time.Now}
+// Writer starts the manifest's writer, for writes of no run known. Close
+// it to commit what is queued and stop.
+func (m *DB) Writer() *Writer { return m.RunWriter(0) }
+
+// RunWriter starts the manifest's writer for the writes of run: the
+// history records each version as written by it.
+func (m *DB) RunWriter(run int64) *Writer {
+	w := &Writer{m: m, reqs: make(chan writeReq, maxBatch), done: make(chan struct{}), now: time.Now, run: run}
 	go w.loop()
 	return w
 }
@@ -184,6 +189,12 @@ func (w *Writer) commit(batch []writeReq) error {
 		return fmt.Errorf("manifest %s: %w", w.m.path, err)
 	}
 	defer settled.Close()
+	history, err := prepareHistory(tx)
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", w.m.path, err)
+	}
+	defer history.Close()
+	now := w.now().UnixNano()
 	for _, r := range batch {
 		if r.put != nil {
 			if _, err := put.Exec(entryArgs(*r.put)...); err != nil {
@@ -193,6 +204,9 @@ func (w *Writer) commit(batch []writeReq) error {
 				if _, err := settled.Exec(r.put.Path); err != nil {
 					return fmt.Errorf("manifest %s: record %q: %w", w.m.path, r.put.Path, err)
 				}
+				if err := history.written(*r.put, w.run); err != nil {
+					return fmt.Errorf("manifest %s: %w", w.m.path, err)
+				}
 			}
 		}
 		for _, p := range r.del {
@@ -201,6 +215,9 @@ func (w *Writer) commit(batch []writeReq) error {
 			}
 			if _, err := settled.Exec(p); err != nil {
 				return fmt.Errorf("manifest %s: forget %q: %w", w.m.path, p, err)
+			}
+			if err := history.replaced(p, now, w.run); err != nil {
+				return fmt.Errorf("manifest %s: %w", w.m.path, err)
 			}
 		}
 	}

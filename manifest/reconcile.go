@@ -296,6 +296,13 @@ func (m *DB) Repair(ctx context.Context, r Repair) error {
 			return err
 		}
 	}
+	for _, paths := range [][]string{r.Forget, r.Stale, r.adopted()} {
+		for _, p := range paths {
+			if err := followObject(ctx, tx, p, now); err != nil {
+				return fmt.Errorf("manifest %s: repair: %w", m.path, err)
+			}
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("manifest %s: commit: %w", m.path, err)
 	}
@@ -415,4 +422,13 @@ func OpenCopy(path string, id Identity) (*DB, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// adopted are the paths of Adopt.
+func (r Repair) adopted() []string {
+	paths := make([]string, len(r.Adopt))
+	for i, e := range r.Adopt {
+		paths[i] = e.Path
+	}
+	return paths
 }

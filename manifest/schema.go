@@ -104,4 +104,32 @@ CREATE TABLE upload_parts (
 	`
 ALTER TABLE doubt ADD COLUMN settle_failed INTEGER NOT NULL DEFAULT 0;
 `,
+	// 11: history. Every object a run wrote, one row a version, kept
+	// after a later write or a delete replaced it (ended_ns) where S3
+	// still holds its bytes: by version_id in a bucket with versioning,
+	// or as a copy at history_key. The objects of the manifest are its
+	// current versions, written before history began (run 0).
+	`
+ALTER TABLE objects ADD COLUMN version_id TEXT NOT NULL DEFAULT '';
+CREATE TABLE versions (
+	id          INTEGER PRIMARY KEY,
+	path        TEXT    NOT NULL,
+	run         INTEGER NOT NULL DEFAULT 0, -- the run that wrote it; 0: not known
+	written_ns  INTEGER NOT NULL,           -- when S3 confirmed it
+	ended_ns    INTEGER,                    -- when a write or a delete replaced it; NULL: current
+	ended_run   INTEGER,
+	size        INTEGER NOT NULL,
+	blake3      BLOB    NOT NULL,
+	mtime_ns    INTEGER NOT NULL,
+	mode        INTEGER NOT NULL,
+	etag        TEXT    NOT NULL DEFAULT '',
+	version_id  TEXT    NOT NULL DEFAULT '', -- S3's VersionId; '': none known
+	history_key TEXT    NOT NULL DEFAULT ''  -- the copy that keeps it in a bucket without versioning
+);
+CREATE INDEX versions_by_path ON versions(path, written_ns);
+CREATE UNIQUE INDEX versions_current ON versions(path) WHERE ended_ns IS NULL;
+CREATE INDEX versions_by_end ON versions(ended_ns) WHERE ended_ns IS NOT NULL;
+INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag)
+	SELECT path, 0, uploaded_ns, size, blake3, mtime_ns, mode, etag FROM objects;
+`,
 }

@@ -294,17 +294,17 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	var err error
 	var sent int64
 	fallback := p.note // why a copy became an upload
-	var etag string    // of the object written; a touch that sends nothing keeps its Entry's
+	var w Written      // of the object written; a touch that sends nothing keeps its Entry's
 	answered := true   // S3 confirmed the object is as ch.Entry says
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
-		etag, err = a.upload(ctx, ch, obj)
+		w, err = a.upload(ctx, ch, obj)
 		sent = obj.Size
 		a.sources.answered(ch.Path, err == nil)
 	case manifest.OpCopy, manifest.OpRename:
 		err = ErrCopyTooLarge
 		if !p.retry {
-			etag, err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
+			w, err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
 		}
 		if errors.Is(err, ErrSourceMissing) {
 			// The manifest trusted a row whose object is gone: send the
@@ -319,20 +319,20 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 			}
 		}
 		if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrSourceMissing) {
-			etag, err = a.upload(ctx, ch, obj)
+			w, err = a.upload(ctx, ch, obj)
 			sent = obj.Size
 		}
 	case manifest.OpTouch:
 		answered = false // a new stat only, unless a request goes out
 		if ch.MetaChanged() {
-			etag, err = a.Bucket.Copy(ctx, obj.Key, obj)
+			w, err = a.Bucket.Copy(ctx, obj.Key, obj)
 			answered = err == nil
 			if errors.Is(err, ErrCopyTooLarge) {
 				err = nil // the metadata stays stale; the content is right
 			}
 			if errors.Is(err, ErrSourceMissing) {
 				fallback = "its object is not in the bucket: uploaded again"
-				etag, err = a.upload(ctx, ch, obj)
+				w, err = a.upload(ctx, ch, obj)
 				sent, answered = obj.Size, true
 			}
 		}
@@ -348,8 +348,11 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	if err != nil {
 		return a.fail(ch, err)
 	}
-	if etag != "" {
-		ch.Entry.ETag = etag
+	if w.ETag != "" {
+		ch.Entry.ETag = w.ETag
+	}
+	if answered {
+		ch.Entry.VersionID = w.VersionID
 	}
 	return a.record(ctx, ch.Entry, answered, func() {
 		if ch.Op == manifest.OpRename {
@@ -364,7 +367,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	})
 }
 
-func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) (string, error) {
+func (a *Applier) upload(ctx context.Context, ch manifest.Change, obj Object) (Written, error) {
 	return a.Bucket.Upload(ctx, Upload{Object: obj, Path: a.Root + "/" + ch.Path, FS: a.FS, Stat: ch.Entry.Stat, Resumes: a.Resumes})
 }
 

@@ -151,18 +151,26 @@ func (e KeyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
 // Bucket is what applying changes needs of an object store.
 type Bucket interface {
 	// Upload writes the local file u.Path as u.Key, with u's metadata,
-	// and returns the new object's ETag (without quotes). It returns an
+	// and returns what S3 answered of the new object. It returns an
 	// error wrapping scanner.ErrChanged if the bytes read do not hash to
 	// u.Hash; the object is then not written.
-	Upload(ctx context.Context, u Upload) (etag string, err error)
+	Upload(ctx context.Context, u Upload) (Written, error)
 	// Copy copies the object at from to o.Key on the server, giving it
-	// o's metadata, and returns the new object's ETag. from may equal
+	// o's metadata, and returns what S3 answered of it. from may equal
 	// o.Key, to refresh the metadata. An error wrapping ErrSourceMissing
 	// means the bucket has no object at from.
-	Copy(ctx context.Context, from string, o Object) (etag string, err error)
+	Copy(ctx context.Context, from string, o Object) (Written, error)
 	// Delete deletes up to MaxDeleteBatch keys in one request, and returns
 	// the keys it could not delete.
 	Delete(ctx context.Context, keys []string) ([]KeyError, error)
+}
+
+// Written is what S3 answered of an object it wrote.
+type Written struct {
+	ETag string // without quotes
+	// VersionID is the version the write made, in a bucket with
+	// versioning on; "" without.
+	VersionID string
 }
 
 // MaxDeleteBatch is how many keys one DeleteObjects request takes.

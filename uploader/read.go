@@ -68,6 +68,9 @@ type ObjectMeta struct {
 	MtimeErr error
 	Mode     fs.FileMode
 	ModeErr  error
+	// VersionID is the object's version, in a bucket with versioning;
+	// "" without.
+	VersionID string
 }
 
 // Err returns the first of HashErr, MtimeErr and ModeErr that is not nil:
@@ -86,7 +89,7 @@ func (m ObjectMeta) Err() error {
 // them (a zero hash otherwise, which no file has, so the file is uploaded
 // again), with no stat of a local file, so that the diff hashes the file.
 func (m ObjectMeta) Entry(path string) manifest.Entry {
-	e := manifest.Entry{Path: path, Stat: scanner.Stat{Size: m.Size}}
+	e := manifest.Entry{Path: path, Stat: scanner.Stat{Size: m.Size}, VersionID: m.VersionID}
 	if m.HashErr == nil {
 		e.Hash = m.Hash
 	}
@@ -224,21 +227,47 @@ func (b *S3) Head(ctx context.Context, key string) (ObjectMeta, error) {
 	if err != nil {
 		return ObjectMeta{}, b.readError("head", key, err)
 	}
-	return parseMeta(aws.ToInt64(out.ContentLength), out.Metadata), nil
+	m := parseMeta(aws.ToInt64(out.ContentLength), out.Metadata)
+	m.VersionID = versionOf(out.VersionId)
+	return m, nil
 }
 
 // Get returns the content of the object at key, to read and close, with
 // its size and metadata. Errors are those of Head; errors while reading
 // the body are the SDK's, and do not name the key.
 func (b *S3) Get(ctx context.Context, key string) (io.ReadCloser, ObjectMeta, error) {
+	return b.GetVersion(ctx, key, "")
+}
+
+// GetVersion is Get of one version of the object at key ("": the current
+// one), in a bucket with versioning.
+func (b *S3) GetVersion(ctx context.Context, key, version string) (io.ReadCloser, ObjectMeta, error) {
 	if err := b.Check(ctx); err != nil {
 		return nil, ObjectMeta{}, err
 	}
-	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
+	in := &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)}
+	if version != "" {
+		in.VersionId = aws.String(version)
+	}
+	out, err := b.client.GetObject(ctx, in)
 	if err != nil {
+		if version != "" {
+			key += " version " + version
+		}
 		return nil, ObjectMeta{}, b.readError("get", key, err)
 	}
-	return out.Body, parseMeta(aws.ToInt64(out.ContentLength), out.Metadata), nil
+	m := parseMeta(aws.ToInt64(out.ContentLength), out.Metadata)
+	m.VersionID = versionOf(out.VersionId)
+	return out.Body, m, nil
+}
+
+// versionOf is a VersionId as S3 answered it, "" for none or "null" (an
+// object written while the bucket had no versioning on).
+func versionOf(v *string) string {
+	if s := aws.ToString(v); s != "null" {
+		return s
+	}
+	return ""
 }
 
 // readError is opError for reads, with a missing key told apart first: a

@@ -142,17 +142,17 @@ var _ Bucket = DryRun{}
 func (b *S3) DryRun() DryRun { return DryRun{s3: b} }
 
 // Upload counts the upload's requests.
-func (d DryRun) Upload(_ context.Context, u Upload) (string, error) {
+func (d DryRun) Upload(_ context.Context, u Upload) (Written, error) {
 	d.s3.requests.add(d.s3.uploadRequests(u.Size))
-	return "", nil
+	return Written{}, nil
 }
 
 // Copy counts the copy's requests, or returns the error S3.Copy would
 // return before sending any (ErrCopyTooLarge).
-func (d DryRun) Copy(_ context.Context, from string, o Object) (string, error) {
+func (d DryRun) Copy(_ context.Context, from string, o Object) (Written, error) {
 	r, err := d.s3.copyRequests(from, o)
 	d.s3.requests.add(r)
-	return "", err
+	return Written{}, err
 }
 
 // Delete counts one DeleteObjects.

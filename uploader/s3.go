@@ -346,9 +346,9 @@ func (b *S3) Check(ctx context.Context) error {
 // read into memory first, so that Content-MD5 can be computed for the
 // server to check and the BLAKE3 of exactly those bytes compared with
 // u.Hash before the object is made visible.
-func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
+func (b *S3) Upload(ctx context.Context, u Upload) (Written, error) {
 	if err := b.Check(ctx); err != nil {
-		return "", err
+		return Written{}, err
 	}
 	fsys := u.FS
 	if fsys == nil {
@@ -356,7 +356,7 @@ func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 	}
 	f, err := fsys.Open(u.Path)
 	if err != nil {
-		return "", err
+		return Written{}, err
 	}
 	defer f.Close()
 	r := scanner.NewHashReader(f, u.Size)
@@ -365,15 +365,15 @@ func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 	}
 	release, err := b.mem.file(ctx, u.Size)
 	if err != nil {
-		return "", err
+		return Written{}, err
 	}
 	defer release()
 	buf := make([]byte, u.Size)
 	if err := readExactly(r, buf, u.Path); err != nil {
-		return "", err
+		return Written{}, err
 	}
 	if r.Sum() != u.Hash {
-		return "", changedError{u.Path}
+		return Written{}, changedError{u.Path}
 	}
 	out, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(b.bucket),
@@ -384,9 +384,9 @@ func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 		Metadata:      u.Metadata(),
 	}, b.upload...)
 	if err != nil {
-		return "", b.opError("upload", u.Key, err)
+		return Written{}, b.opError("upload", u.Key, err)
 	}
-	return unquote(out.ETag), nil
+	return Written{ETag: unquote(out.ETag), VersionID: versionOf(out.VersionId)}, nil
 }
 
 // unquote is an ETag as S3 sends it ("\"hex\""), without its quotes, as
@@ -440,15 +440,15 @@ func md5Base64(b []byte) string {
 // resume) is continued: the parts S3 holds are read again, to hash, and not
 // sent. It completes only if the whole file hashed to u.Hash, and aborts
 // otherwise, so no object with other bytes and no orphan parts remain.
-func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (etag string, err error) {
+func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (w Written, err error) {
 	partSize := b.uploadPartSize(u.Size)
 	uploadID, kept, err := b.resume(ctx, u, partSize)
 	if err != nil {
-		return "", err
+		return Written{}, err
 	}
 	if uploadID == "" {
 		if uploadID, err = b.createUpload(ctx, u, partSize); err != nil {
-			return "", err
+			return Written{}, err
 		}
 	}
 	defer func() {
@@ -458,21 +458,21 @@ func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (
 	}()
 	parts, err := b.sendParts(ctx, r, u, uploadID, partSize, kept)
 	if err != nil {
-		return "", err
+		return Written{}, err
 	}
 	if err := checkEOF(r, u.Path); err != nil {
-		return "", err
+		return Written{}, err
 	}
 	if r.Sum() != u.Hash {
-		return "", changedError{u.Path}
+		return Written{}, changedError{u.Path}
 	}
-	etag, err = b.complete(ctx, u.Key, &uploadID, parts)
+	w, err = b.complete(ctx, u.Key, &uploadID, parts)
 	if err == nil && u.Resumes != nil {
 		// If this fails, the run's end aborts the record's upload, which
 		// S3 no longer has, and drops the record (AbortLeftUploads).
 		_ = u.Resumes.ForgetUpload(context.WithoutCancel(ctx), u.Key, uploadID)
 	}
-	return etag, err
+	return w, err
 }
 
 // sendParts sends the parts of u that kept does not hold, in parallel as
@@ -546,13 +546,13 @@ func (b *S3) sendPart(ctx context.Context, u Upload, uploadID string, num int32,
 // CopyObject, or for objects over MaxSingleCopy a multipart upload whose
 // parts are copied on the server (UploadPartCopy). Nothing goes through
 // this machine either way.
-func (b *S3) Copy(ctx context.Context, from string, o Object) (string, error) {
+func (b *S3) Copy(ctx context.Context, from string, o Object) (Written, error) {
 	if err := b.Check(ctx); err != nil {
-		return "", err
+		return Written{}, err
 	}
 	inParts, err := b.copiesInParts(from, o)
 	if err != nil {
-		return "", err
+		return Written{}, err
 	}
 	if inParts {
 		return b.copyParts(ctx, from, o)
@@ -565,12 +565,13 @@ func (b *S3) Copy(ctx context.Context, from string, o Object) (string, error) {
 		Metadata:          o.Metadata(),
 	})
 	if err != nil {
-		return "", b.copyError(from, o.Key, err)
+		return Written{}, b.copyError(from, o.Key, err)
 	}
-	if out.CopyObjectResult == nil {
-		return "", nil
+	w := Written{VersionID: versionOf(out.VersionId)}
+	if out.CopyObjectResult != nil {
+		w.ETag = unquote(out.CopyObjectResult.ETag)
 	}
-	return unquote(out.CopyObjectResult.ETag), nil
+	return w, nil
 }
 
 // copyError is opError for a copy, with a missing source told apart.
@@ -585,13 +586,13 @@ func (b *S3) copyError(from, to string, err error) error {
 
 // copyParts copies a large object in parts on the server, aborting the
 // multipart upload if any part fails.
-func (b *S3) copyParts(ctx context.Context, from string, o Object) (etag string, err error) {
+func (b *S3) copyParts(ctx context.Context, from string, o Object) (w Written, err error) {
 	partSize := b.copyPartSize(o.Size)
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(b.bucket), Key: aws.String(o.Key), Metadata: o.Metadata(),
 	})
 	if err != nil {
-		return "", b.opError("copy "+from+" to", o.Key, err)
+		return Written{}, b.opError("copy "+from+" to", o.Key, err)
 	}
 	defer func() {
 		if err != nil {
@@ -624,14 +625,14 @@ func (b *S3) copyParts(ctx context.Context, from string, o Object) (etag string,
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return "", err
+		return Written{}, err
 	}
 	return b.complete(ctx, o.Key, created.UploadId, parts)
 }
 
 // complete finishes a multipart upload with its parts in order, and
-// returns the object's ETag.
-func (b *S3) complete(ctx context.Context, key string, uploadID *string, parts []types.CompletedPart) (string, error) {
+// returns what S3 answered of the object.
+func (b *S3) complete(ctx context.Context, key string, uploadID *string, parts []types.CompletedPart) (Written, error) {
 	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(*a.PartNumber - *b.PartNumber) })
 	out, err := b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(b.bucket),
@@ -640,9 +641,9 @@ func (b *S3) complete(ctx context.Context, key string, uploadID *string, parts [
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
 	if err != nil {
-		return "", b.opError("complete upload of", key, err)
+		return Written{}, b.opError("complete upload of", key, err)
 	}
-	return unquote(out.ETag), nil
+	return Written{ETag: unquote(out.ETag), VersionID: versionOf(out.VersionId)}, nil
 }
 
 // abort aborts a multipart upload even if ctx is done (orphan parts cost

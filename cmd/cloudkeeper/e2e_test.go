@@ -56,7 +56,7 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	gw, err = s3test.Start(ctx, s3test.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	gw, err = s3test.Start(ctx, s3test.Options{Versioning: true, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)

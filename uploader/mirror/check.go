@@ -43,16 +43,16 @@ func (b checkedBucket) wait(ctx context.Context) error {
 	return err
 }
 
-func (b checkedBucket) Upload(ctx context.Context, u uploader.Upload) (string, error) {
+func (b checkedBucket) Upload(ctx context.Context, u uploader.Upload) (uploader.Written, error) {
 	if err := b.wait(ctx); err != nil {
-		return "", err
+		return uploader.Written{}, err
 	}
 	return b.Bucket.Upload(ctx, u)
 }
 
-func (b checkedBucket) Copy(ctx context.Context, from string, o uploader.Object) (string, error) {
+func (b checkedBucket) Copy(ctx context.Context, from string, o uploader.Object) (uploader.Written, error) {
 	if err := b.wait(ctx); err != nil {
-		return "", err
+		return uploader.Written{}, err
 	}
 	return b.Bucket.Copy(ctx, from, o)
 }

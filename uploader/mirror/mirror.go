@@ -399,6 +399,6 @@ func (r *run) prepare(ctx context.Context, checked bool) (bucket uploader.Bucket
 	if unsettled, res.Err = r.settle(ctx); res.Err != nil {
 		return nil, nil, 0, false
 	}
-	r.writer = r.db.Writer()
+	r.writer = r.db.RunWriter(res.RunID)
 	return r.s3, r.writer, unsettled, true
 }

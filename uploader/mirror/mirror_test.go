@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -388,5 +389,59 @@ func TestRunChecksTheBucketWhileItScans(t *testing.T) {
 	res = b.run(t, o, ExitFatal)
 	if st := b.proxy.Stats(); st.Requests != st.ByOp["HeadBucket"] || !strings.Contains(res.Err.Error(), b.bucket) {
 		t.Errorf("a run whose check failed sent %v and failed with %v", st.ByOp, res.Err)
+	}
+}
+
+// In a bucket with versioning, each version a run writes is recorded in
+// the manifest's history with S3's version id, per run: an overwritten or
+// deleted file's old bytes can be fetched by it, and the tree as an earlier
+// run left it read from the manifest alone.
+func TestRunRecordsHistoryWithVersions(t *testing.T) {
+	b := newBackup(t, nil)
+	b.bucket = gwtest.VersionedBucket(t, gw)
+	b.opts.Identity.Bucket, b.opts.S3.Bucket = b.bucket, b.bucket
+	b.write(t, "doc.txt", "v1")
+	b.write(t, "gone.txt", "bye")
+	first := b.run(t, b.opts, ExitOK)
+	b.write(t, "doc.txt", "v2, longer")
+	if err := os.Remove(filepath.Join(b.src, "gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	o := b.opts
+	o.MaxDelete = manifest.MaxDeleteShare(100)
+	second := b.run(t, o, ExitOK)
+
+	db, err := manifest.OpenReadOnly(b.opts.Manifest, b.opts.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	doc, err := db.History(context.Background(), "doc.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc) != 2 || doc[0].Run != first.RunID || doc[1].Run != second.RunID || doc[0].EndedRun != second.RunID ||
+		doc[0].Current() || !doc[1].Current() || doc[0].VersionID == "" || doc[0].VersionID == doc[1].VersionID {
+		t.Fatalf("history of doc.txt: %+v; want v1 by run %d ended by run %d, v2 current, each with its version id", doc, first.RunID, second.RunID)
+	}
+	s3c, err := uploader.NewS3(context.Background(), b.opts.S3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _, err := s3c.GetVersion(context.Background(), prefix+"doc.txt", doc[0].VersionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	if got, _ := io.ReadAll(body); string(got) != "v1" {
+		t.Errorf("version %s of doc.txt holds %q, want v1", doc[0].VersionID, got)
+	}
+	var then []string
+	err = db.TreeAt(context.Background(), first.Ended, "", func(v manifest.Version) error {
+		then = append(then, fmt.Sprintf("%s %d", v.Path, v.Size))
+		return nil
+	})
+	if err != nil || strings.Join(then, ",") != "doc.txt 2,gone.txt 3" {
+		t.Errorf("the tree the first run left: %v, %v; want doc.txt of 2 bytes and gone.txt", then, err)
 	}
 }

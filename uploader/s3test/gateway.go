@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // Region is the region the gateway is started with and clients sign for.
@@ -53,6 +54,10 @@ type Options struct {
 	// Logf receives progress messages, such as the one-time installation of
 	// versitygw. Nil means silent.
 	Logf func(format string, args ...any)
+	// Versioning lets buckets have versioning (and Object Lock, which
+	// needs it): versitygw keeps old versions in a directory of its own,
+	// next to the metadata. Buckets still start without it.
+	Versioning bool
 }
 
 // Gateway is a running versitygw process serving the S3 API over plain HTTP
@@ -76,6 +81,7 @@ type Gateway struct {
 	err  error         // the process's exit status, valid after done
 
 	tmp      string // temporary directory owned by this Gateway
+	versions string // versitygw's --versioning-dir; "" without
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -140,6 +146,12 @@ func Start(ctx context.Context, opts Options) (*Gateway, error) {
 			LogFile:   filepath.Join(tmp, "versitygw-"+strconv.Itoa(attempt)+".log"),
 			tmp:       tmp,
 		}
+		if opts.Versioning {
+			g.versions = filepath.Join(tmp, "versions")
+			if opts.Root != "" {
+				g.versions = filepath.Join(filepath.Dir(root), "."+filepath.Base(root)+".versitygw-versions")
+			}
+		}
 		err := g.launch(ctx, bin, sidecar)
 		switch {
 		case err == nil:
@@ -196,6 +208,12 @@ func (g *Gateway) launch(ctx context.Context, bin, sidecar string) error {
 	}
 	if sidecar != "" {
 		args = append(args, "--sidecar", sidecar)
+	}
+	if g.versions != "" {
+		if err := os.MkdirAll(g.versions, 0o755); err != nil {
+			return fmt.Errorf("gateway: creating versioning directory: %w", err)
+		}
+		args = append(args, "--versioning-dir", g.versions)
 	}
 	g.cmd = exec.Command(bin, append(args, g.Root)...)
 	g.cmd.Env = childEnv(os.Environ())
@@ -301,6 +319,38 @@ func (g *Gateway) Client(optFns ...func(*s3.Options)) *s3.Client {
 func (g *Gateway) CreateBucket(ctx context.Context, name string) error {
 	if _, err := g.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		return fmt.Errorf("gateway: creating bucket %q: %w", name, err)
+	}
+	return nil
+}
+
+// CreateVersionedBucket creates a bucket with versioning enabled; the
+// gateway must have been started with Options.Versioning.
+func (g *Gateway) CreateVersionedBucket(ctx context.Context, name string) error {
+	if err := g.CreateBucket(ctx, name); err != nil {
+		return err
+	}
+	return g.SetVersioning(ctx, name, types.BucketVersioningStatusEnabled)
+}
+
+// SetVersioning turns a bucket's versioning on (Enabled) or off
+// (Suspended).
+func (g *Gateway) SetVersioning(ctx context.Context, name string, status types.BucketVersioningStatus) error {
+	_, err := g.Client().PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket: aws.String(name), VersioningConfiguration: &types.VersioningConfiguration{Status: status},
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: versioning of bucket %q: %w", name, err)
+	}
+	return nil
+}
+
+// CreateLockedBucket creates a bucket with Object Lock enabled (and so
+// versioning); the gateway must have been started with
+// Options.Versioning.
+func (g *Gateway) CreateLockedBucket(ctx context.Context, name string) error {
+	_, err := g.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name), ObjectLockEnabledForBucket: aws.Bool(true)})
+	if err != nil {
+		return fmt.Errorf("gateway: creating bucket %q with Object Lock: %w", name, err)
 	}
 	return nil
 }

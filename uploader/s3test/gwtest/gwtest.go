@@ -55,7 +55,7 @@ func Start(t testing.TB) *s3test.Gateway {
 // exits with their status (1 if the gateway cannot start).
 func Main(m *testing.M, gw **s3test.Gateway) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	g, err := s3test.Start(ctx, s3test.Options{Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	g, err := s3test.Start(ctx, s3test.Options{Versioning: true, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the S3 gateway:", err)
@@ -73,6 +73,26 @@ func Bucket(t testing.TB, g *s3test.Gateway) string {
 	t.Helper()
 	name := bucketName(t.Name())
 	if err := g.CreateBucket(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// VersionedBucket is Bucket with versioning enabled.
+func VersionedBucket(t testing.TB, g *s3test.Gateway) string {
+	t.Helper()
+	name := bucketName(t.Name())
+	if err := g.CreateVersionedBucket(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// LockedBucket is Bucket with Object Lock enabled (and so versioning).
+func LockedBucket(t testing.TB, g *s3test.Gateway) string {
+	t.Helper()
+	name := bucketName(t.Name())
+	if err := g.CreateLockedBucket(context.Background(), name); err != nil {
 		t.Fatal(err)
 	}
 	return name
