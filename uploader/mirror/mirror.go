@@ -93,6 +93,10 @@ type Options struct {
 	// never), on full runs only.
 	Reconcile      bool
 	ReconcileEvery time.Duration
+	// Keep is the history's retention: what prune removes. In a bucket
+	// with versioning the history is recorded whatever it says; without,
+	// a run keeps old versions (copies) only when Keep is on.
+	Keep manifest.Keep
 
 	// Log receives what the run says about itself (settled keys, the
 	// reconcile's figures, a record that could not be written); nil:
