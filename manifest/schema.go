@@ -96,5 +96,11 @@ CREATE TABLE upload_parts (
 	etag   TEXT    NOT NULL, -- without quotes, as S3 answered the UploadPart
 	PRIMARY KEY (key, number)
 ) WITHOUT ROWID;
+`, // 10: the MD5 of each part's bytes as the client sent them (its
+	// Content-MD5), so that a kept part read again is checked whatever
+	// its ETag means (with SSE-KMS or SSE-C it is not the MD5). '': not
+	// known, as for every part recorded before.
+	`
+ALTER TABLE upload_parts ADD COLUMN md5 TEXT NOT NULL DEFAULT '';
 `,
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -521,6 +522,7 @@ func (b *S3) sendParts(ctx context.Context, r *scanner.HashReader, u Upload, upl
 
 // sendPart sends part num of u's upload and records it once S3 confirmed.
 func (b *S3) sendPart(ctx context.Context, u Upload, uploadID string, num int32, buf []byte) (types.CompletedPart, error) {
+	sum := md5.Sum(buf)
 	out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket:        aws.String(b.bucket),
 		Key:           aws.String(u.Key),
@@ -528,13 +530,13 @@ func (b *S3) sendPart(ctx context.Context, u Upload, uploadID string, num int32,
 		PartNumber:    aws.Int32(num),
 		Body:          bytes.NewReader(buf),
 		ContentLength: aws.Int64(int64(len(buf))),
-		ContentMD5:    aws.String(md5Base64(buf)),
+		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 	}, b.upload...)
 	if err != nil {
 		return types.CompletedPart{}, b.opError(fmt.Sprintf("upload part %d of", num), u.Key, err)
 	}
 	if u.Resumes != nil {
-		p := manifest.Part{Number: num, Size: int64(len(buf)), ETag: unquote(out.ETag)}
+		p := manifest.Part{Number: num, Size: int64(len(buf)), ETag: unquote(out.ETag), MD5: hex.EncodeToString(sum[:])}
 		if err := u.Resumes.AddPart(ctx, u.Key, uploadID, p); err != nil {
 			return types.CompletedPart{}, err
 		}
