@@ -151,10 +151,10 @@ func (e KeyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
 // Bucket is what applying changes needs of an object store.
 type Bucket interface {
 	// Upload writes the local file u.Path as u.Key, with u's metadata,
-	// and returns the new object's ETag (without quotes). It returns an
-	// error wrapping scanner.ErrChanged if the bytes read do not hash to
-	// u.Hash; the object is then not written.
-	Upload(ctx context.Context, u Upload) (etag string, err error)
+	// and says what it wrote (see Written). It returns an error wrapping
+	// scanner.ErrChanged if the bytes read do not hash to u.Hash; the
+	// object is then not written.
+	Upload(ctx context.Context, u Upload) (Written, error)
 	// Copy copies the object at from to o.Key on the server, giving it
 	// o's metadata, and returns the new object's ETag. from may equal
 	// o.Key, to refresh the metadata. An error wrapping ErrSourceMissing
@@ -163,6 +163,15 @@ type Bucket interface {
 	// Delete deletes up to MaxDeleteBatch keys in one request, and returns
 	// the keys it could not delete.
 	Delete(ctx context.Context, keys []string) ([]KeyError, error)
+}
+
+// Written is what an Upload wrote.
+type Written struct {
+	ETag string // of the new object, without quotes
+	// Sent is the bytes of the file sent, and Kept those a multipart
+	// upload a killed run left already held (the parts continued, not
+	// sent again): Sent+Kept is the file's size.
+	Sent, Kept int64
 }
 
 // MaxDeleteBatch is how many keys one DeleteObjects request takes.

@@ -96,6 +96,15 @@ func keptParts(rec manifest.PartialUpload, listed map[int32]manifest.Part, size 
 	return kept, true
 }
 
+// keptBytes is the size of the parts kept.
+func keptBytes(kept map[int32]manifest.Part) int64 {
+	var n int64
+	for _, p := range kept {
+		n += p.Size
+	}
+	return n
+}
+
 // listParts lists the parts S3 holds of an upload, by number.
 func (b *S3) listParts(ctx context.Context, key, uploadID string) (map[int32]manifest.Part, error) {
 	parts := map[int32]manifest.Part{}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,12 +106,16 @@ func TestUploadContinuesARecordedUpload(t *testing.T) {
 	added := &partsAdded{DB: db}
 	u.Resumes = added
 	killedUpload(t, tb, db, u, []int32{1, 2, 3}, []int32{1, 2}, nil)
-	if _, err := tb.Upload(context.Background(), u); err != nil {
+	w, err := tb.Upload(context.Background(), u)
+	if err != nil {
 		t.Fatal(err)
 	}
 	st := tb.proxy.Stats()
 	if st.ByOp["UploadPart"] != 2 || st.ByOp["CreateMultipartUpload"] != 0 || st.ByOp["ListParts"] != 1 || st.BytesUploaded != 7<<20+3 {
 		t.Fatalf("requests %v, %d bytes: want parts 3 and 4 sent", st.ByOp, st.BytesUploaded)
+	}
+	if w.Sent != 7<<20+3 || w.Kept != 10<<20 || w.ETag == "" {
+		t.Errorf("written %+v, want %d bytes sent, %d kept", w, 7<<20+3, 10<<20)
 	}
 	checkUploaded(t, tb, db, u)
 	content, err := os.ReadFile(u.Path)
@@ -255,4 +260,50 @@ func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
 			t.Fatalf("the manifest still records %+v", ups)
 		}
 	})
+}
+
+// A dry run's upload of a file whose upload a killed run left counts what
+// the real run sends: a ListParts, the parts the manifest has not recorded
+// and the Complete, and their bytes only; or, if the upload cannot be
+// continued (the file's content is another), its abort and a new upload.
+func TestDryRunPredictsAContinuedUpload(t *testing.T) {
+	tb := newTestBucket(t)
+	db := testManifest(t)
+	u := localFile(t, "big", 17<<20+3, "big")
+	u.Resumes = db
+	killedUpload(t, tb, db, u, []int32{1, 2, 3}, []int32{1, 2}, nil)
+	ctx := context.Background()
+	other := u
+	other.Hash = scanner.Digest{1}
+	if _, err := tb.DryRun().Upload(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"AbortMultipartUpload": 1, "CreateMultipartUpload": 1, "UploadPart": 4, "CompleteMultipartUpload": 1}
+	if got := tb.Requests(); fmt.Sprint(got.ByOp) != fmt.Sprint(want) || got.Bytes != u.Size {
+		t.Fatalf("for another content, the dry run predicts %v, %d bytes; want %v, %d", got.ByOp, got.Bytes, want, u.Size)
+	}
+
+	tb = newTestBucket(t)
+	db = testManifest(t)
+	u.Resumes = db
+	killedUpload(t, tb, db, u, []int32{1, 2, 3}, []int32{1, 2}, nil)
+	w, err := tb.DryRun().Upload(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	predicted := tb.Requests()
+	want = map[string]int64{"ListParts": 1, "UploadPart": 2, "CompleteMultipartUpload": 1}
+	if fmt.Sprint(predicted.ByOp) != fmt.Sprint(want) || predicted.Bytes != 7<<20+3 || w.Sent != 7<<20+3 || w.Kept != 10<<20 {
+		t.Fatalf("the dry run predicts %v, %d bytes, %+v; want %v, parts 3 and 4 sent, 10 MiB kept", predicted.ByOp, predicted.Bytes, w, want)
+	}
+	if st := tb.proxy.Stats(); st.Requests != 0 {
+		t.Fatalf("the dry run sent %v", st.ByOp)
+	}
+	if _, err := tb.Upload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	want["HeadBucket"] = 1
+	if st := tb.proxy.Stats(); fmt.Sprint(byOp(st)) != fmt.Sprint(want) || st.BytesUploaded != predicted.Bytes {
+		t.Fatalf("the real upload sent %v, %d bytes; the dry run predicted %v, %d bytes", byOp(st), st.BytesUploaded, predicted.ByOp, predicted.Bytes)
+	}
 }

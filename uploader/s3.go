@@ -347,9 +347,9 @@ func (b *S3) Check(ctx context.Context) error {
 // read into memory first, so that Content-MD5 can be computed for the
 // server to check and the BLAKE3 of exactly those bytes compared with
 // u.Hash before the object is made visible.
-func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
+func (b *S3) Upload(ctx context.Context, u Upload) (Written, error) {
 	if err := b.Check(ctx); err != nil {
-		return "", err
+		return Written{}, err
 	}
 	fsys := u.FS
 	if fsys == nil {
@@ -357,13 +357,19 @@ func (b *S3) Upload(ctx context.Context, u Upload) (string, error) {
 	}
 	f, err := fsys.Open(u.Path)
 	if err != nil {
-		return "", err
+		return Written{}, err
 	}
 	defer f.Close()
 	r := scanner.NewHashReader(f, u.Size)
 	if b.uploadsInParts(u.Size) {
 		return b.uploadParts(ctx, r, u)
 	}
+	etag, err := b.put(ctx, r, u)
+	return Written{ETag: etag, Sent: u.Size}, err
+}
+
+// put uploads u, read from r, with one PutObject.
+func (b *S3) put(ctx context.Context, r *scanner.HashReader, u Upload) (string, error) {
 	release, err := b.mem.file(ctx, u.Size)
 	if err != nil {
 		return "", err
@@ -441,17 +447,19 @@ func md5Base64(b []byte) string {
 // resume) is continued: the parts S3 holds are read again, to hash, and not
 // sent. It completes only if the whole file hashed to u.Hash, and aborts
 // otherwise, so no object with other bytes and no orphan parts remain.
-func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (etag string, err error) {
+func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (w Written, err error) {
 	partSize := b.uploadPartSize(u.Size)
 	uploadID, kept, err := b.resume(ctx, u, partSize)
 	if err != nil {
-		return "", err
+		return w, err
 	}
 	if uploadID == "" {
 		if uploadID, err = b.createUpload(ctx, u, partSize); err != nil {
-			return "", err
+			return w, err
 		}
 	}
+	w.Kept = keptBytes(kept)
+	w.Sent = u.Size - w.Kept
 	defer func() {
 		if err != nil {
 			b.abortRecorded(ctx, u, uploadID, &err)
@@ -459,21 +467,23 @@ func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (
 	}()
 	parts, err := b.sendParts(ctx, r, u, uploadID, partSize, kept)
 	if err != nil {
-		return "", err
+		return Written{}, err
 	}
 	if err := checkEOF(r, u.Path); err != nil {
-		return "", err
+		return Written{}, err
 	}
 	if r.Sum() != u.Hash {
-		return "", changedError{u.Path}
+		return Written{}, changedError{u.Path}
 	}
-	etag, err = b.complete(ctx, u.Key, &uploadID, parts)
-	if err == nil && u.Resumes != nil {
+	if w.ETag, err = b.complete(ctx, u.Key, &uploadID, parts); err != nil {
+		return Written{}, err
+	}
+	if u.Resumes != nil {
 		// If this fails, the run's end aborts the record's upload, which
 		// S3 no longer has, and drops the record (AbortLeftUploads).
 		_ = u.Resumes.ForgetUpload(context.WithoutCancel(ctx), u.Key, uploadID)
 	}
-	return etag, err
+	return w, nil
 }
 
 // sendParts sends the parts of u that kept does not hold, in parallel as
