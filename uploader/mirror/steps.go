@@ -278,9 +278,9 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	applier := &uploader.Applier{
 		Bucket: bucket, Journal: journal, Root: o.Identity.Source, Prefix: o.Identity.Prefix,
 		Concurrency: concurrency, FS: fsys, Report: r.report, Queued: o.Queued,
-	}
-	if !o.DryRun {
-		applier.Resumes = r.db
+		// A dry run's bucket only reads the uploads recorded, to count
+		// what continuing one sends (and its manifest is read-only).
+		Resumes: r.db,
 	}
 	var sum uploader.Summary
 	g.Go(func() error {
