@@ -242,7 +242,7 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	}
 	fsys := scanner.OS{FollowSymlinks: o.FollowSymlinks}
 	g, gctx := errgroup.WithContext(ctx)
-	bucket = r.checkBeside(gctx, g, bucket)
+	bucket, journal = r.checkBeside(gctx, g, bucket, journal)
 	entries := make(chan scanner.Entry, 1024)
 	changes := make(chan manifest.Change, 256)
 	g.Go(func() error {
