@@ -75,11 +75,20 @@ func TestRestoreAtAfterRansomware(t *testing.T) {
 	compareTrees(t, treeState(t, dir), original)
 }
 
+// historyVersion is a version as history --json prints it.
+type historyVersion struct {
+	Run       int64      `json:"run"`
+	Replaced  *time.Time `json:"replaced"`
+	Size      int64      `json:"size"`
+	BLAKE3    string     `json:"blake3"`
+	VersionID string     `json:"version_id"`
+}
+
 // historyOf is history --json of path.
-func (e *env) historyOf(path string) []versionJSON {
+func (e *env) historyOf(path string) []historyVersion {
 	e.t.Helper()
 	r := e.cmdWant(0, "history", append(e.baseArgs(), "--json", path)...)
-	var vs []versionJSON
+	var vs []historyVersion
 	if err := json.Unmarshal([]byte(r.stdout), &vs); err != nil {
 		e.t.Fatalf("history --json: %v\n%s", err, r.stdout)
 	}
