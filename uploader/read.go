@@ -317,3 +317,16 @@ func parseMeta(size int64, md map[string]string) ObjectMeta {
 	}
 	return m
 }
+
+// Versioning is the bucket's versioning status as S3 tells it: "Enabled",
+// "Suspended", or "" (never turned on).
+func (b *S3) Versioning(ctx context.Context) (string, error) {
+	if err := b.Check(ctx); err != nil {
+		return "", err
+	}
+	out, err := b.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(b.bucket)})
+	if err != nil {
+		return "", b.opError("get versioning of", b.bucket, err)
+	}
+	return string(out.Status), nil
+}
