@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
@@ -171,6 +172,9 @@ type Written struct {
 	// VersionID is the version the write made, in a bucket with
 	// versioning on; "" without.
 	VersionID string
+	// RetainUntil is the Object Lock retention the write asked for;
+	// zero if none (or not known: a multipart upload continued).
+	RetainUntil time.Time
 }
 
 // MaxDeleteBatch is how many keys one DeleteObjects request takes.

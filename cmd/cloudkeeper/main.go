@@ -125,6 +125,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			verifyCommand(),
 			restoreCommand(),
+			pruneCommand(),
 			manifestCommand(),
 			demoCommand(),
 			benchCommand(),
