@@ -62,11 +62,12 @@ type VersionRef struct {
 }
 
 // VersionError is a version S3 did not delete. Locked reports a refusal
-// for the version's Object Lock retention (AccessDenied).
+// for the version's Object Lock retention (AccessDenied); Gone one for a
+// version S3 does not have (NoSuchVersion).
 type VersionError struct {
 	VersionRef
-	Err    error
-	Locked bool
+	Err          error
+	Locked, Gone bool
 }
 
 func (e VersionError) Error() string {
@@ -92,7 +93,32 @@ func (b *S3) DeleteVersions(ctx context.Context, refs []VersionRef) ([]VersionEr
 			VersionRef: VersionRef{Key: aws.ToString(e.Key), VersionID: aws.ToString(e.VersionId)},
 			Err:        fmt.Errorf("%s: %s", code, aws.ToString(e.Message)),
 			Locked:     code == "AccessDenied",
+			Gone:       code == "NoSuchVersion" || code == "NoSuchKey",
 		})
 	}
 	return failed, err
+}
+
+// VersionGone reports whether S3 no longer has the version at ref (a HEAD
+// of it answers 404): deleted by an earlier request, or expired by the
+// bucket's lifecycle rules. Servers differ in how they refuse the delete
+// of a version they do not have (Versity: InvalidArgument), so a refusal
+// is checked this way.
+func (b *S3) VersionGone(ctx context.Context, ref VersionRef) (bool, error) {
+	if err := b.Check(ctx); err != nil {
+		return false, err
+	}
+	in := &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(ref.Key)}
+	if ref.VersionID != "" {
+		in.VersionId = aws.String(ref.VersionID)
+	}
+	_, err := b.client.HeadObject(ctx, in)
+	switch err := b.readError("head", ref.Key+" version "+ref.VersionID, err); {
+	case err == nil:
+		return false, nil
+	case errors.Is(err, ErrNotFound):
+		return true, nil
+	default:
+		return false, err
+	}
 }

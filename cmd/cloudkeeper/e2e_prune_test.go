@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
 
@@ -276,4 +278,33 @@ func TestPruneEvery(t *testing.T) {
 		t.Errorf("after the prune: S3 %q, history %q; want v3 and v4", got, historyIDs(h))
 	}
 	e.cmdWant(exitUsage, "sync", append(e.baseArgs(), "--prune-every", "1h")...) // no --keep
+}
+
+// A prune killed the moment S3's answer to its DeleteObjects reached it
+// has not forgotten the versions S3 deleted: the next prune does, even
+// with a keep that would keep them.
+func TestPruneKilledAfterS3DeletedIsFinishedByTheNext(t *testing.T) {
+	e := newVersionedEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}}, false)
+	e.sync(0)
+	for i := 2; i <= 4; i++ {
+		e.edit("doc.txt", fmt.Sprintf("v%d", i), i)
+		e.sync(0)
+	}
+	all := e.s3Versions("doc.txt")
+	e.killCommandWhen("prune", "DeleteObjects", func(r *http.Request, kill func()) *s3test.Fault {
+		if s3test.Operation(r) != "DeleteObjects" {
+			return nil
+		}
+		return &s3test.Fault{Answered: kill}
+	}, "--keep", "1")
+	if got := e.s3Versions("doc.txt"); !slices.Equal(got, all[2:]) || len(e.history("doc.txt")) != 4 {
+		t.Fatalf("after the kill: S3 %q, history %q; want S3 without v1, v2 and the history with them", got, historyIDs(e.history("doc.txt")))
+	}
+	r := e.prune(0, "--keep", "10")
+	if !strings.Contains(r.stdout, "pruned 2 old versions") {
+		t.Errorf("the prune after the kill:\n%s", r.stdout)
+	}
+	if got := historyIDs(e.history("doc.txt")); !slices.Equal(got, all[2:]) {
+		t.Errorf("the history %q after the next prune, want what S3 holds: %q", got, all[2:])
+	}
 }

@@ -23,6 +23,9 @@ type Bucket interface {
 	// DeleteVersions deletes up to uploader.MaxDeleteBatch versions in
 	// one request, and returns those it did not delete.
 	DeleteVersions(ctx context.Context, refs []uploader.VersionRef) ([]uploader.VersionError, error)
+	// VersionGone reports whether S3 no longer has a version (one whose
+	// delete it refused).
+	VersionGone(ctx context.Context, ref uploader.VersionRef) (bool, error)
 }
 
 // Options are a prune's settings.
@@ -153,6 +156,15 @@ func (p *pruner) batch(ctx context.Context, batch []manifest.OldVersion) error {
 	}
 	bad := make(map[uploader.VersionRef]uploader.VersionError, len(refused))
 	for _, e := range refused {
+		if !e.Locked && !e.Gone {
+			// Refused, or not there any more (a delete of a killed prune
+			// that S3 applied; a lifecycle rule's expiry)?
+			gone, err := p.o.Bucket.VersionGone(ctx, e.VersionRef)
+			if err != nil && (uploader.IsFatal(err) || ctx.Err() != nil) {
+				return err
+			}
+			e.Gone = gone
+		}
 		bad[e.VersionRef] = e
 	}
 	var gone, kept []int64
@@ -161,7 +173,7 @@ func (p *pruner) batch(ctx context.Context, batch []manifest.OldVersion) error {
 	for i, v := range batch {
 		e, refused := bad[refs[i]]
 		switch {
-		case !refused:
+		case !refused || e.Gone:
 			gone = append(gone, v.ID)
 			p.removed(v)
 		case e.Locked:
