@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -97,6 +98,10 @@ func (e *env) prune(want int, args ...string) result {
 
 func TestPruneKeepsCountAndDryRunTouchesNothing(t *testing.T) {
 	e := newVersionedEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}}, false)
+	r := e.prune(exitFatal, "--keep", "2") // before any sync
+	if dbs, _ := filepath.Glob(filepath.Join(e.state, "cloudkeeper", "*.db")); !strings.Contains(r.stderr, "no manifest at ") || len(dbs) != 0 {
+		t.Fatalf("prune before any sync: manifests %q\n%s", dbs, r.stderr)
+	}
 	e.sync(0)
 	for i := 2; i <= 5; i++ {
 		e.edit("doc.txt", strings.Repeat(fmt.Sprintf("v%d ", i), i), i)
@@ -107,7 +112,7 @@ func TestPruneKeepsCountAndDryRunTouchesNothing(t *testing.T) {
 		t.Fatalf("after 5 writes: S3 holds %q, the history %q", all, historyIDs(e.history("doc.txt")))
 	}
 
-	r := e.prune(0, "--keep", "2", "--dry-run")
+	r = e.prune(0, "--keep", "2", "--dry-run")
 	if n := strings.Count(r.stdout, "would prune "); n != 3 || !strings.Contains(r.stdout, "would prune 2 old versions (8 B); kept 2") {
 		t.Errorf("dry run: want 2 versions and the summary\n%s", r.stdout)
 	}

@@ -57,6 +57,9 @@ func pruneCommand() *cli.Command {
 
 // runPrune opens the manifest (read-only for a dry run) and prunes.
 func runPrune(ctx context.Context, p *printer, t target, keep manifest.Keep, dryRun bool) (prune.Result, error) {
+	if err := t.existingManifest(", nothing to prune"); err != nil {
+		return prune.Result{}, err
+	}
 	open := manifest.Open
 	if dryRun {
 		open = manifest.OpenReadOnly

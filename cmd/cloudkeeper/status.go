@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -36,11 +34,8 @@ func statusCommand() *cli.Command {
 			priceFileFlag(),
 		),
 		Action: command(sourceOfRun, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
-			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
-				if t.sourceErr != nil {
-					return t.sourceErr // a mistyped --source, most likely
-				}
-				return fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
+			if err := t.existingManifest(""); err != nil {
+				return err
 			}
 			db, err := manifest.OpenReadOnly(t.Manifest, t.identity())
 			if err != nil {
