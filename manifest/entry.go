@@ -22,6 +22,10 @@ type Entry struct {
 	UploadedNs int64        // when S3 confirmed the object, Unix ns
 	ETag       string       // S3's ETag of the object, without quotes, as its write answered; "" if not known
 	VersionID  string       // S3's version of the object, in a bucket with versioning; "" if none or not known
+	// RetainUntilNs is the Object Lock retention its write asked for
+	// (Unix ns; 0 none or not known): recorded in its version's history,
+	// not in its objects row.
+	RetainUntilNs int64
 }
 
 const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns, btime_ns, etag, version_id"

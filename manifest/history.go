@@ -29,8 +29,8 @@ func prepareHistory(tx *sql.Tx) (*historyStmts, error) {
 	if h.drop, err = tx.Prepare("DELETE FROM versions WHERE path = ? AND ended_ns IS NOT NULL AND version_id = '' AND history_key = ''"); err != nil {
 		return nil, err
 	}
-	if h.add, err = tx.Prepare(`INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag, version_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+	if h.add, err = tx.Prepare(`INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag, version_id, retain_until_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -60,7 +60,7 @@ func (h *historyStmts) written(e Entry, run int64) error {
 	if err := h.replaced(e.Path, e.UploadedNs, run); err != nil {
 		return err
 	}
-	if _, err := h.add.Exec(e.Path, run, e.UploadedNs, e.Stat.Size, e.Hash[:], e.Stat.MtimeNs, uint32(e.Stat.Mode), e.ETag, e.VersionID); err != nil {
+	if _, err := h.add.Exec(e.Path, run, e.UploadedNs, e.Stat.Size, e.Hash[:], e.Stat.MtimeNs, uint32(e.Stat.Mode), e.ETag, e.VersionID, e.RetainUntilNs); err != nil {
 		return fmt.Errorf("history of %q: %w", e.Path, err)
 	}
 	return nil

@@ -57,7 +57,7 @@ func ParseKeep(s string) (Keep, error) {
 			k.Count = n
 			continue
 		}
-		d, err := parseAge(part)
+		d, err := ParseAge(part)
 		if err != nil || d <= 0 || k.Age > 0 {
 			return Keep{}, fmt.Errorf("--keep %q: want an age (90d, 36h), a count of versions (10), or both (90d,10)", s)
 		}
@@ -66,8 +66,9 @@ func ParseKeep(s string) (Keep, error) {
 	return k, nil
 }
 
-// parseAge is a Go duration, or a whole number of days ("90d").
-func parseAge(s string) (time.Duration, error) {
+// ParseAge reads an age: a Go duration ("36h"), or a whole number of
+// days ("90d").
+func ParseAge(s string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil {

@@ -138,4 +138,13 @@ CREATE INDEX versions_by_end ON versions(ended_ns) WHERE ended_ns IS NOT NULL;
 INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag)
 	SELECT path, 0, uploaded_ns, size, blake3, mtime_ns, mode, etag FROM objects;
 `,
+	// 13: retention. retain_until_ns is the Object Lock retention a
+	// version was written with (0: none asked): prune does not ask S3 to
+	// delete it before then. pruning_ns marks a version a prune is about
+	// to delete (0: none): a prune killed before it recorded S3's answer
+	// leaves it marked, and the next prune deletes it whatever its --keep.
+	`
+ALTER TABLE versions ADD COLUMN retain_until_ns INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE versions ADD COLUMN pruning_ns INTEGER NOT NULL DEFAULT 0;
+`,
 }

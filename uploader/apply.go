@@ -354,6 +354,10 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	}
 	if answered {
 		ch.Entry.VersionID = w.VersionID
+		ch.Entry.RetainUntilNs = 0
+		if !w.RetainUntil.IsZero() {
+			ch.Entry.RetainUntilNs = w.RetainUntil.UnixNano()
+		}
 	}
 	return a.record(ctx, ch.Entry, answered, func() {
 		if ch.Op == manifest.OpRename {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
@@ -176,6 +177,9 @@ type Written struct {
 	// continued, not sent again): Sent+Kept is the file's size. Both 0
 	// for a copy.
 	Sent, Kept int64
+	// RetainUntil is the Object Lock retention the write asked for;
+	// zero if none (or not known: a multipart upload continued).
+	RetainUntil time.Time
 }
 
 // MaxDeleteBatch is how many keys one DeleteObjects request takes.

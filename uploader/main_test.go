@@ -47,7 +47,7 @@ func newTestBucket(t testing.TB, mod ...func(*S3Config)) *testBucket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testBucket{S3: b, name: name, proxy: proxy}
+	return &testBucket{S3: b, name: cfg.Bucket, proxy: proxy}
 }
 
 // objects returns the bucket's objects, read with a client of its own.

@@ -125,25 +125,28 @@ func (b *S3) listParts(ctx context.Context, key, uploadID string) (map[int32]man
 	}
 }
 
-// createUpload starts a multipart upload of u and records it.
-func (b *S3) createUpload(ctx context.Context, u Upload, partSize int64) (string, error) {
+// createUpload starts a multipart upload of u, with the retention it asked
+// for, and records it.
+func (b *S3) createUpload(ctx context.Context, u Upload, partSize int64) (string, retention, error) {
+	lock := b.retention()
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:   aws.String(b.bucket),
-		Key:      aws.String(u.Key),
-		Metadata: u.Metadata(),
+		Bucket:         aws.String(b.bucket),
+		Key:            aws.String(u.Key),
+		Metadata:       u.Metadata(),
+		ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.until,
 	})
 	if err != nil {
-		return "", b.opError("upload", u.Key, err)
+		return "", lock, b.opError("upload", u.Key, err)
 	}
 	uploadID := aws.ToString(created.UploadId)
 	if u.Resumes != nil {
 		rec := manifest.PartialUpload{Key: u.Key, UploadID: uploadID, File: u.stat(), Hash: u.Hash, PartSize: partSize}
 		if err := u.Resumes.StartUpload(ctx, rec); err != nil {
 			b.abort(ctx, u.Key, created.UploadId, &err)
-			return "", err
+			return "", lock, err
 		}
 	}
-	return uploadID, nil
+	return uploadID, lock, nil
 }
 
 // abortRecorded aborts u's upload, adding its failure to *err, and forgets

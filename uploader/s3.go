@@ -77,6 +77,11 @@ type S3Config struct {
 	// parts) as they go onto the wire, across all requests of the
 	// client and of every other client built with the same Limiter.
 	Bandwidth *bwlimit.Limiter
+	// Lock, if set, gives every object written an Object Lock retention
+	// of that long from its write, in LockMode (GOVERNANCE if ""): the
+	// bucket must have Object Lock enabled (Check makes sure).
+	Lock     time.Duration
+	LockMode types.ObjectLockMode
 }
 
 // S3 is a Bucket on Amazon S3 or an S3-compatible server.
@@ -95,6 +100,9 @@ type S3 struct {
 	// maxParts is the most parts of a multipart upload: S3's 10,000
 	// (a field so that a test can reach part sizes above the budget).
 	maxParts int64
+	// lock and lockMode are S3Config's.
+	lock     time.Duration
+	lockMode types.ObjectLockMode
 
 	ready    sync.Once
 	readyErr error
@@ -159,6 +167,8 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		copyPart: c.CopyPartSize,
 		mem:      newMemBudget(c.memoryBudget()),
 		maxParts: maxParts,
+		lock:     c.Lock,
+		lockMode: c.LockMode,
 		requests: requests,
 		inflight: inflight,
 	}, nil
@@ -198,6 +208,9 @@ func (c *S3Config) applyDefaults() {
 	}
 	if c.Region == "" && c.Endpoint != "" {
 		c.Region = "us-east-1"
+	}
+	if c.Lock > 0 && c.LockMode == "" {
+		c.LockMode = types.ObjectLockModeGovernance
 	}
 }
 
@@ -338,7 +351,9 @@ func (b *S3) Check(ctx context.Context) error {
 			if b.readyErr == nil {
 				b.readyErr = fmt.Errorf("bucket %s at %s: %w", b.bucket, b.where, err)
 			}
+			return
 		}
+		b.readyErr = b.checkLock(ctx)
 	})
 	return b.readyErr
 }
@@ -381,18 +396,20 @@ func (b *S3) put(ctx context.Context, r *scanner.HashReader, u Upload) (Written,
 	if r.Sum() != u.Hash {
 		return Written{}, changedError{u.Path}
 	}
+	lock := b.retention()
 	out, err := b.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        aws.String(b.bucket),
-		Key:           aws.String(u.Key),
-		Body:          bytes.NewReader(buf),
-		ContentLength: aws.Int64(u.Size),
-		ContentMD5:    aws.String(md5Base64(buf)),
-		Metadata:      u.Metadata(),
+		Bucket:         aws.String(b.bucket),
+		Key:            aws.String(u.Key),
+		Body:           bytes.NewReader(buf),
+		ContentLength:  aws.Int64(u.Size),
+		ContentMD5:     aws.String(md5Base64(buf)),
+		Metadata:       u.Metadata(),
+		ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.until,
 	}, b.upload...)
 	if err != nil {
 		return Written{}, b.opError("upload", u.Key, err)
 	}
-	return Written{ETag: unquote(out.ETag), VersionID: versionOf(out.VersionId), Sent: u.Size}, nil
+	return lock.written(Written{ETag: unquote(out.ETag), VersionID: versionOf(out.VersionId), Sent: u.Size}), nil
 }
 
 // unquote is an ETag as S3 sends it ("\"hex\""), without its quotes, as
@@ -452,9 +469,10 @@ func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (
 	if err != nil {
 		return w, err
 	}
+	var lock retention // of an upload continued: not known
 	if uploadID == "" {
-		if uploadID, err = b.createUpload(ctx, u, partSize); err != nil {
-			return w, err
+		if uploadID, lock, err = b.createUpload(ctx, u, partSize); err != nil {
+			return Written{}, err
 		}
 	}
 	w.Kept = keptBytes(kept)
@@ -477,6 +495,7 @@ func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (
 	if w, err = b.complete(ctx, u.Key, &uploadID, parts); err != nil {
 		return Written{}, err
 	}
+	w = lock.written(w)
 	w.Kept = keptBytes(kept)
 	w.Sent = u.Size - w.Kept
 	if u.Resumes != nil {
@@ -570,12 +589,14 @@ func (b *S3) Copy(ctx context.Context, from string, o Object) (Written, error) {
 	if inParts {
 		return b.copyParts(ctx, from, o)
 	}
+	lock := b.retention()
 	out, err := b.client.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket:            aws.String(b.bucket),
 		Key:               aws.String(o.Key),
 		CopySource:        aws.String(copySource(b.bucket, from)),
 		MetadataDirective: types.MetadataDirectiveReplace,
 		Metadata:          o.Metadata(),
+		ObjectLockMode:    lock.mode, ObjectLockRetainUntilDate: lock.until,
 	})
 	if err != nil {
 		return Written{}, b.copyError(from, o.Key, err)
@@ -584,7 +605,7 @@ func (b *S3) Copy(ctx context.Context, from string, o Object) (Written, error) {
 	if out.CopyObjectResult != nil {
 		w.ETag = unquote(out.CopyObjectResult.ETag)
 	}
-	return w, nil
+	return lock.written(w), nil
 }
 
 // copyError is opError for a copy, with a missing source told apart.
@@ -601,8 +622,10 @@ func (b *S3) copyError(from, to string, err error) error {
 // multipart upload if any part fails.
 func (b *S3) copyParts(ctx context.Context, from string, o Object) (w Written, err error) {
 	partSize := b.copyPartSize(o.Size)
+	lock := b.retention()
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(b.bucket), Key: aws.String(o.Key), Metadata: o.Metadata(),
+		ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.until,
 	})
 	if err != nil {
 		return Written{}, b.opError("copy "+from+" to", o.Key, err)
@@ -640,7 +663,8 @@ func (b *S3) copyParts(ctx context.Context, from string, o Object) (w Written, e
 	if err := g.Wait(); err != nil {
 		return Written{}, err
 	}
-	return b.complete(ctx, o.Key, created.UploadId, parts)
+	w, err = b.complete(ctx, o.Key, created.UploadId, parts)
+	return lock.written(w), err
 }
 
 // complete finishes a multipart upload with its parts in order, and
@@ -700,31 +724,38 @@ func copySource(bucket, key string) string {
 
 // Delete deletes keys with one DeleteObjects request.
 func (b *S3) Delete(ctx context.Context, keys []string) ([]KeyError, error) {
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	if len(keys) > MaxDeleteBatch {
-		return nil, fmt.Errorf("delete: %d keys in one batch, at most %d", len(keys), MaxDeleteBatch)
-	}
-	if err := b.Check(ctx); err != nil {
-		return nil, err
-	}
 	objs := make([]types.ObjectIdentifier, len(keys))
 	for i, k := range keys {
 		objs[i] = types.ObjectIdentifier{Key: aws.String(k)}
+	}
+	errs, err := b.deleteObjects(ctx, objs)
+	var failed []KeyError
+	for _, e := range errs {
+		failed = append(failed, KeyError{Key: aws.ToString(e.Key), Err: fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message))})
+	}
+	return failed, err
+}
+
+// deleteObjects sends one DeleteObjects of objs, and returns the errors
+// of the objects S3 did not delete.
+func (b *S3) deleteObjects(ctx context.Context, objs []types.ObjectIdentifier) ([]types.Error, error) {
+	if len(objs) == 0 {
+		return nil, nil
+	}
+	if len(objs) > MaxDeleteBatch {
+		return nil, fmt.Errorf("delete: %d keys in one batch, at most %d", len(objs), MaxDeleteBatch)
+	}
+	if err := b.Check(ctx); err != nil {
+		return nil, err
 	}
 	out, err := b.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: aws.String(b.bucket),
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
 	})
 	if err != nil {
-		return nil, b.opError(fmt.Sprintf("delete %d keys, first", len(keys)), keys[0], err)
+		return nil, b.opError(fmt.Sprintf("delete %d keys, first", len(objs)), aws.ToString(objs[0].Key), err)
 	}
-	var failed []KeyError
-	for _, e := range out.Errors {
-		failed = append(failed, KeyError{Key: aws.ToString(e.Key), Err: fmt.Errorf("%s: %s", aws.ToString(e.Code), aws.ToString(e.Message))})
-	}
-	return failed, nil
+	return out.Errors, nil
 }
 
 // sdkLogger writes the SDK's log lines to a slog.Logger, at Debug, so

@@ -330,3 +330,15 @@ func (t target) s3Config() uploader.S3Config {
 	}
 	return cfg
 }
+
+// existingManifest fails unless t's manifest is there (a command that only
+// reads it must not make an empty one), its message ending with more.
+func (t target) existingManifest(more string) error {
+	if _, err := os.Stat(t.Manifest); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if t.sourceErr != nil {
+		return t.sourceErr // a mistyped --source, most likely
+	}
+	return fmt.Errorf("no manifest at %s: no sync has run for %s yet%s", t.Manifest, t.identity(), more)
+}

@@ -40,7 +40,13 @@ func (e *env) killAfter(op string, args ...string) {
 // if the run ended without being killed (what names the kill awaited).
 func (e *env) killWhen(what string, fault func(r *http.Request, kill func()) *s3test.Fault, args ...string) {
 	e.t.Helper()
-	cmd := exec.Command(binPath, append(append([]string{"sync"}, e.baseArgs()...), args...)...)
+	e.killCommandWhen("sync", what, fault, args...)
+}
+
+// killCommandWhen is killWhen for the command name.
+func (e *env) killCommandWhen(name, what string, fault func(r *http.Request, kill func()) *s3test.Fault, args ...string) {
+	e.t.Helper()
+	cmd := exec.Command(binPath, append(append([]string{name}, e.baseArgs()...), args...)...)
 	cmd.Env = e.environ()
 	var once sync.Once
 	kills := make(chan bool, 1)

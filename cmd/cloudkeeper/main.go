@@ -127,6 +127,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			restoreCommand(),
 			historyCommand(),
 			runsCommand(),
+			pruneCommand(),
 			manifestCommand(),
 			demoCommand(),
 			benchCommand(),

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/prune"
 )
 
 // printer writes one line per applied change and the summary to stdout,
@@ -74,6 +75,7 @@ type jsonSummary struct {
 		Result   manifest.Outcome `json:"result"`
 		ExitCode int              `json:"exit_code"`
 		Error    string           `json:"error,omitempty"`
+		Pruned   *prune.Result    `json:"pruned,omitempty"` // --prune-every
 		jsonRequests
 	} `json:"summary"`
 }
@@ -203,6 +205,7 @@ func (p *printer) summary(res outcome) {
 		if res.Err != nil {
 			js.Summary.Error = res.Err.Error()
 		}
+		js.Summary.Pruned = res.Pruned
 		js.Summary.jsonRequests = p.requestsJSON(res.Result)
 		p.printJSON(js)
 		return
@@ -219,6 +222,9 @@ func (p *printer) summary(res outcome) {
 		line += "; " + ended
 	}
 	p.println(line)
+	if res.Pruned != nil {
+		p.pruneSummary(*res.Pruned)
+	}
 	p.printRequests(res.Result)
 }
 

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -154,11 +152,8 @@ func printRuns(w io.Writer, runs []report.StatusRun, prices cost.Prices) {
 // openManifest opens t's manifest to read it, with a clear message if
 // there is none.
 func openManifest(t target) (*manifest.DB, error) {
-	if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
-		if t.sourceErr != nil {
-			return nil, t.sourceErr // a mistyped --source, most likely
-		}
-		return nil, fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
+	if err := t.existingManifest(""); err != nil {
+		return nil, err
 	}
 	return manifest.OpenReadOnly(t.Manifest, t.identity())
 }

@@ -68,8 +68,10 @@ func runFlags() []cli.Flag {
 		priceFileFlag(),
 		&cli.StringFlag{Name: "bwlimit", EnvVars: []string{"CLOUDKEEPER_BWLIMIT"}, Value: "off", Usage: "limit uploads to `RATE` bytes per second, all requests together: 10M, 512K, 1.5M (K, M, G are 1024-based, as in rclone: 1M is 1 MiB/s), plain bytes, or off; " +
 			"or a day schedule in local time, \"08:00,1M 23:00,off\": each limit from its time until the next, the last one over midnight"},
-		&cli.StringFlag{Name: "keep", EnvVars: []string{"CLOUDKEEPER_KEEP"}, Value: "off", Usage: "keep overwritten and deleted files' old versions for `AGE` after they were replaced (90d, 36h), or the COUNT newest of each file (10), or both (90d,10); " +
-			"kept by the bucket's versioning where it has it, by copies otherwise; `cloudkeeper prune` removes what is past it"},
+		keepFlag(),
+		&cli.StringFlag{Name: "prune-every", EnvVars: []string{"CLOUDKEEPER_PRUNE_EVERY"}, Value: "off", Usage: "a full run whose last prune is older than `AGE` (7d, 24h) prunes at its end, by --keep (see cloudkeeper prune); off never"},
+		&cli.StringFlag{Name: "lock", EnvVars: []string{"CLOUDKEEPER_LOCK"}, Value: "off", Usage: "give every version written an Object Lock retention of `AGE` (30d, 36h): not even these credentials can delete it before; the bucket must have Object Lock enabled; off none"},
+		&cli.StringFlag{Name: "lock-mode", EnvVars: []string{"CLOUDKEEPER_LOCK_MODE"}, Value: "governance", Usage: "the retention's `MODE`: governance (a user with s3:BypassGovernanceRetention may still delete) or compliance (no one can, not even the account's root, until it ends)"},
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests \"cloudkeeper manifest rebuild\""},
 	}
 }
@@ -102,11 +104,15 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	if err != nil {
 		return syncOptions{}, afterRun{}, err
 	}
-	keep, err := manifest.ParseKeep(c.String("keep"))
+	keep, err := loadKeep(c)
 	if err != nil {
-		return syncOptions{}, afterRun{}, usageError{fmt.Errorf("%w (or CLOUDKEEPER_KEEP)", err)}
+		return syncOptions{}, afterRun{}, err
 	}
-	return syncOptions{target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
+	ret, err := loadRetention(c, keep)
+	if err != nil {
+		return syncOptions{}, afterRun{}, err
+	}
+	return syncOptions{retention: ret, target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
 		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"),
 		reconcileEvery: c.Duration("reconcile-every"), bandwidth: bandwidth, keep: keep}, after, nil
 }
@@ -156,6 +162,7 @@ type syncOptions struct {
 	reconcileEvery time.Duration    // reconcile when the last one is older; 0 never
 	bandwidth      *bwlimit.Limiter // --bwlimit; nil none
 	keep           manifest.Keep    // --keep
+	retention                       // --prune-every, --lock, --lock-mode
 }
 
 // mirrorOptions are the options of a run, its callbacks wired to the
@@ -164,10 +171,11 @@ type syncOptions struct {
 func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 	cfg := o.s3Config()
 	cfg.MaxAttempts, cfg.MaxBackoff, cfg.PartSize, cfg.Bandwidth = o.retries, o.retryWait, o.partSize, o.bandwidth
+	cfg.Lock, cfg.LockMode = o.lock, o.lockMode
 	return mirror.Options{
 		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
 		Filter: o.filter, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
-		AllowExisting: o.allowExisting, Reconcile: o.reconcile, ReconcileEvery: o.reconcileEvery, Keep: o.keep,
+		AllowExisting: o.allowExisting, Reconcile: o.reconcile, ReconcileEvery: o.reconcileEvery, Keep: o.keep, PruneEvery: o.pruneEvery,
 		Log: p.log, Report: p.result, Problem: p.diffProblem,
 		Unsettled: func(path string, err error) {
 			p.keepError(fmt.Sprintf("%s: in doubt since an interrupted run and S3 could not be asked: %v", display(path), err))

@@ -51,6 +51,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/prune"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/reconcile"
 )
 
@@ -97,6 +98,10 @@ type Options struct {
 	// with versioning the history is recorded whatever it says; without,
 	// a run keeps old versions (copies) only when Keep is on.
 	Keep manifest.Keep
+	// PruneEvery: a real full run whose last prune is older (or that
+	// finds none) prunes at its end, by Keep (see package prune); 0
+	// never.
+	PruneEvery time.Duration
 
 	// Log receives what the run says about itself (settled keys, the
 	// reconcile's figures, a record that could not be written); nil:
@@ -154,6 +159,9 @@ type Result struct {
 	// Replaced are the objects the run overwrote or deleted, by age, for
 	// the charge of a minimum storage duration (see Estimate).
 	Replaced cost.Replaced
+	// Pruned is what the prune at the run's end freed (PruneEvery); nil
+	// if none was due.
+	Pruned *prune.Result
 }
 
 // Interrupted reports whether the run was stopped by the end of its
@@ -340,6 +348,7 @@ func (r *run) execute(ctx context.Context) {
 	if res.Err == nil && st.Refused != nil {
 		res.Err = st.Refused // everything else was applied
 	}
+	r.pruneIfDue(ctx)
 	if first && !due && res.Err == nil && !o.DryRun && o.Scopes == nil && !o.AllowExisting {
 		// The bucket now holds what the manifest says, from the start
 		// of this run on: as good as a reconcile.
