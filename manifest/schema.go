@@ -132,4 +132,15 @@ CREATE INDEX versions_by_end ON versions(ended_ns) WHERE ended_ns IS NOT NULL;
 INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag)
 	SELECT path, 0, uploaded_ns, size, blake3, mtime_ns, mode, etag FROM objects;
 `,
+	// History copies in doubt: a copy of an object into the history area
+	// (a bucket without versioning) is marked here before it goes out,
+	// and the mark cleared once it is recorded on its version.
+	`
+CREATE TABLE history_doubt (
+	key      TEXT    PRIMARY KEY, -- the history key
+	path     TEXT    NOT NULL,    -- the path whose object is copied
+	blake3   BLOB    NOT NULL,    -- its content, as the manifest knows it
+	since_ns INTEGER NOT NULL
+);
+`,
 }
