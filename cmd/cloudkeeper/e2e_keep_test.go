@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -197,4 +198,55 @@ func TestSyncKilledAfterHistoryCopy(t *testing.T) {
 		t.Fatalf("history area %q; versions of gone.txt %+v", scantest.Keys(history), gone)
 	}
 	e.verifyGood()
+}
+
+// A history copy that fails keeps its overwrite and its delete from going
+// out: the run is incomplete, the bucket still holds the old bytes, and the
+// next run keeps them and applies the changes.
+func TestSyncKeepFailedCopyHoldsTheChange(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}, "gone.txt": scantest.File{Content: "bye"}})
+	e.sync(0, keepArgs...)
+	scantest.Write(t, e.src, "doc.txt", "v2, longer")
+	os.Remove(e.path("gone.txt"))
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if s3test.Operation(r) == "CopyObject" {
+			return &s3test.Fault{Status: http.StatusBadRequest, Code: "InvalidRequest"}
+		}
+		return nil
+	})
+	e.sync(3, keepArgs...)
+	e.proxy.SetFault(nil)
+	e.wantOps(map[string]int64{"CopyObject": 2})
+	if objs := gwtest.Objects(t, gw.Client(), e.bucket, e.prefix); len(objs) != 2 || string(objs["laptop/doc.txt"].Body) != "v1" {
+		t.Fatalf("after the failed copies the bucket holds %q", scantest.Keys(objs))
+	}
+	e.sync(0, keepArgs...)
+	history := e.checkMirrorIsTree()
+	doc, gone := e.history("doc.txt"), e.history("gone.txt")
+	if len(history) != 2 || len(doc) != 2 || len(gone) != 1 {
+		t.Fatalf("history area %q; versions of doc.txt %+v, of gone.txt %+v", scantest.Keys(history), doc, gone)
+	}
+	e.wantKept(history, "doc.txt", doc[0], "v1")
+	e.wantKept(history, "gone.txt", gone[0], "bye")
+}
+
+// A file moved onto another: both objects it replaces are kept, the one
+// overwritten at the new key and the one deleted at the old.
+func TestSyncKeepRenameOntoAFile(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "moves"}, "b.txt": scantest.File{Content: "replaced"}})
+	e.sync(0, keepArgs...)
+	if err := os.Rename(e.path("a.txt"), e.path("b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.sync(0, keepArgs...); !slices.Equal(r.lines(), []string{"rename  a.txt -> b.txt"}) {
+		t.Fatalf("sync: %q", r.lines())
+	}
+	e.wantOps(map[string]int64{"CopyObject": 3, "DeleteObjects": 1})
+	history := e.checkMirrorIsTree()
+	a, b := e.history("a.txt"), e.history("b.txt")
+	if len(history) != 2 || len(a) != 1 || len(b) != 2 {
+		t.Fatalf("history area %q; versions of a.txt %+v, of b.txt %+v", scantest.Keys(history), a, b)
+	}
+	e.wantKept(history, "a.txt", a[0], "moves")
+	e.wantKept(history, "b.txt", b[0], "replaced")
 }
