@@ -221,13 +221,7 @@ func TestSyncKeepFailedCopyHoldsTheChange(t *testing.T) {
 		t.Fatalf("after the failed copies the bucket holds %q", scantest.Keys(objs))
 	}
 	e.sync(0, keepArgs...)
-	history := e.checkMirrorIsTree()
-	doc, gone := e.history("doc.txt"), e.history("gone.txt")
-	if len(history) != 2 || len(doc) != 2 || len(gone) != 1 {
-		t.Fatalf("history area %q; versions of doc.txt %+v, of gone.txt %+v", scantest.Keys(history), doc, gone)
-	}
-	e.wantKept(history, "doc.txt", doc[0], "v1")
-	e.wantKept(history, "gone.txt", gone[0], "bye")
+	e.wantOldestKept(2, map[string]oldest{"doc.txt": {2, "v1"}, "gone.txt": {1, "bye"}})
 }
 
 // A file moved onto another: both objects it replaces are kept, the one
@@ -242,11 +236,29 @@ func TestSyncKeepRenameOntoAFile(t *testing.T) {
 		t.Fatalf("sync: %q", r.lines())
 	}
 	e.wantOps(map[string]int64{"CopyObject": 3, "DeleteObjects": 1})
+	e.wantOldestKept(2, map[string]oldest{"a.txt": {1, "moves"}, "b.txt": {2, "replaced"}})
+}
+
+// oldest is what a path's history must be: how many versions, the oldest
+// of them kept with body.
+type oldest struct {
+	versions int
+	body     string
+}
+
+// wantOldestKept asserts that the mirror is the tree, that the history
+// area holds n copies, and that each path's history is as want says.
+func (e *env) wantOldestKept(n int, want map[string]oldest) {
+	e.t.Helper()
 	history := e.checkMirrorIsTree()
-	a, b := e.history("a.txt"), e.history("b.txt")
-	if len(history) != 2 || len(a) != 1 || len(b) != 2 {
-		t.Fatalf("history area %q; versions of a.txt %+v, of b.txt %+v", scantest.Keys(history), a, b)
+	if len(history) != n {
+		e.t.Fatalf("history area %q, want %d copies", scantest.Keys(history), n)
 	}
-	e.wantKept(history, "a.txt", a[0], "moves")
-	e.wantKept(history, "b.txt", b[0], "replaced")
+	for path, w := range want {
+		vs := e.history(path)
+		if len(vs) != w.versions {
+			e.t.Fatalf("versions of %s: %+v, want %d", path, vs, w.versions)
+		}
+		e.wantKept(history, path, vs[0], w.body)
+	}
 }
