@@ -12,6 +12,9 @@ import (
 type HistoryCopy struct {
 	Key string // its history key (HistoryKey)
 	Of  Entry  // the row of the object copied; a doubt read back has its Path and Hash only
+	// Since and Answered, read back by HistoryDoubts, are as an Intent's.
+	Since    time.Time
+	Answered bool
 }
 
 // IntendHistory marks copies in doubt before they go out, in one
@@ -99,7 +102,9 @@ func recordCopy(ctx context.Context, tx *sql.Tx, c HistoryCopy) error {
 // HistoryDoubts returns the history copies in doubt, in key order: an
 // interrupted run marked them and did not record them.
 func (m *DB) HistoryDoubts(ctx context.Context) ([]HistoryCopy, error) {
-	rows, err := m.db.QueryContext(ctx, "SELECT key, path, blake3 FROM history_doubt ORDER BY key")
+	rows, err := m.db.QueryContext(ctx, `SELECT key, path, blake3, since_ns,
+		EXISTS (SELECT 1 FROM runs WHERE exit_code IN (0, 3) AND started_ns <= since_ns AND ended_ns >= since_ns)
+		FROM history_doubt ORDER BY key`)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -108,10 +113,12 @@ func (m *DB) HistoryDoubts(ctx context.Context) ([]HistoryCopy, error) {
 	for rows.Next() {
 		var c HistoryCopy
 		var hash []byte
-		if err := rows.Scan(&c.Key, &c.Of.Path, &hash); err != nil {
+		var since int64
+		if err := rows.Scan(&c.Key, &c.Of.Path, &hash, &since, &c.Answered); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 		}
 		copy(c.Of.Hash[:], hash)
+		c.Since = time.Unix(0, since)
 		out = append(out, c)
 	}
 	if err := rows.Err(); err != nil {

@@ -222,10 +222,18 @@ func settleHistory(ctx context.Context, db *manifest.DB, b SettleBucket, warn fu
 // settleHistoryCopy settles one history copy in doubt: recorded if it is
 // there with the content the doubt says and a version of that content has
 // no copy yet; deleted if it is there otherwise.
+//
+// A copy the killed run may still have on its way (as SettleWatch says) is
+// looked for again by the runs that follow, until it is recorded or the
+// watch ends: one that lands after this run copied the version again
+// keeps nothing, and is deleted then.
 func settleHistoryCopy(ctx context.Context, db *manifest.DB, b SettleBucket, c manifest.HistoryCopy) (attached, deleted bool, err error) {
+	watch := !c.Answered && time.Since(c.Since) < SettleWatch
 	meta, err := b.Head(ctx, c.Key)
 	if errors.Is(err, ErrNotFound) {
-		_, err = db.SettleHistory(ctx, c, false)
+		if !watch {
+			_, err = db.SettleHistory(ctx, c, false)
+		}
 		return false, false, err
 	}
 	if err != nil {
@@ -243,6 +251,8 @@ func settleHistoryCopy(ctx context.Context, db *manifest.DB, b SettleBucket, c m
 	if err != nil {
 		return false, false, fmt.Errorf("history copy %s, which keeps no version: %w", c.Key, err)
 	}
-	_, err = db.SettleHistory(ctx, c, false)
+	if !watch {
+		_, err = db.SettleHistory(ctx, c, false)
+	}
 	return false, err == nil, err
 }

@@ -262,3 +262,33 @@ func (e *env) wantOldestKept(n int, want map[string]oldest) {
 		e.wantKept(history, path, vs[0], w.body)
 	}
 }
+
+// Killed as its history copy went out, which lands only after the next run
+// looked for it and copied the version again (a request still on its way):
+// the runs that follow look again, and delete the copy that keeps nothing.
+func TestSyncKilledHistoryCopyLandingLate(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}})
+	e.sync(0, keepArgs...)
+	scantest.Write(t, e.src, "doc.txt", "v2, longer")
+	e.killWhen("CopyObject", func(r *http.Request, kill func()) *s3test.Fault {
+		if s3test.Operation(r) != "CopyObject" {
+			return nil
+		}
+		kill()
+		return &s3test.Fault{Reset: true}
+	}, keepArgs...)
+	e.sync(0, keepArgs...)
+	doc := e.history("doc.txt")
+	if len(doc) != 2 {
+		t.Fatalf("versions of doc.txt %+v", doc)
+	}
+	late := fmt.Sprintf("%s%d/doc.txt", e.historyArea(), doc[0].EndedRun-1)
+	if doc[0].HistoryKey == late {
+		t.Fatalf("the copy that never landed is recorded: %+v", doc[0])
+	}
+	e.plant(late, "v1", selfDescribing("v1"))
+	if r := e.sync(0, keepArgs...); !strings.Contains(r.stderr, "history_copies_deleted=1") {
+		t.Fatalf("the run after the late copy deleted nothing:\n%s", r.stderr)
+	}
+	e.wantOldestKept(1, map[string]oldest{"doc.txt": {2, "v1"}})
+}
