@@ -11,7 +11,7 @@ import (
 // without versioning, the object a run is about to overwrite or delete.
 type HistoryCopy struct {
 	Key string // its history key (HistoryKey)
-	Of  Entry  // the row of the object copied; a doubt read back has its Path and Hash only
+	Of  Entry  // the row of the object copied; a doubt read back has its Path, Hash and Size only
 	// Since and Answered, read back by HistoryDoubts, are as an Intent's.
 	Since    time.Time
 	Answered bool
@@ -37,7 +37,8 @@ func (m *DB) IntendHistory(ctx context.Context, copies []HistoryCopy) ([]History
 		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM versions WHERE path = ? AND ended_ns IS NULL AND blake3 = ? AND history_key != '')`,
 			c.Of.Path, c.Of.Hash[:]).Scan(&kept)
 		if err == nil && !kept {
-			_, err = tx.ExecContext(ctx, "INSERT OR REPLACE INTO history_doubt(key, path, blake3, since_ns) VALUES (?, ?, ?, ?)", c.Key, c.Of.Path, c.Of.Hash[:], now)
+			_, err = tx.ExecContext(ctx, "INSERT OR REPLACE INTO history_doubt(key, path, blake3, size, since_ns) VALUES (?, ?, ?, ?, ?)",
+				c.Key, c.Of.Path, c.Of.Hash[:], c.Of.Stat.Size, now)
 			need = append(need, c)
 		}
 		if err != nil {
@@ -102,7 +103,7 @@ func recordCopy(ctx context.Context, tx *sql.Tx, c HistoryCopy) error {
 // HistoryDoubts returns the history copies in doubt, in key order: an
 // interrupted run marked them and did not record them.
 func (m *DB) HistoryDoubts(ctx context.Context) ([]HistoryCopy, error) {
-	rows, err := m.db.QueryContext(ctx, `SELECT key, path, blake3, since_ns,
+	rows, err := m.db.QueryContext(ctx, `SELECT key, path, blake3, size, since_ns,
 		EXISTS (SELECT 1 FROM runs WHERE exit_code IN (0, 3) AND started_ns <= since_ns AND ended_ns >= since_ns)
 		FROM history_doubt ORDER BY key`)
 	if err != nil {
@@ -114,7 +115,7 @@ func (m *DB) HistoryDoubts(ctx context.Context) ([]HistoryCopy, error) {
 		var c HistoryCopy
 		var hash []byte
 		var since int64
-		if err := rows.Scan(&c.Key, &c.Of.Path, &hash, &since, &c.Answered); err != nil {
+		if err := rows.Scan(&c.Key, &c.Of.Path, &hash, &c.Of.Stat.Size, &since, &c.Answered); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 		}
 		copy(c.Of.Hash[:], hash)

@@ -140,6 +140,7 @@ CREATE TABLE history_doubt (
 	key      TEXT    PRIMARY KEY, -- the history key
 	path     TEXT    NOT NULL,    -- the path whose object is copied
 	blake3   BLOB    NOT NULL,    -- its content, as the manifest knows it
+	size     INTEGER NOT NULL,    -- its size: a large one may be copied in parts
 	since_ns INTEGER NOT NULL
 );
 `,

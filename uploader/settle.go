@@ -221,7 +221,8 @@ func settleHistory(ctx context.Context, db *manifest.DB, b SettleBucket, warn fu
 
 // settleHistoryCopy settles one history copy in doubt: recorded if it is
 // there with the content the doubt says and a version of that content has
-// no copy yet; deleted if it is there otherwise.
+// no copy yet; deleted if it is there otherwise. A large one's unfinished
+// multipart uploads are aborted first.
 //
 // A copy the killed run may still have on its way (as SettleWatch says) is
 // looked for again by the runs that follow, until it is recorded or the
@@ -229,6 +230,13 @@ func settleHistory(ctx context.Context, db *manifest.DB, b SettleBucket, warn fu
 // keeps nothing, and is deleted then.
 func settleHistoryCopy(ctx context.Context, db *manifest.DB, b SettleBucket, c manifest.HistoryCopy) (attached, deleted bool, err error) {
 	watch := !c.Answered && time.Since(c.Since) < SettleWatch
+	if c.Of.Stat.Size >= manifest.MinPartSize {
+		// Copied in parts, maybe (see S3.Copy): a multipart upload
+		// the kill cut off is billed until aborted.
+		if _, _, err := b.AbortUploadsOf(ctx, c.Key, ""); err != nil {
+			return false, false, fmt.Errorf("history copy %s: %w", c.Key, err)
+		}
+	}
 	meta, err := b.Head(ctx, c.Key)
 	if errors.Is(err, ErrNotFound) {
 		if !watch {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/zeebo/blake3"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
@@ -291,4 +293,29 @@ func TestSyncKilledHistoryCopyLandingLate(t *testing.T) {
 		t.Fatalf("the run after the late copy deleted nothing:\n%s", r.stderr)
 	}
 	e.wantOldestKept(1, map[string]oldest{"doc.txt": {2, "v1"}})
+}
+
+// A history copy of an object large enough to be copied in parts, killed
+// with its multipart upload started: the next run aborts that upload.
+func TestSyncKilledHistoryCopyInParts(t *testing.T) {
+	big := bigContent(manifest.MinPartSize + 1)
+	e := newEnv(t, scantest.Dir{"big.bin": scantest.File{Content: big}})
+	e.sync(0, keepArgs...)
+	scantest.Write(t, e.src, "big.bin", big[1:]+"x")
+	e.killApplied("CopyObject", keepArgs...)
+	doc := e.history("big.bin")
+	// What a kill in the middle of copying it in parts (UploadPartCopy)
+	// leaves: an upload no record names.
+	key := fmt.Sprintf("%s%d/big.bin", e.historyArea(), doc[0].Run+1)
+	if _, err := gw.Client().CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: aws.String(e.bucket), Key: aws.String(key)}); err != nil {
+		t.Fatal(err)
+	}
+	e.sync(0, keepArgs...)
+	if n := multipartUploads(t, e); n != 0 {
+		t.Fatalf("%d multipart uploads left behind", n)
+	}
+	history := e.checkMirrorIsTree()
+	if doc = e.history("big.bin"); len(history) != 1 || len(doc) != 2 || doc[0].HistoryKey != key || string(history[key].Body) != big {
+		t.Fatalf("history area %q; versions of big.bin %+v; want the first kept at %s", scantest.Keys(history), doc, key)
+	}
 }
