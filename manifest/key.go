@@ -121,12 +121,15 @@ var ErrFolderMarker = errors.New("folder marker")
 // the source, or says why it names none. Keys are untrusted input: only
 // what Key writes for a relative path without empty, "." or ".."
 // components is accepted, so a key can never lead outside the folder, and
-// two keys never map to one path. A folder marker is ErrFolderMarker.
+// two keys never map to one path. A folder marker is ErrFolderMarker, a
+// key in the history area ErrHistoryKey.
 func PathOfKey(prefix, key string, size int64) (string, error) {
 	rest, ok := strings.CutPrefix(key, prefix)
 	switch {
 	case !ok:
 		return "", fmt.Errorf("not under the prefix %q", prefix)
+	case isHistoryKey(prefix, key):
+		return "", ErrHistoryKey
 	case size == 0 && strings.HasSuffix(key, "/"):
 		return "", ErrFolderMarker
 	case rest == "":

@@ -147,4 +147,16 @@ INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag)
 ALTER TABLE versions ADD COLUMN retain_until_ns INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE versions ADD COLUMN pruning_ns INTEGER NOT NULL DEFAULT 0;
 `,
+	// 14: history copies in doubt: a copy of an object into the history
+	// area (a bucket without versioning) is marked here before it goes
+	// out, and the mark cleared once it is recorded on its version.
+	`
+CREATE TABLE history_doubt (
+	key      TEXT    PRIMARY KEY, -- the history key
+	path     TEXT    NOT NULL,    -- the path whose object is copied
+	blake3   BLOB    NOT NULL,    -- its content, as the manifest knows it
+	size     INTEGER NOT NULL,    -- its size: a large one may be copied in parts
+	since_ns INTEGER NOT NULL
+);
+`,
 }

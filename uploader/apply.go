@@ -56,6 +56,9 @@ type Applier struct {
 	// next run continues one a kill cut off (the manifest of a real run;
 	// see S3.Upload).
 	Resumes Resumes
+	// History, if set, keeps a copy of each object overwritten or
+	// deleted that S3 does not keep as a version (see History).
+	History *History
 
 	mu      sync.Mutex
 	sum     Summary
@@ -84,6 +87,7 @@ type pending struct {
 	// or a copy whose source this run failed to write (see sources).
 	note       string
 	sent, kept int64
+	saved      bool // the object it overwrites is kept already (see History)
 }
 
 // Run applies the changes from ch until it is closed: uploads, copies and
@@ -299,6 +303,9 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	fallback := p.note // why a copy became an upload
 	var w Written      // of the object written; a touch that sends nothing keeps its Entry's
 	answered := true   // S3 confirmed the object is as ch.Entry says
+	if err := a.keepPrev(ctx, &p); err != nil {
+		return a.fail(ch, err)
+	}
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
 		w, err = a.upload(ctx, ch, obj)
@@ -437,6 +444,10 @@ func (a *Applier) deleteAll(ctx context.Context) error {
 // deleteBatch deletes the keys of one batch with one request, reports those
 // that failed, and forgets the others in the manifest.
 func (a *Applier) deleteBatch(ctx context.Context, batch []pending) error {
+	batch, err := a.keepGone(ctx, batch)
+	if err != nil || len(batch) == 0 {
+		return err
+	}
 	n := len(batch)
 	keys := make([]string, n)
 	gone := make([]string, n) // the paths whose objects go

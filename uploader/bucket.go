@@ -22,6 +22,8 @@ type Object struct {
 	Hash    scanner.Digest
 	MtimeNs int64
 	Mode    fs.FileMode
+	// Extra is more metadata to store with it (a history copy's).
+	Extra map[string]string
 }
 
 // Metadata keys, as sent after "x-amz-meta-".
@@ -33,11 +35,15 @@ const (
 
 // Metadata returns the user metadata stored with o.
 func (o Object) Metadata() map[string]string {
-	return map[string]string{
+	m := map[string]string{
 		MetaBLAKE3: o.Hash.String(),
 		MetaMtime:  FormatMtime(o.MtimeNs),
 		MetaMode:   FormatMode(o.Mode),
 	}
+	for k, v := range o.Extra {
+		m[k] = v
+	}
+	return m
 }
 
 // FormatMtime writes Unix nanoseconds as decimal seconds, "1700000000.123456789".

@@ -26,6 +26,8 @@ type SettleBucket interface {
 	// continue), and returns how many it aborted and whether it found
 	// keep.
 	AbortUploadsOf(ctx context.Context, key, keep string) (aborted int, kept bool, err error)
+	// Delete deletes keys (a history copy that keeps nothing).
+	Delete(ctx context.Context, keys []string) ([]KeyError, error)
 }
 
 // Settled counts what settling found.
@@ -34,7 +36,10 @@ type Settled struct {
 	Aborted     int // multipart uploads aborted
 	Kept        int // recorded multipart uploads left for this run to continue
 	Failed      int // keys left in doubt (their error went to warn)
-	Rechecked   int // keys settled before, looked at again (SettleWatch)
+	// History counts the history copies in doubt found and recorded,
+	// and those found that kept nothing the history knows, deleted.
+	History, HistoryDeleted int
+	Rechecked               int // keys settled before, looked at again (SettleWatch)
 	// RecheckedSince is the last intent of the Rechecked keys: when the
 	// run that marked them was interrupted, about. Their watch ends
 	// SettleWatch after it.
@@ -59,13 +64,19 @@ const SettleWatch = 15 * time.Minute
 // next run, though this run writes or deletes them (manifest's SettleFailed),
 // and are told to warn; fatal errors end it.
 func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string, concurrency int, warn func(path string, err error)) (Settled, error) {
+	// History copies first: the versions they keep are still current.
+	var res Settled
+	var err error
+	if res.History, res.HistoryDeleted, err = settleHistory(ctx, db, b, warn); err != nil {
+		return res, err
+	}
 	doubts, err := db.Doubts(ctx)
 	if err != nil || len(doubts) == 0 {
-		return Settled{}, err
+		return res, err
 	}
 	recorded, err := db.PartialUploads(ctx)
 	if err != nil {
-		return Settled{}, err
+		return res, err
 	}
 	keep := map[string]string{}
 	for _, u := range recorded {
@@ -73,7 +84,6 @@ func Settle(ctx context.Context, db *manifest.DB, b SettleBucket, prefix string,
 	}
 	var (
 		mu     sync.Mutex
-		res    Settled
 		found  []manifest.Found
 		failed []string
 	)
@@ -182,4 +192,75 @@ func isNoSuchUpload(err error) bool {
 	var nu *types.NoSuchUpload
 	var ae smithy.APIError
 	return errors.As(err, &nu) || errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
+}
+
+// settleHistory asks S3 about each history copy an interrupted run left in
+// doubt (one HEAD each) and records it on the version it keeps; a copy that
+// keeps no version the history knows is deleted. A copy that cannot be
+// asked about stays in doubt, told to warn.
+func settleHistory(ctx context.Context, db *manifest.DB, b SettleBucket, warn func(path string, err error)) (recorded, deleted int, err error) {
+	doubts, err := db.HistoryDoubts(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, c := range doubts {
+		attached, removed, err := settleHistoryCopy(ctx, db, b, c)
+		switch {
+		case IsFatal(err) || ctx.Err() != nil:
+			return recorded, deleted, err
+		case err != nil:
+			warn(c.Of.Path, err)
+		case attached:
+			recorded++
+		case removed:
+			deleted++
+		}
+	}
+	return recorded, deleted, nil
+}
+
+// settleHistoryCopy settles one history copy in doubt: recorded if it is
+// there with the content the doubt says and a version of that content has
+// no copy yet; deleted if it is there otherwise. A large one's unfinished
+// multipart uploads are aborted first.
+//
+// A copy the killed run may still have on its way (as SettleWatch says) is
+// looked for again by the runs that follow, until it is recorded or the
+// watch ends: one that lands after this run copied the version again
+// keeps nothing, and is deleted then.
+func settleHistoryCopy(ctx context.Context, db *manifest.DB, b SettleBucket, c manifest.HistoryCopy) (attached, deleted bool, err error) {
+	watch := !c.Answered && time.Since(c.Since) < SettleWatch
+	if c.Of.Stat.Size >= manifest.MinPartSize {
+		// Copied in parts, maybe (see S3.Copy): a multipart upload
+		// the kill cut off is billed until aborted.
+		if _, _, err := b.AbortUploadsOf(ctx, c.Key, ""); err != nil {
+			return false, false, fmt.Errorf("history copy %s: %w", c.Key, err)
+		}
+	}
+	meta, err := b.Head(ctx, c.Key)
+	if errors.Is(err, ErrNotFound) {
+		if !watch {
+			_, err = db.SettleHistory(ctx, c, false)
+		}
+		return false, false, err
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("history copy %s: %w", c.Key, err)
+	}
+	if meta.HashErr == nil && meta.Hash == c.Of.Hash {
+		if attached, err = db.SettleHistory(ctx, c, true); attached || err != nil {
+			return attached, false, err
+		}
+	}
+	failed, err := b.Delete(ctx, []string{c.Key})
+	if err == nil && len(failed) > 0 {
+		err = failed[0]
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("history copy %s, which keeps no version: %w", c.Key, err)
+	}
+	if !watch {
+		_, err = db.SettleHistory(ctx, c, false)
+	}
+	return false, err == nil, err
 }

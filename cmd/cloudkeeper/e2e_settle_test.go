@@ -27,11 +27,18 @@ import (
 // if the run ended without such a request.
 func (e *env) killAfter(op string, args ...string) {
 	e.t.Helper()
+	e.killOn(op, func(kill func()) *s3test.Fault { return &s3test.Fault{Answered: kill} }, args...)
+}
+
+// killOn runs sync with the fault made by fault on the requests of
+// operation op, given the kill of killWhen.
+func (e *env) killOn(op string, fault func(kill func()) *s3test.Fault, args ...string) {
+	e.t.Helper()
 	e.killWhen(op, func(r *http.Request, kill func()) *s3test.Fault {
 		if s3test.Operation(r) != op {
 			return nil
 		}
-		return &s3test.Fault{Answered: kill}
+		return fault(kill)
 	}, args...)
 }
 

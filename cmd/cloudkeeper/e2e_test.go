@@ -202,7 +202,13 @@ func (e *env) path(rel string) string { return filepath.Join(e.src, filepath.Fro
 // x-amz-meta-blake3.
 func (e *env) checkBucketIsTree() {
 	e.t.Helper()
-	objs := gwtest.Objects(e.t, gw.Client(), e.bucket, e.prefix)
+	e.checkObjectsAreTree(gwtest.Objects(e.t, gw.Client(), e.bucket, e.prefix))
+}
+
+// checkObjectsAreTree asserts that objs are exactly the source's regular
+// files, as checkBucketIsTree says.
+func (e *env) checkObjectsAreTree(objs map[string]gwtest.Object) {
+	e.t.Helper()
 	files := scantest.Files(e.t, e.src)
 	want := map[string]string{}
 	for rel, content := range files {

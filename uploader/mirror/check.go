@@ -23,6 +23,10 @@ func (r *run) nothingBeforeTheWalk(ctx context.Context) (bool, error) {
 	if err != nil || len(doubts) > 0 {
 		return false, err
 	}
+	kept, err := r.db.HistoryDoubts(ctx)
+	if err != nil || len(kept) > 0 {
+		return false, err
+	}
 	ups, err := r.db.PartialUploads(ctx)
 	if err != nil || len(ups) > 0 {
 		return false, err

@@ -32,6 +32,10 @@ func (r *run) settle(ctx context.Context) (int, error) {
 			"objects_found", n.Found, "objects_gone", n.Gone, "multipart_uploads_aborted", n.Aborted,
 			"multipart_uploads_kept", n.Kept, "unsettled", n.Failed)
 	}
+	if n.History+n.HistoryDeleted > 0 {
+		r.o.Log.Info("history copies of an interrupted run were in doubt: recorded those that keep a version, deleted the others",
+			"history_copies_recorded", n.History, "history_copies_deleted", n.HistoryDeleted)
+	}
 	if n.Rechecked > 0 {
 		r.o.Log.Info(fmt.Sprintf("re-checking %s of a run interrupted at %s (a request sent just before the interruption may still land)",
 			keys(n.Rechecked), watchWindow(n.RecheckedSince, ", until ")))
@@ -281,6 +285,9 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 		// A dry run's bucket only reads the uploads recorded, to count
 		// what continuing one sends (and its manifest is read-only).
 		Resumes: r.db,
+	}
+	if !o.DryRun && o.Keep.On() {
+		applier.History = &uploader.History{Record: r.db, Run: r.res.RunID}
 	}
 	var sum uploader.Summary
 	g.Go(func() error {

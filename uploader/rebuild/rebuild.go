@@ -170,8 +170,8 @@ func fill(ctx context.Context, bucket uploader.Reader, path string, opts Options
 // returns an error only to end the rebuild.
 func (f *filler) object(ctx context.Context, o uploader.ObjectInfo) error {
 	rel, err := manifest.PathOfKey(f.o.Prefix, o.Key, o.Size)
-	if errors.Is(err, manifest.ErrFolderMarker) {
-		return nil
+	if errors.Is(err, manifest.ErrFolderMarker) || errors.Is(err, manifest.ErrHistoryKey) {
+		return nil // the history area holds no file's object
 	}
 	if err != nil {
 		f.leaveOut(o.Key, "", err)

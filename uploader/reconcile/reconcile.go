@@ -186,8 +186,8 @@ func (r *run) list(ctx context.Context) (manifest.Drift, error) {
 		r.res.Listed++
 		path, err := manifest.PathOfKey(r.o.Prefix, info.Key, info.Size)
 		switch {
-		case errors.Is(err, manifest.ErrFolderMarker):
-			return nil
+		case errors.Is(err, manifest.ErrFolderMarker), errors.Is(err, manifest.ErrHistoryKey):
+			return nil // the history area is no file's: never an extra
 		case err != nil:
 			r.found(Finding{Kind: BadKey, Key: info.Key, Detail: err.Error() + ": left alone"})
 			return nil

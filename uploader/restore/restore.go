@@ -244,7 +244,7 @@ func (r *restorer) result() Result {
 func (r *restorer) object(ctx context.Context, o uploader.ObjectInfo) error {
 	rel, err := manifest.PathOfKey(r.o.Prefix, o.Key, o.Size)
 	switch {
-	case errors.Is(err, manifest.ErrFolderMarker):
+	case errors.Is(err, manifest.ErrFolderMarker), errors.Is(err, manifest.ErrHistoryKey):
 		return nil
 	case err != nil:
 		r.refused(o.Key, err)

@@ -63,6 +63,11 @@ type Fault struct {
 	// test kills the client to open the window between S3 applying a
 	// change and the client recording it.
 	Answered func()
+	// Applied, if set, is called once the target answered a forwarded
+	// request, before anything of the answer is relayed: a test that
+	// kills the client there opens that window without racing the
+	// client's own record of the answer.
+	Applied func()
 }
 
 // Stats are counts of the requests a Proxy has seen since it started or was
@@ -215,6 +220,9 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, op string) {
 	if f := p.fault.Load(); f != nil {
 		if fault := (*f)(r); fault != nil {
 			answered = fault.Answered
+			if fault.Applied != nil {
+				w = &appliedWriter{ResponseWriter: w, applied: fault.Applied}
+			}
 			if !sleep(r, fault.Delay) {
 				return
 			}
@@ -394,3 +402,24 @@ func Operation(r *http.Request) string {
 	}
 	return "Other"
 }
+
+// appliedWriter calls applied before the first byte of the answer goes to
+// the client (see Fault.Applied).
+type appliedWriter struct {
+	http.ResponseWriter
+	applied func()
+	once    sync.Once
+}
+
+func (w *appliedWriter) WriteHeader(code int) {
+	w.once.Do(w.applied)
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *appliedWriter) Write(b []byte) (int, error) {
+	w.once.Do(w.applied)
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *appliedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

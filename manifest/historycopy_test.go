@@ -1,0 +1,70 @@
+package manifest
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+)
+
+// The history area is no file's: its keys map to no path, and no path's
+// key lies in it, a path that starts with a backslash included.
+func TestHistoryKeysAreNoPath(t *testing.T) {
+	key := HistoryKey("pre/", 7, `a\b/c.txt`)
+	if key != `pre/\history/7/a\\b/c.txt` {
+		t.Fatalf("history key %q", key)
+	}
+	if _, err := PathOfKey("pre/", key, 3); !errors.Is(err, ErrHistoryKey) {
+		t.Fatalf("PathOfKey(%q): %v, want ErrHistoryKey", key, err)
+	}
+	for _, p := range []string{`\history/7/a`, `\history`, "\\history/\x01"} {
+		if k := Key("pre/", p); isHistoryKey("pre/", k) {
+			t.Errorf("the path %q has the key %q, in the history area", p, k)
+		} else if back, err := PathOfKey("pre/", k, 1); err != nil || back != p {
+			t.Errorf("PathOfKey(%q) = %q, %v; want %q", k, back, err, p)
+		}
+	}
+}
+
+// A history copy in doubt is recorded on the version it keeps, the current
+// one first; one whose content no unkept version has stays in doubt for
+// its caller to delete; one not found just goes. A copy of a current
+// version kept already is not asked for again.
+func TestSettleHistory(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: "/s", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	doc := Entry{Path: "doc", Hash: scanner.Digest{1}, Stat: scanner.Stat{Size: 2, MtimeNs: 5}, UploadedNs: 9}
+	w := db.RunWriter(1)
+	w.Put(ctx, doc, mustCommit(t))
+	w.Close()
+	kept := HistoryCopy{Key: HistoryKey("", 2, "doc"), Of: doc}
+	other := HistoryCopy{Key: HistoryKey("", 3, "doc"), Of: Entry{Path: "doc", Hash: scanner.Digest{2}}}
+	lost := HistoryCopy{Key: HistoryKey("", 4, "doc"), Of: doc}
+	if need, err := db.IntendHistory(ctx, []HistoryCopy{kept, other, lost}); err != nil || len(need) != 3 {
+		t.Fatalf("IntendHistory: %v, %v", need, err)
+	}
+	if ok, err := db.SettleHistory(ctx, other, true); ok || err != nil {
+		t.Fatalf("a copy of content no version has: attached %v, %v", ok, err)
+	}
+	if ok, err := db.SettleHistory(ctx, kept, true); !ok || err != nil {
+		t.Fatalf("a copy of the current version: attached %v, %v", ok, err)
+	}
+	if ok, err := db.SettleHistory(ctx, lost, false); ok || err != nil {
+		t.Fatalf("a copy not found: %v, %v", ok, err)
+	}
+	if d, err := db.HistoryDoubts(ctx); err != nil || len(d) != 1 || d[0].Key != other.Key || d[0].Of.Hash != other.Of.Hash {
+		t.Fatalf("history copies in doubt: %+v, %v; want the one that keeps nothing", d, err)
+	}
+	if vs, _ := db.History(ctx, "doc"); len(vs) != 1 || vs[0].HistoryKey != kept.Key {
+		t.Fatalf("history of doc: %+v", vs)
+	}
+	if need, err := db.IntendHistory(ctx, []HistoryCopy{lost}); err != nil || len(need) != 0 {
+		t.Fatalf("a copy of a version kept already asked for again: %v, %v", need, err)
+	}
+}
