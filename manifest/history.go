@@ -185,3 +185,22 @@ func (m *DB) TreeAt(ctx context.Context, at time.Time, under string, fn func(Ver
 	}
 	return rows.Err()
 }
+
+// AddVersions records versions that are not current (ended), as a
+// rebuild finds them in the bucket: each with its version id.
+func (m *DB) AddVersions(ctx context.Context, vs []Version) error {
+	return m.inTx(ctx, "history", func(tx *sql.Tx) error {
+		for _, v := range vs {
+			if v.Current() {
+				return fmt.Errorf("%q: version %s is not ended", v.Path, v.VersionID)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO versions(path, run, written_ns, ended_ns, ended_run, size, blake3, mtime_ns, mode, etag, version_id, history_key)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, v.Path, v.Run, v.Written.UnixNano(), v.Ended.UnixNano(), v.EndedRun, v.Size, v.Hash[:],
+				v.MtimeNs, uint32(v.Mode), v.ETag, v.VersionID, v.HistoryKey)
+			if err != nil {
+				return fmt.Errorf("%q: %w", v.Path, err)
+			}
+		}
+		return nil
+	})
+}

@@ -89,30 +89,25 @@ func (m *DB) WithoutVersionIDs(ctx context.Context) (int64, error) {
 // and ETag are those recorded (an object replaced behind cloudkeeper's
 // back is another version: not taken). It returns how many it filled.
 func (m *DB) FillVersionIDs(ctx context.Context, latest []LatestVersion) (int64, error) {
-	tx, err := m.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("manifest %s: %w", m.path, err)
-	}
-	defer tx.Rollback()
 	var filled int64
-	for _, l := range latest {
-		if l.VersionID == "" || l.ETag == "" {
-			continue
+	err := m.inTx(ctx, "version ids", func(tx *sql.Tx) error {
+		for _, l := range latest {
+			if l.VersionID == "" || l.ETag == "" {
+				continue
+			}
+			res, err := tx.ExecContext(ctx, `UPDATE versions SET version_id = ?1 WHERE path = ?2 AND ended_ns IS NULL
+				AND version_id = '' AND history_key = '' AND size = ?3 AND etag = ?4`, l.VersionID, l.Path, l.Size, l.ETag)
+			if err != nil {
+				return fmt.Errorf("%q: %w", l.Path, err)
+			}
+			n, _ := res.RowsAffected()
+			filled += n
+			if _, err := tx.ExecContext(ctx, "UPDATE objects SET version_id = ?1 WHERE path = ?2 AND version_id = '' AND size = ?3 AND etag = ?4",
+				l.VersionID, l.Path, l.Size, l.ETag); err != nil {
+				return fmt.Errorf("%q: %w", l.Path, err)
+			}
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE versions SET version_id = ?1 WHERE path = ?2 AND ended_ns IS NULL
-			AND version_id = '' AND history_key = '' AND size = ?3 AND etag = ?4`, l.VersionID, l.Path, l.Size, l.ETag)
-		if err != nil {
-			return 0, fmt.Errorf("manifest %s: version id of %q: %w", m.path, l.Path, err)
-		}
-		n, _ := res.RowsAffected()
-		filled += n
-		if _, err := tx.ExecContext(ctx, "UPDATE objects SET version_id = ?1 WHERE path = ?2 AND version_id = '' AND size = ?3 AND etag = ?4",
-			l.VersionID, l.Path, l.Size, l.ETag); err != nil {
-			return 0, fmt.Errorf("manifest %s: version id of %q: %w", m.path, l.Path, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("manifest %s: commit: %w", m.path, err)
-	}
-	return filled, nil
+		return nil
+	})
+	return filled, err
 }
