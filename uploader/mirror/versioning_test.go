@@ -104,6 +104,37 @@ func TestReconcileFillsTheVersionIDsOfAnOlderManifest(t *testing.T) {
 	}
 }
 
+// Objects written before the bucket had versioning are S3's "null"
+// version: once a reconcile finds versioning on, the manifest records it,
+// and the next overwrite keeps it reachable.
+func TestReconcileRecordsTheNullVersionOfObjectsFromBeforeVersioning(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one"})
+	b.run(t, b.opts, ExitOK)
+	if v, _ := b.versioning(t); v.Status != manifest.VersioningNever {
+		t.Fatalf("the manifest says %+v, want never", v)
+	}
+	if err := gw.SetVersioning(context.Background(), b.bucket, types.BucketVersioningStatusEnabled); err != nil {
+		t.Fatal(err)
+	}
+	o := b.opts
+	o.Reconcile = true
+	b.run(t, o, ExitOK)
+	b.write(t, "a.txt", "one, edited")
+	b.run(t, b.opts, ExitOK)
+	db, err := manifest.OpenReadOnly(b.opts.Manifest, b.opts.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h, err := db.History(context.Background(), "a.txt")
+	if err != nil || len(h) != 2 || h[0].VersionID != "null" {
+		t.Fatalf("history of a.txt: %+v, %v; want the first version kept as S3's null version", h, err)
+	}
+	if got := b.version(t, "a.txt", h[0].VersionID); got != "one" {
+		t.Errorf("version %s holds %q, want one", h[0].VersionID, got)
+	}
+}
+
 // version is the content of one version of path's object.
 func (b *backup) version(t *testing.T, path, versionID string) string {
 	t.Helper()

@@ -63,7 +63,9 @@ func fillVersionIDs(ctx context.Context, db *manifest.DB, bucket uploader.Versio
 	}
 	err := bucket.ListVersions(ctx, prefix, func(o uploader.ObjectVersion) error {
 		v.Listed++
-		if !o.Latest || o.DeleteMarker || o.VersionID == "null" {
+		// An object written before versioning was on is S3's "null"
+		// version: kept, now, when it is replaced, and read by that id.
+		if !o.Latest || o.DeleteMarker {
 			return nil
 		}
 		path, err := manifest.PathOfKey(prefix, o.Key, o.Size)
