@@ -90,12 +90,7 @@ func TestReconcileFillsTheVersionIDsOfAnOlderManifest(t *testing.T) {
 	}
 	b.write(t, "a.txt", "one, edited")
 	b.run(t, b.opts, ExitOK)
-	db, err := manifest.OpenReadOnly(b.opts.Manifest, b.opts.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	h, err := db.History(context.Background(), "a.txt")
+	h, err := b.history(t, "a.txt")
 	if err != nil || len(h) != 2 || h[0].VersionID == "" || h[0].Current() {
 		t.Fatalf("history of a.txt: %+v, %v; want the first version ended, with its version id", h, err)
 	}
@@ -121,18 +116,24 @@ func TestReconcileRecordsTheNullVersionOfObjectsFromBeforeVersioning(t *testing.
 	b.run(t, o, ExitOK)
 	b.write(t, "a.txt", "one, edited")
 	b.run(t, b.opts, ExitOK)
-	db, err := manifest.OpenReadOnly(b.opts.Manifest, b.opts.Identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	h, err := db.History(context.Background(), "a.txt")
+	h, err := b.history(t, "a.txt")
 	if err != nil || len(h) != 2 || h[0].VersionID != "null" {
 		t.Fatalf("history of a.txt: %+v, %v; want the first version kept as S3's null version", h, err)
 	}
 	if got := b.version(t, "a.txt", h[0].VersionID); got != "one" {
 		t.Errorf("version %s holds %q, want one", h[0].VersionID, got)
 	}
+}
+
+// history is the manifest's history of path.
+func (b *backup) history(t *testing.T, path string) ([]manifest.Version, error) {
+	t.Helper()
+	db, err := manifest.OpenReadOnly(b.opts.Manifest, b.opts.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return db.History(context.Background(), path)
 }
 
 // version is the content of one version of path's object.
