@@ -106,11 +106,13 @@ type span struct {
 // but some servers (Versity S3 Gateway 1.8.0) as when it was replaced,
 // which the version just below the newest entry tells: replaced within
 // the second the newest entry was written, or after it (that server's
-// delete marker has the LastModified of the object it hid). Then each version ended at its
+// delete marker has the LastModified of the object it hid), in whole
+// seconds (S3's have milliseconds: two writes of a key within a second
+// are not taken for it). Then each version ended at its
 // LastModified and began when the one below it ended; the oldest began
 // at its file's mtime at the latest.
 func spans(group []uploader.ObjectVersion) []span {
-	replacedTimes := len(group) > 1 && !group[1].DeleteMarker &&
+	replacedTimes := len(group) > 1 && !group[1].DeleteMarker && group[1].LastModified.Nanosecond() == 0 &&
 		!group[1].LastModified.Before(group[0].LastModified.Truncate(time.Second))
 	var out []span
 	for i := 1; i < len(group); i++ {

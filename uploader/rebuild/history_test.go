@@ -173,6 +173,7 @@ func TestSpansOfAKeysVersions(t *testing.T) {
 	}{
 		{"S3", []uploader.ObjectVersion{ver(3.5), ver(2.25), ver(1.125)}, "2.25-3.5 mtime=false,1.125-2.25 mtime=false"},
 		{"S3, deleted", []uploader.ObjectVersion{marker(4.5), ver(3.25), ver(2.125)}, "3.25-4.5 mtime=false,2.125-3.25 mtime=false"},
+		{"S3, within a second", []uploader.ObjectVersion{ver(3.5), ver(3.25)}, "3.25-3.5 mtime=false"},
 		{"replaced times", []uploader.ObjectVersion{ver(3), ver(3), ver(2)}, "2-3 mtime=false,2-2 mtime=true"},
 		{"replaced times, deleted", []uploader.ObjectVersion{marker(1.5), ver(3)}, "3-3 mtime=true"},
 		{"current only", []uploader.ObjectVersion{ver(1)}, ""},
