@@ -130,18 +130,18 @@ func TestDamagedManifestSaysWhatToDo(t *testing.T) {
 	}
 }
 
-// A manifest of schema 3 (before birth times) is upgraded in place: its
-// rows are kept, with a birth time of 0 (unknown).
-func TestOldManifestIsUpgraded(t *testing.T) {
+// upgraded is a manifest of schema version (of source /src, bucket b,
+// prefix p/) holding the rows inserts put in, opened by this cloudkeeper.
+func upgraded(t *testing.T, version int, inserts ...string) *DB {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.db")
 	old, err := sql.Open("sqlite3", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range append(migrations[:3:3],
-		"PRAGMA user_version = 3",
-		"INSERT INTO settings VALUES ('source', '/src'), ('endpoint', ''), ('bucket', 'b'), ('prefix', 'p/')",
-		fmt.Sprintf("INSERT INTO objects VALUES ('a.txt', 5, x'%064x', 10, 20, 30, 40, 420, 50, 60)", 1)) {
+	qs := append(migrations[:version:version], fmt.Sprintf("PRAGMA user_version = %d", version),
+		"INSERT INTO settings VALUES ('source', '/src'), ('endpoint', ''), ('bucket', 'b'), ('prefix', 'p/')")
+	for _, q := range append(qs, inserts...) {
 		if _, err := old.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
@@ -151,7 +151,14 @@ func TestOldManifestIsUpgraded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// A manifest of schema 3 (before birth times) is upgraded in place: its
+// rows are kept, with a birth time of 0 (unknown).
+func TestOldManifestIsUpgraded(t *testing.T) {
+	db := upgraded(t, 3, fmt.Sprintf("INSERT INTO objects VALUES ('a.txt', 5, x'%064x', 10, 20, 30, 40, 420, 50, 60)", 1))
 	e, ok, err := db.Get(context.Background(), "a.txt")
 	want := scanner.Stat{Size: 5, MtimeNs: 10, CtimeNs: 20, Inode: 30, Dev: 40, Mode: 0o644}
 	if err != nil || !ok || e.Stat != want || e.HashedNs != 50 || e.UploadedNs != 60 {

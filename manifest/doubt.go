@@ -133,6 +133,10 @@ func (m *DB) Settle(ctx context.Context, found []Found) error {
 		case f.Object == nil:
 			_, err = tx.ExecContext(ctx, "DELETE FROM objects WHERE path = ?", f.Path)
 		case has && row.Hash == f.Object.Hash && row.Stat.Size == f.Object.Stat.Size:
+			if v := f.Object.VersionID; v != "" && v != row.VersionID {
+				// The same bytes, written again: a new version.
+				_, err = tx.ExecContext(ctx, "UPDATE objects SET version_id = ?, uploaded_ns = ? WHERE path = ?", v, now, f.Path)
+			}
 		default:
 			e := *f.Object
 			e.Path = f.Path

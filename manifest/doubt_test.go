@@ -151,3 +151,35 @@ func TestSettleFailedStaysInDoubtUntilSettled(t *testing.T) {
 		t.Fatalf("a settled path's new intent was not cleared by its answer: %+v", d)
 	}
 }
+
+// A settle that finds the object of a key in doubt with the row's content
+// but another version (the interrupted run wrote the same bytes again, or
+// refreshed the metadata) records that version as the current one: the
+// history does not keep calling the old version current (a reviewer's
+// find).
+func TestSettleRecordsANewVersionOfTheSameContent(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: "/s", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	e := Entry{Path: "doc", Hash: scanner.Digest{1}, Stat: scanner.Stat{Size: 10, MtimeNs: 5}, UploadedNs: 9, VersionID: "v1"}
+	w := db.Writer()
+	w.Put(ctx, e, mustCommit(t))
+	w.Close()
+	if err := db.Intend(ctx, []Intent{{Path: "doc"}}); err != nil {
+		t.Fatal(err)
+	}
+	found := Entry{Hash: e.Hash, Stat: scanner.Stat{Size: 10, MtimeNs: 5}, VersionID: "v2"}
+	if err := db.Settle(ctx, []Found{{Path: "doc", Object: &found}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := db.History(ctx, "doc")
+	if err != nil || len(h) != 2 || h[0].VersionID != "v1" || h[0].Current() || h[1].VersionID != "v2" || !h[1].Current() {
+		t.Errorf("history after the settle: %+v, %v; want v1 ended, v2 current", h, err)
+	}
+	if row, _, _ := db.Get(ctx, "doc"); row.VersionID != "v2" {
+		t.Errorf("row's version %q, want v2", row.VersionID)
+	}
+}

@@ -111,7 +111,7 @@ func (m *DB) EndRun(ctx context.Context, r Run) error {
 	return nil
 }
 
-// Runs returns the last n runs, newest first.
+// Runs returns the last n runs, newest first (n < 0: all of them).
 func (m *DB) Runs(ctx context.Context, n int) ([]Run, error) {
 	return m.queryRuns(ctx, "ORDER BY id DESC LIMIT ?", n)
 }
@@ -128,11 +128,7 @@ func (m *DB) LastSuccess(ctx context.Context) (Run, bool, error) {
 
 // lastRun returns the last run that matches the condition where.
 func (m *DB) lastRun(ctx context.Context, where string) (Run, bool, error) {
-	runs, err := m.queryRuns(ctx, "WHERE "+where+" ORDER BY id DESC LIMIT 1")
-	if err != nil || len(runs) == 0 {
-		return Run{}, false, err
-	}
-	return runs[0], true, nil
+	return m.oneRun(ctx, "WHERE "+where+" ORDER BY id DESC LIMIT 1")
 }
 
 func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, error) {
@@ -168,4 +164,28 @@ func (m *DB) queryRuns(ctx context.Context, tail string, args ...any) ([]Run, er
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
 	return out, nil
+}
+
+// RunByID returns run id; ok is false if the manifest has no such run.
+func (m *DB) RunByID(ctx context.Context, id int64) (Run, bool, error) {
+	return m.oneRun(ctx, "WHERE id = ?", id)
+}
+
+// LastEndedBy returns the last run that ended at or before at: the one
+// whose tree a restore to at brings back.
+func (m *DB) LastEndedBy(ctx context.Context, at time.Time) (Run, bool, error) {
+	return m.oneRun(ctx, "WHERE ended_ns IS NOT NULL AND ended_ns <= ? ORDER BY ended_ns DESC, id DESC LIMIT 1", at.UnixNano())
+}
+
+// FirstEnded returns the first run that ended.
+func (m *DB) FirstEnded(ctx context.Context) (Run, bool, error) {
+	return m.oneRun(ctx, "WHERE ended_ns IS NOT NULL ORDER BY ended_ns, id LIMIT 1")
+}
+
+func (m *DB) oneRun(ctx context.Context, tail string, args ...any) (Run, bool, error) {
+	runs, err := m.queryRuns(ctx, tail, args...)
+	if err != nil || len(runs) == 0 {
+		return Run{}, false, err
+	}
+	return runs[0], true, nil
 }

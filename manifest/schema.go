@@ -96,15 +96,21 @@ CREATE TABLE upload_parts (
 	etag   TEXT    NOT NULL, -- without quotes, as S3 answered the UploadPart
 	PRIMARY KEY (key, number)
 ) WITHOUT ROWID;
+`, // 10: the MD5 of each part's bytes as the client sent them (its
+	// Content-MD5), so that a kept part read again is checked whatever
+	// its ETag means (with SSE-KMS or SSE-C it is not the MD5). '': not
+	// known, as for every part recorded before.
+	`
+ALTER TABLE upload_parts ADD COLUMN md5 TEXT NOT NULL DEFAULT '';
 `,
-	// 10: keys whose settle failed (S3 could not be asked): recording a
+	// 11: keys whose settle failed (S3 could not be asked): recording a
 	// later answer for them does not clear their doubt, only a settle
 	// does, for what it could not do (a multipart upload a killed run
 	// left unrecorded is still to be listed and aborted).
 	`
 ALTER TABLE doubt ADD COLUMN settle_failed INTEGER NOT NULL DEFAULT 0;
 `,
-	// 11: history. Every object a run wrote, one row a version, kept
+	// 12: history. Every object a run wrote, one row a version, kept
 	// after a later write or a delete replaced it (ended_ns) where S3
 	// still holds its bytes: by version_id in a bucket with versioning,
 	// or as a copy at history_key. The objects of the manifest are its

@@ -36,6 +36,11 @@ type Part struct {
 	Number int32
 	Size   int64
 	ETag   string // without quotes
+	// MD5 is the MD5 of the bytes sent, in hex, as the client computed it
+	// (the Content-MD5 S3 checked); "" in a record of a cloudkeeper
+	// before it was kept. Unlike the ETag, it is the MD5 whatever the
+	// encryption (with SSE-KMS or SSE-C the ETag is not).
+	MD5 string
 }
 
 // Same reports whether the upload was started for the file of stat st and
@@ -69,9 +74,9 @@ func (m *DB) StartUpload(ctx context.Context, u PartialUpload) error {
 // records nothing if that upload is no longer the one recorded.
 func (m *DB) AddPart(ctx context.Context, key, uploadID string, p Part) error {
 	return m.inTx(ctx, fmt.Sprintf("record part %d of %s", p.Number, key), func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO upload_parts(key, number, size, etag)
-			SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM uploads WHERE key = ? AND upload_id = ?)`,
-			key, p.Number, p.Size, p.ETag, key, uploadID)
+		_, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO upload_parts(key, number, size, etag, md5)
+			SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM uploads WHERE key = ? AND upload_id = ?)`,
+			key, p.Number, p.Size, p.ETag, p.MD5, key, uploadID)
 		return err
 	})
 }
@@ -142,7 +147,7 @@ func (m *DB) partialUploads(ctx context.Context, where string, args ...any) ([]P
 }
 
 func (m *DB) parts(ctx context.Context, key string) ([]Part, error) {
-	rows, err := m.db.QueryContext(ctx, "SELECT number, size, etag FROM upload_parts WHERE key = ? ORDER BY number", key)
+	rows, err := m.db.QueryContext(ctx, "SELECT number, size, etag, md5 FROM upload_parts WHERE key = ? ORDER BY number", key)
 	if err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 	}
@@ -150,7 +155,7 @@ func (m *DB) parts(ctx context.Context, key string) ([]Part, error) {
 	var out []Part
 	for rows.Next() {
 		var p Part
-		if err := rows.Scan(&p.Number, &p.Size, &p.ETag); err != nil {
+		if err := rows.Scan(&p.Number, &p.Size, &p.ETag, &p.MD5); err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", m.path, err)
 		}
 		out = append(out, p)

@@ -19,6 +19,10 @@ type Result struct {
 	Change manifest.Change
 	Err    error
 	Bytes  int64 // content bytes uploaded
+	// Kept is the bytes of an upload a killed run left that the bucket
+	// held already and were not sent again (see Written): a resumed
+	// upload's.
+	Kept int64
 	// Note, if set, says why the change was applied otherwise than its
 	// Op says (a copy whose source was gone, uploaded instead).
 	Note string
@@ -78,8 +82,8 @@ type pending struct {
 	// note says why the change is applied otherwise than its Op said: a
 	// rename's upload, if its source was gone (reported with its delete),
 	// or a copy whose source this run failed to write (see sources).
-	note string
-	sent int64
+	note       string
+	sent, kept int64
 }
 
 // Run applies the changes from ch until it is closed: uploads, copies and
@@ -292,14 +296,12 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	ch := p.Change
 	obj := a.object(ch.Entry)
 	var err error
-	var sent int64
 	fallback := p.note // why a copy became an upload
 	var w Written      // of the object written; a touch that sends nothing keeps its Entry's
 	answered := true   // S3 confirmed the object is as ch.Entry says
 	switch ch.Op {
 	case manifest.OpAdd, manifest.OpModify:
 		w, err = a.upload(ctx, ch, obj)
-		sent = obj.Size
 		a.sources.answered(ch.Path, err == nil)
 	case manifest.OpCopy, manifest.OpRename:
 		err = ErrCopyTooLarge
@@ -320,7 +322,6 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		}
 		if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrSourceMissing) {
 			w, err = a.upload(ctx, ch, obj)
-			sent = obj.Size
 		}
 	case manifest.OpTouch:
 		answered = false // a new stat only, unless a request goes out
@@ -333,7 +334,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 			if errors.Is(err, ErrSourceMissing) {
 				fallback = "its object is not in the bucket: uploaded again"
 				w, err = a.upload(ctx, ch, obj)
-				sent, answered = obj.Size, true
+				answered = true
 			}
 		}
 	default:
@@ -357,13 +358,13 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 	return a.record(ctx, ch.Entry, answered, func() {
 		if ch.Op == manifest.OpRename {
 			// Done when its old key is deleted, after every copy.
-			p.note, p.sent = fallback, sent
+			p.note, p.sent, p.kept = fallback, w.Sent, w.Kept
 			a.mu.Lock()
 			a.deletes = append(a.deletes, p)
 			a.mu.Unlock()
 			return
 		}
-		a.done(Result{Change: ch, Bytes: sent, Note: fallback})
+		a.done(Result{Change: ch, Bytes: w.Sent, Kept: w.Kept, Note: fallback})
 	})
 }
 
@@ -485,7 +486,7 @@ func (a *Applier) deleteBatch(ctx context.Context, batch []pending) error {
 			return
 		}
 		for _, p := range ok {
-			a.done(Result{Change: p.Change, Bytes: p.sent, Note: p.note})
+			a.done(Result{Change: p.Change, Bytes: p.sent, Kept: p.kept, Note: p.note})
 		}
 	})
 	if err != nil {

@@ -151,9 +151,9 @@ func (e KeyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
 // Bucket is what applying changes needs of an object store.
 type Bucket interface {
 	// Upload writes the local file u.Path as u.Key, with u's metadata,
-	// and returns what S3 answered of the new object. It returns an
-	// error wrapping scanner.ErrChanged if the bytes read do not hash to
-	// u.Hash; the object is then not written.
+	// and says what it wrote (see Written). It returns an error wrapping
+	// scanner.ErrChanged if the bytes read do not hash to u.Hash; the
+	// object is then not written.
 	Upload(ctx context.Context, u Upload) (Written, error)
 	// Copy copies the object at from to o.Key on the server, giving it
 	// o's metadata, and returns what S3 answered of it. from may equal
@@ -167,10 +167,15 @@ type Bucket interface {
 
 // Written is what S3 answered of an object it wrote.
 type Written struct {
-	ETag string // without quotes
+	ETag string // of the new object, without quotes
 	// VersionID is the version the write made, in a bucket with
 	// versioning on; "" without.
 	VersionID string
+	// Sent is the bytes of the file an Upload sent, and Kept those a
+	// multipart upload a killed run left already held (the parts
+	// continued, not sent again): Sent+Kept is the file's size. Both 0
+	// for a copy.
+	Sent, Kept int64
 }
 
 // MaxDeleteBatch is how many keys one DeleteObjects request takes.

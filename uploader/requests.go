@@ -130,10 +130,12 @@ func (b *S3) copyPartSize(size int64) int64 { return max(b.copyPart, (size+maxPa
 // partCount is the number of parts of size bytes in parts of partSize.
 func partCount(size, partSize int64) int64 { return (size + partSize - 1) / partSize }
 
-// DryRun is the Bucket of a dry run: nothing is sent, read or written, and
-// every call succeeds, but each counts the requests its S3 would send for
-// the same call when nothing fails (S3.Requests), from the rules S3
-// follows itself. Build it with S3.DryRun.
+// DryRun is the Bucket of a dry run: nothing is sent or written, no file
+// is read, and every call succeeds, but each counts the requests its S3
+// would send for the same call when nothing fails (S3.Requests), from the
+// rules S3 follows itself; an Upload reads the manifest's record of an
+// upload a killed run left (Upload.Resumes), which S3 would continue.
+// Build it with S3.DryRun.
 type DryRun struct{ s3 *S3 }
 
 var _ Bucket = DryRun{}
@@ -141,10 +143,51 @@ var _ Bucket = DryRun{}
 // DryRun is the dry run's Bucket for b.
 func (b *S3) DryRun() DryRun { return DryRun{s3: b} }
 
-// Upload counts the upload's requests.
-func (d DryRun) Upload(_ context.Context, u Upload) (Written, error) {
-	d.s3.requests.add(d.s3.uploadRequests(u.Size))
-	return Written{}, nil
+// Upload counts the upload's requests: with u.Resumes, those of
+// continuing the upload a killed run left, from what the manifest
+// recorded (see resumeRequests).
+func (d DryRun) Upload(ctx context.Context, u Upload) (Written, error) {
+	r := d.s3.uploadRequests(u.Size)
+	var kept int64
+	if u.Resumes != nil && d.s3.uploadsInParts(u.Size) {
+		rec, ok, err := u.Resumes.PartialUpload(ctx, u.Key)
+		if err != nil {
+			return Written{}, err
+		}
+		if ok {
+			r, kept = d.s3.resumeRequests(u, rec)
+		}
+	}
+	d.s3.requests.add(r)
+	return Written{Sent: u.Size - kept, Kept: kept}, nil
+}
+
+// resumeRequests are the requests Upload sends for u when the manifest
+// records rec, an upload of its key a killed run left, and the bytes it
+// does not send (kept). They are told from the record, without asking S3
+// (a dry run sends nothing but its bucket check): rec is taken to hold
+// the parts recorded. If rec may be continued (see resume), they are a
+// ListParts, the parts not recorded and the Complete; if not, its abort
+// and a whole upload.
+func (b *S3) resumeRequests(u Upload, rec manifest.PartialUpload) (r manifest.Requests, kept int64) {
+	partSize := b.uploadPartSize(u.Size)
+	if rec.Same(u.stat(), u.Hash, partSize) {
+		listed := map[int32]manifest.Part{}
+		for _, p := range rec.Parts {
+			listed[p.Number] = p
+		}
+		if parts, ok := keptParts(rec, listed, u.Size); ok {
+			kept = keptBytes(parts)
+			r = manifest.Requests{Bytes: u.Size - kept}
+			r.Add("ListParts", 1)
+			r.Add("UploadPart", partCount(u.Size, partSize)-int64(len(parts)))
+			r.Add("CompleteMultipartUpload", 1)
+			return r, kept
+		}
+	}
+	r = b.uploadRequests(u.Size)
+	r.Add("AbortMultipartUpload", 1)
+	return r, 0
 }
 
 // Copy counts the copy's requests, or returns the error S3.Copy would

@@ -96,6 +96,15 @@ func keptParts(rec manifest.PartialUpload, listed map[int32]manifest.Part, size 
 	return kept, true
 }
 
+// keptBytes is the size of the parts kept.
+func keptBytes(kept map[int32]manifest.Part) int64 {
+	var n int64
+	for _, p := range kept {
+		n += p.Size
+	}
+	return n
+}
+
 // listParts lists the parts S3 holds of an upload, by number.
 func (b *S3) listParts(ctx context.Context, key, uploadID string) (map[int32]manifest.Part, error) {
 	parts := map[int32]manifest.Part{}
@@ -153,8 +162,11 @@ func (b *S3) abortRecorded(ctx context.Context, u Upload, uploadID string, err *
 }
 
 // rereadPart reads part p of u from r, which hashes the whole file, and
-// checks that its bytes are those S3 holds where its ETag is their MD5 (a
-// single PUT's part: not with SSE-KMS or SSE-C).
+// checks that its bytes are those S3 holds: that their MD5 is the one
+// recorded when the part was sent (S3 listing the recorded ETag says its
+// part is that one). A part recorded without its MD5 (by an older
+// cloudkeeper) is checked against its ETag if that looks like an MD5, as
+// a single PUT's is (not with SSE-KMS or SSE-C: then it is not checked).
 func rereadPart(r io.Reader, u Upload, p manifest.Part) error {
 	h := md5.New()
 	if _, err := io.CopyN(h, r, p.Size); err != nil {
@@ -163,7 +175,11 @@ func rereadPart(r io.Reader, u Upload, p manifest.Part) error {
 		}
 		return fmt.Errorf("read %s: %w", u.Path, err)
 	}
-	if isMD5(p.ETag) && !strings.EqualFold(hex.EncodeToString(h.Sum(nil)), p.ETag) {
+	want := p.MD5
+	if want == "" && isMD5(p.ETag) {
+		want = p.ETag
+	}
+	if want != "" && !strings.EqualFold(hex.EncodeToString(h.Sum(nil)), want) {
 		return fmt.Errorf("%s: part %d of the multipart upload of %s holds other bytes than the file: aborted, the next run starts over", u.Path, p.Number, u.Key)
 	}
 	return nil

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,7 +50,8 @@ func killedUpload(t *testing.T, tb *testBucket, db *manifest.DB, u Upload, held,
 		}
 		for _, r := range recorded {
 			if r == n {
-				db.AddPart(ctx, u.Key, id, manifest.Part{Number: n, Size: int64(len(body)), ETag: unquote(out.ETag)})
+				sum := md5.Sum(body)
+				db.AddPart(ctx, u.Key, id, manifest.Part{Number: n, Size: int64(len(body)), ETag: unquote(out.ETag), MD5: hex.EncodeToString(sum[:])})
 			}
 		}
 	}
@@ -78,23 +81,96 @@ func checkUploaded(t *testing.T, tb *testBucket, db *manifest.DB, u Upload) {
 	}
 }
 
+// partsAdded is a manifest that keeps the parts recorded in it.
+type partsAdded struct {
+	*manifest.DB
+	mu    sync.Mutex
+	parts []manifest.Part
+}
+
+func (r *partsAdded) AddPart(ctx context.Context, key, uploadID string, p manifest.Part) error {
+	r.mu.Lock()
+	r.parts = append(r.parts, p)
+	r.mu.Unlock()
+	return r.DB.AddPart(ctx, key, uploadID, p)
+}
+
 // An upload recorded for the same file is continued: the parts recorded
 // and held are not sent again; a part held but not recorded (the kill came
-// before its record) is.
+// before its record) is. Each part sent is recorded with the MD5 of its
+// bytes.
 func TestUploadContinuesARecordedUpload(t *testing.T) {
 	tb := newTestBucket(t)
 	db := testManifest(t)
 	u := localFile(t, "big", 17<<20+3, "big")
-	u.Resumes = db
+	added := &partsAdded{DB: db}
+	u.Resumes = added
 	killedUpload(t, tb, db, u, []int32{1, 2, 3}, []int32{1, 2}, nil)
-	if _, err := tb.Upload(context.Background(), u); err != nil {
+	w, err := tb.Upload(context.Background(), u)
+	if err != nil {
 		t.Fatal(err)
 	}
 	st := tb.proxy.Stats()
 	if st.ByOp["UploadPart"] != 2 || st.ByOp["CreateMultipartUpload"] != 0 || st.ByOp["ListParts"] != 1 || st.BytesUploaded != 7<<20+3 {
 		t.Fatalf("requests %v, %d bytes: want parts 3 and 4 sent", st.ByOp, st.BytesUploaded)
 	}
+	if w.Sent != 7<<20+3 || w.Kept != 10<<20 || w.ETag == "" {
+		t.Errorf("written %+v, want %d bytes sent, %d kept", w, 7<<20+3, 10<<20)
+	}
 	checkUploaded(t, tb, db, u)
+	content, err := os.ReadFile(u.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(added.parts) != 2 {
+		t.Fatalf("recorded parts %+v, want 3 and 4", added.parts)
+	}
+	for _, p := range added.parts {
+		sum := md5.Sum(content[int64(p.Number-1)*tb.partSize : min(int64(p.Number)*tb.partSize, int64(len(content)))])
+		if p.MD5 != hex.EncodeToString(sum[:]) {
+			t.Errorf("part %d recorded with MD5 %q, want %x", p.Number, p.MD5, sum)
+		}
+	}
+}
+
+// A kept part's bytes, read again, are checked against the MD5 recorded
+// when the part was sent, whatever its ETag says: with SSE-KMS or SSE-C,
+// S3's part ETag is 32 hex digits that are not the MD5 of the bytes. A
+// part recorded before MD5s were (MD5 "") is checked against its ETag if
+// that looks like an MD5.
+func TestRereadPartChecksTheRecordedMD5(t *testing.T) {
+	data := bytes.Repeat([]byte("part bytes "), 100)
+	changed := bytes.Clone(data)
+	changed[7] = 'X'
+	sum := md5.Sum(data)
+	md5hex := hex.EncodeToString(sum[:])
+	sse := strings.Repeat("c0ffee", 5) + "42" // 32 hex digits, not the MD5
+	n := int64(len(data))
+	u := Upload{Object: Object{Key: "k"}, Path: "f"}
+	for _, c := range []struct {
+		name string
+		p    manifest.Part
+		read []byte
+		ok   bool
+	}{
+		{"ETag not the MD5, same bytes", manifest.Part{Number: 1, Size: n, ETag: sse, MD5: md5hex}, data, true},
+		{"ETag not the MD5, other bytes", manifest.Part{Number: 1, Size: n, ETag: sse, MD5: md5hex}, changed, false},
+		{"ETag the MD5, other bytes", manifest.Part{Number: 1, Size: n, ETag: md5hex, MD5: md5hex}, changed, false},
+		{"ETag the MD5, same bytes", manifest.Part{Number: 1, Size: n, ETag: md5hex, MD5: md5hex}, data, true},
+		{"older record, MD5 ETag, other bytes", manifest.Part{Number: 1, Size: n, ETag: md5hex}, changed, false},
+		{"older record, MD5 ETag, same bytes", manifest.Part{Number: 1, Size: n, ETag: md5hex}, data, true},
+		{"older record, other ETag", manifest.Part{Number: 1, Size: n, ETag: "abc-2"}, changed, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := rereadPart(bytes.NewReader(c.read), u, c.p)
+			if c.ok && err != nil {
+				t.Fatalf("got %v, want the part kept", err)
+			}
+			if !c.ok && (err == nil || !strings.Contains(err.Error(), "part 1 of the multipart upload of k holds other bytes than the file")) {
+				t.Fatalf("got %v, want the part refused", err)
+			}
+		})
+	}
 }
 
 // An upload is started over, the recorded one aborted, when it may not be
@@ -139,6 +215,31 @@ func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
 			checkUploaded(t, tb, db, u)
 		})
 	}
+	// The file changed in a kept part after it was hashed, keeping its
+	// size: the bytes read again are not those the part was sent with.
+	t.Run("file changed in a kept part", func(t *testing.T) {
+		tb := newTestBucket(t)
+		db := testManifest(t)
+		u := localFile(t, "big", 17<<20+3, "big")
+		u.Resumes = db
+		killedUpload(t, tb, db, u, []int32{1, 2}, []int32{1, 2}, nil)
+		f, err := os.OpenFile(u.Path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte("CHANGED"), 6<<20); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		_, err = tb.Upload(context.Background(), u)
+		if err == nil || !strings.Contains(err.Error(), "part 2 of the multipart upload of big holds other bytes than the file") {
+			t.Fatalf("got %v", err)
+		}
+		noOrphanParts(t, tb)
+		if ups, _ := db.PartialUploads(context.Background()); len(ups) != 0 {
+			t.Fatalf("the manifest still records %+v", ups)
+		}
+	})
 	t.Run("part with other bytes", func(t *testing.T) {
 		tb := newTestBucket(t)
 		db := testManifest(t)
@@ -159,4 +260,50 @@ func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
 			t.Fatalf("the manifest still records %+v", ups)
 		}
 	})
+}
+
+// A dry run's upload of a file whose upload a killed run left counts what
+// the real run sends: a ListParts, the parts the manifest has not recorded
+// and the Complete, and their bytes only; or, if the upload cannot be
+// continued (the file's content is another), its abort and a new upload.
+func TestDryRunPredictsAContinuedUpload(t *testing.T) {
+	tb := newTestBucket(t)
+	db := testManifest(t)
+	u := localFile(t, "big", 17<<20+3, "big")
+	u.Resumes = db
+	killedUpload(t, tb, db, u, []int32{1, 2, 3}, []int32{1, 2}, nil)
+	ctx := context.Background()
+	other := u
+	other.Hash = scanner.Digest{1}
+	if _, err := tb.DryRun().Upload(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"AbortMultipartUpload": 1, "CreateMultipartUpload": 1, "UploadPart": 4, "CompleteMultipartUpload": 1}
+	if got := tb.Requests(); fmt.Sprint(got.ByOp) != fmt.Sprint(want) || got.Bytes != u.Size {
+		t.Fatalf("for another content, the dry run predicts %v, %d bytes; want %v, %d", got.ByOp, got.Bytes, want, u.Size)
+	}
+
+	tb = newTestBucket(t)
+	db = testManifest(t)
+	u.Resumes = db
+	killedUpload(t, tb, db, u, []int32{1, 2, 3}, []int32{1, 2}, nil)
+	w, err := tb.DryRun().Upload(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	predicted := tb.Requests()
+	want = map[string]int64{"ListParts": 1, "UploadPart": 2, "CompleteMultipartUpload": 1}
+	if fmt.Sprint(predicted.ByOp) != fmt.Sprint(want) || predicted.Bytes != 7<<20+3 || w.Sent != 7<<20+3 || w.Kept != 10<<20 {
+		t.Fatalf("the dry run predicts %v, %d bytes, %+v; want %v, parts 3 and 4 sent, 10 MiB kept", predicted.ByOp, predicted.Bytes, w, want)
+	}
+	if st := tb.proxy.Stats(); st.Requests != 0 {
+		t.Fatalf("the dry run sent %v", st.ByOp)
+	}
+	if _, err := tb.Upload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	want["HeadBucket"] = 1
+	if st := tb.proxy.Stats(); fmt.Sprint(byOp(st)) != fmt.Sprint(want) || st.BytesUploaded != predicted.Bytes {
+		t.Fatalf("the real upload sent %v, %d bytes; the dry run predicted %v, %d bytes", byOp(st), st.BytesUploaded, predicted.ByOp, predicted.Bytes)
+	}
 }

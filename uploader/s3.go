@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -363,6 +364,11 @@ func (b *S3) Upload(ctx context.Context, u Upload) (Written, error) {
 	if b.uploadsInParts(u.Size) {
 		return b.uploadParts(ctx, r, u)
 	}
+	return b.put(ctx, r, u)
+}
+
+// put uploads u, read from r, with one PutObject.
+func (b *S3) put(ctx context.Context, r *scanner.HashReader, u Upload) (Written, error) {
 	release, err := b.mem.file(ctx, u.Size)
 	if err != nil {
 		return Written{}, err
@@ -386,7 +392,7 @@ func (b *S3) Upload(ctx context.Context, u Upload) (Written, error) {
 	if err != nil {
 		return Written{}, b.opError("upload", u.Key, err)
 	}
-	return Written{ETag: unquote(out.ETag), VersionID: versionOf(out.VersionId)}, nil
+	return Written{ETag: unquote(out.ETag), VersionID: versionOf(out.VersionId), Sent: u.Size}, nil
 }
 
 // unquote is an ETag as S3 sends it ("\"hex\""), without its quotes, as
@@ -444,13 +450,15 @@ func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (
 	partSize := b.uploadPartSize(u.Size)
 	uploadID, kept, err := b.resume(ctx, u, partSize)
 	if err != nil {
-		return Written{}, err
+		return w, err
 	}
 	if uploadID == "" {
 		if uploadID, err = b.createUpload(ctx, u, partSize); err != nil {
-			return Written{}, err
+			return w, err
 		}
 	}
+	w.Kept = keptBytes(kept)
+	w.Sent = u.Size - w.Kept
 	defer func() {
 		if err != nil {
 			b.abortRecorded(ctx, u, uploadID, &err)
@@ -466,13 +474,17 @@ func (b *S3) uploadParts(ctx context.Context, r *scanner.HashReader, u Upload) (
 	if r.Sum() != u.Hash {
 		return Written{}, changedError{u.Path}
 	}
-	w, err = b.complete(ctx, u.Key, &uploadID, parts)
-	if err == nil && u.Resumes != nil {
+	if w, err = b.complete(ctx, u.Key, &uploadID, parts); err != nil {
+		return Written{}, err
+	}
+	w.Kept = keptBytes(kept)
+	w.Sent = u.Size - w.Kept
+	if u.Resumes != nil {
 		// If this fails, the run's end aborts the record's upload, which
 		// S3 no longer has, and drops the record (AbortLeftUploads).
 		_ = u.Resumes.ForgetUpload(context.WithoutCancel(ctx), u.Key, uploadID)
 	}
-	return w, err
+	return w, nil
 }
 
 // sendParts sends the parts of u that kept does not hold, in parallel as
@@ -521,6 +533,7 @@ func (b *S3) sendParts(ctx context.Context, r *scanner.HashReader, u Upload, upl
 
 // sendPart sends part num of u's upload and records it once S3 confirmed.
 func (b *S3) sendPart(ctx context.Context, u Upload, uploadID string, num int32, buf []byte) (types.CompletedPart, error) {
+	sum := md5.Sum(buf)
 	out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{
 		Bucket:        aws.String(b.bucket),
 		Key:           aws.String(u.Key),
@@ -528,13 +541,13 @@ func (b *S3) sendPart(ctx context.Context, u Upload, uploadID string, num int32,
 		PartNumber:    aws.Int32(num),
 		Body:          bytes.NewReader(buf),
 		ContentLength: aws.Int64(int64(len(buf))),
-		ContentMD5:    aws.String(md5Base64(buf)),
+		ContentMD5:    aws.String(base64.StdEncoding.EncodeToString(sum[:])),
 	}, b.upload...)
 	if err != nil {
 		return types.CompletedPart{}, b.opError(fmt.Sprintf("upload part %d of", num), u.Key, err)
 	}
 	if u.Resumes != nil {
-		p := manifest.Part{Number: num, Size: int64(len(buf)), ETag: unquote(out.ETag)}
+		p := manifest.Part{Number: num, Size: int64(len(buf)), ETag: unquote(out.ETag), MD5: hex.EncodeToString(sum[:])}
 		if err := u.Resumes.AddPart(ctx, u.Key, uploadID, p); err != nil {
 			return types.CompletedPart{}, err
 		}

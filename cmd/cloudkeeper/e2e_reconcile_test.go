@@ -262,15 +262,7 @@ func TestReconcileCost(t *testing.T) {
 	if n < 30 {
 		t.Skip("set CLOUDKEEPER_TEST_RECONCILE_FILES to a number of files (30 or more) to measure a reconcile")
 	}
-	tree := scantest.Dir{}
-	for i := range n {
-		dir := fmt.Sprintf("d%03d", i/100)
-		if tree[dir] == nil {
-			tree[dir] = scantest.Dir{}
-		}
-		tree[dir].(scantest.Dir)[fmt.Sprintf("f%05d.txt", i)] = scantest.File{Content: fmt.Sprintf("file %05d", i)}
-	}
-	e := newEnv(t, tree)
+	e := newEnv(t, numberedTree(n, func(i int) scantest.File { return scantest.File{Content: fmt.Sprintf("file %05d", i)} }))
 	e.sync(0, "--concurrency", "16")
 	pages := int64((n + 999) / 1000)
 	measure := func(what string, args ...string) {

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
@@ -185,8 +188,6 @@ func TestSyncResumesAKilledMultipartUpload(t *testing.T) {
 		t.Fatalf("the manifest recorded parts %v, want 4 or more of 1 to 6", recorded)
 	}
 
-	sent := e.partsSent()
-	r := e.sync(0, args...)
 	var want []int
 	var wantBytes int64
 	for n := 1; n <= resumeParts; n++ {
@@ -195,6 +196,17 @@ func TestSyncResumesAKilledMultipartUpload(t *testing.T) {
 			wantBytes += min(resumePartSize, resumeSize-int64(n-1)*resumePartSize)
 		}
 	}
+	// A dry run first says what the real run sends: the parts not
+	// recorded, not the whole file.
+	dry := e.sync(0, append(slices.Clone(args), "--dry-run", "--json")...)
+	estimate := dry.costSummary(t)
+	wantResumed := fmt.Sprintf(`{"op":"add","path":"big.bin","size":%d,"resumed":{"bytes_sent":%d,"bytes_in_bucket":%d}}`, resumeSize, wantBytes, resumeSize-wantBytes)
+	if !slices.Contains(dry.lines(), wantResumed) {
+		t.Errorf("the dry run printed %q, want %s", dry.lines(), wantResumed)
+	}
+
+	sent := e.partsSent()
+	r := e.sync(0, args...)
 	if got := sent(); !slices.Equal(got, want) {
 		t.Fatalf("the run after the kill sent parts %v, want %v (those the manifest had not recorded)\n%s", got, want, r.stderr)
 	}
@@ -205,10 +217,17 @@ func TestSyncResumesAKilledMultipartUpload(t *testing.T) {
 	if st.ByOp["CreateMultipartUpload"] != 0 || st.ByOp["AbortMultipartUpload"] != 0 || st.ByOp["ListParts"] != 1 || st.ByOp["CompleteMultipartUpload"] != 1 {
 		t.Errorf("the run after the kill sent %v, want the upload continued: one ListParts, one CompleteMultipartUpload", st.ByOp)
 	}
+	if est := estimate.Summary.Requests; fmt.Sprint(est.ByOp) != fmt.Sprint(e.seen()) || est.Bytes != st.BytesUploaded {
+		t.Errorf("the dry run predicted %v, %d bytes; the real run sent %v, %d bytes", est.ByOp, est.Bytes, e.seen(), st.BytesUploaded)
+	}
 	t.Logf("resumed: %d of %d bytes sent again (%d of %d parts)", st.BytesUploaded, resumeSize, len(want), resumeParts)
 	wantSettled(t, r, "multipart_uploads_kept=1")
-	if !slices.Equal(r.lines(), []string{"add     big.bin (38.0 MiB)"}) {
-		t.Errorf("changes %q", r.lines())
+	line := fmt.Sprintf("add     big.bin (38.0 MiB, resumed: %s sent, %s already in the bucket)", human.Bytes(wantBytes), human.Bytes(resumeSize-wantBytes))
+	if !slices.Equal(r.lines(), []string{line}) {
+		t.Errorf("changes %q, want %q", r.lines(), line)
+	}
+	if sum := r.summary(); !strings.HasPrefix(sum, "1 upload ("+human.Bytes(wantBytes)+")") {
+		t.Errorf("summary %q, want the bytes sent", sum)
 	}
 	e.checkBucketIsTree()
 	if n := multipartUploads(t, e); n != 0 {

@@ -81,12 +81,23 @@ type env struct {
 
 func newEnv(t *testing.T, tree scantest.Dir) *env {
 	t.Helper()
+	return newEnvIn(t, tree, gwtest.Bucket(t, gw))
+}
+
+// newVersionedEnv is newEnv with a bucket that has versioning on.
+func newVersionedEnv(t *testing.T, tree scantest.Dir) *env {
+	t.Helper()
+	return newEnvIn(t, tree, gwtest.VersionedBucket(t, gw))
+}
+
+func newEnvIn(t *testing.T, tree scantest.Dir, bucket string) *env {
+	t.Helper()
 	proxy, err := s3test.NewProxy(gw.Endpoint)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proxy.Close() })
-	e := &env{t: t, src: t.TempDir(), state: t.TempDir(), bucket: gwtest.Bucket(t, gw), prefix: "laptop/", proxy: proxy}
+	e := &env{t: t, src: t.TempDir(), state: t.TempDir(), bucket: bucket, prefix: "laptop/", proxy: proxy}
 	scantest.Create(t, e.src, tree)
 	return e
 }
@@ -233,6 +244,20 @@ func (e *env) wantOps(want map[string]int64) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		e.t.Fatalf("S3 requests %v, want %v", got, want)
 	}
+}
+
+// numberedTree is a tree of n files, d000/f00000.txt to d000/f00099.txt,
+// d001/f00100.txt and so on, file(i) the i-th.
+func numberedTree(n int, file func(i int) scantest.File) scantest.Dir {
+	tree := scantest.Dir{}
+	for i := range n {
+		dir := fmt.Sprintf("d%03d", i/100)
+		if tree[dir] == nil {
+			tree[dir] = scantest.Dir{}
+		}
+		tree[dir].(scantest.Dir)[fmt.Sprintf("f%05d.txt", i)] = file(i)
+	}
+	return tree
 }
 
 func bigContent(n int) string {

@@ -12,16 +12,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
-	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
-
-// newVersionedEnv is newEnv with a bucket that has versioning on.
-func newVersionedEnv(t *testing.T, tree scantest.Dir) *env {
-	t.Helper()
-	e := newEnv(t, tree)
-	e.bucket = gwtest.VersionedBucket(t, gw)
-	return e
-}
 
 // histories reads the manifest's history of paths: a line a version, with
 // what a rebuild can know of it (not the run that wrote it, nor when it

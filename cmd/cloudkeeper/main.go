@@ -125,6 +125,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			verifyCommand(),
 			restoreCommand(),
+			historyCommand(),
+			runsCommand(),
 			manifestCommand(),
 			demoCommand(),
 			benchCommand(),

@@ -49,10 +49,18 @@ func newPrinter(c *cli.Context) (*printer, error) {
 }
 
 type jsonChange struct {
-	Op   string `json:"op"`
-	Path string `json:"path"`
-	From string `json:"from,omitempty"`
-	Size int64  `json:"size"`
+	Op      string       `json:"op"`
+	Path    string       `json:"path"`
+	From    string       `json:"from,omitempty"`
+	Size    int64        `json:"size"`
+	Resumed *jsonResumed `json:"resumed,omitempty"`
+}
+
+// jsonResumed is what an upload a killed run left, continued, sent and
+// found in the bucket already.
+type jsonResumed struct {
+	Sent     int64 `json:"bytes_sent"`
+	InBucket int64 `json:"bytes_in_bucket"`
 }
 
 type jsonSummary struct {
@@ -90,21 +98,36 @@ func (p *printer) result(r uploader.Result) {
 	if ch.Op == manifest.OpTouch || p.quiet {
 		return
 	}
+	p.println(changeLine(r, p.json))
+}
+
+// changeLine is the line of an applied change: "add     a.txt (5 B)", with
+// what a resumed upload sent and found in the bucket, or its JSON.
+func changeLine(r uploader.Result, asJSON bool) string {
+	ch := r.Change
 	var line string
-	if p.json {
-		b, _ := json.Marshal(jsonChange{Op: ch.Op.String(), Path: display(ch.Path), From: displayFrom(ch.From), Size: ch.Entry.Stat.Size})
+	if asJSON {
+		js := jsonChange{Op: ch.Op.String(), Path: display(ch.Path), From: displayFrom(ch.From), Size: ch.Entry.Stat.Size}
+		if r.Kept > 0 {
+			js.Resumed = &jsonResumed{Sent: r.Bytes, InBucket: r.Kept}
+		}
+		b, _ := json.Marshal(js)
 		line = string(b)
 	} else {
 		switch ch.Op {
 		case manifest.OpAdd, manifest.OpModify:
-			line = fmt.Sprintf("%-7s %s (%s)", ch.Op, display(ch.Path), human.Bytes(ch.Entry.Stat.Size))
+			line = fmt.Sprintf("%-7s %s (%s", ch.Op, display(ch.Path), human.Bytes(ch.Entry.Stat.Size))
+			if r.Kept > 0 {
+				line += fmt.Sprintf(", resumed: %s sent, %s already in the bucket", human.Bytes(r.Bytes), human.Bytes(r.Kept))
+			}
+			line += ")"
 		case manifest.OpRename, manifest.OpCopy:
 			line = fmt.Sprintf("%-7s %s -> %s", ch.Op, display(ch.From), display(ch.Path))
 		default:
 			line = fmt.Sprintf("%-7s %s", ch.Op, display(ch.Path))
 		}
 	}
-	p.println(line)
+	return line
 }
 
 func (p *printer) println(line string) {

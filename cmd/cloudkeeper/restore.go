@@ -31,14 +31,23 @@ func restoreCommand() *cli.Command {
 			"replaced unless --overwrite; one that already has the object's content is left as it is,\n" +
 			"so a restore can be run again to finish. Zero-byte keys ending in '/' (folder markers made\n" +
 			"by S3 consoles) are ignored.\n\n" +
+			"With --at TIME or --run N it restores from the history instead (a bucket with versioning,\n" +
+			"or history copies): the tree as the last run that ended at or before TIME (or run N) left\n" +
+			"it, as the manifest records it, one GET per file by its version, no listing. TIME is RFC 3339\n" +
+			"(2026-11-20T14:00:00Z) or local time: 2026-11-20 (its midnight), \"2026-11-20 14:00\".\n" +
+			"cloudkeeper runs lists the runs, cloudkeeper history PATH the versions of a file.\n\n" +
 			"One line per restored file on stdout, then a summary; problems go to stderr.\n\n" +
 			"Exit status: 0 everything restored; 3 some objects failed or were refused (listed on\n" +
-			"stderr); 1 fatal error; 2 usage error.",
+			"stderr), a version the bucket no longer has among them; 1 fatal error, nothing to restore\n" +
+			"(--at before the first run, no run N, no file under --path then); 2 usage error (--at\n" +
+			"with --run, a TIME that does not parse).",
 		Before: applyEnvFile,
 		Flags: append(append(configFlags(), logFlags()...),
 			&cli.StringFlag{Name: "to", Usage: "restore into `DIR` (created if needed, and removed again if a failed restore left it empty)"},
 			&cli.StringFlag{Name: "path", Usage: "restore only `PATH`, a file or a folder with what is under it, relative to the source"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files that exist in DIR (without it they are left and reported)"},
+			&cli.StringFlag{Name: "at", Usage: "restore the tree as the last run that ended at or before `TIME` left it (from the manifest's history)"},
+			&cli.Int64Flag{Name: "run", Usage: "restore the tree as run `N` left it (cloudkeeper runs lists them)"},
 		),
 		Action: command(sourceOptional, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			to := c.String("to")
@@ -49,6 +58,10 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return usageError{fmt.Errorf("--path: %w", err)}
 			}
+			job, err := restoreJobOf(ctx, c, t, only)
+			if err != nil {
+				return err
+			}
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
 				return err
@@ -57,7 +70,7 @@ func restoreCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			err = restoreInto(ctx, p, s3, root, t, only, c.Bool("overwrite"))
+			err = restoreInto(ctx, p, s3, root, t, job, c.Bool("overwrite"))
 			root.Close()
 			if err != nil {
 				removeCreated() // a failed restore leaves no empty folder behind
@@ -67,13 +80,53 @@ func restoreCommand() *cli.Command {
 	}
 }
 
-// restoreInto restores t's objects (only, if set) into root and says how
-// it went.
-func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root, t target, only string, overwrite bool) error {
-	p.log.Info("restoring", "from", fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)), "to", root.Name())
-	res, err := restore.Run(ctx, s3, root, restoreOptions(p, t, only, overwrite))
+// restoreJob is what a restore restores: the objects under the prefix,
+// or the versions of a tree of the history.
+type restoreJob struct {
+	only     string
+	from     string             // where, for the log
+	versions []manifest.Version // with history: the tree
+	history  bool
+	nothing  func() error // the error when nothing is there to restore
+}
+
+// restoreJobOf reads what to restore from --at and --run: a tree of the
+// history, or the bucket as it is.
+func restoreJobOf(ctx context.Context, c *cli.Context, t target, only string) (restoreJob, error) {
+	job := restoreJob{only: only, from: fmt.Sprintf("s3://%s/%s", t.Bucket, manifest.Key(t.Prefix, only)),
+		nothing: func() error { return nothingToRestore(t, only) }}
+	at, run, set, err := pointInTime(c)
+	if err != nil || !set {
+		return job, err
+	}
+	r, vs, err := historyTree(ctx, t, at, run, only)
+	if err != nil {
+		return job, err
+	}
+	job.versions, job.history = vs, true
+	job.from += fmt.Sprintf(" as run %d left it (ended %s)", r.ID, r.Ended.Format(time.DateTime))
+	job.nothing = func() error {
+		if only != "" {
+			return fmt.Errorf("nothing to restore: no file at or under --path %q in the tree run %d left (see cloudkeeper history): --path is relative to the source", only, r.ID)
+		}
+		return fmt.Errorf("nothing to restore: run %d left no file in the history", r.ID)
+	}
+	return job, nil
+}
+
+// restoreInto restores job into root and says how it went.
+func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root, t target, job restoreJob, overwrite bool) error {
+	p.log.Info("restoring", "from", job.from, "to", root.Name())
+	opts := restoreOptions(p, t, job.only, overwrite)
+	var res restore.Result
+	var err error
+	if job.history {
+		res, err = restore.Versions(ctx, s3, root, job.versions, opts)
+	} else {
+		res, err = restore.Run(ctx, s3, root, opts)
+	}
 	if errors.Is(err, restore.ErrNothing) {
-		return nothingToRestore(t, only)
+		return job.nothing()
 	}
 	if !p.quiet {
 		p.println(restoreSummary(res))
@@ -84,11 +137,30 @@ func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root
 			err = errors.New("interrupted: run the same restore again to finish (files already restored are kept)")
 		}
 		return err
+	case res.Gone > 0:
+		p.log.Error(goneLine(ctx, s3, res.Gone))
+		return reportedError{exitIncomplete}
 	case res.Failed > 0:
 		p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
 		return reportedError{exitIncomplete}
 	}
 	return nil
+}
+
+// goneLine says why n versions were not in the bucket, with its
+// versioning as S3 tells it now (one request).
+func goneLine(ctx context.Context, s3 *uploader.S3, n int64) string {
+	what := human.Count(n, "version", "versions") + " of the history are no longer in the bucket (logged above)"
+	status, err := s3.Versioning(ctx)
+	switch {
+	case err != nil:
+		return what + "; its versioning could not be read: " + err.Error()
+	case status == manifest.VersioningNever:
+		return what + ": the bucket's versioning is off, turned off since they were written; versions written since are not kept, and those deleted since are gone"
+	case status != manifest.VersioningEnabled:
+		return fmt.Sprintf("%s: the bucket's versioning is %s, turned off since they were written; versions written since are not kept, and those deleted since are gone", what, status)
+	}
+	return what + ": deleted since (by hand, by prune, or by a lifecycle rule such as NoncurrentVersionExpiration)"
 }
 
 // nothingToRestore says that no object matched, with where restore

@@ -36,13 +36,7 @@ func statusCommand() *cli.Command {
 			priceFileFlag(),
 		),
 		Action: command(sourceOfRun, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
-			if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
-				if t.sourceErr != nil {
-					return t.sourceErr // a mistyped --source, most likely
-				}
-				return fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
-			}
-			db, err := manifest.OpenReadOnly(t.Manifest, t.identity())
+			db, err := openManifest(t)
 			if err != nil {
 				return err
 			}
@@ -147,17 +141,22 @@ func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 		fmt.Fprintf(w, "reconciled:   never (sync --reconcile, or the first sync after --reconcile-every)\n")
 	}
 	fmt.Fprint(w, historyLine(st.Versioning))
-	if len(st.Runs) == 0 {
-		return
+	if len(st.Runs) > 0 {
+		fmt.Fprintln(w)
+		printRuns(w, st.Runs, prices)
 	}
-	fmt.Fprintf(w, "\n%-19s  %9s  %-11s  %s\n", "STARTED", "DURATION", "RESULT", "CHANGES")
-	for _, r := range st.Runs {
+}
+
+// printRuns prints runs as a table, for status and runs.
+func printRuns(w io.Writer, runs []report.StatusRun, prices cost.Prices) {
+	fmt.Fprintf(w, "%5s  %-19s  %9s  %-11s  %s\n", "RUN", "STARTED", "DURATION", "RESULT", "CHANGES")
+	for _, r := range runs {
 		dur, result := "-", "killed or still running"
 		if r.Ended != nil {
 			dur = (time.Duration(r.DurationS * float64(time.Second))).Round(100 * time.Millisecond).String()
 			result = resultWords[r.Result]
 		}
-		line := fmt.Sprintf("%-19s  %9s  %-11s", r.Started.Format(time.DateTime), dur, result)
+		line := fmt.Sprintf("%5d  %-19s  %9s  %-11s", r.ID, r.Started.Format(time.DateTime), dur, result)
 		if r.Ended != nil {
 			line += "  " + summaryLine(r.Counts)
 			if r.Message != "" {
@@ -167,6 +166,18 @@ func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// openManifest opens t's manifest to read it, with a clear message if
+// there is none.
+func openManifest(t target) (*manifest.DB, error) {
+	if _, err := os.Stat(t.Manifest); errors.Is(err, os.ErrNotExist) {
+		if t.sourceErr != nil {
+			return nil, t.sourceErr // a mistyped --source, most likely
+		}
+		return nil, fmt.Errorf("no manifest at %s: no sync has run for %s yet", t.Manifest, t.identity())
+	}
+	return manifest.OpenReadOnly(t.Manifest, t.identity())
 }
 
 func ago(t time.Time) string { return time.Since(t).Round(time.Second).String() }

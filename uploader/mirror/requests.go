@@ -41,6 +41,9 @@ func (r *run) predictSkipped(ctx context.Context) error {
 		return err
 	}
 	r.sayDoubts(doubts)
+	if err := r.sayResumes(ctx); err != nil {
+		return err
+	}
 	for _, d := range doubts {
 		r.predicted.Add("HeadObject", 1)
 		if d.Multipart {
@@ -110,6 +113,19 @@ func (r *run) sayDoubts(doubts []manifest.Intent) {
 			keys(watched), window))
 		r.approximate(fmt.Sprintf("keys of a run interrupted at %s, settled already (%d): the real run asks S3 about them again %s", window, watched, asks))
 	}
+}
+
+// sayResumes tells, in a dry run, of the multipart uploads a killed run
+// left: those the real run continues are counted from the parts the
+// manifest recorded, which S3 is taken to hold (the dry run does not ask).
+func (r *run) sayResumes(ctx context.Context) error {
+	ups, err := r.db.PartialUploads(ctx)
+	if err != nil || len(ups) == 0 {
+		return err
+	}
+	r.approximate(fmt.Sprintf("multipart uploads an interrupted run left (%d): one the real run continues is counted with the parts the manifest recorded; "+
+		"it first asks S3 which parts it holds (a ListParts, counted) and sends again those S3 no longer has, or the whole file if the upload is gone", len(ups)))
+	return nil
 }
 
 func (r *run) approximate(s string) { r.res.Approximated = append(r.res.Approximated, s) }

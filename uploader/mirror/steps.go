@@ -271,7 +271,7 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	}
 	fsys := scanner.OS{FollowSymlinks: o.FollowSymlinks}
 	g, gctx := errgroup.WithContext(ctx)
-	bucket = r.checkBeside(gctx, g, bucket)
+	bucket, journal = r.checkBeside(gctx, g, bucket, journal)
 	entries := make(chan scanner.Entry, 1024)
 	changes := make(chan manifest.Change, 256)
 	g.Go(func() error {
@@ -307,9 +307,9 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	applier := &uploader.Applier{
 		Bucket: bucket, Journal: journal, Root: o.Identity.Source, Prefix: o.Identity.Prefix,
 		Concurrency: concurrency, FS: fsys, Report: r.report, Queued: o.Queued,
-	}
-	if !o.DryRun {
-		applier.Resumes = r.db
+		// A dry run's bucket only reads the uploads recorded, to count
+		// what continuing one sends (and its manifest is read-only).
+		Resumes: r.db,
 	}
 	var sum uploader.Summary
 	g.Go(func() error {

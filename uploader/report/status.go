@@ -61,6 +61,7 @@ func FindingsOf(r manifest.Reconciled) Findings {
 
 // StatusRun is one run of the manifest's record.
 type StatusRun struct {
+	ID        int64      `json:"id"` // what restore --run takes
 	Started   time.Time  `json:"started"`
 	Ended     *time.Time `json:"ended"` // null: still running, or killed
 	DurationS float64    `json:"duration_s"`
@@ -75,9 +76,9 @@ type StatusRun struct {
 	Result manifest.Outcome `json:"result"`
 }
 
-// statusRun is the record r as status shows it.
-func statusRun(r manifest.Run) StatusRun {
-	sr := StatusRun{Started: r.Started, Counts: r.Counts, Requests: r.Requests, Message: r.Message, Result: r.Outcome()}
+// StatusRunOf is the record r as status (and runs) show it.
+func StatusRunOf(r manifest.Run) StatusRun {
+	sr := StatusRun{ID: r.ID, Started: r.Started, Counts: r.Counts, Requests: r.Requests, Message: r.Message, Result: r.Outcome()}
 	if r.Finished() {
 		ended, code := r.Ended, r.ExitCode
 		sr.Ended, sr.ExitCode, sr.DurationS = &ended, &code, r.Duration().Seconds()
@@ -111,7 +112,7 @@ func ReadStatus(ctx context.Context, db *manifest.DB, path string, t Target, max
 	if lastRun, ok, err := db.LastEnded(ctx); err != nil {
 		return st, err
 	} else if ok {
-		sr := statusRun(lastRun)
+		sr := StatusRunOf(lastRun)
 		st.LastRun = &sr
 	}
 	rec, ok, err := db.LastReconciled(ctx)
@@ -132,7 +133,7 @@ func ReadStatus(ctx context.Context, db *manifest.DB, path string, t Target, max
 	}
 	st.Runs = []StatusRun{}
 	for _, r := range rs {
-		st.Runs = append(st.Runs, statusRun(r))
+		st.Runs = append(st.Runs, StatusRunOf(r))
 	}
 	return st, nil
 }

@@ -98,6 +98,9 @@ type Result struct {
 	Bytes    int64 // their bytes
 	Same     int64 // files already there with the object's content
 	Failed   int64 // objects not restored, refused keys included
+	// Gone are the versions of Versions the bucket no longer has
+	// (ErrVersionGone), counted in Failed too.
+	Gone int64
 }
 
 // ErrExists is a file in the way, which only Options.Overwrite replaces.
@@ -108,13 +111,22 @@ var ErrExists = errors.New("already exists, with other content: not overwritten 
 // path is most likely mistyped.
 var ErrNothing = errors.New("no object to restore")
 
-// restorer is one Run.
+// restorer is one Run or Versions.
 type restorer struct {
-	bucket uploader.Reader
-	root   *os.Root
-	o      Options
+	bucket   uploader.Reader // Run's
+	versions VersionReader   // Versions'
+	root     *os.Root
+	o        Options
 
-	restored, bytes, same, failed atomic.Int64
+	restored, bytes, same, failed, gone atomic.Int64
+}
+
+// file is one file to restore: its path, the object that holds it, and,
+// for Versions, the version of the history it is.
+type file struct {
+	rel, key string
+	size     int64
+	v        *manifest.Version
 }
 
 // OpenRoot opens the folder to restore into, creating it (and its missing
@@ -183,8 +195,20 @@ func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Option
 	}
 	opts.Only = only
 	r := &restorer{bucket: bucket, root: root, o: opts}
-	if opts.Progress != nil {
-		every := opts.ProgressEvery
+	list := opts.Prefix
+	if opts.Only != "" && utf8.ValidString(opts.Only) {
+		// Keys of paths under Only start with its key (escaping valid
+		// UTF-8 is the same piece by piece); others are filtered below.
+		list = manifest.Key(opts.Prefix, opts.Only)
+	}
+	return r.run(func() error { return uploader.EachObject(ctx, bucket, list, opts.Concurrency, r.object) })
+}
+
+// run runs walk, which restores the files, with the progress reports
+// around it, and says how it went.
+func (r *restorer) run(walk func() error) (Result, error) {
+	if r.o.Progress != nil {
+		every := r.o.ProgressEvery
 		if every <= 0 {
 			every = 10 * time.Second // a line a while in a log, not a flood
 		}
@@ -196,20 +220,14 @@ func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Option
 			for {
 				select {
 				case <-tick.C:
-					opts.Progress(r.result())
+					r.o.Progress(r.result())
 				case <-done:
 					return
 				}
 			}
 		}()
 	}
-	list := opts.Prefix
-	if opts.Only != "" && utf8.ValidString(opts.Only) {
-		// Keys of paths under Only start with its key (escaping valid
-		// UTF-8 is the same piece by piece); others are filtered below.
-		list = manifest.Key(opts.Prefix, opts.Only)
-	}
-	err = uploader.EachObject(ctx, bucket, list, opts.Concurrency, r.object)
+	err := walk()
 	res := r.result()
 	if err == nil && res.Restored+res.Same+res.Failed == 0 {
 		err = ErrNothing
@@ -218,7 +236,7 @@ func Run(ctx context.Context, bucket uploader.Reader, root *os.Root, opts Option
 }
 
 func (r *restorer) result() Result {
-	return Result{Restored: r.restored.Load(), Bytes: r.bytes.Load(), Same: r.same.Load(), Failed: r.failed.Load()}
+	return Result{Restored: r.restored.Load(), Bytes: r.bytes.Load(), Same: r.same.Load(), Failed: r.failed.Load(), Gone: r.gone.Load()}
 }
 
 // object restores one listed object, or reports why not. It returns an
@@ -229,21 +247,39 @@ func (r *restorer) object(ctx context.Context, o uploader.ObjectInfo) error {
 	case errors.Is(err, manifest.ErrFolderMarker):
 		return nil
 	case err != nil:
-		r.failed.Add(1)
-		if r.o.Refused != nil {
-			r.o.Refused(o.Key, err)
-		}
+		r.refused(o.Key, err)
 		return nil
-	case r.o.Only != "" && rel != r.o.Only && !strings.HasPrefix(rel, r.o.Only+"/"):
+	case !isUnder(rel, r.o.Only):
 		return nil
 	}
-	if err := r.restore(ctx, rel, o); err != nil {
+	return r.file(ctx, file{rel: rel, key: o.Key, size: o.Size})
+}
+
+// isUnder reports whether rel is only or under it ("": everything is).
+func isUnder(rel, only string) bool {
+	return only == "" || rel == only || strings.HasPrefix(rel, only+"/")
+}
+
+func (r *restorer) refused(key string, err error) {
+	r.failed.Add(1)
+	if r.o.Refused != nil {
+		r.o.Refused(key, err)
+	}
+}
+
+// file restores f, or reports why not; it returns an error only to end
+// the restore.
+func (r *restorer) file(ctx context.Context, f file) error {
+	if err := r.restore(ctx, f); err != nil {
 		if uploader.IsFatal(err) || ctx.Err() != nil {
 			return err
 		}
+		if errors.Is(err, ErrVersionGone) {
+			r.gone.Add(1)
+		}
 		r.failed.Add(1)
 		if r.o.Failed != nil {
-			r.o.Failed(rel, err)
+			r.o.Failed(f.rel, err)
 		}
 	}
 	return nil
@@ -258,10 +294,11 @@ func (r *restorer) warn(path string, w Warning, err error) {
 // restore downloads the object o to rel: into a temporary file, checked
 // against the object's BLAKE3, given its mode and mtime, then put in
 // place.
-func (r *restorer) restore(ctx context.Context, rel string, o uploader.ObjectInfo) error {
+func (r *restorer) restore(ctx context.Context, f file) error {
+	rel := f.rel
 	if fi, err := r.root.Lstat(rel); err == nil {
 		if !r.o.Overwrite {
-			if r.sameContent(ctx, rel, fi, o) {
+			if r.sameContent(ctx, fi, f) {
 				r.same.Add(1)
 				if r.o.Same != nil {
 					r.o.Same(rel)
@@ -279,7 +316,7 @@ func (r *restorer) restore(ctx context.Context, rel string, o uploader.ObjectInf
 			return err
 		}
 	}
-	body, meta, err := r.bucket.Get(ctx, o.Key)
+	body, meta, err := r.fetch(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -288,18 +325,18 @@ func (r *restorer) restore(ctx context.Context, rel string, o uploader.ObjectInf
 		return fmt.Errorf("its bytes cannot be checked, not restored: %w", meta.HashErr)
 	}
 	tmp := path.Join(dir, ".cloudkeeper-restore-"+strings.ToLower(rand.Text()[:16]))
-	f, err := r.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := r.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	placed := false
 	defer func() {
 		if !placed {
-			f.Close()
+			out.Close()
 			r.root.Remove(tmp)
 		}
 	}()
-	if err := r.write(f, tmp, rel, body, o.Key, meta); err != nil {
+	if err := r.write(out, tmp, rel, body, f.key, meta); err != nil {
 		return err
 	}
 	if err := r.place(tmp, rel); err != nil {
@@ -376,19 +413,19 @@ func (r *restorer) place(tmp, rel string) error {
 // sameContent reports whether the file at rel is a regular file that
 // already holds the object's content (a restore run again), to be left as
 // it is.
-func (r *restorer) sameContent(ctx context.Context, rel string, fi fs.FileInfo, o uploader.ObjectInfo) bool {
-	if !fi.Mode().IsRegular() || fi.Size() != o.Size {
+func (r *restorer) sameContent(ctx context.Context, fi fs.FileInfo, f file) bool {
+	if !fi.Mode().IsRegular() || fi.Size() != f.size {
 		return false
 	}
-	meta, err := r.bucket.Head(ctx, o.Key)
-	if err != nil || meta.HashErr != nil {
+	want, ok := r.hashOf(ctx, f)
+	if !ok {
 		return false
 	}
-	f, err := r.root.Open(rel)
+	in, err := r.root.Open(f.rel)
 	if err != nil {
 		return false
 	}
-	defer f.Close()
-	sum, n, err := scanner.CopyHashed(io.Discard, f, o.Size)
-	return err == nil && n == o.Size && sum == meta.Hash
+	defer in.Close()
+	sum, n, err := scanner.CopyHashed(io.Discard, in, f.size)
+	return err == nil && n == f.size && sum == want
 }

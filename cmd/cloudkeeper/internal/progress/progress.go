@@ -181,6 +181,8 @@ func (p *Display) Applied(r uploader.Result) {
 	}
 	p.done.Add(1)
 	if op := r.Change.Op; op == manifest.OpAdd || op == manifest.OpModify {
-		p.doneBy.Add(r.Change.Entry.Stat.Size)
+		// What a resumed upload did not send is not to send either.
+		p.doneBy.Add(r.Change.Entry.Stat.Size - r.Kept)
+		p.queuedBytes.Add(-r.Kept)
 	}
 }

@@ -43,6 +43,23 @@ func TestApplyLineCounts(t *testing.T) {
 }
 
 // The scan line counts in words that agree with the number.
+// A resumed upload's bytes the bucket held already are neither sent nor
+// still to send: they count on neither side of the bytes, so that the rate
+// and the ETA are those of the bytes that go out.
+func TestApplyLineLeavesOutKeptBytes(t *testing.T) {
+	d := Off(&strings.Builder{})
+	d.Start()
+	defer d.Stop()
+	big := manifest.Change{Op: manifest.OpAdd, Entry: manifest.Entry{Stat: scanner.Stat{Size: 4096}}}
+	small := manifest.Change{Op: manifest.OpAdd, Entry: manifest.Entry{Stat: scanner.Stat{Size: 1024}}}
+	d.Queued(big)
+	d.Queued(small)
+	d.Applied(uploader.Result{Change: big, Bytes: 1024, Kept: 3072})
+	if got, want := d.applyLine(), "apply   1/2 changes, 1.0 KiB/2.0 KiB"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestScanLineSaysOneFile(t *testing.T) {
 	d := Off(&strings.Builder{})
 	d.Start()
