@@ -204,3 +204,16 @@ func (m *DB) AddVersions(ctx context.Context, vs []Version) error {
 		return nil
 	})
 }
+
+// RunlessHistoryBy reports whether the history has a version written at
+// or before at that no recorded run wrote (run 0: rebuilt from the
+// bucket, or from before history): the tree at at is known though no run
+// had ended by then.
+func (m *DB) RunlessHistoryBy(ctx context.Context, at time.Time) (bool, error) {
+	var n int
+	err := m.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM versions WHERE run = 0 AND written_ns <= ? LIMIT 1)", at.UnixNano()).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("manifest %s: history: %w", m.path, err)
+	}
+	return n > 0, nil
+}

@@ -91,6 +91,12 @@ func TestManifestRebuildRestoresTheHistory(t *testing.T) {
 	if err != nil || strings.Join(then, ",") != "doc.txt 3,gone.txt 3" {
 		t.Errorf("the tree as the first run left it, from the rebuilt manifest: %q, %v", then, err)
 	}
+	// restore --at reads that tree: the rebuilt manifest has no run, its
+	// history is the tree at the time asked.
+	dir, r := e.restoreAt(0, "--at", firstEnded.Format(time.RFC3339Nano))
+	if got := scantest.Files(t, dir); len(got) != 2 || got["doc.txt"] != "one" || got["gone.txt"] != "bye" {
+		t.Errorf("restore --at the end of run 1 after the rebuild: %q\n%s", got, r.stderr)
+	}
 	if s := e.sync(0); len(s.lines()) != 0 || e.ops()["PutObject"] != 0 {
 		t.Errorf("the sync after the rebuild: %q, %v", s.stdout, e.ops())
 	}
