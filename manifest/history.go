@@ -185,3 +185,35 @@ func (m *DB) TreeAt(ctx context.Context, at time.Time, under string, fn func(Ver
 	}
 	return rows.Err()
 }
+
+// AddVersions records versions that are not current (ended), as a
+// rebuild finds them in the bucket: each with its version id.
+func (m *DB) AddVersions(ctx context.Context, vs []Version) error {
+	return m.inTx(ctx, "history", func(tx *sql.Tx) error {
+		for _, v := range vs {
+			if v.Current() {
+				return fmt.Errorf("%q: version %s is not ended", v.Path, v.VersionID)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO versions(path, run, written_ns, ended_ns, ended_run, size, blake3, mtime_ns, mode, etag, version_id, history_key)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, v.Path, v.Run, v.Written.UnixNano(), v.Ended.UnixNano(), v.EndedRun, v.Size, v.Hash[:],
+				v.MtimeNs, uint32(v.Mode), v.ETag, v.VersionID, v.HistoryKey)
+			if err != nil {
+				return fmt.Errorf("%q: %w", v.Path, err)
+			}
+		}
+		return nil
+	})
+}
+
+// RunlessHistoryBy reports whether the history has a version written at
+// or before at that no recorded run wrote (run 0: rebuilt from the
+// bucket, or from before history): the tree at at is known though no run
+// had ended by then.
+func (m *DB) RunlessHistoryBy(ctx context.Context, at time.Time) (bool, error) {
+	var n int
+	err := m.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM versions WHERE run = 0 AND written_ns <= ? LIMIT 1)", at.UnixNano()).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("manifest %s: history: %w", m.path, err)
+	}
+	return n > 0, nil
+}

@@ -220,16 +220,7 @@ func (b *S3) EachObject(ctx context.Context, prefix string, n int, fn func(conte
 // bucket does not have is an error wrapping ErrNotFound; other errors are
 // those of opError (one line naming the key; fatal ones stay fatal).
 func (b *S3) Head(ctx context.Context, key string) (ObjectMeta, error) {
-	if err := b.Check(ctx); err != nil {
-		return ObjectMeta{}, err
-	}
-	out, err := b.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)})
-	if err != nil {
-		return ObjectMeta{}, b.readError("head", key, err)
-	}
-	m := parseMeta(aws.ToInt64(out.ContentLength), out.Metadata)
-	m.VersionID = versionOf(out.VersionId)
-	return m, nil
+	return b.HeadVersion(ctx, key, "")
 }
 
 // Get returns the content of the object at key, to read and close, with
@@ -245,16 +236,9 @@ func (b *S3) GetVersion(ctx context.Context, key, version string) (io.ReadCloser
 	if err := b.Check(ctx); err != nil {
 		return nil, ObjectMeta{}, err
 	}
-	in := &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key)}
-	if version != "" {
-		in.VersionId = aws.String(version)
-	}
-	out, err := b.client.GetObject(ctx, in)
+	out, err := b.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key), VersionId: versionParam(version)})
 	if err != nil {
-		if version != "" {
-			key += " version " + version
-		}
-		return nil, ObjectMeta{}, b.readError("get", key, err)
+		return nil, ObjectMeta{}, b.readError("get", versionedKey(key, version), err)
 	}
 	m := parseMeta(aws.ToInt64(out.ContentLength), out.Metadata)
 	m.VersionID = versionOf(out.VersionId)
@@ -316,17 +300,4 @@ func parseMeta(size int64, md map[string]string) ObjectMeta {
 		m.ModeErr = fmt.Errorf("x-amz-meta-%s: %w", MetaMode, m.ModeErr)
 	}
 	return m
-}
-
-// Versioning is the bucket's versioning status as S3 tells it: "Enabled",
-// "Suspended", or "" (never turned on).
-func (b *S3) Versioning(ctx context.Context) (string, error) {
-	if err := b.Check(ctx); err != nil {
-		return "", err
-	}
-	out, err := b.client.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: aws.String(b.bucket)})
-	if err != nil {
-		return "", b.opError("get versioning of", b.bucket, err)
-	}
-	return string(out.Status), nil
 }

@@ -230,7 +230,7 @@ func TestRestoreAtVersionGoneAfterVersioningSuspended(t *testing.T) {
 	}
 	dir, r := e.restoreAt(3, "--run", "1")
 	if !strings.Contains(r.stderr, "a.txt") || !strings.Contains(r.stderr, "the bucket no longer has this version (run 1's") ||
-		!strings.Contains(r.stderr, vs[0].VersionID) || !strings.Contains(r.stderr, "the bucket's versioning is Suspended") {
+		!strings.Contains(r.stderr, vs[0].VersionID) || !strings.Contains(r.stderr, "the bucket's versioning is suspended") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 	if got := scantest.Files(t, dir); fmt.Sprint(got) != fmt.Sprint(map[string]string{"b.txt": "bravo"}) {

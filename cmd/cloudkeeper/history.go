@@ -214,7 +214,9 @@ func historyTree(ctx context.Context, t target, at time.Time, run int64, only st
 	return r, vs, err
 }
 
-// runToRestore is run N, or the last run that ended at or before at.
+// runToRestore is run N, or the last run that ended at or before at (if
+// none did, at itself where the history knows the tree then without its
+// runs: rebuilt from the bucket).
 func runToRestore(ctx context.Context, db *manifest.DB, at time.Time, run int64) (manifest.Run, error) {
 	if run != 0 {
 		r, ok, err := db.RunByID(ctx, run)
@@ -231,6 +233,11 @@ func runToRestore(ctx context.Context, db *manifest.DB, at time.Time, run int64)
 	r, ok, err := db.LastEndedBy(ctx, at)
 	if err != nil || ok {
 		return r, err
+	}
+	// A rebuilt manifest has the history without its runs: the tree at
+	// at itself.
+	if known, err := db.RunlessHistoryBy(ctx, at); err != nil || known {
+		return manifest.Run{Ended: at}, err
 	}
 	first, ok, err := db.FirstEnded(ctx)
 	switch {

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/rebuild"
 )
@@ -28,6 +29,10 @@ func rebuildCommand() *cli.Command {
 			"next sync then reads each file once, finds the content the bucket has, and uploads nothing\n" +
 			"that is already there. Objects without a valid x-amz-meta-blake3, or whose key names no\n" +
 			"path, are left out with a warning: the next sync uploads their files again.\n\n" +
+			"In a bucket with versioning it rebuilds the history too: it lists the prefix's versions\n" +
+			"(ListObjectVersions) and reads each old version's metadata (one HeadObject a version), so\n" +
+			"that history and restore as of a date work as before. An old version without metadata is\n" +
+			"left out of the history with a warning.\n\n" +
 			"It takes the settings of sync; --source is needed, as the manifest records the folder it\n" +
 			"describes. The new manifest is written beside the old path and put in place when complete.\n" +
 			"An existing manifest that opens fine is left alone unless --force; a damaged one (or any,\n" +
@@ -51,6 +56,12 @@ func rebuildCommand() *cli.Command {
 				line := fmt.Sprintf("manifest rebuilt from the bucket: %s (%s)", human.Count(res.Objects, "object", "objects"), human.Bytes(res.Bytes))
 				if n := res.LeftOut; n > 0 {
 					line += fmt.Sprintf("; %s left out", human.Thousands(n))
+				}
+				if res.Versioning != "" && res.Versioning != manifest.VersioningNever {
+					line += fmt.Sprintf("; history: %s", human.Count(res.Versions, "old version", "old versions"))
+					if n := res.VersionsLeftOut; n > 0 {
+						line += fmt.Sprintf(" (%s left out)", human.Thousands(n))
+					}
 				}
 				if n := res.Failed; n > 0 {
 					line += fmt.Sprintf("; %s could not be read", human.Thousands(n))
@@ -82,6 +93,13 @@ func rebuildOptions(p *printer, t target, force bool) rebuild.Options {
 				return
 			}
 			p.log.Warn("left out: the next sync uploads it again", "path", display(path), "reason", reason.Error())
+		},
+		VersionLeftOut: func(key, versionID, path string, reason error) {
+			if path == "" {
+				p.log.Warn("old version left out of the history", "key", human.Key(key), "version", versionID, "reason", reason.Error())
+				return
+			}
+			p.log.Warn("old version left out of the history", "path", display(path), "version", versionID, "reason", reason.Error())
 		},
 		Kept: func(path string, reason error) {
 			p.log.Warn("kept: the next sync refreshes its metadata", "path", display(path), "reason", reason.Error())

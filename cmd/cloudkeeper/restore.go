@@ -104,12 +104,16 @@ func restoreJobOf(ctx context.Context, c *cli.Context, t target, only string) (r
 		return job, err
 	}
 	job.versions, job.history = vs, true
-	job.from += fmt.Sprintf(" as run %d left it (ended %s)", r.ID, r.Ended.Format(time.DateTime))
+	tree, from := fmt.Sprintf("the tree run %d left", r.ID), fmt.Sprintf(" as run %d left it (ended %s)", r.ID, r.Ended.Format(time.DateTime))
+	if r.ID == 0 { // a rebuilt history, without its runs
+		tree, from = "the tree at "+r.Ended.Format(time.DateTime), " as it was at "+r.Ended.Format(time.DateTime)+" (history rebuilt from the bucket)"
+	}
+	job.from += from
 	job.nothing = func() error {
 		if only != "" {
-			return fmt.Errorf("nothing to restore: no file at or under --path %q in the tree run %d left (see cloudkeeper history): --path is relative to the source", only, r.ID)
+			return fmt.Errorf("nothing to restore: no file at or under --path %q in %s (see cloudkeeper history): --path is relative to the source", only, tree)
 		}
-		return fmt.Errorf("nothing to restore: run %d left no file in the history", r.ID)
+		return fmt.Errorf("nothing to restore: %s has no file in the history", tree)
 	}
 	return job, nil
 }
@@ -155,17 +159,12 @@ func goneLine(ctx context.Context, s3 *uploader.S3, n int64) string {
 	switch {
 	case err != nil:
 		return what + "; its versioning could not be read: " + err.Error()
-	case status != "Enabled":
-		return fmt.Sprintf("%s: the bucket's versioning is %s, turned off since they were written; versions written since are not kept, and those deleted since are gone", what, orNever(status))
+	case status == manifest.VersioningNever:
+		return what + ": the bucket's versioning is off, turned off since they were written; versions written since are not kept, and those deleted since are gone"
+	case status != manifest.VersioningEnabled:
+		return fmt.Sprintf("%s: the bucket's versioning is %s, turned off since they were written; versions written since are not kept, and those deleted since are gone", what, status)
 	}
 	return what + ": deleted since (by hand, by prune, or by a lifecycle rule such as NoncurrentVersionExpiration)"
-}
-
-func orNever(status string) string {
-	if status == "" {
-		return "off"
-	}
-	return status
 }
 
 // nothingToRestore says that no object matched, with where restore

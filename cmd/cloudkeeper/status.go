@@ -97,6 +97,22 @@ func lastRunLine(r *report.StatusRun) string {
 	return fmt.Sprintf("last run:     %s (%s ago): %s: %s\n", r.Ended.Format(time.DateTime), ago(*r.Ended), strings.ToUpper(resultWords[r.Result]), why)
 }
 
+// historyLine is status's line on the bucket's versioning, which keeps
+// the history.
+func historyLine(v *report.Versioning) string {
+	if v == nil {
+		return "history:      the bucket's versioning is not checked yet (the next reconcile checks it)\n"
+	}
+	checked := v.Checked.Format("2006-01-02 15:04")
+	switch v.Status {
+	case manifest.VersioningEnabled:
+		return fmt.Sprintf("history:      versioning enabled (checked %s)\n", checked)
+	case manifest.VersioningSuspended:
+		return fmt.Sprintf("history:      versioning SUSPENDED (checked %s): later writes keep no old version; enable it again, or --keep copies\n", checked)
+	}
+	return fmt.Sprintf("history:      off (the bucket has no versioning, checked %s; --keep keeps copies)\n", checked)
+}
+
 // printStatus prints st for people.
 func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 	where := fmt.Sprintf("s3://%s/%s", st.Bucket, st.Prefix)
@@ -122,6 +138,7 @@ func printStatus(w io.Writer, st report.Status, prices cost.Prices) {
 	} else {
 		fmt.Fprintf(w, "reconciled:   never (sync --reconcile, or the first sync after --reconcile-every)\n")
 	}
+	fmt.Fprint(w, historyLine(st.Versioning))
 	if len(st.Runs) > 0 {
 		fmt.Fprintln(w)
 		printRuns(w, st.Runs, prices)

@@ -71,7 +71,7 @@ func S3Standard() Prices {
 		Operations: map[string]string{
 			"PutObject": ClassPut, "CopyObject": ClassPut, "CreateMultipartUpload": ClassPut, "UploadPart": ClassPut,
 			"UploadPartCopy": ClassPut, "CompleteMultipartUpload": ClassPut, "ListObjectsV2": ClassPut, "ListObjects": ClassPut,
-			"ListMultipartUploads": ClassPut, "ListParts": ClassPut, "ListBuckets": ClassPut,
+			"ListMultipartUploads": ClassPut, "ListParts": ClassPut, "ListBuckets": ClassPut, "ListObjectVersions": ClassPut,
 			// DELETE requests are free; DeleteObjects, a POST that carries
 			// up to 1,000 deletes, is counted with them (a price file can
 			// say otherwise: operation.DeleteObjects = PUT).
@@ -116,7 +116,7 @@ var StorageClasses = []string{"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIG
 // Operations are the S3 operations a price file may give a class: those
 // cloudkeeper sends, and the others a bill lists.
 var Operations = []string{"AbortMultipartUpload", "CompleteMultipartUpload", "CopyObject", "CreateMultipartUpload",
-	"DeleteObject", "DeleteObjects", "GetBucketLocation", "GetObject", "GetObjectAttributes", "HeadBucket",
+	"DeleteObject", "DeleteObjects", "GetBucketLocation", "GetBucketVersioning", "GetObject", "GetObjectAttributes", "HeadBucket",
 	"HeadObject", "ListBuckets", "ListMultipartUploads", "ListObjectVersions", "ListObjects", "ListObjectsV2",
 	"ListParts", "PutObject", "RestoreObject", "UploadPart", "UploadPartCopy"}
 

@@ -352,6 +352,7 @@ func (r *run) execute(ctx context.Context) {
 	if first && !due && res.Err == nil && !o.DryRun && o.Scopes == nil && !o.AllowExisting {
 		// The bucket now holds what the manifest says, from the start
 		// of this run on: as good as a reconcile.
+		r.checkVersioning(context.WithoutCancel(ctx))
 		if err := r.db.SetReconciled(context.WithoutCancel(ctx), manifest.Reconciled{At: res.Started}); err != nil {
 			o.Log.Warn("could not record the first run as a reconcile", "error", err.Error())
 		}

@@ -3,7 +3,6 @@ package mirror
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -424,16 +423,7 @@ func TestRunRecordsHistoryWithVersions(t *testing.T) {
 		doc[0].Current() || !doc[1].Current() || doc[0].VersionID == "" || doc[0].VersionID == doc[1].VersionID {
 		t.Fatalf("history of doc.txt: %+v; want v1 by run %d ended by run %d, v2 current, each with its version id", doc, first.RunID, second.RunID)
 	}
-	s3c, err := uploader.NewS3(context.Background(), b.opts.S3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _, err := s3c.GetVersion(context.Background(), prefix+"doc.txt", doc[0].VersionID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer body.Close()
-	if got, _ := io.ReadAll(body); string(got) != "v1" {
+	if got := b.version(t, "doc.txt", doc[0].VersionID); got != "v1" {
 		t.Errorf("version %s of doc.txt holds %q, want v1", doc[0].VersionID, got)
 	}
 	var then []string

@@ -54,17 +54,35 @@ func (r *run) predictSkipped(ctx context.Context) error {
 		return nil // the dry run reconciles too: its requests were sent
 	}
 	due, err := r.dueForRealRun(ctx)
-	if err != nil || !due {
+	if err != nil {
 		return err
 	}
+	if !due {
+		return r.predictFirstRun(ctx)
+	}
+	r.predicted.Add("GetBucketVersioning", 1)
 	objects, _, err := r.db.Count(ctx)
 	if err != nil {
 		return err
 	}
 	r.predicted.Add("ListObjectsV2", max(1, (objects+999)/1000))
 	r.approximate("a reconcile is due: the real run first lists the prefix (counted: one LIST per 1,000 of the manifest's objects), " +
-		"sends a HEAD for each object it does not know and repairs what it finds (neither counted)")
+		"sends a HEAD for each object it does not know and repairs what it finds (neither counted), and asks the bucket's versioning (counted; " +
+		"with versioning on, objects recorded without their version id get it from a listing of versions, not counted)")
 	return nil
+}
+
+// predictFirstRun counts, in a dry run of a first run, the check of the
+// bucket's versioning that the real run makes at its end.
+func (r *run) predictFirstRun(ctx context.Context) error {
+	if r.o.Scopes != nil || r.o.AllowExisting {
+		return nil
+	}
+	first, err := newManifest(ctx, r.db, 0)
+	if err == nil && first {
+		r.predicted.Add("GetBucketVersioning", 1)
+	}
+	return err
 }
 
 // sayDoubts tells, in a dry run, of the keys in doubt the real run asks S3

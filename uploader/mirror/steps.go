@@ -190,7 +190,36 @@ func (r *run) reconcileManifest(ctx context.Context) error {
 	}
 	o.Log.Info(msg, "listed", res.Listed, "missing", res.Missing, "differ", res.Differ, "adopted", res.Adopted, "extra", res.Extra,
 		"head_requests", res.Heads, "new_etags", res.Retagged+res.ETagsRecorded, "bad_keys", res.BadKeys, "unreadable", res.Unreadable)
+	r.logVersioning(res.Versioned)
 	return nil
+}
+
+// logVersioning says what a check of the bucket's versioning found that
+// matters: versioning suspended (S3 keeps no history of the writes from
+// then on), and the objects whose version ids it recorded.
+func (r *run) logVersioning(v reconcile.Versioned) {
+	o := r.o
+	if v.Status == manifest.VersioningSuspended {
+		o.Log.Warn(fmt.Sprintf("versioning of bucket %s is suspended: S3 keeps no old version of what is written from now on, so the history of those writes is lost; "+
+			"turn versioning on again (aws s3api put-bucket-versioning --bucket %s --versioning-configuration Status=Enabled), or keep copies with --keep",
+			o.Identity.Bucket, o.Identity.Bucket), "versioning_was", v.Before)
+	}
+	if v.Filled > 0 {
+		o.Log.Info("recorded the version ids of objects written before the manifest recorded them: their next write keeps them in the history",
+			"objects", v.Filled, "versions_listed", v.Listed)
+	}
+}
+
+// checkVersioning asks the bucket's versioning on a first run, which
+// counts as a reconcile, and records it; a failure is only told: the
+// next reconcile asks again.
+func (r *run) checkVersioning(ctx context.Context) {
+	v, err := reconcile.CheckVersioning(ctx, r.db, r.s3, r.o.Identity.Prefix, r.res.Started)
+	if err != nil {
+		r.o.Log.Warn("could not check the bucket's versioning; the next reconcile asks again", "error", err.Error())
+		return
+	}
+	r.logVersioning(v)
 }
 
 // checkNewManifest refuses a first run (an empty manifest that never ran)

@@ -2,7 +2,11 @@
 // bucket, which describes itself: the listing gives each object's key
 // and size, its metadata (x-amz-meta-blake3, -mtime, -mode) the rest. The
 // next sync then reads each file once, finds the content the bucket has,
-// and uploads nothing that is already there.
+// and uploads nothing that is already there. In a bucket with versioning
+// the history is rebuilt too, from a listing of the prefix's versions and
+// one HeadObject per version that is not current (see history.go): each
+// version describes itself, and DB.History and DB.TreeAt read it as they
+// read what the runs recorded.
 //
 //	res, err := rebuild.Run(ctx, s3, rebuild.Options{
 //		Manifest: path, Identity: id, Prefix: "laptop/",
@@ -54,15 +58,28 @@ type Options struct {
 	// Kept is called for an object kept whose mtime or mode metadata is
 	// not valid: the next sync refreshes it.
 	Kept func(path string, reason error)
-	// Failed is called for an object whose metadata could not be read.
+	// Failed is called for an object whose metadata could not be read,
+	// or a version of it.
 	Failed func(path string, err error)
+	// VersionLeftOut is called for a version that is not current, left
+	// out of the history: its key names no path (path ""), or it has no
+	// valid x-amz-meta-blake3.
+	VersionLeftOut func(key, versionID, path string, reason error)
 }
 
 // Result counts what Run did.
 type Result struct {
 	Objects, Bytes int64 // rows written, and their objects' bytes
 	LeftOut        int64 // objects left out (Options.LeftOut)
-	Failed         int64 // objects that could not be read (Options.Failed)
+	Failed         int64 // objects or versions that could not be read (Options.Failed)
+	// Versioning is the bucket's, as the rebuild found it ("" : not
+	// asked, the Reader knows no versions).
+	Versioning manifest.VersioningStatus
+	// VersionsListed are the versions and delete markers a listing of
+	// versions showed (with versioning); Versions those that are not
+	// current recorded in the history, VersionsLeftOut those left out
+	// (Options.VersionLeftOut).
+	VersionsListed, Versions, VersionsLeftOut int64
 }
 
 // Run rebuilds the manifest at opts.Manifest from the objects under
@@ -134,9 +151,11 @@ type filler struct {
 	o      Options
 	w      *manifest.Writer
 
-	objects, bytes, leftOut, failed atomic.Int64
-	mu                              sync.Mutex
-	recordErr                       error
+	objects, bytes, leftOut, failed           atomic.Int64
+	listedVersions, versions, versionsLeftOut atomic.Int64
+	versioning                                manifest.VersioningStatus
+	mu                                        sync.Mutex
+	recordErr                                 error
 }
 
 // fill writes a manifest at path with a row for every object under the
@@ -156,43 +175,29 @@ func fill(ctx context.Context, bucket uploader.Reader, path string, opts Options
 		err = f.recordErr
 	}
 	if err == nil {
+		err = f.fillHistory(ctx, db, listed)
+	}
+	if err == nil {
 		// Made from a listing: as good as a reconcile at its start.
 		err = db.SetReconciled(ctx, manifest.Reconciled{At: listed})
 	}
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("manifest %s: %w", path, cerr)
 	}
-	res := Result{Objects: f.objects.Load(), Bytes: f.bytes.Load(), LeftOut: f.leftOut.Load(), Failed: f.failed.Load()}
+	res := Result{Objects: f.objects.Load(), Bytes: f.bytes.Load(), LeftOut: f.leftOut.Load(), Failed: f.failed.Load(),
+		Versioning: f.versioning, VersionsListed: f.listedVersions.Load(), Versions: f.versions.Load(), VersionsLeftOut: f.versionsLeftOut.Load()}
 	return res, err
 }
 
 // object writes the row of one listed object, or reports why not. It
 // returns an error only to end the rebuild.
 func (f *filler) object(ctx context.Context, o uploader.ObjectInfo) error {
-	rel, err := manifest.PathOfKey(f.o.Prefix, o.Key, o.Size)
-	if errors.Is(err, manifest.ErrFolderMarker) || errors.Is(err, manifest.ErrHistoryKey) {
-		return nil // the history area holds no file's object
-	}
-	if err != nil {
-		f.leaveOut(o.Key, "", err)
-		return nil
-	}
-	meta, err := f.bucket.Head(ctx, o.Key)
-	switch {
-	case err != nil && (uploader.IsFatal(err) || ctx.Err() != nil):
+	head := func(ctx context.Context) (uploader.ObjectMeta, error) { return f.bucket.Head(ctx, o.Key) }
+	rel, meta, ok, err := f.described(ctx, o.Key, o.Size, head, func(path string, reason error) { f.leaveOut(o.Key, path, reason) })
+	if !ok {
 		return err
-	case errors.Is(err, uploader.ErrNotFound):
-		return nil // deleted since the listing
-	case err != nil:
-		f.failed.Add(1)
-		if f.o.Failed != nil {
-			f.o.Failed(rel, err)
-		}
-		return nil
-	case meta.HashErr != nil:
-		f.leaveOut(o.Key, rel, meta.HashErr)
-		return nil
-	case meta.Err() != nil && f.o.Kept != nil:
+	}
+	if meta.Err() != nil && f.o.Kept != nil {
 		f.o.Kept(rel, meta.Err())
 	}
 	e := reconcile.Adopt(rel, o, meta) // without a LastModified, uploaded at the Writer's now
@@ -210,9 +215,53 @@ func (f *filler) object(ctx context.Context, o uploader.ObjectInfo) error {
 	})
 }
 
+// described reads, with head, what the object at key (of size bytes)
+// says of itself: ok is false for a folder marker, and for an object left
+// out (told to leaveOut) or that could not be read (Failed); err is set
+// only to end the rebuild.
+func (f *filler) described(ctx context.Context, key string, size int64, head func(context.Context) (uploader.ObjectMeta, error),
+	leaveOut func(path string, reason error)) (rel string, meta uploader.ObjectMeta, ok bool, err error) {
+	rel, err = manifest.PathOfKey(f.o.Prefix, key, size)
+	if errors.Is(err, manifest.ErrFolderMarker) || errors.Is(err, manifest.ErrHistoryKey) {
+		return "", meta, false, nil // the history area holds no file's object
+	}
+	if err != nil {
+		leaveOut("", err)
+		return "", meta, false, nil
+	}
+	meta, err = head(ctx)
+	switch {
+	case err != nil && (uploader.IsFatal(err) || ctx.Err() != nil):
+		return rel, meta, false, err
+	case errors.Is(err, uploader.ErrNotFound):
+		return rel, meta, false, nil // deleted since the listing
+	case err != nil:
+		f.fail(rel, err)
+		return rel, meta, false, nil
+	case meta.HashErr != nil:
+		leaveOut(rel, meta.HashErr)
+		return rel, meta, false, nil
+	}
+	return rel, meta, true, nil
+}
+
 func (f *filler) leaveOut(key, path string, reason error) {
 	f.leftOut.Add(1)
 	if f.o.LeftOut != nil {
 		f.o.LeftOut(key, path, reason)
+	}
+}
+
+func (f *filler) fail(path string, err error) {
+	f.failed.Add(1)
+	if f.o.Failed != nil {
+		f.o.Failed(path, err)
+	}
+}
+
+func (f *filler) leaveOutVersion(v uploader.ObjectVersion, path string, reason error) {
+	f.versionsLeftOut.Add(1)
+	if f.o.VersionLeftOut != nil {
+		f.o.VersionLeftOut(v.Key, v.VersionID, path, reason)
 	}
 }

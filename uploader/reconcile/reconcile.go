@@ -6,7 +6,10 @@
 // holds (a manifest.Repair) before the diff runs; the diff then repairs
 // the bucket with the changes it always makes. It sends one ListObjectsV2
 // per 1,000 keys, and a HeadObject only for objects the manifest does not
-// know and for those whose ETag is not the one recorded.
+// know and for those whose ETag is not the one recorded; and one
+// GetBucketVersioning, whose answer it records (with versioning on, the
+// objects recorded without their version id get it: one
+// ListObjectVersions per 1,000 keys, only while some lack one).
 package reconcile
 
 import (
@@ -32,6 +35,8 @@ type Bucket interface {
 	// Head returns an object's size and metadata; a missing key is an
 	// error wrapping uploader.ErrNotFound (uploader.S3.Head).
 	Head(ctx context.Context, key string) (uploader.ObjectMeta, error)
+	// Versioning and the versions of the prefix: see CheckVersioning.
+	uploader.Versions
 }
 
 var _ Bucket = (*uploader.S3)(nil)
@@ -108,11 +113,15 @@ type Result struct {
 	Retagged            int64 // objects with a new ETag and the recorded content: the ETag is updated
 	ETagsRecorded       int64 // rows without an ETag that got the listing's
 	BadKeys, Unreadable int64
+	// Versioned is the bucket's versioning the reconcile found, and the
+	// version ids it filled (CheckVersioning).
+	Versioned Versioned
 }
 
 // Run reconciles the manifest with the bucket: it lists the prefix, edits
 // the manifest to say what the listing shows (see manifest.Repair), and
-// records that it ran (manifest.DB.SetReconciled). A HEAD that fails is
+// records that it ran (manifest.DB.SetReconciled), with the bucket's
+// versioning (CheckVersioning). A HEAD that fails is
 // reported as Unreadable and the run goes on; it returns an error only for
 // the listing, fatal S3 errors (uploader.IsFatal), the manifest, or ctx.
 func Run(ctx context.Context, o Options) (Result, error) {
@@ -141,6 +150,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return *res, err
 	}
 	if err := o.DB.Repair(ctx, r.repair); err != nil {
+		return *res, err
+	}
+	if res.Versioned, err = CheckVersioning(ctx, o.DB, o.Bucket, o.Prefix, res.At); err != nil {
 		return *res, err
 	}
 	return *res, o.DB.SetReconciled(ctx, res.Reconciled)

@@ -24,8 +24,18 @@ type Status struct {
 	// it when it is not a success.
 	LastRun *StatusRun `json:"last_run"`
 	// LastReconcile is null if the manifest was never reconciled.
-	LastReconcile *Reconcile  `json:"last_reconcile"`
-	Runs          []StatusRun `json:"runs"`
+	LastReconcile *Reconcile `json:"last_reconcile"`
+	// Versioning is the bucket's versioning as last checked (the first
+	// run, a reconcile); null if it never was.
+	Versioning *Versioning `json:"versioning"`
+	Runs       []StatusRun `json:"runs"`
+}
+
+// Versioning is the bucket's versioning status (enabled, suspended,
+// never) and when it was checked.
+type Versioning struct {
+	Status  manifest.VersioningStatus `json:"status"`
+	Checked time.Time                 `json:"checked"`
 }
 
 // Reconcile is the last reconcile: when it listed the bucket, and what it
@@ -111,6 +121,11 @@ func ReadStatus(ctx context.Context, db *manifest.DB, path string, t Target, max
 	}
 	if ok {
 		st.LastReconcile = &Reconcile{At: rec.At, Findings: FindingsOf(rec)}
+	}
+	if v, ok, err := db.Versioning(ctx); err != nil {
+		return st, err
+	} else if ok {
+		st.Versioning = &Versioning{Status: v.Status, Checked: v.Checked}
 	}
 	rs, err := db.Runs(ctx, runs)
 	if err != nil {

@@ -364,6 +364,14 @@ func TestOperation(t *testing.T) {
 			_, err := c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &bucket, Key: aws.String("aborted"), UploadId: abortID})
 			return err
 		}},
+		{"GetBucketVersioning", 0, func() error {
+			_, err := c.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: &bucket})
+			return err
+		}},
+		{"ListObjectVersions", 0, func() error {
+			_, err := c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &bucket})
+			return err
+		}},
 		{"Other", 0, func() error { // PutObjectTagging
 			_, err := c.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{Bucket: &bucket, Key: &key, Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("k"), Value: aws.String("v")}}}})
 			return err

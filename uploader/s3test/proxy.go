@@ -320,7 +320,8 @@ var subresources = []string{
 // CreateMultipartUpload, CompleteMultipartUpload, AbortMultipartUpload,
 // ListParts, DeleteObjects, DeleteObject, GetObject, HeadObject, ListBuckets,
 // CreateBucket, DeleteBucket, HeadBucket, ListObjectsV2, ListObjects,
-// ListMultipartUploads, or Other for anything else.
+// ListMultipartUploads, GetBucketVersioning, ListObjectVersions, or Other
+// for anything else.
 func Operation(r *http.Request) string {
 	path := strings.TrimPrefix(r.URL.Path, "/")
 	if path == "" {
@@ -332,6 +333,14 @@ func Operation(r *http.Request) string {
 	_, key, _ := strings.Cut(path, "/")
 	q := r.URL.Query()
 	has := func(name string) bool { _, ok := q[name]; return ok }
+	if key == "" && r.Method == http.MethodGet && len(q) > 0 {
+		switch {
+		case has("versioning"):
+			return "GetBucketVersioning"
+		case has("versions"):
+			return "ListObjectVersions"
+		}
+	}
 	for _, s := range subresources {
 		if has(s) {
 			return "Other"

@@ -1,0 +1,68 @@
+package uploader
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+)
+
+// A bucket's versioning status as GetBucketVersioning tells it, and its
+// versions listed by key, newest first, delete markers in their place,
+// each version's metadata read by its id.
+func TestVersioningAndVersions(t *testing.T) {
+	ctx := context.Background()
+	tb := newTestBucket(t)
+	if st, err := tb.Versioning(ctx); err != nil || st != manifest.VersioningNever {
+		t.Fatalf("a new bucket: %q, %v; want never", st, err)
+	}
+	if err := gw.SetVersioning(ctx, tb.name, types.BucketVersioningStatusEnabled); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := tb.Versioning(ctx); err != nil || st != manifest.VersioningEnabled {
+		t.Fatalf("after enabling: %q, %v", st, err)
+	}
+	c := gw.Client()
+	put := func(key, body string) {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(tb.name), Key: aws.String(key), Body: strings.NewReader(body),
+			Metadata: map[string]string{MetaBLAKE3: strings.Repeat("0", 64)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("p/a", "1")
+	put("p/a", "22")
+	put("p/b", "333")
+	if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(tb.name), Key: aws.String("p/b")}); err != nil {
+		t.Fatal(err)
+	}
+	put("p/a", "4444")
+	var got []string
+	var ids []string
+	err := tb.ListVersions(ctx, "p/", func(v ObjectVersion) error {
+		got = append(got, fmt.Sprintf("%s %d latest=%v marker=%v", v.Key, v.Size, v.Latest, v.DeleteMarker))
+		if !v.DeleteMarker {
+			ids = append(ids, v.VersionID)
+		}
+		return nil
+	})
+	want := "p/a 4 latest=true marker=false,p/a 2 latest=false marker=false,p/a 1 latest=false marker=false,p/b 0 latest=true marker=true,p/b 3 latest=false marker=false"
+	if err != nil || strings.Join(got, ",") != want {
+		t.Fatalf("versions: %v\n%s\nwant\n%s", err, strings.Join(got, ","), want)
+	}
+	m, err := tb.HeadVersion(ctx, "p/a", ids[1])
+	if err != nil || m.Size != 2 || m.VersionID != ids[1] {
+		t.Errorf("head of version %s: %+v, %v", ids[1], m, err)
+	}
+	if err := gw.SetVersioning(ctx, tb.name, types.BucketVersioningStatusSuspended); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := tb.Versioning(ctx); err != nil || st != manifest.VersioningSuspended {
+		t.Fatalf("after suspending: %q, %v", st, err)
+	}
+}
