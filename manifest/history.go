@@ -17,13 +17,18 @@ import (
 // bytes S3 does not keep (no version id, no history copy) is not history,
 // and goes.
 type historyStmts struct {
-	end, drop, add *sql.Stmt
+	end, unnull, drop, add *sql.Stmt
 }
 
 func prepareHistory(tx *sql.Tx) (*historyStmts, error) {
 	h := &historyStmts{}
 	var err error
 	if h.end, err = tx.Prepare("UPDATE versions SET ended_ns = ?, ended_run = ? WHERE path = ? AND ended_ns IS NULL"); err != nil {
+		return nil, err
+	}
+	// S3 keeps one "null" version a key: a write or a delete without
+	// versioning on replaces it, kept or not.
+	if h.unnull, err = tx.Prepare("UPDATE versions SET version_id = '' WHERE path = ? AND ended_ns IS NOT NULL AND version_id = 'null'"); err != nil {
 		return nil, err
 	}
 	if h.drop, err = tx.Prepare("DELETE FROM versions WHERE path = ? AND ended_ns IS NOT NULL AND version_id = '' AND history_key = ''"); err != nil {
@@ -37,17 +42,25 @@ func prepareHistory(tx *sql.Tx) (*historyStmts, error) {
 }
 
 func (h *historyStmts) Close() {
-	for _, s := range []*sql.Stmt{h.end, h.drop, h.add} {
+	for _, s := range []*sql.Stmt{h.end, h.unnull, h.drop, h.add} {
 		if s != nil {
 			s.Close()
 		}
 	}
 }
 
-// replaced ends the current version of path at ns, by run.
-func (h *historyStmts) replaced(path string, ns, run int64) error {
+// replaced ends the current version of path at ns, by run. nullGone: the
+// write or delete that replaced it may have replaced S3's "null" version
+// of the key too (one made without versioning on, or a delete, whose
+// marker's version is not known here), which is then no longer kept.
+func (h *historyStmts) replaced(path string, ns, run int64, nullGone bool) error {
 	if _, err := h.end.Exec(ns, run, path); err != nil {
 		return fmt.Errorf("history of %q: %w", path, err)
+	}
+	if nullGone {
+		if _, err := h.unnull.Exec(path); err != nil {
+			return fmt.Errorf("history of %q: %w", path, err)
+		}
 	}
 	if _, err := h.drop.Exec(path); err != nil {
 		return fmt.Errorf("history of %q: %w", path, err)
@@ -57,7 +70,7 @@ func (h *historyStmts) replaced(path string, ns, run int64) error {
 
 // written ends the current version of e's path and adds e as the new one.
 func (h *historyStmts) written(e Entry, run int64) error {
-	if err := h.replaced(e.Path, e.UploadedNs, run); err != nil {
+	if err := h.replaced(e.Path, e.UploadedNs, run, e.VersionID == ""); err != nil {
 		return err
 	}
 	if _, err := h.add.Exec(e.Path, run, e.UploadedNs, e.Stat.Size, e.Hash[:], e.Stat.MtimeNs, uint32(e.Stat.Mode), e.ETag, e.VersionID, e.RetainUntilNs); err != nil {

@@ -216,7 +216,7 @@ func (w *Writer) commit(batch []writeReq) error {
 			if _, err := settled.Exec(p); err != nil {
 				return fmt.Errorf("manifest %s: forget %q: %w", w.m.path, p, err)
 			}
-			if err := history.replaced(p, now, w.run); err != nil {
+			if err := history.replaced(p, now, w.run, true); err != nil {
 				return fmt.Errorf("manifest %s: %w", w.m.path, err)
 			}
 		}

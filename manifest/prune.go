@@ -54,6 +54,8 @@ func (m *DB) PrunePlan(ctx context.Context, keep Keep, now time.Time) (PrunePlan
 	rows, err := m.db.QueryContext(ctx, "SELECT id, "+versionColumns+`, retain_until_ns, pruning_ns,
 		ROW_NUMBER() OVER (PARTITION BY path ORDER BY ended_ns DESC, id DESC)
 		FROM versions WHERE ended_ns IS NOT NULL AND (version_id != '' OR history_key != '')
+		-- S3's "null" version may be the key's current object: never deleted by its id then
+		AND NOT (version_id = 'null' AND EXISTS (SELECT 1 FROM versions c WHERE c.path = versions.path AND c.ended_ns IS NULL AND c.version_id IN ('', 'null')))
 		ORDER BY path, written_ns, id`)
 	if err != nil {
 		return plan, fmt.Errorf("manifest %s: prune: %w", m.path, err)

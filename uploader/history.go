@@ -44,7 +44,7 @@ const (
 
 // lost reports whether the object of row e goes for good when replaced:
 // its write was not answered with a version S3 keeps.
-func lost(e *manifest.Entry) bool { return e != nil && e.VersionID == "" }
+func lost(e *manifest.Entry) bool { return e != nil && (e.VersionID == "" || e.VersionID == "null") }
 
 // keep copies the objects of rows into the history area and records the
 // copies; it returns the error of each path whose copy failed, whose

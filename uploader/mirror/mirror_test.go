@@ -3,6 +3,7 @@ package mirror
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,10 +16,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/prune"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
@@ -485,5 +488,61 @@ func TestRunFirstRunWithAnOpenManifestIsRefusedOverObjects(t *testing.T) {
 	res := Run(context.Background(), o)
 	if res.Err == nil || !strings.Contains(res.Err.Error(), "manifest rebuild") || b.objects(t)[prefix+"old.txt"] != "someone else's" {
 		t.Errorf("first run with an open manifest over objects: %v, counts %+v, bucket %v; want it refused, the object kept", res.Err, res.Counts, b.objects(t))
+	}
+}
+
+// S3 keeps one "null" version a key: an object from before versioning was
+// turned on, whose id a reconcile recorded, is replaced in place by a write
+// once versioning is suspended. The history must not keep claiming it, and
+// a prune must never delete "null" by its id then, which would delete the
+// file's current object (a reviewer's find: prune emptied the mirror's
+// a.txt; restore --at gave a size mismatch).
+func TestRunSuspendedVersioningReplacesTheNullVersion(t *testing.T) {
+	b := newBackup(t, map[string]string{"a.txt": "one"})
+	ctx := context.Background()
+	b.run(t, b.opts, ExitOK)
+	if err := gw.SetVersioning(ctx, b.bucket, types.BucketVersioningStatusEnabled); err != nil {
+		t.Fatal(err)
+	}
+	o := b.opts
+	o.Reconcile = true
+	b.run(t, o, ExitOK) // records a.txt's version as "null"
+	if err := gw.SetVersioning(ctx, b.bucket, types.BucketVersioningStatusSuspended); err != nil {
+		t.Fatal(err)
+	}
+	o.Keep = manifest.Keep{Age: time.Minute}
+	b.run(t, o, ExitOK)
+	b.write(t, "a.txt", "two, edited")
+	o.Reconcile = false
+	b.run(t, o, ExitOK)
+
+	db, err := manifest.Open(b.opts.Manifest, b.opts.Identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	h, err := db.History(ctx, "a.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range h {
+		if !v.Current() && v.VersionID == "null" {
+			t.Errorf("the history keeps claiming S3's null version of a.txt, which the write replaced: %+v", v)
+		}
+	}
+	s3c, err := uploader.NewS3(ctx, b.opts.S3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := prune.Run(ctx, prune.Options{DB: db, Bucket: s3c, Prefix: prefix, Keep: o.Keep, Now: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	body, _, err := s3c.Get(ctx, prefix+"a.txt")
+	if err != nil {
+		t.Fatalf("the current a.txt after the prune: %v", err)
+	}
+	defer body.Close()
+	if got, _ := io.ReadAll(body); string(got) != "two, edited" {
+		t.Errorf("a.txt holds %q after the prune", got)
 	}
 }
