@@ -230,3 +230,36 @@ func (m *DB) RunlessHistoryBy(ctx context.Context, at time.Time) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// Gap is a time a path had a version the history no longer holds: pruned,
+// or never kept (replaced where S3 kept no copy of it).
+type Gap struct {
+	Path   string
+	Pruned bool
+}
+
+// GapsAt calls fn, in path order, for each path whose version current at
+// at the history no longer holds (see TreeAt for under).
+func (m *DB) GapsAt(ctx context.Context, at time.Time, under string, fn func(Gap) error) error {
+	q := "SELECT path, max(pruned) FROM history_gaps WHERE from_ns <= ?1 AND to_ns > ?1"
+	args := []any{at.UnixNano()}
+	if under != "" {
+		q += " AND (path = ?2 OR (path > ?2 || '/' AND path < ?2 || '0'))"
+		args = append(args, strings.TrimSuffix(under, "/"))
+	}
+	rows, err := m.db.QueryContext(ctx, q+" GROUP BY path ORDER BY path", args...)
+	if err != nil {
+		return fmt.Errorf("manifest %s: what the history lost at %s: %w", m.path, at.Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var g Gap
+		if err := rows.Scan(&g.Path, &g.Pruned); err != nil {
+			return fmt.Errorf("manifest %s: %w", m.path, err)
+		}
+		if err := fn(g); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -159,4 +159,21 @@ CREATE TABLE history_doubt (
 	since_ns INTEGER NOT NULL
 );
 `,
+	// 15: what the history no longer holds: each old version it forgot
+	// (pruned, or replaced where S3 kept no copy of it), as the time it
+	// was current, so that a restore to then says the file's version is
+	// not kept instead of leaving it out without a word.
+	`
+CREATE TABLE history_gaps (
+	path    TEXT    NOT NULL,
+	from_ns INTEGER NOT NULL,
+	to_ns   INTEGER NOT NULL,
+	pruned  INTEGER NOT NULL -- 1: deleted by a prune; 0: never kept
+);
+CREATE INDEX history_gaps_by_path ON history_gaps(path);
+CREATE TRIGGER versions_forgotten BEFORE DELETE ON versions WHEN OLD.ended_ns IS NOT NULL BEGIN
+	INSERT INTO history_gaps(path, from_ns, to_ns, pruned)
+		VALUES (OLD.path, OLD.written_ns, OLD.ended_ns, OLD.version_id != '' OR OLD.history_key != '');
+END;
+`,
 }

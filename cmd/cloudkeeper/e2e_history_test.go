@@ -266,3 +266,23 @@ func TestRestoreAtCost(t *testing.T) {
 	e.wantOnlyGets(int64(n))
 	compareTrees(t, treeState(t, dir), original)
 }
+
+// A restore to a run whose tree held a version the history no longer
+// holds (pruned since) names that file and exits 3, instead of giving a
+// partial tree with exit 0 (a reviewer's find).
+func TestRestoreRunNamesFilesWhoseVersionIsPruned(t *testing.T) {
+	e := newVersionedEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "alpha"}, "b.txt": scantest.File{Content: "b1"}})
+	e.sync(0)
+	e.edit("b.txt", "b2", 2)
+	e.sync(0)
+	e.edit("b.txt", "b3", 3)
+	e.sync(0)
+	e.prune(0, "--keep", "1") // b1 goes: b2 is the one old version kept
+	dir, r := e.restoreAt(exitIncomplete, "--run", "1")
+	if got, err := os.ReadFile(filepath.Join(dir, "a.txt")); err != nil || string(got) != "alpha" {
+		t.Errorf("a.txt restored as %q, %v", got, err)
+	}
+	if !strings.Contains(r.stderr, "b.txt") || !strings.Contains(r.stderr, "pruned") {
+		t.Errorf("restore --run 1 did not name b.txt as pruned:\n%s", r.stderr)
+	}
+}

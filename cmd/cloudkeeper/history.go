@@ -195,23 +195,32 @@ func parseAt(s string) (time.Time, error) {
 }
 
 // historyTree is the run to restore to (run, or the last that ended at or
-// before at) and the versions its tree holds (under only).
-func historyTree(ctx context.Context, t target, at time.Time, run int64, only string) (manifest.Run, []manifest.Version, error) {
+// before at), the versions its tree holds (under only), and the paths
+// whose version then the history no longer holds.
+func historyTree(ctx context.Context, t target, at time.Time, run int64, only string) (manifest.Run, []manifest.Version, []manifest.Gap, error) {
 	db, err := openHistory(t)
 	if err != nil {
-		return manifest.Run{}, nil, err
+		return manifest.Run{}, nil, nil, err
 	}
 	defer db.Close()
 	r, err := runToRestore(ctx, db, at, run)
 	if err != nil {
-		return r, nil, err
+		return r, nil, nil, err
 	}
 	var vs []manifest.Version
 	err = db.TreeAt(ctx, r.Ended, only, func(v manifest.Version) error {
 		vs = append(vs, v)
 		return nil
 	})
-	return r, vs, err
+	if err != nil {
+		return r, nil, nil, err
+	}
+	var gaps []manifest.Gap
+	err = db.GapsAt(ctx, r.Ended, only, func(g manifest.Gap) error {
+		gaps = append(gaps, g)
+		return nil
+	})
+	return r, vs, gaps, err
 }
 
 // runToRestore is run N, or the last run that ended at or before at (if

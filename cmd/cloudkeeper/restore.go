@@ -86,6 +86,7 @@ type restoreJob struct {
 	only     string
 	from     string             // where, for the log
 	versions []manifest.Version // with history: the tree
+	gaps     []manifest.Gap     // and the paths whose version then is not kept
 	history  bool
 	nothing  func() error // the error when nothing is there to restore
 }
@@ -99,11 +100,11 @@ func restoreJobOf(ctx context.Context, c *cli.Context, t target, only string) (r
 	if err != nil || !set {
 		return job, err
 	}
-	r, vs, err := historyTree(ctx, t, at, run, only)
+	r, vs, gaps, err := historyTree(ctx, t, at, run, only)
 	if err != nil {
 		return job, err
 	}
-	job.versions, job.history = vs, true
+	job.versions, job.gaps, job.history = vs, gaps, true
 	tree, from := fmt.Sprintf("the tree run %d left", r.ID), fmt.Sprintf(" as run %d left it (ended %s)", r.ID, r.Ended.Format(time.DateTime))
 	if r.ID == 0 { // a rebuilt history, without its runs
 		tree, from = "the tree at "+r.Ended.Format(time.DateTime), " as it was at "+r.Ended.Format(time.DateTime)+" (history rebuilt from the bucket)"
@@ -129,8 +130,18 @@ func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root
 	} else {
 		res, err = restore.Run(ctx, s3, root, opts)
 	}
-	if errors.Is(err, restore.ErrNothing) {
+	if errors.Is(err, restore.ErrNothing) && len(job.gaps) == 0 {
 		return job.nothing()
+	}
+	if errors.Is(err, restore.ErrNothing) {
+		err = nil // only files whose version is not kept: said below
+	}
+	for _, g := range job.gaps {
+		why := "it was replaced where the bucket kept no copy (no versioning, no --keep)"
+		if g.Pruned {
+			why = "it was pruned (past --keep)"
+		}
+		p.log.Error("not restored: the history no longer holds this file's version of that time", "path", display(g.Path), "why", why)
 	}
 	if !p.quiet {
 		p.println(restoreSummary(res))
@@ -146,6 +157,9 @@ func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root
 		return reportedError{exitIncomplete}
 	case res.Failed > 0:
 		p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
+		return reportedError{exitIncomplete}
+	case len(job.gaps) > 0:
+		p.log.Error("restore incomplete: files the tree held then are not kept (logged above)", "files", len(job.gaps))
 		return reportedError{exitIncomplete}
 	}
 	return nil
