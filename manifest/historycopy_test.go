@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 )
@@ -12,9 +13,15 @@ import (
 // The history area is no file's: its keys map to no path, and no path's
 // key lies in it, a path that starts with a backslash included.
 func TestHistoryKeysAreNoPath(t *testing.T) {
-	key := HistoryKey("pre/", 7, `a\b/c.txt`)
-	if key != `pre/\history/7/a\\b/c.txt` {
+	key := HistoryKey("pre/", 7, time.Unix(0, 0), `a\b/c.txt`)
+	if key != `pre/\history/19700101T000000Z-7/a\\b/c.txt` {
 		t.Fatalf("history key %q", key)
+	}
+	// Run 7 of a manifest rebuilt or made anew later keeps its copies
+	// apart from those of the run 7 before (a reviewer's find: they
+	// landed over them, in a bucket that keeps no other copy).
+	if again := HistoryKey("pre/", 7, time.Unix(86400, 0), `a\b/c.txt`); again == key {
+		t.Fatalf("run 7 of another manifest copies to %q too", again)
 	}
 	if _, err := PathOfKey("pre/", key, 3); !errors.Is(err, ErrHistoryKey) {
 		t.Fatalf("PathOfKey(%q): %v, want ErrHistoryKey", key, err)
@@ -43,9 +50,9 @@ func TestSettleHistory(t *testing.T) {
 	w := db.RunWriter(1)
 	w.Put(ctx, doc, mustCommit(t))
 	w.Close()
-	kept := HistoryCopy{Key: HistoryKey("", 2, "doc"), Of: doc}
-	other := HistoryCopy{Key: HistoryKey("", 3, "doc"), Of: Entry{Path: "doc", Hash: scanner.Digest{2}}}
-	lost := HistoryCopy{Key: HistoryKey("", 4, "doc"), Of: doc}
+	kept := HistoryCopy{Key: HistoryKey("", 2, time.Unix(0, 0), "doc"), Of: doc}
+	other := HistoryCopy{Key: HistoryKey("", 3, time.Unix(0, 0), "doc"), Of: Entry{Path: "doc", Hash: scanner.Digest{2}}}
+	lost := HistoryCopy{Key: HistoryKey("", 4, time.Unix(0, 0), "doc"), Of: doc}
 	if need, err := db.IntendHistory(ctx, []HistoryCopy{kept, other, lost}); err != nil || len(need) != 3 {
 		t.Fatalf("IntendHistory: %v, %v", need, err)
 	}

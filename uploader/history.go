@@ -21,7 +21,10 @@ import (
 // with a VersionId is a version S3 keeps itself, and is not copied.
 type History struct {
 	Record HistoryRecord // the manifest
-	Run    int64         // the run that replaces them: the copies' folder
+	// Run is the run that replaces them, and Started its start: the
+	// copies' folder.
+	Run     int64
+	Started time.Time
 }
 
 // HistoryRecord records history copies; *manifest.DB is one.
@@ -53,7 +56,7 @@ func lost(e *manifest.Entry) bool { return e != nil && (e.VersionID == "" || e.V
 func (a *Applier) keep(ctx context.Context, rows []manifest.Entry) (map[string]error, error) {
 	copies := make([]manifest.HistoryCopy, len(rows))
 	for i, e := range rows {
-		copies[i] = manifest.HistoryCopy{Key: manifest.HistoryKey(a.Prefix, a.History.Run, e.Path), Of: e}
+		copies[i] = manifest.HistoryCopy{Key: manifest.HistoryKey(a.Prefix, a.History.Run, a.History.Started, e.Path), Of: e}
 	}
 	need, err := a.History.Record.IntendHistory(ctx, copies)
 	if err != nil {

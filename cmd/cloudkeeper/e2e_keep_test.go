@@ -31,6 +31,22 @@ var keepArgs = []string{"--keep", "90d", "--max-delete", "100%"}
 // taken from the code under test).
 func (e *env) historyArea() string { return e.prefix + `\history/` }
 
+// historyKey is where run (its start read from the manifest) copies
+// path's object.
+func (e *env) historyKey(run int64, path string) string {
+	e.t.Helper()
+	db, err := manifest.OpenReadOnly(e.manifestPath(), e.identity())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer db.Close()
+	r, ok, err := db.RunByID(context.Background(), run)
+	if err != nil || !ok {
+		e.t.Fatalf("run %d: %v, %v", run, ok, err)
+	}
+	return manifest.HistoryKey(e.prefix, run, r.Started, path)
+}
+
 // checkMirrorIsTree asserts that the bucket's objects under the prefix,
 // but for the history area, are the source's files, and returns the
 // history area's.
@@ -52,7 +68,7 @@ func (e *env) checkMirrorIsTree() map[string]gwtest.Object {
 // the run that ended it, in history, with body.
 func (e *env) wantKept(history map[string]gwtest.Object, path string, v manifest.Version, body string) {
 	e.t.Helper()
-	key := fmt.Sprintf("%s%d/%s", e.historyArea(), v.EndedRun, path)
+	key := e.historyKey(v.EndedRun, path)
 	if v.Current() || v.HistoryKey != key {
 		e.t.Fatalf("version of %s: %+v; want one ended by a run, kept at %q", path, v, key)
 	}
@@ -170,7 +186,7 @@ func TestSyncKilledAfterHistoryCopy(t *testing.T) {
 		t.Fatalf("history area %q; versions of doc.txt %+v", scantest.Keys(history), doc)
 	}
 	// The copy was made by the killed run, and kept its version.
-	if key := fmt.Sprintf("%s%d/doc.txt", e.historyArea(), doc[0].EndedRun-1); doc[0].HistoryKey != key || string(history[key].Body) != "v1" {
+	if key := e.historyKey(doc[0].EndedRun-1, "doc.txt"); doc[0].HistoryKey != key || string(history[key].Body) != "v1" {
 		t.Fatalf("version v1: %+v; want it kept at %s", doc[0], key)
 	}
 
@@ -269,7 +285,7 @@ func TestSyncKilledHistoryCopyLandingLate(t *testing.T) {
 	if len(doc) != 2 {
 		t.Fatalf("versions of doc.txt %+v", doc)
 	}
-	late := fmt.Sprintf("%s%d/doc.txt", e.historyArea(), doc[0].EndedRun-1)
+	late := e.historyKey(doc[0].EndedRun-1, "doc.txt")
 	if doc[0].HistoryKey == late {
 		t.Fatalf("the copy that never landed is recorded: %+v", doc[0])
 	}
@@ -291,7 +307,7 @@ func TestSyncKilledHistoryCopyInParts(t *testing.T) {
 	doc := e.history("big.bin")
 	// What a kill in the middle of copying it in parts (UploadPartCopy)
 	// leaves: an upload no record names.
-	key := fmt.Sprintf("%s%d/big.bin", e.historyArea(), doc[0].Run+1)
+	key := e.historyKey(doc[0].Run+1, "big.bin")
 	if _, err := gw.Client().CreateMultipartUpload(context.Background(), &s3.CreateMultipartUploadInput{Bucket: aws.String(e.bucket), Key: aws.String(key)}); err != nil {
 		t.Fatal(err)
 	}

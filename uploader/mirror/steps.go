@@ -316,7 +316,7 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 		Resumes: r.db,
 	}
 	if !o.DryRun && o.Keep.On() {
-		applier.History = &uploader.History{Record: r.db, Run: r.res.RunID}
+		applier.History = &uploader.History{Record: r.db, Run: r.res.RunID, Started: r.res.Started}
 	}
 	var sum uploader.Summary
 	g.Go(func() error {
