@@ -69,30 +69,21 @@ func Main(m *testing.M, gw **s3test.Gateway) {
 
 // Bucket creates a bucket with a new name derived from the test's and
 // returns the name.
-func Bucket(t testing.TB, g *s3test.Gateway) string {
-	t.Helper()
-	name := bucketName(t.Name())
-	if err := g.CreateBucket(context.Background(), name); err != nil {
-		t.Fatal(err)
-	}
-	return name
-}
+func Bucket(t testing.TB, g *s3test.Gateway) string { return newBucket(t, g.CreateBucket) }
 
 // VersionedBucket is Bucket with versioning enabled.
 func VersionedBucket(t testing.TB, g *s3test.Gateway) string {
-	t.Helper()
-	name := bucketName(t.Name())
-	if err := g.CreateVersionedBucket(context.Background(), name); err != nil {
-		t.Fatal(err)
-	}
-	return name
+	return newBucket(t, g.CreateVersionedBucket)
 }
 
 // LockedBucket is Bucket with Object Lock enabled (and so versioning).
-func LockedBucket(t testing.TB, g *s3test.Gateway) string {
+func LockedBucket(t testing.TB, g *s3test.Gateway) string { return newBucket(t, g.CreateLockedBucket) }
+
+// newBucket creates a bucket named for the test with create.
+func newBucket(t testing.TB, create func(context.Context, string) error) string {
 	t.Helper()
 	name := bucketName(t.Name())
-	if err := g.CreateLockedBucket(context.Background(), name); err != nil {
+	if err := create(context.Background(), name); err != nil {
 		t.Fatal(err)
 	}
 	return name
