@@ -27,7 +27,7 @@ func TestHistoryKeysAreNoPath(t *testing.T) {
 		t.Fatalf("PathOfKey(%q): %v, want ErrHistoryKey", key, err)
 	}
 	for _, p := range []string{`\history/7/a`, `\history`, "\\history/\x01"} {
-		if k := Key("pre/", p); isHistoryKey("pre/", k) {
+		if k := Key("pre/", p); IsHistoryKey("pre/", k) {
 			t.Errorf("the path %q has the key %q, in the history area", p, k)
 		} else if back, err := PathOfKey("pre/", k, 1); err != nil || back != p {
 			t.Errorf("PathOfKey(%q) = %q, %v; want %q", k, back, err, p)

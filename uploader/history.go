@@ -45,6 +45,23 @@ const (
 	MetaKey      = "key"
 )
 
+// HistoryOf reads what a history copy says of itself beside its content:
+// the key its object was at, and when a run replaced it there.
+func HistoryOf(m ObjectMeta) (key string, replaced time.Time, err error) {
+	key, err = url.PathUnescape(m.Metadata[MetaKey])
+	if err == nil && key == "" {
+		err = errors.New("no x-amz-meta-" + MetaKey)
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("x-amz-meta-%s: %w", MetaKey, err)
+	}
+	ns, err := ParseMtime(m.Metadata[MetaReplaced])
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("x-amz-meta-%s: %w", MetaReplaced, err)
+	}
+	return key, time.Unix(0, ns), nil
+}
+
 // lost reports whether the object of row e goes for good when replaced:
 // its write was not answered with a version S3 keeps.
 func lost(e *manifest.Entry) bool { return e != nil && (e.VersionID == "" || e.VersionID == "null") }

@@ -19,19 +19,10 @@ import (
 // ran).
 func (e *env) histories(paths ...string) string {
 	e.t.Helper()
-	db, err := manifest.OpenReadOnly(e.manifestPath(), manifest.Identity{Source: e.src, Endpoint: e.proxy.URL, Bucket: e.bucket, Prefix: e.prefix})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer db.Close()
 	var lines []string
 	for _, p := range paths {
-		h, err := db.History(context.Background(), p)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		for _, v := range h {
-			lines = append(lines, fmt.Sprintf("%s %d %x %s current=%v", v.Path, v.Size, v.Hash[:4], v.VersionID, v.Current()))
+		for _, v := range e.history(p) {
+			lines = append(lines, fmt.Sprintf("%s %d %x %s %s current=%v", v.Path, v.Size, v.Hash[:4], v.VersionID, v.HistoryKey, v.Current()))
 		}
 	}
 	return strings.Join(lines, "\n")
