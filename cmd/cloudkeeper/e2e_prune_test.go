@@ -283,17 +283,23 @@ func TestPruneEvery(t *testing.T) {
 	e.cmdWant(exitUsage, "sync", append(e.baseArgs(), "--prune-every", "1h")...) // no --keep
 }
 
-// A prune killed the moment S3 applied its DeleteObjects has not
-// forgotten the versions S3 deleted: the next prune does, even
-// with a keep that would keep them.
-func TestPruneKilledAfterS3DeletedIsFinishedByTheNext(t *testing.T) {
+// newFourVersionsEnv is an env whose doc.txt was synced four times into a
+// bucket with versioning, and its S3 version ids, oldest first.
+func newFourVersionsEnv(t *testing.T) (*env, []string) {
 	e := newLockableEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}}, false)
 	e.sync(0)
 	for i := 2; i <= 4; i++ {
 		e.edit("doc.txt", fmt.Sprintf("v%d", i), i)
 		e.sync(0)
 	}
-	all := e.s3Versions("doc.txt")
+	return e, e.s3Versions("doc.txt")
+}
+
+// A prune killed the moment S3 applied its DeleteObjects has not
+// forgotten the versions S3 deleted: the next prune does, even
+// with a keep that would keep them.
+func TestPruneKilledAfterS3DeletedIsFinishedByTheNext(t *testing.T) {
+	e, all := newFourVersionsEnv(t)
 	e.killCommandWhen("prune", "DeleteObjects", func(r *http.Request, kill func()) *s3test.Fault {
 		if s3test.Operation(r) != "DeleteObjects" {
 			return nil
@@ -323,13 +329,7 @@ func TestPruneKilledAfterS3DeletedIsFinishedByTheNext(t *testing.T) {
 func TestPruneMarksNotAppliedAreWeighedByTheNextKeep(t *testing.T) {
 	for _, how := range []string{"killed before S3 deleted", "the delete failed"} {
 		t.Run(how, func(t *testing.T) {
-			e := newLockableEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}}, false)
-			e.sync(0)
-			for i := 2; i <= 4; i++ {
-				e.edit("doc.txt", fmt.Sprintf("v%d", i), i)
-				e.sync(0)
-			}
-			all := e.s3Versions("doc.txt")
+			e, all := newFourVersionsEnv(t)
 			if how == "killed before S3 deleted" {
 				e.killCommandWhen("prune", "DeleteObjects", func(r *http.Request, kill func()) *s3test.Fault {
 					if s3test.Operation(r) != "DeleteObjects" {
