@@ -92,7 +92,7 @@ func recordCopy(ctx context.Context, tx *sql.Tx, c HistoryCopy) error {
 	if _, err := tx.ExecContext(ctx, "UPDATE versions SET ended_ns = ?, ended_run = 0 WHERE path = ? AND ended_ns IS NULL", time.Now().UnixNano(), e.Path); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM versions WHERE path = ? AND ended_ns IS NOT NULL AND version_id = '' AND history_key = ''", e.Path); err != nil {
+	if _, err := tx.ExecContext(ctx, dropUnkept, e.Path); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag, version_id, history_key)

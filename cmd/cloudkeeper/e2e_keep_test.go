@@ -36,10 +36,7 @@ func (e *env) historyArea() string { return e.prefix + `\history/` }
 // path's object.
 func (e *env) historyKey(run int64, path string) string {
 	e.t.Helper()
-	db, err := manifest.OpenReadOnly(e.manifestPath(), e.identity())
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	db := e.openManifest()
 	defer db.Close()
 	r, ok, err := db.RunByID(context.Background(), run)
 	if err != nil || !ok {

@@ -67,12 +67,22 @@ func (e *env) s3Versions(rel string) []string {
 }
 
 // history is the manifest's history of rel, oldest first.
-func (e *env) history(rel string) []manifest.Version {
+// openManifest opens the env's manifest read-only, as another process
+// would read it while no run has it; openManifestAt the one at path.
+func (e *env) openManifest() *manifest.DB { e.t.Helper(); return e.openManifestAt(e.manifestPath()) }
+
+func (e *env) openManifestAt(path string) *manifest.DB {
 	e.t.Helper()
-	db, err := manifest.OpenReadOnly(e.manifestPath(), e.identity())
+	db, err := manifest.OpenReadOnly(path, e.identity())
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return db
+}
+
+func (e *env) history(rel string) []manifest.Version {
+	e.t.Helper()
+	db := e.openManifest()
 	defer db.Close()
 	h, err := db.History(context.Background(), rel)
 	if err != nil {
@@ -157,10 +167,7 @@ func TestPruneKeep30dAfterABadNight(t *testing.T) {
 	if !strings.Contains(r.stdout, "pruned 0 old versions (0 B); kept 3") {
 		t.Errorf("prune --keep 30d right after the bad night:\n%s", r.stdout)
 	}
-	db, err := manifest.OpenReadOnly(e.manifestPath(), e.identity())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openManifest()
 	defer db.Close()
 	s3c, err := uploader.NewS3(context.Background(), uploader.S3Config{Bucket: e.bucket, Endpoint: gw.Endpoint, Credentials: credentials.NewStaticCredentialsProvider(gw.AccessKey, gw.SecretKey, "")})
 	if err != nil {

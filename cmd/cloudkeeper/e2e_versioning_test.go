@@ -69,13 +69,10 @@ func TestManifestRebuildRestoresTheHistory(t *testing.T) {
 	if got := e.histories("doc.txt", "gone.txt"); got != want {
 		t.Errorf("rebuilt history:\n%s\nwant, as the runs recorded it:\n%s", got, want)
 	}
-	db, err := manifest.OpenReadOnly(e.manifestPath(), manifest.Identity{Source: e.src, Endpoint: e.proxy.URL, Bucket: e.bucket, Prefix: e.prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openManifest()
 	defer db.Close()
 	var then []string
-	err = db.TreeAt(context.Background(), firstEnded, "", func(v manifest.Version) error {
+	err := db.TreeAt(context.Background(), firstEnded, "", func(v manifest.Version) error {
 		then = append(then, fmt.Sprintf("%s %d", v.Path, v.Size))
 		return nil
 	})
