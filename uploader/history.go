@@ -36,6 +36,21 @@ type HistoryRecord interface {
 
 var _ HistoryRecord = (*manifest.DB)(nil)
 
+// DryHistory is the HistoryRecord of a dry run: the copies it would make
+// (manifest.DB.HistoryToMake) go to its bucket, which counts them;
+// nothing is marked or recorded.
+type DryHistory struct{ DB *manifest.DB }
+
+func (d DryHistory) IntendHistory(ctx context.Context, copies []manifest.HistoryCopy) ([]manifest.HistoryCopy, error) {
+	return d.DB.HistoryToMake(ctx, copies)
+}
+
+func (DryHistory) RecordHistory(context.Context, []manifest.HistoryCopy) error { return nil }
+
+func (DryHistory) SettleHistory(context.Context, manifest.HistoryCopy, bool) (bool, error) {
+	return false, nil
+}
+
 // Metadata of a history copy, beside the blake3, mtime and mode the
 // object had: when it was replaced (as MetaMtime writes times), by which
 // run, and the key it was at (percent-encoded: metadata is ASCII).

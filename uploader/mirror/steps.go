@@ -315,8 +315,11 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 		// what continuing one sends (and its manifest is read-only).
 		Resumes: r.db,
 	}
-	if !o.DryRun && o.Keep.On() {
+	if o.Keep.On() {
 		applier.History = &uploader.History{Record: r.db, Run: r.res.RunID, Started: r.res.Started}
+		if o.DryRun {
+			applier.History.Record = uploader.DryHistory{DB: r.db}
+		}
 	}
 	var sum uploader.Summary
 	g.Go(func() error {
