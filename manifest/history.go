@@ -222,6 +222,28 @@ func (m *DB) AddVersions(ctx context.Context, vs []Version) error {
 	})
 }
 
+// EndVersion ends the old version versionID of path at at, if it ended
+// later: a rebuild that finds a history copy of a version written after it.
+func (m *DB) EndVersion(ctx context.Context, path, versionID string, at time.Time) error {
+	_, err := m.db.ExecContext(ctx, "UPDATE versions SET ended_ns = ?3 WHERE path = ?1 AND version_id = ?2 AND ended_ns > ?3",
+		path, versionID, at.UnixNano())
+	if err != nil {
+		return fmt.Errorf("manifest %s: history of %q: %w", m.path, path, err)
+	}
+	return nil
+}
+
+// KeepNullVersion records the history copy at key on S3's old "null"
+// version of path, which it copied: a rebuild that finds both.
+func (m *DB) KeepNullVersion(ctx context.Context, path, key string) error {
+	_, err := m.db.ExecContext(ctx, "UPDATE versions SET history_key = ? WHERE path = ? AND version_id = 'null' AND ended_ns IS NOT NULL AND history_key = ''",
+		key, path)
+	if err != nil {
+		return fmt.Errorf("manifest %s: history of %q: %w", m.path, path, err)
+	}
+	return nil
+}
+
 // RunlessHistoryBy reports whether the history has a version written at
 // or before at that no recorded run wrote (run 0: rebuilt from the
 // bucket, or from before history): the tree at at is known though no run

@@ -18,7 +18,8 @@ import (
 // when a run replaced it there (uploader.HistoryOf). A path's copies,
 // in the order they were replaced, give its old versions: each ended when
 // it was replaced, and began when the one before it ended, or at its
-// file's mtime if that is later (a file deleted, then made again). The
+// file's mtime if that is later (a file deleted, then made again; without
+// an mtime, when it was replaced). The
 // copy of a current version that an interrupted run made, and whose
 // overwrite never went out, keeps that current version.
 
@@ -61,6 +62,12 @@ func (c *copies) read(ctx context.Context, f *filler, o uploader.ObjectInfo) err
 	e := meta.Entry(rel)
 	v := manifest.Version{Path: rel, Ended: replaced, Size: o.Size, Hash: e.Hash, MtimeNs: e.Stat.MtimeNs, Mode: e.Stat.Mode,
 		ETag: o.ETag, HistoryKey: o.Key}
+	// When it was written is not known; its file's mtime is the nearest
+	// time before (spans), and without one, when it was replaced.
+	v.Written = replaced
+	if meta.MtimeErr == nil {
+		v.Written = time.Unix(0, meta.MtimeNs)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byPath == nil {
@@ -125,7 +132,6 @@ func (c *copies) spans(ctx context.Context, db *manifest.DB, path string, vs []m
 		if cur != nil && v.Ended.After(cur.Written) {
 			v.Ended = cur.Written // the server's LastModified has whole seconds
 		}
-		v.Written = time.Unix(0, v.MtimeNs)
 		if v.Written.Before(prevEnded) {
 			v.Written = prevEnded
 		}
@@ -134,5 +140,43 @@ func (c *copies) spans(ctx context.Context, db *manifest.DB, path string, vs []m
 		}
 		prevEnded = v.Ended
 	}
-	return vs, nil
+	return besideVersions(ctx, db, h, vs)
+}
+
+// besideVersions fits the copies of a path among the S3 versions of it
+// that the listing of versions gave (a bucket whose versioning was turned
+// on, or suspended, after --keep made copies): a copy of S3's "null"
+// version is that version, recorded on it; an S3 version that the
+// listing has end later than a copy's version began (a null version
+// written after it, since replaced, is not listed) ends there, and a
+// copy's version ends where a later S3 version begins. No two versions of
+// the path are current at once.
+func besideVersions(ctx context.Context, db *manifest.DB, h []manifest.Version, vs []manifest.Version) ([]manifest.Version, error) {
+	out := vs[:0]
+	for _, v := range vs {
+		null := false
+		for _, s := range h {
+			if s.VersionID == "" || s.Current() {
+				continue
+			}
+			switch {
+			case s.VersionID == "null" && s.Hash == v.Hash:
+				null = true
+			case s.Written.Before(v.Written) && s.Ended.After(v.Written):
+				if err := db.EndVersion(ctx, v.Path, s.VersionID, v.Written); err != nil {
+					return nil, err
+				}
+			case !s.Written.Before(v.Written) && s.Written.Before(v.Ended):
+				v.Ended = s.Written
+			}
+		}
+		if null {
+			if err := db.KeepNullVersion(ctx, v.Path, v.HistoryKey); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
