@@ -3,8 +3,6 @@ package uploader
 import (
 	"context"
 	"errors"
-	"net/http"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,38 +12,16 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
-// writeHeaders records, for each write request through a proxy, the
-// encryption and storage class headers it carried.
-type writeHeaders struct {
-	mu   sync.Mutex
-	seen []seenWrite
-}
-
-type seenWrite struct {
-	op, key                string
-	sse, kmsKey, class     string
-	copySource, copyHeader string
-}
-
 // writeOps are the requests that make an object and so must carry the
 // headers; UploadPart and UploadPartCopy take them from their
 // CreateMultipartUpload.
-var writeOps = map[string]bool{"PutObject": true, "CreateMultipartUpload": true, "CopyObject": true}
+var writeOps = []string{"PutObject", "CreateMultipartUpload", "CopyObject"}
 
-func recordWrites(p *s3test.Proxy) *writeHeaders {
-	w := &writeHeaders{}
-	p.SetFault(func(r *http.Request) *s3test.Fault {
-		if op := s3test.Operation(r); writeOps[op] {
-			w.mu.Lock()
-			w.seen = append(w.seen, seenWrite{op: op, key: r.URL.Path,
-				sse: r.Header.Get("X-Amz-Server-Side-Encryption"), kmsKey: r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"),
-				class: r.Header.Get("X-Amz-Storage-Class")})
-			w.mu.Unlock()
-		}
-		return nil
-	})
-	return w
-}
+const (
+	hdrSSE    = "X-Amz-Server-Side-Encryption"
+	hdrKMSKey = "X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"
+	hdrClass  = "X-Amz-Storage-Class"
+)
 
 // writeEveryWay writes an object of each way: one PutObject, a multipart
 // upload, one CopyObject, a copy in parts (CreateMultipartUpload and
@@ -93,17 +69,17 @@ func TestEncryptionAndClassOnEveryWrite(t *testing.T) {
 				cfg.SSE, cfg.SSEKMSKeyID, cfg.StorageClass = c.sse, c.kmsKey, c.class
 				cfg.MaxSingleCopy, cfg.CopyPartSize = 6<<20, 5<<20
 			})
-			seen := recordWrites(tb.proxy)
+			rec := s3test.Record(tb.proxy, writeOps...)
 			keys := writeEveryWay(t, tb)
-			seen.mu.Lock()
-			defer seen.mu.Unlock()
-			if len(seen.seen) != 4 {
-				t.Fatalf("writes seen: %+v", seen.seen)
+			seen := rec.Seen()
+			if len(seen) != 4 {
+				t.Fatalf("writes seen: %+v", seen)
 			}
-			for _, w := range seen.seen {
-				if w.sse != string(c.sse) || w.kmsKey != c.kmsKey || w.class != string(c.class) {
+			for _, w := range seen {
+				sse, kmsKey, class := w.Header.Get(hdrSSE), w.Header.Get(hdrKMSKey), w.Header.Get(hdrClass)
+				if sse != string(c.sse) || kmsKey != c.kmsKey || class != string(c.class) {
 					t.Errorf("%s %s: x-amz-server-side-encryption %q, kms key %q, x-amz-storage-class %q; want %q, %q, %q",
-						w.op, w.key, w.sse, w.kmsKey, w.class, c.sse, c.kmsKey, c.class)
+						w.Op, w.Path, sse, kmsKey, class, c.sse, c.kmsKey, c.class)
 				}
 			}
 			for _, key := range keys {
@@ -121,11 +97,13 @@ func TestEncryptionAndClassOnEveryWrite(t *testing.T) {
 // apply.
 func TestNoEncryptionHeadersByDefault(t *testing.T) {
 	tb := newTestBucket(t, func(cfg *S3Config) { cfg.MaxSingleCopy, cfg.CopyPartSize = 6<<20, 5<<20 })
-	seen := recordWrites(tb.proxy)
+	rec := s3test.Record(tb.proxy, writeOps...)
 	writeEveryWay(t, tb)
-	for _, w := range seen.seen {
-		if w.sse != "" || w.kmsKey != "" || w.class != "" {
-			t.Errorf("%s %s: sent %+v", w.op, w.key, w)
+	for _, w := range rec.Seen() {
+		for _, h := range []string{hdrSSE, hdrKMSKey, hdrClass} {
+			if v := w.Header.Get(h); v != "" {
+				t.Errorf("%s %s: %s %q", w.Op, w.Path, h, v)
+			}
 		}
 	}
 }
