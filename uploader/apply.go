@@ -327,7 +327,10 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 				}
 			}
 		}
-		if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrSourceMissing) {
+		if errors.Is(err, ErrArchived) {
+			fallback = fmt.Sprintf("the object of %s is in an archive storage class and cannot be copied until restored: uploaded instead", manifest.EscapePath(ch.From))
+		}
+		if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrSourceMissing) || errors.Is(err, ErrArchived) {
 			w, err = a.upload(ctx, ch, obj)
 		}
 	case manifest.OpTouch:
@@ -335,7 +338,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		if ch.MetaChanged() {
 			w, err = a.Bucket.Copy(ctx, obj.Key, obj)
 			answered = err == nil
-			if errors.Is(err, ErrCopyTooLarge) {
+			if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrArchived) {
 				err = nil // the metadata stays stale; the content is right
 			}
 			if errors.Is(err, ErrSourceMissing) {

@@ -5,6 +5,8 @@ package main
 // a run, verify and restore do with objects in an archive class.
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
 
 const testKMSKey = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -89,5 +92,91 @@ func TestEncryptionAndClassUsageErrors(t *testing.T) {
 		if st := e.proxy.Stats(); st.Requests != 0 {
 			t.Errorf("sync %q sent %v", c.args, st.ByOp)
 		}
+	}
+}
+
+// archive makes the proxy answer for the objects of paths what S3 answers
+// for an object in GLACIER or DEEP_ARCHIVE that is not restored: 403
+// InvalidObjectState to a GetObject of it and to a copy from it (versitygw
+// keeps no storage class). HEAD and listings work, as on S3.
+func (e *env) archive(paths ...string) {
+	keys := map[string]bool{}
+	for _, p := range paths {
+		keys["/"+e.bucket+"/"+e.prefix+p] = true
+	}
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		op := s3test.Operation(r)
+		src := r.Header.Get("X-Amz-Copy-Source")
+		if op == "GetObject" && keys[r.URL.Path] || (op == "CopyObject" || op == "UploadPartCopy") && keys["/"+strings.TrimPrefix(src, "/")] {
+			return &s3test.Fault{Status: http.StatusForbidden, Code: "InvalidObjectState"}
+		}
+		return nil
+	})
+}
+
+// An object in an archive class cannot be copied until restored: its
+// rename is an upload, said in one line naming the path; a chmod of
+// another leaves its metadata as it is (as for an object too large to
+// copy). verify without --deep reads only metadata and passes; verify
+// --deep and restore name each object that needs a RestoreObject, and how
+// to ask for it, and restore puts the others in place.
+func TestArchivedObjects(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"cold": scantest.Dir{"a.txt": scantest.File{Content: "aaa"}}, "b.txt": scantest.File{Content: "bbb"}, "c.txt": scantest.File{Content: "ccc"}})
+	args := []string{"--storage-class", "DEEP_ARCHIVE"}
+	e.sync(0, args...)
+	e.archive("cold/a.txt", "b.txt")
+	if err := os.Rename(e.path("cold/a.txt"), e.path("a-moved.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(e.path("b.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.sync(0, args...)
+	if n := strings.Count(r.stderr, "\n"); n != 1 || !strings.Contains(r.stderr, "uploaded instead of copied op=rename path=a-moved.txt") ||
+		!strings.Contains(r.stderr, "cold/a.txt is in an archive storage class") {
+		t.Fatalf("a rename of an archived object:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+	e.wantOps(map[string]int64{"CopyObject": 2, "PutObject": 1, "DeleteObjects": 1}) // the refused copy and chmod, the upload
+	e.checkBucketIsTree()
+	t.Logf("sync:\n%s%s", r.stdout, r.stderr)
+
+	e.archive("a-moved.txt", "b.txt")
+	e.cmdWant(0, "verify", e.baseArgs()...)
+	v := e.cmdWant(1, "verify", append(e.baseArgs(), "--deep")...)
+	for _, p := range []string{"a-moved.txt", "b.txt"} {
+		want := fmt.Sprintf("archived %s: in an archive storage class, not read: request a restore first: aws s3api restore-object --endpoint-url %s --bucket %s --key %s --restore-request Days=7", p, e.proxy.URL, e.bucket, e.prefix+p)
+		if !strings.Contains(v.stdout, want) {
+			t.Errorf("verify --deep: no line %q:\n%s", want, v.stdout)
+		}
+	}
+	if !strings.Contains(v.stdout, "2 archived (restore them first)") || strings.Contains(v.stdout, "c.txt") {
+		t.Errorf("verify --deep:\n%s", v.stdout)
+	}
+
+	to := t.TempDir()
+	res := e.cmdWant(3, "restore", append(e.bucketArgs(), "--to", to)...)
+	t.Logf("verify --deep:\n%s\nrestore:\n%s%s", v.stdout, res.stdout, res.stderr)
+	if !strings.Contains(res.stdout, "restore c.txt") || !strings.Contains(res.stderr, "2 objects are in an archive storage class") ||
+		!strings.Contains(res.stderr, "aws s3api restore-object --endpoint-url "+e.proxy.URL+" --bucket "+e.bucket+" --key "+e.prefix+"b.txt --restore-request Days=7") {
+		t.Errorf("restore:\nstdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
+	}
+}
+
+// With --keep in a bucket without versioning, an archived object cannot be
+// copied into the history before it is replaced: the change fails, named,
+// and the object stays as it was (nothing of the history is lost).
+func TestArchivedObjectKeptWithoutVersioning(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"b.txt": scantest.File{Content: "v1"}})
+	args := append([]string{"--storage-class", "GLACIER"}, keepArgs...)
+	e.sync(0, args...)
+	e.archive("b.txt")
+	scantest.Write(t, e.src, "b.txt", "v2")
+	r := e.sync(3, args...)
+	if !strings.Contains(r.stderr, "path=b.txt") || !strings.Contains(r.stderr, "keeping the version it replaces in the history") ||
+		!strings.Contains(r.stderr, "in an archive storage class") {
+		t.Fatalf("an overwrite of an archived object with --keep:\n%s", r.stderr)
+	}
+	if objs := gwtest.Objects(t, gw.Client(), e.bucket, e.prefix); len(objs) != 1 || string(objs[e.prefix+"b.txt"].Body) != "v1" {
+		t.Fatalf("bucket: %v", scantest.Keys(objs))
 	}
 }

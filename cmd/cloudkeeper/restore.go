@@ -155,6 +155,14 @@ func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root
 	case res.Gone > 0:
 		p.log.Error(goneLine(ctx, s3, res.Gone))
 		return reportedError{exitIncomplete}
+	case res.Archived > 0:
+		msg := fmt.Sprintf("restore incomplete: %s in an archive storage class and must be restored by S3 first (each logged above, with the command that asks for it); %s",
+			human.Count(res.Archived, "object is", "objects are"), thawWait)
+		if other := res.Failed - res.Archived; other > 0 {
+			msg += fmt.Sprintf("; and %s failed otherwise (logged above)", human.Count(other, "object", "objects"))
+		}
+		p.log.Error(msg)
+		return reportedError{exitIncomplete}
 	case res.Failed > 0:
 		p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
 		return reportedError{exitIncomplete}
@@ -214,6 +222,9 @@ func restoreOptions(p *printer, t target, only string, overwrite bool) restore.O
 		},
 		Failed: func(path string, err error) {
 			p.log.Error("cannot restore", "path", display(path), "error", err.Error())
+		},
+		Archived: func(path string, obj uploader.VersionRef) {
+			p.log.Error("cannot restore: in an archive storage class, S3 gives it only once restored", "path", display(path), "ask", thawCommand(t, obj))
 		},
 		Warn: func(path string, w restore.Warning, err error) {
 			msg := map[restore.Warning]string{
