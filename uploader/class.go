@@ -1,12 +1,18 @@
 package uploader
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // StorageClasses are the storage classes an object can be written in
@@ -34,13 +40,6 @@ func ParseStorageClass(s string) (types.StorageClass, error) {
 		names[i] = string(c)
 	}
 	return "", fmt.Errorf("storage class %q: want one of %s", s, strings.Join(names, ", "))
-}
-
-// IsArchive reports whether objects of class c cannot be read or copied
-// until restored (RestoreObject): GLACIER (Flexible Retrieval) and
-// DEEP_ARCHIVE. GLACIER_IR is read at once.
-func IsArchive(c types.StorageClass) bool {
-	return c == types.StorageClassGlacier || c == types.StorageClassDeepArchive
 }
 
 // ParseSSE reads a server-side encryption: AES256 (SSE-S3) or aws:kms
@@ -83,4 +82,29 @@ func (e encryption) check() error {
 		return ErrKMSKeyWithoutKMS
 	}
 	return nil
+}
+
+// Thaw asks S3 to restore obj, in an archive storage class, into a copy
+// readable for days days (RestoreObject, standard retrieval: hours). It
+// reports whether S3 had that copy already (200 OK, where a new request
+// is 202 Accepted); one already asked for (409 RestoreAlreadyInProgress)
+// is no error.
+func (b *S3) Thaw(ctx context.Context, obj VersionRef, days int32) (already bool, err error) {
+	if err := b.Check(ctx); err != nil {
+		return false, err
+	}
+	in := &s3.RestoreObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(obj.Key), RestoreRequest: &types.RestoreRequest{Days: aws.Int32(days)}}
+	if obj.VersionID != "" {
+		in.VersionId = aws.String(obj.VersionID)
+	}
+	out, err := b.client.RestoreObject(ctx, in)
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "RestoreAlreadyInProgress" {
+		return false, nil
+	}
+	if err != nil {
+		return false, b.opError("ask for a restore of", versionedKey(obj.Key, obj.VersionID), err)
+	}
+	raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response)
+	return ok && raw.StatusCode == http.StatusOK, nil
 }

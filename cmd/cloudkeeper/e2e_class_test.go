@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
@@ -99,19 +100,22 @@ func TestEncryptionAndClassUsageErrors(t *testing.T) {
 // for an object in GLACIER or DEEP_ARCHIVE that is not restored: 403
 // InvalidObjectState to a GetObject of it and to a copy from it (versitygw
 // keeps no storage class). HEAD and listings work, as on S3.
-func (e *env) archive(paths ...string) {
+func (e *env) archive(paths ...string) { e.proxy.SetFault(e.archived(paths...)) }
+
+// archived is the fault function of archive.
+func (e *env) archived(paths ...string) func(*http.Request) *s3test.Fault {
 	keys := map[string]bool{}
 	for _, p := range paths {
 		keys["/"+e.bucket+"/"+e.prefix+p] = true
 	}
-	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+	return func(r *http.Request) *s3test.Fault {
 		op := s3test.Operation(r)
 		src := r.Header.Get("X-Amz-Copy-Source")
 		if op == "GetObject" && keys[r.URL.Path] || (op == "CopyObject" || op == "UploadPartCopy") && keys["/"+strings.TrimPrefix(src, "/")] {
 			return &s3test.Fault{Status: http.StatusForbidden, Code: "InvalidObjectState"}
 		}
 		return nil
-	})
+	}
 }
 
 // An object in an archive class cannot be copied until restored: its
@@ -178,5 +182,41 @@ func TestArchivedObjectKeptWithoutVersioning(t *testing.T) {
 	}
 	if objs := gwtest.Objects(t, gw.Client(), e.bucket, e.prefix); len(objs) != 1 || string(objs[e.prefix+"b.txt"].Body) != "v1" {
 		t.Fatalf("bucket: %v", scantest.Keys(objs))
+	}
+}
+
+// restore --thaw DAYS asks S3 (RestoreObject) to restore each archived
+// object it meets, and says so, or names the object whose request failed
+// with the command to send it by hand. The proxy answers 202 Accepted for
+// b.txt, as S3 does; the gateway does not implement RestoreObject
+// (NotImplemented), which a.txt gets.
+func TestRestoreThawAsksForArchivedObjects(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "aaa"}, "b.txt": scantest.File{Content: "bbb"}, "c.txt": scantest.File{Content: "ccc"}})
+	e.sync(0, "--storage-class", "GLACIER")
+	archived := e.archived("a.txt", "b.txt")
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		if _, ok := r.URL.Query()["restore"]; ok && r.Method == http.MethodPost {
+			mu.Lock()
+			asked[strings.TrimPrefix(r.URL.Path, "/"+e.bucket+"/"+e.prefix)] = true
+			mu.Unlock()
+			if strings.HasSuffix(r.URL.Path, "/b.txt") {
+				return &s3test.Fault{Status: http.StatusAccepted}
+			}
+		}
+		return archived(r)
+	})
+	res := e.cmdWant(3, "restore", append(e.bucketArgs(), "--to", t.TempDir(), "--thaw", "3")...)
+	t.Logf("restore --thaw:\n%s%s", res.stdout, res.stderr)
+	if len(asked) != 2 || !strings.Contains(res.stdout, "restore c.txt") ||
+		!strings.Contains(res.stderr, "INFO asked S3 to restore it from its archive storage class path=b.txt days=3") ||
+		!strings.Contains(res.stderr, "path=a.txt") || !strings.Contains(res.stderr, "NotImplemented") ||
+		!strings.Contains(res.stderr, "--key "+e.prefix+"a.txt --restore-request Days=3") ||
+		!strings.Contains(res.stderr, "2 objects are in an archive storage class: asked S3 to restore 1 of them") {
+		t.Fatalf("restore --thaw: asked for %v\nstdout:\n%s\nstderr:\n%s", asked, res.stdout, res.stderr)
+	}
+	if r := e.run(append([]string{"restore", "--to", t.TempDir(), "--thaw", "-1"}, e.bucketArgs()...)...); r.code != 2 || !strings.Contains(r.stderr, "--thaw -1") {
+		t.Fatalf("restore --thaw -1: exit %d\n%s", r.code, r.stderr)
 	}
 }

@@ -1,21 +1,24 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 )
 
-// thawDays is how long the copy that thawCommand asks for stays readable.
+// thawDays is how long the copy that the command restore and verify
+// suggest asks for stays readable.
 const thawDays = 7
 
 // thawCommand is the AWS CLI command that asks S3 to restore obj, which
 // is in an archive storage class, for thawDays days, quoted for a POSIX
 // shell.
-func thawCommand(t target, obj uploader.VersionRef) string {
+func thawCommand(t target, obj uploader.VersionRef, days int32) string {
 	cmd := "aws s3api restore-object"
 	if t.Endpoint != "" {
 		cmd += " --endpoint-url " + shellWord(t.Endpoint)
@@ -24,7 +27,7 @@ func thawCommand(t target, obj uploader.VersionRef) string {
 	if obj.VersionID != "" {
 		cmd += " --version-id " + shellWord(obj.VersionID)
 	}
-	return cmd + fmt.Sprintf(" --restore-request Days=%d", thawDays)
+	return cmd + fmt.Sprintf(" --restore-request Days=%d", days)
 }
 
 // thawWait says how long S3 takes to restore an object, and what then.
@@ -44,4 +47,29 @@ func shellWord(s string) string {
 	}
 	q := fmt.Sprintf("%q", s) // Go's escapes, which $'...' reads as well
 	return "$'" + strings.ReplaceAll(q[1:len(q)-1], "'", `\'`) + "'"
+}
+
+// maxThawDays is the most days --thaw takes.
+const maxThawDays = 30000
+
+// thawRequests are the RestoreObject requests of restore --thaw.
+type thawRequests struct{ asked atomic.Int64 }
+
+// ask is the callback of restore.Options.Archived that asks S3 to restore
+// each archived object for days days, and says so, or logs the object
+// with the command to ask by hand.
+func (tr *thawRequests) ask(ctx context.Context, p *printer, s3 *uploader.S3, t target, days int32) func(string, uploader.VersionRef) {
+	return func(path string, obj uploader.VersionRef) {
+		already, err := s3.Thaw(ctx, obj, days)
+		switch {
+		case err != nil:
+			p.log.Error("cannot restore: in an archive storage class, and S3 refused to restore it", "path", display(path), "error", err.Error(), "ask", thawCommand(t, obj, days))
+			return
+		case already:
+			p.log.Info("cannot restore yet: S3 has a restored copy, which it did not give: run the restore again", "path", display(path))
+		default:
+			p.log.Info("asked S3 to restore it from its archive storage class", "path", display(path), "days", days)
+		}
+		tr.asked.Add(1)
+	}
 }

@@ -102,7 +102,7 @@ func verifyOptions(p *printer, t target, expect map[string]verify.Expected, deep
 		Expect: expect, Repair: repair, Source: t.Source,
 		Problem: func(pr verify.Problem) {
 			if pr.Kind == verify.Archived {
-				pr.Detail += ": " + thawCommand(t, uploader.VersionRef{Key: pr.Key})
+				pr.Detail += ": " + thawCommand(t, uploader.VersionRef{Key: pr.Key}, thawDays)
 			}
 			printProblem(p, pr)
 		},
