@@ -3,6 +3,8 @@ package uploader
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -128,4 +130,38 @@ func TestParseStorageClassAndSSE(t *testing.T) {
 	if _, err := ParseSSE("aws:kms:dsse"); err == nil {
 		t.Error("aws:kms:dsse taken")
 	}
+}
+
+// An object S3 will not read or copy until restored (403
+// InvalidObjectState) is that object's error, ErrArchived, not a fatal
+// denied access: for a GetObject, a CopyObject and a copy in parts, which
+// is aborted.
+func TestArchivedObjectIsItsOwnError(t *testing.T) {
+	tb := newTestBucket(t, func(cfg *S3Config) { cfg.MaxSingleCopy, cfg.CopyPartSize = 6<<20, 5<<20 })
+	ctx := context.Background()
+	small, big := localFile(t, "small", 10, "small"), localFile(t, "big", 12<<20+5, "big")
+	for _, u := range []Upload{small, big} {
+		if _, err := tb.Upload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+		switch s3test.Operation(r) {
+		case "GetObject", "CopyObject", "UploadPartCopy":
+			return &s3test.Fault{Status: http.StatusForbidden, Code: "InvalidObjectState"}
+		}
+		return nil
+	})
+	_, _, err := tb.Get(ctx, "small")
+	errs := map[string]error{"get": err}
+	for _, o := range []Object{small.Object, big.Object} {
+		o.Key += "-copy"
+		_, errs["copy "+o.Key] = tb.Copy(ctx, strings.TrimSuffix(o.Key, "-copy"), o)
+	}
+	for what, err := range errs {
+		if !errors.Is(err, ErrArchived) || IsFatal(err) {
+			t.Errorf("%s: %v (fatal: %v), want ErrArchived", what, err, IsFatal(err))
+		}
+	}
+	noOrphanParts(t, tb)
 }

@@ -136,7 +136,7 @@ func loadExpected(ctx context.Context, t target, named, repair bool, p *printer)
 
 // verifyProblem is one thing wrong with the backup, as --json prints it.
 type verifyProblem struct {
-	Kind   string `json:"problem"`        // missing, extra, mismatch, bad, error
+	Kind   string `json:"problem"`        // missing, extra, mismatch, bad, archived, error
 	Path   string `json:"path,omitempty"` // display form; empty if the key names no path
 	Key    string `json:"key"`
 	Detail string `json:"detail,omitempty"`
