@@ -168,16 +168,7 @@ func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root
 		p.log.Error(goneLine(ctx, s3, res.Gone))
 		return reportedError{exitIncomplete}
 	case res.Archived > 0:
-		msg := fmt.Sprintf("restore incomplete: %s in an archive storage class and must be restored by S3 first (each logged above, with the command that asks for it); %s",
-			human.Count(res.Archived, "object is", "objects are"), thawWait)
-		if job.thaw > 0 {
-			msg = fmt.Sprintf("restore incomplete: %s in an archive storage class: asked S3 to restore %s of them (--thaw %d; the others are logged above, with the command that asks for it); %s",
-				human.Count(res.Archived, "object is", "objects are"), human.Thousands(thawed.asked.Load()), job.thaw, thawWait)
-		}
-		if other := res.Failed - res.Archived; other > 0 {
-			msg += fmt.Sprintf("; and %s failed otherwise (logged above)", human.Count(other, "object", "objects"))
-		}
-		p.log.Error(msg)
+		p.log.Error(thawed.line(res, job.thaw))
 		return reportedError{exitIncomplete}
 	case res.Failed > 0:
 		p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")

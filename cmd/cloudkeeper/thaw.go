@@ -8,7 +8,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/restore"
 )
 
 // thawDays is how long the copy that the command restore and verify
@@ -72,4 +74,19 @@ func (tr *thawRequests) ask(ctx context.Context, p *printer, s3 *uploader.S3, t 
 		}
 		tr.asked.Add(1)
 	}
+}
+
+// line is the last line of a restore that met archived objects, thawing
+// them for days days (0: not asked).
+func (tr *thawRequests) line(res restore.Result, days int) string {
+	n := human.Count(res.Archived, "object is", "objects are")
+	msg := fmt.Sprintf("restore incomplete: %s in an archive storage class and must be restored by S3 first (each logged above, with the command that asks for it); %s", n, thawWait)
+	if days > 0 {
+		msg = fmt.Sprintf("restore incomplete: %s in an archive storage class: asked S3 to restore %s of them (--thaw %d; the others are logged above, with the command that asks for it); %s",
+			n, human.Thousands(tr.asked.Load()), days, thawWait)
+	}
+	if other := res.Failed - res.Archived; other > 0 {
+		msg += fmt.Sprintf("; and %s failed otherwise (logged above)", human.Count(other, "object", "objects"))
+	}
+	return msg
 }
