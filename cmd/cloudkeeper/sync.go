@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
@@ -72,6 +74,9 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "prune-every", EnvVars: []string{"CLOUDKEEPER_PRUNE_EVERY"}, Value: "off", Usage: "a full run whose last prune is older than `AGE` (7d, 24h) prunes at its end, by --keep (see cloudkeeper prune); off never"},
 		&cli.StringFlag{Name: "lock", EnvVars: []string{"CLOUDKEEPER_LOCK"}, Value: "off", Usage: "give every version written an Object Lock retention of `AGE` (30d, 36h): not even these credentials can delete it before; the bucket must have Object Lock enabled; off none"},
 		&cli.StringFlag{Name: "lock-mode", EnvVars: []string{"CLOUDKEEPER_LOCK_MODE"}, Value: "governance", Usage: "the retention's `MODE`: governance (a user with s3:BypassGovernanceRetention may still delete) or compliance (no one can, not even the account's root, until it ends)"},
+		&cli.StringFlag{Name: "sse", EnvVars: []string{"CLOUDKEEPER_SSE"}, Usage: "ask S3 to encrypt every object written (uploads and server-side copies) with `ENCRYPTION`: AES256 (S3-managed keys) or aws:kms (a KMS key: --sse-kms-key-id, else the account's aws/s3 key); default: none asked, the bucket's default encryption"},
+		&cli.StringFlag{Name: "sse-kms-key-id", EnvVars: []string{"CLOUDKEEPER_SSE_KMS_KEY_ID"}, Usage: "the KMS `KEY` (id, ARN or alias ARN) of --sse aws:kms"},
+		&cli.StringFlag{Name: "storage-class", EnvVars: []string{"CLOUDKEEPER_STORAGE_CLASS"}, Usage: "write every object (uploads and server-side copies) in storage `CLASS`: STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, ...; default: none asked, STANDARD. GLACIER and DEEP_ARCHIVE objects cannot be copied or read until restored: a rename uploads again, restore and verify --deep name them"},
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests \"cloudkeeper manifest rebuild\""},
 	}
 }
@@ -112,7 +117,11 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	if err != nil {
 		return syncOptions{}, afterRun{}, err
 	}
-	return syncOptions{retention: ret, target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
+	enc, err := loadEncryption(c)
+	if err != nil {
+		return syncOptions{}, afterRun{}, err
+	}
+	return syncOptions{retention: ret, encryption: enc, target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
 		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"),
 		reconcileEvery: c.Duration("reconcile-every"), bandwidth: bandwidth, keep: keep}, after, nil
 }
@@ -163,6 +172,30 @@ type syncOptions struct {
 	bandwidth      *bwlimit.Limiter // --bwlimit; nil none
 	keep           manifest.Keep    // --keep
 	retention                       // --prune-every, --lock, --lock-mode
+	encryption                      // --sse, --sse-kms-key-id, --storage-class
+}
+
+// encryption are the settings of --sse, --sse-kms-key-id and
+// --storage-class.
+type encryption struct {
+	sse    types.ServerSideEncryption
+	kmsKey string
+	class  types.StorageClass
+}
+
+func loadEncryption(c *cli.Context) (encryption, error) {
+	var e encryption
+	var err error
+	if e.sse, err = uploader.ParseSSE(c.String("sse")); err != nil {
+		return e, usageError{fmt.Errorf("--sse / CLOUDKEEPER_SSE: %w", err)}
+	}
+	if e.kmsKey = c.String("sse-kms-key-id"); e.kmsKey != "" && e.sse != types.ServerSideEncryptionAwsKms {
+		return e, usageError{errors.New("--sse-kms-key-id / CLOUDKEEPER_SSE_KMS_KEY_ID is the key of --sse aws:kms: set --sse aws:kms (or CLOUDKEEPER_SSE=aws:kms)")}
+	}
+	if e.class, err = uploader.ParseStorageClass(c.String("storage-class")); err != nil {
+		return e, usageError{fmt.Errorf("--storage-class / CLOUDKEEPER_STORAGE_CLASS: %w", err)}
+	}
+	return e, nil
 }
 
 // mirrorOptions are the options of a run, its callbacks wired to the
@@ -172,6 +205,7 @@ func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 	cfg := o.s3Config()
 	cfg.MaxAttempts, cfg.MaxBackoff, cfg.PartSize, cfg.Bandwidth = o.retries, o.retryWait, o.partSize, o.bandwidth
 	cfg.Lock, cfg.LockMode = o.lock, o.lockMode
+	cfg.SSE, cfg.SSEKMSKeyID, cfg.StorageClass = o.sse, o.kmsKey, o.class
 	return mirror.Options{
 		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
 		Filter: o.filter, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
