@@ -59,8 +59,7 @@ func syncCommand() *cli.Command {
 
 // runFlags are the settings of a run that sync and watch share.
 func runFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `GLOB` (repeatable): \"*.tmp\" matches names at any depth, \"build/out\" is anchored at the source; excluded objects already in the bucket are left alone"},
+	return append(excludeFlags(),
 		&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
 		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 0 allows no delete, 100% turns it off"},
 		&cli.IntFlag{Name: "part-size", EnvVars: []string{"CLOUDKEEPER_PART_SIZE"}, Value: uploader.DefaultPartSize >> 20, Usage: "upload files larger than `MIB` mebibytes in parts of that size (5 to 5120); an upload a kill cut off is continued by the next run only with the same part size"},
@@ -78,15 +77,15 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "sse-kms-key-id", EnvVars: []string{"CLOUDKEEPER_SSE_KMS_KEY_ID"}, Usage: "the KMS `KEY` (id, ARN or alias ARN) of --sse aws:kms"},
 		&cli.StringFlag{Name: "storage-class", EnvVars: []string{"CLOUDKEEPER_STORAGE_CLASS"}, Usage: "write every object (uploads and server-side copies) in storage `CLASS`: STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, ...; default: none asked, STANDARD. GLACIER and DEEP_ARCHIVE objects cannot be copied or read until restored: a rename uploads again, restore and verify --deep name them"},
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests \"cloudkeeper manifest rebuild\""},
-	}
+	)
 }
 
 // loadSyncOptions reads the settings of configFlags, runFlags and
 // afterRunFlags.
 func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRun, error) {
-	filter, err := scanner.NewFilter(c.StringSlice("exclude"))
+	filter, err := excludeRules(c)
 	if err != nil {
-		return syncOptions{}, afterRun{}, usageError{err}
+		return syncOptions{}, afterRun{}, err
 	}
 	after, err := loadAfterRun(c, p.log, t)
 	if err != nil {
@@ -121,7 +120,7 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	if err != nil {
 		return syncOptions{}, afterRun{}, err
 	}
-	return syncOptions{retention: ret, encryption: enc, target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
+	return syncOptions{retention: ret, encryption: enc, target: t, filter: filter, deleteExcluded: c.Bool("delete-excluded"), follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
 		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"),
 		reconcileEvery: c.Duration("reconcile-every"), bandwidth: bandwidth, keep: keep}, after, nil
 }
@@ -156,14 +155,15 @@ func syncEvery(ctx context.Context, every time.Duration, o syncOptions, p *print
 
 type syncOptions struct {
 	target
-	filter    *scanner.Filter
-	dryRun    bool
-	rehash    bool
-	follow    bool // --follow-symlinks
-	maxDelete manifest.DeleteLimit
-	partSize  int64 // bytes
-	retries   int
-	retryWait time.Duration
+	filter         *scanner.Filter
+	deleteExcluded bool // --delete-excluded
+	dryRun         bool
+	rehash         bool
+	follow         bool // --follow-symlinks
+	maxDelete      manifest.DeleteLimit
+	partSize       int64 // bytes
+	retries        int
+	retryWait      time.Duration
 	// allowExisting lets a first run back up into a prefix that holds
 	// objects already.
 	allowExisting  bool
@@ -208,7 +208,7 @@ func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 	cfg.SSE, cfg.SSEKMSKeyID, cfg.StorageClass = o.sse, o.kmsKey, o.class
 	return mirror.Options{
 		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
-		Filter: o.filter, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
+		Filter: o.filter, DeleteExcluded: o.deleteExcluded, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
 		AllowExisting: o.allowExisting, Reconcile: o.reconcile, ReconcileEvery: o.reconcileEvery, Keep: o.keep, PruneEvery: o.pruneEvery,
 		Log: p.log, Report: p.result, Problem: p.diffProblem,
 		Unsettled: func(path string, err error) {
@@ -220,7 +220,7 @@ func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 			p.keepError(err.Error())
 			p.log.Error("the reconcile failed; the run goes on without it and the next one tries again", "error", err.Error())
 		},
-		Scanned: p.progress.Scanned, Hashed: p.progress.Hashed, Queued: p.progress.Queued,
+		Scanned: p.scanned, Hashed: p.progress.Hashed, Queued: p.progress.Queued,
 	}
 }
 
