@@ -245,9 +245,12 @@ func typeOfMode(m uint32) Type {
 
 // Open opens path read-only, without following a final symlink (unless
 // FollowSymlinks) and, where the kernel allows it, without updating its
-// access time.
+// access time. What is not a regular file (any more: replaced since the
+// listing) is an error: it is opened without blocking, so a FIFO does not
+// hold the open until a writer comes (O_NONBLOCK changes nothing for a
+// regular file's reads).
 func (o OS) Open(path string) (File, error) {
-	flags := unix.O_RDONLY | unix.O_CLOEXEC
+	flags := unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK
 	if !o.FollowSymlinks {
 		flags |= unix.O_NOFOLLOW
 	}
@@ -256,6 +259,14 @@ func (o OS) Open(path string) (File, error) {
 		fd, err = unix.Open(path, flags, 0)
 	}
 	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		if err == nil {
+			err = errors.New("not a regular file (any more): left alone")
+		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
 	return &osFile{File: os.NewFile(uintptr(fd), path)}, nil
