@@ -11,24 +11,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // A bucket's versioning status as GetBucketVersioning tells it, and its
 // versions listed by key, newest first, delete markers in their place,
 // each version's metadata read by its id.
-func TestVersioningAndVersions(t *testing.T) {
+func TestVersioningAndVersions(t *testing.T) { onEachServer(t, testVersioningAndVersions) }
+
+func testVersioningAndVersions(t *testing.T, g *s3test.Gateway) {
 	ctx := context.Background()
-	tb := newTestBucket(t)
+	tb := newTestBucketOn(t, g)
 	if st, err := tb.Versioning(ctx); err != nil || st != manifest.VersioningNever {
 		t.Fatalf("a new bucket: %q, %v; want never", st, err)
 	}
-	if err := gw.SetVersioning(ctx, tb.name, types.BucketVersioningStatusEnabled); err != nil {
+	if err := g.SetVersioning(ctx, tb.name, types.BucketVersioningStatusEnabled); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := tb.Versioning(ctx); err != nil || st != manifest.VersioningEnabled {
 		t.Fatalf("after enabling: %q, %v", st, err)
 	}
-	c := gw.Client()
+	c := g.Client()
 	put := func(key, body string) {
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(tb.name), Key: aws.String(key), Body: strings.NewReader(body),
 			Metadata: map[string]string{MetaBLAKE3: strings.Repeat("0", 64)}}); err != nil {
@@ -59,7 +63,7 @@ func TestVersioningAndVersions(t *testing.T) {
 	if err != nil || m.Size != 2 || m.VersionID != ids[1] {
 		t.Errorf("head of version %s: %+v, %v", ids[1], m, err)
 	}
-	if err := gw.SetVersioning(ctx, tb.name, types.BucketVersioningStatusSuspended); err != nil {
+	if err := g.SetVersioning(ctx, tb.name, types.BucketVersioningStatusSuspended); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := tb.Versioning(ctx); err != nil || st != manifest.VersioningSuspended {
