@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -314,5 +315,38 @@ func TestDryRunPredictsAContinuedUpload(t *testing.T) {
 	want["HeadBucket"] = 1
 	if st := tb.proxy.Stats(); fmt.Sprint(byOp(st)) != fmt.Sprint(want) || st.BytesUploaded != predicted.Bytes {
 		t.Fatalf("the real upload sent %v, %d bytes; the dry run predicted %v, %d bytes", byOp(st), st.BytesUploaded, predicted.ByOp, predicted.Bytes)
+	}
+}
+
+// AbortUploadsOf aborts the unfinished uploads of one key but the one to
+// keep, and leaves those of keys it is a prefix of.
+func TestAbortUploadsOfOneKey(t *testing.T) { onEachServer(t, testAbortUploadsOfOneKey) }
+
+func testAbortUploadsOfOneKey(t *testing.T, g *s3test.Gateway) {
+	ctx := context.Background()
+	tb := newTestBucketOn(t, g)
+	var ids []string
+	for _, key := range []string{"k", "k", "k", "k2"} {
+		out, err := g.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &tb.name, Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(out.UploadId))
+	}
+	n, kept, err := tb.AbortUploadsOf(ctx, "k", ids[1])
+	if err != nil || n != 2 || !kept {
+		t.Fatalf("AbortUploadsOf: %d aborted, kept %v, %v; want 2 and the one kept", n, kept, err)
+	}
+	ups, err := g.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &tb.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, u := range ups.Uploads {
+		left = append(left, aws.ToString(u.Key)+" "+aws.ToString(u.UploadId))
+	}
+	slices.Sort(left)
+	if want := []string{"k " + ids[1], "k2 " + ids[3]}; !slices.Equal(left, want) {
+		t.Errorf("uploads left %q, want %q", left, want)
 	}
 }

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -68,5 +69,54 @@ func testVersioningAndVersions(t *testing.T, g *s3test.Gateway) {
 	}
 	if st, err := tb.Versioning(ctx); err != nil || st != manifest.VersioningSuspended {
 		t.Fatalf("after suspending: %q, %v", st, err)
+	}
+}
+
+// A version read by its id is that version; once DeleteVersions deleted
+// it, VersionGone says so and a read of it is ErrNotFound, while the other
+// version stays.
+func TestDeleteVersionsThenVersionGone(t *testing.T) {
+	onEachServer(t, testDeleteVersionsThenVersionGone)
+}
+
+func testDeleteVersionsThenVersionGone(t *testing.T, g *s3test.Gateway) {
+	ctx := context.Background()
+	tb := newTestBucketOn(t, g)
+	if err := g.SetVersioning(ctx, tb.name, types.BucketVersioningStatusEnabled); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, size := range []int{10, 20} {
+		w, err := tb.Upload(ctx, localFile(t, "f", size, "k"))
+		if err != nil || w.VersionID == "" {
+			t.Fatalf("upload: %+v, %v; want a version id", w, err)
+		}
+		ids = append(ids, w.VersionID)
+	}
+	body, m, err := tb.GetVersion(ctx, "k", ids[0])
+	if err != nil || m.Size != 10 || m.VersionID != ids[0] {
+		t.Fatalf("get of version %s: %+v, %v", ids[0], m, err)
+	}
+	body.Close()
+	first := VersionRef{Key: "k", VersionID: ids[0]}
+	if failed, err := tb.DeleteVersions(ctx, []VersionRef{first}); err != nil || len(failed) != 0 {
+		t.Fatalf("DeleteVersions: %v, %v", failed, err)
+	}
+	// Deleted again: moto answers that it deleted it, versitygw refuses
+	// with InvalidArgument, which is why prune asks VersionGone.
+	if failed, err := tb.DeleteVersions(ctx, []VersionRef{first}); err != nil || len(failed) > 1 ||
+		len(failed) == 1 && (g.Server != s3test.Versitygw || !strings.Contains(failed[0].Err.Error(), "InvalidArgument")) {
+		t.Fatalf("DeleteVersions of a deleted version: %v, %v", failed, err)
+	}
+	for i, want := range []bool{true, false} {
+		if gone, err := tb.VersionGone(ctx, VersionRef{Key: "k", VersionID: ids[i]}); err != nil || gone != want {
+			t.Errorf("VersionGone of version %d: %v, %v; want %v", i+1, gone, err, want)
+		}
+	}
+	if _, _, err := tb.GetVersion(ctx, "k", ids[0]); !errors.Is(err, ErrNotFound) || IsFatal(err) {
+		t.Errorf("get of the deleted version: %v, want ErrNotFound", err)
+	}
+	if m, err := tb.Head(ctx, "k"); err != nil || m.Size != 20 || m.VersionID != ids[1] {
+		t.Errorf("head: %+v, %v; want the second version", m, err)
 	}
 }

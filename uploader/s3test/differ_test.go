@@ -252,6 +252,19 @@ var probes = []probe{
 			ObjectLockMode: types.ObjectLockModeGovernance, ObjectLockRetainUntilDate: &until})
 		return outcome(err)
 	}, map[s3test.Server]string{s3test.Versitygw: "ok", s3test.Moto: "MissingUploadObjectWithObjectLockHeaders"}},
+	{"ListObjectVersions with EncodingType url, one a page", func(t *testing.T, p *prober) string {
+		p = p.with(t, "markers", types.BucketVersioningStatusEnabled)
+		for range 2 {
+			if _, err := p.put("a b", "x", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := p.c.ListObjectVersions(context.Background(), &s3.ListObjectVersionsInput{Bucket: &p.bucket, EncodingType: types.EncodingTypeUrl, MaxKeys: aws.Int32(1)})
+		if err != nil || len(out.Versions) != 1 {
+			t.Fatalf("%v %+v", err, out)
+		}
+		return fmt.Sprintf("%q %q, next key marker %q", out.EncodingType, aws.ToString(out.Versions[0].Key), aws.ToString(out.NextKeyMarker))
+	}, map[s3test.Server]string{s3test.Versitygw: `"" "a b", next key marker "a b"`, s3test.Moto: `"" "a b", next key marker "a b"`}},
 	{"ListObjectsV2 with EncodingType url", func(t *testing.T, p *prober) string {
 		if _, err := p.put("enc/a b", "x", nil); err != nil {
 			t.Fatal(err)
