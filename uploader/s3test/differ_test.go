@@ -147,6 +147,24 @@ var probes = []probe{
 		_, err := p.put("dir", "x", nil)
 		return outcome(err)
 	}, map[s3test.Server]string{s3test.Versitygw: "ExistingObjectIsDirectory", s3test.Moto: "ok"}},
+	{"a key with // and .. in it", func(t *testing.T, p *prober) string {
+		if _, err := p.put("clean//a/../b", "x", nil); err != nil {
+			return outcome(err)
+		}
+		out, err := p.c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: &p.bucket, Prefix: aws.String("clean")})
+		if err != nil || len(out.Contents) != 1 {
+			t.Fatalf("%v %+v", err, out)
+		}
+		return "listed as " + aws.ToString(out.Contents[0].Key)
+	}, map[s3test.Server]string{s3test.Versitygw: "listed as clean/b", s3test.Moto: "listed as clean//a/../b"}},
+	{"HeadBucket of a legacy name (capitals, _)", func(t *testing.T, p *prober) string {
+		_, err := p.c.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("Legacy_Bucket")})
+		var re interface{ HTTPStatusCode() int }
+		if errors.As(err, &re) {
+			return fmt.Sprint(re.HTTPStatusCode())
+		}
+		return outcome(err)
+	}, map[s3test.Server]string{s3test.Versitygw: "400", s3test.Moto: "404"}},
 	{"metadata keys sent in capitals", func(t *testing.T, p *prober) string {
 		status, body := rawRequest(t, p.g, "PUT", p.g.Endpoint+"/"+p.bucket+"/meta", []byte("x"), map[string]string{"X-Amz-Meta-BLAKE3": "b3"}, "")
 		if status != 200 {
