@@ -279,25 +279,31 @@ func (m *DB) checkIdentity(id Identity, write bool) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("manifest %s: %w", m.path, err)
 	}
-	want := id.settings()
-	if len(have) == 0 {
-		if !write {
-			return nil
-		}
-		for k, v := range want {
-			if _, err := m.db.Exec("INSERT INTO settings(name, value) VALUES (?, ?)", k, v); err != nil {
-				return fmt.Errorf("manifest %s: %w", m.path, err)
-			}
-		}
-		return nil
-	}
+	// What is missing a kill left unwritten (before the identity was
+	// written in one transaction, a first run killed in Open left part
+	// of it): written now, if what is there agrees.
+	want, missing := id.settings(), map[string]string{}
 	for k, v := range want {
-		if have[k] != v {
+		got, ok := have[k]
+		switch {
+		case !ok:
+			missing[k] = v
+		case got != v:
 			other := Identity{Source: have["source"], Endpoint: have["endpoint"], Bucket: have["bucket"], Prefix: have["prefix"]}
 			return fmt.Errorf("manifest %s records %s, not %s: point --manifest at another file", m.path, other, id)
 		}
 	}
-	return nil
+	if len(missing) == 0 || !write {
+		return nil
+	}
+	return m.inTx(context.Background(), "identity", func(tx *sql.Tx) error {
+		for k, v := range missing {
+			if _, err := tx.Exec("INSERT INTO settings(name, value) VALUES (?, ?)", k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Count returns the number of objects and their total size.

@@ -193,3 +193,28 @@ func TestManifestCommitsAreDurable(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A first run killed while Open wrote the manifest's identity left only
+// part of it; every run after was refused ("records ... s3:///p/ ... point
+// --manifest at another file"), for good. Open writes the identity in one
+// transaction, and completes one a kill left partial if what is there
+// agrees.
+func TestPartialIdentityIsCompleted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	id := Identity{Source: "/src", Bucket: "b", Prefix: "p/", Endpoint: "http://127.0.0.1:9000"}
+	db, err := Open(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.db.Exec("DELETE FROM settings WHERE name IN ('bucket', 'prefix')"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if db, err = Open(path, id); err != nil {
+		t.Fatalf("a manifest whose identity a kill left partial: %v", err)
+	}
+	db.Close()
+	if _, err := Open(path, Identity{Source: "/src", Bucket: "other", Prefix: "p/", Endpoint: id.Endpoint}); err == nil || !strings.Contains(err.Error(), "point --manifest at another file") {
+		t.Fatalf("the completed manifest opened for another bucket: %v", err)
+	}
+}

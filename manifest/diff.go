@@ -18,6 +18,9 @@ type Stats struct {
 	Errors      int64 // problems with an error
 	Hashed      int64 // files read and hashed
 	HashedBytes int64 // bytes read to hash them
+	// Excluded counts the folders the scan left out by a marker file
+	// (scanner.KindExcluded).
+	Excluded int64
 	// Refused is set when the deletes were held back by MaxDelete: the
 	// run must say so and fail, although it applied everything else.
 	Refused error
@@ -32,6 +35,9 @@ type Diff struct {
 	// Filter: manifest paths it excludes are left alone, neither scanned
 	// nor deleted.
 	Filter *scanner.Filter
+	// DeleteExcluded deletes instead the objects of what is excluded,
+	// by the Filter's patterns or by a marker (within MaxDelete).
+	DeleteExcluded bool
 	// Rehash hashes every file, trusting no stat.
 	Rehash bool
 	// MaxDelete bounds the deletes of the run (renames are not deletes);
@@ -115,7 +121,7 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	defer rows.Close()
 
 	var st Stats
-	var unchanged, kept, total atomic.Int64
+	var unchanged, kept, excluded, total atomic.Int64
 	total.Store(objects) // a scoped diff counts against the whole manifest; a full one counts its rows
 	g, ctx := errgroup.WithContext(ctx)
 	ordered := make(chan *item, 4096)
@@ -132,7 +138,7 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	g.Go(func() error {
 		defer close(ordered)
 		defer close(jobs)
-		m := merger{d: d, ctx: ctx, rows: rows, scan: scan, ordered: ordered, jobs: jobs, unchanged: &unchanged, kept: &kept, total: &total, lookups: !empty}
+		m := merger{d: d, ctx: ctx, rows: rows, scan: scan, ordered: ordered, jobs: jobs, unchanged: &unchanged, kept: &kept, excluded: &excluded, total: &total, lookups: !empty}
 		return m.run()
 	})
 	g.Go(func() error {
@@ -142,6 +148,7 @@ func (d *Diff) Run(ctx context.Context, scan <-chan scanner.Entry, out chan<- Ch
 	err = g.Wait()
 	st.Unchanged += unchanged.Load()
 	st.Kept += kept.Load()
+	st.Excluded = excluded.Load()
 	return st, err
 }
 

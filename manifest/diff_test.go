@@ -308,6 +308,36 @@ func TestDiffTable(t *testing.T) {
 			want:   nil,
 		},
 		{
+			name: "a folder with a marker is left alone",
+			change: func(f *fixture) {
+				scantest.Write(t, f.root, "photos/.nobackup", "")
+				scantest.Write(t, f.root, "photos/img003.jpg", "jpeg three")
+				os.Remove(f.path("photos/img001.jpg"))
+			},
+			diff: Diff{Filter: mustRules(t, scanner.Rules{IfPresent: []string{".nobackup"}})},
+			want: nil,
+		},
+		{
+			name: "delete excluded: a marked folder's objects go",
+			change: func(f *fixture) {
+				scantest.Write(t, f.root, "photos/.nobackup", "")
+			},
+			diff: Diff{Filter: mustRules(t, scanner.Rules{IfPresent: []string{".nobackup"}}), DeleteExcluded: true},
+			want: []string{"delete photos/img001.jpg", "delete photos/img002.jpg"},
+		},
+		{
+			name:   "delete excluded: a pattern's objects go",
+			change: func(*fixture) {},
+			diff:   Diff{Filter: mustFilter(t, "*.txt"), DeleteExcluded: true},
+			want:   []string{"delete a.txt", "delete docs/notes.txt"},
+		},
+		{
+			name:   "delete excluded: under --max-delete",
+			change: func(*fixture) {},
+			diff:   Diff{Filter: mustFilter(t, "*.txt"), DeleteExcluded: true, MaxDelete: MaxDeletes(1)},
+			want:   nil,
+		},
+		{
 			name:   "rehash reads everything and finds nothing",
 			change: func(*fixture) {},
 			diff:   Diff{Rehash: true},
@@ -357,6 +387,14 @@ func (f *fixture) lstat(rel string) scanner.Stat {
 	}
 	f.t.Fatalf("%s not listed", rel)
 	return scanner.Stat{}
+}
+
+func mustRules(t *testing.T, r scanner.Rules) *scanner.Filter {
+	f, err := scanner.Compile(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func mustFilter(t *testing.T, globs ...string) *scanner.Filter {
@@ -756,4 +794,36 @@ func TestDiffDuplicatesWithinARunAreCopiesOfTheFirst(t *testing.T) {
 		scantest.Create(t, f.root, tree)
 		check(t, f.diff(Diff{}))
 	})
+}
+
+// A folder a marker leaves out counts in Stats.Excluded, in a full diff
+// and in a scoped one (a watch's dirty path inside it), and its rows stay
+// unless DeleteExcluded.
+func TestDiffMarkedFolder(t *testing.T) {
+	f := newFixture(t, scantest.Dir{
+		"a.txt": scantest.File{Content: "alpha"},
+		"cache": scantest.Dir{"x": scantest.File{Content: "x"}, "sub": scantest.Dir{"y": scantest.File{Content: "y"}}},
+	})
+	f.record()
+	scantest.Write(t, f.root, "cache/CACHEDIR.TAG", scanner.CacheTagSignature+"\n")
+	scantest.Write(t, f.root, "cache/sub/y", "edited")
+	caches := mustRules(t, scanner.Rules{Caches: true})
+	all := []string{"delete cache/sub/y", "delete cache/x"}
+	for _, c := range []struct {
+		scopes  []string
+		deletes []string // with DeleteExcluded: the rows of the scopes
+	}{
+		{nil, all},
+		{[]string{"cache/sub/y"}, []string{"delete cache/sub/y"}},
+		{caches.MarkerScopes([]string{"cache/CACHEDIR.TAG"}), all}, // the tag, made: its folder
+	} {
+		got := f.diff(Diff{Filter: caches, Scopes: c.scopes})
+		if len(got.changes) != 0 || len(got.problems) != 0 || got.stats.Excluded != 1 {
+			t.Errorf("scopes %q: changes %q, problems %q, %d folders excluded, want none, none and 1", c.scopes, got.changes, got.problems, got.stats.Excluded)
+		}
+		got = f.diff(Diff{Filter: caches, Scopes: c.scopes, DeleteExcluded: true, MaxDelete: MaxDeleteShare(100)})
+		if !slices.Equal(sorted(got.changes), c.deletes) {
+			t.Errorf("scopes %q, delete excluded: changes %q, want %q", c.scopes, sorted(got.changes), c.deletes)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,9 +50,19 @@ func MoveAside(path string, now time.Time) (string, error) {
 }
 
 // Rename renames the manifest at from, which must exist, with its -wal,
-// -shm and -journal files, to to (a rebuilt manifest put in place). The
-// lock file stays. The caller holds both paths' locks.
+// -shm and -journal files, to to (a rebuilt manifest put in place). Side
+// files left at to with no manifest (a killed run's -wal, the manifest
+// then deleted by hand) go first: SQLite would replay that WAL into the
+// new manifest. The lock file stays. The caller holds both paths' locks.
 func Rename(from, to string) error {
+	for _, f := range Files(to)[1:] {
+		if strings.HasSuffix(f, ".lock") {
+			continue
+		}
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("manifest %s: remove what a deleted manifest left: %w", to, err)
+		}
+	}
 	if err := rename(from, to, true); err != nil {
 		return fmt.Errorf("manifest %s: put the rebuilt one in place: %w", to, err)
 	}

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -68,12 +69,68 @@ func TestRenameNeedsTheManifestNotItsSideFiles(t *testing.T) {
 	os.WriteFile(from, []byte("db"), 0o600)
 	os.WriteFile(from+"-wal", []byte("wal"), 0o600)
 	os.WriteFile(to+"-shm", []byte("stale"), 0o600)
+	os.WriteFile(to+"-journal", []byte("stale"), 0o600)
 	if err := Rename(from, to); err != nil {
 		t.Fatal(err)
 	}
-	for s, want := range map[string]string{"": "db", "-wal": "wal", "-shm": "stale"} {
+	for s, want := range map[string]string{"": "db", "-wal": "wal", "-shm": "", "-journal": ""} {
 		if b, _ := os.ReadFile(to + s); string(b) != want {
 			t.Errorf("%s holds %q, want %q", to+s, b, want)
 		}
 	}
+}
+
+// staleWAL leaves at path the -wal of a manifest, of the same identity,
+// whose file was deleted (a run killed, then its manifest removed by hand):
+// the WAL holds the versioning it recorded, not yet checkpointed.
+func staleWAL(t *testing.T, path string, id Identity) {
+	t.Helper()
+	db, err := Open(path, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetVersioning(context.Background(), Versioning{Status: VersioningEnabled, Checked: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	wal, err := os.ReadFile(path + "-wal")
+	if err != nil || len(wal) == 0 {
+		t.Fatalf("no WAL while open: %d bytes, %v", len(wal), err)
+	}
+	db.Close()
+	Remove(path)
+	os.WriteFile(path+"-wal", wal, 0o600)
+}
+
+// A -wal left beside no manifest is not part of the next one: a new
+// manifest, or a rebuilt one put in place, starts empty.
+func TestStaleWALIsNotReplayedIntoANewManifest(t *testing.T) {
+	id := Identity{Source: "/src"}
+	check := func(what, path string) {
+		t.Helper()
+		db, err := Open(path, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if v, ok, err := db.Versioning(context.Background()); err != nil || ok {
+			t.Errorf("%s holds what the deleted manifest's WAL recorded: %+v, %v, %v", what, v, ok, err)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.db")
+	staleWAL(t, path, id)
+	check("a new manifest", path)
+
+	Remove(path)
+	staleWAL(t, path, id)
+	rebuilt := filepath.Join(dir, "rebuilt.db")
+	db, err := Open(rebuilt, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := Rename(rebuilt, path); err != nil {
+		t.Fatal(err)
+	}
+	check("a rebuilt manifest put in place", path)
 }

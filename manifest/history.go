@@ -20,6 +20,10 @@ type historyStmts struct {
 	end, unnull, drop, add *sql.Stmt
 }
 
+// dropUnkept deletes the ended versions of a path (its one parameter)
+// whose bytes S3 does not keep: no version id, no history copy.
+const dropUnkept = "DELETE FROM versions WHERE path = ?1 AND ended_ns IS NOT NULL AND version_id = '' AND history_key = ''"
+
 func prepareHistory(tx *sql.Tx) (*historyStmts, error) {
 	h := &historyStmts{}
 	var err error
@@ -31,7 +35,7 @@ func prepareHistory(tx *sql.Tx) (*historyStmts, error) {
 	if h.unnull, err = tx.Prepare("UPDATE versions SET version_id = '' WHERE path = ? AND ended_ns IS NOT NULL AND version_id = 'null'"); err != nil {
 		return nil, err
 	}
-	if h.drop, err = tx.Prepare("DELETE FROM versions WHERE path = ? AND ended_ns IS NOT NULL AND version_id = '' AND history_key = ''"); err != nil {
+	if h.drop, err = tx.Prepare(dropUnkept); err != nil {
 		return nil, err
 	}
 	if h.add, err = tx.Prepare(`INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag, version_id, retain_until_ns)
@@ -89,7 +93,7 @@ func followObject(ctx context.Context, tx *sql.Tx, path string, ns int64) error 
 	stmts := []string{
 		`UPDATE versions SET ended_ns = ?2, ended_run = 0 WHERE path = ?1 AND ended_ns IS NULL AND NOT EXISTS (
 			SELECT 1 FROM objects o WHERE o.path = versions.path AND o.blake3 = versions.blake3 AND o.version_id = versions.version_id)`,
-		`DELETE FROM versions WHERE path = ?1 AND ended_ns IS NOT NULL AND version_id = '' AND history_key = ''`,
+		dropUnkept,
 		`INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag, version_id)
 			SELECT path, 0, uploaded_ns, size, blake3, mtime_ns, mode, etag, version_id FROM objects
 			WHERE path = ?1 AND blake3 != zeroblob(32) AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.path = ?1 AND v.ended_ns IS NULL)`,
@@ -216,6 +220,28 @@ func (m *DB) AddVersions(ctx context.Context, vs []Version) error {
 		}
 		return nil
 	})
+}
+
+// EndVersion ends the old version versionID of path at at, if it ended
+// later: a rebuild that finds a history copy of a version written after it.
+func (m *DB) EndVersion(ctx context.Context, path, versionID string, at time.Time) error {
+	_, err := m.db.ExecContext(ctx, "UPDATE versions SET ended_ns = ?3 WHERE path = ?1 AND version_id = ?2 AND ended_ns > ?3",
+		path, versionID, at.UnixNano())
+	if err != nil {
+		return fmt.Errorf("manifest %s: history of %q: %w", m.path, path, err)
+	}
+	return nil
+}
+
+// KeepNullVersion records the history copy at key on S3's old "null"
+// version of path, which it copied: a rebuild that finds both.
+func (m *DB) KeepNullVersion(ctx context.Context, path, key string) error {
+	_, err := m.db.ExecContext(ctx, "UPDATE versions SET history_key = ? WHERE path = ? AND version_id = 'null' AND ended_ns IS NOT NULL AND history_key = ''",
+		key, path)
+	if err != nil {
+		return fmt.Errorf("manifest %s: history of %q: %w", m.path, path, err)
+	}
+	return nil
 }
 
 // RunlessHistoryBy reports whether the history has a version written at

@@ -33,9 +33,7 @@ func (m *DB) IntendHistory(ctx context.Context, copies []HistoryCopy) ([]History
 	now := time.Now().UnixNano()
 	var need []HistoryCopy
 	for _, c := range copies {
-		var kept bool
-		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM versions WHERE path = ? AND ended_ns IS NULL AND blake3 = ? AND history_key != '')`,
-			c.Of.Path, c.Of.Hash[:]).Scan(&kept)
+		kept, err := keptAlready(ctx, tx, c)
 		if err == nil && !kept {
 			_, err = tx.ExecContext(ctx, "INSERT OR REPLACE INTO history_doubt(key, path, blake3, size, since_ns) VALUES (?, ?, ?, ?, ?)",
 				c.Key, c.Of.Path, c.Of.Hash[:], c.Of.Stat.Size, now)
@@ -47,6 +45,36 @@ func (m *DB) IntendHistory(ctx context.Context, copies []HistoryCopy) ([]History
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("manifest %s: commit: %w", m.path, err)
+	}
+	return need, nil
+}
+
+// keptAlready reports whether the current version c would copy has a copy
+// already.
+func keptAlready(ctx context.Context, q querier, c HistoryCopy) (bool, error) {
+	var kept bool
+	err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM versions WHERE path = ? AND ended_ns IS NULL AND blake3 = ? AND history_key != '')`,
+		c.Of.Path, c.Of.Hash[:]).Scan(&kept)
+	return kept, err
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// HistoryToMake returns the copies IntendHistory would make, and marks
+// nothing: what a dry run counts.
+func (m *DB) HistoryToMake(ctx context.Context, copies []HistoryCopy) ([]HistoryCopy, error) {
+	var need []HistoryCopy
+	for _, c := range copies {
+		kept, err := keptAlready(ctx, m.db, c)
+		if err != nil {
+			return nil, fmt.Errorf("manifest %s: history copy %q: %w", m.path, c.Key, err)
+		}
+		if !kept {
+			need = append(need, c)
+		}
 	}
 	return need, nil
 }
@@ -92,7 +120,7 @@ func recordCopy(ctx context.Context, tx *sql.Tx, c HistoryCopy) error {
 	if _, err := tx.ExecContext(ctx, "UPDATE versions SET ended_ns = ?, ended_run = 0 WHERE path = ? AND ended_ns IS NULL", time.Now().UnixNano(), e.Path); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM versions WHERE path = ? AND ended_ns IS NOT NULL AND version_id = '' AND history_key = ''", e.Path); err != nil {
+	if _, err := tx.ExecContext(ctx, dropUnkept, e.Path); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO versions(path, run, written_ns, size, blake3, mtime_ns, mode, etag, version_id, history_key)

@@ -27,7 +27,7 @@ func TestHistoryKeysAreNoPath(t *testing.T) {
 		t.Fatalf("PathOfKey(%q): %v, want ErrHistoryKey", key, err)
 	}
 	for _, p := range []string{`\history/7/a`, `\history`, "\\history/\x01"} {
-		if k := Key("pre/", p); isHistoryKey("pre/", k) {
+		if k := Key("pre/", p); IsHistoryKey("pre/", k) {
 			t.Errorf("the path %q has the key %q, in the history area", p, k)
 		} else if back, err := PathOfKey("pre/", k, 1); err != nil || back != p {
 			t.Errorf("PathOfKey(%q) = %q, %v; want %q", k, back, err, p)
@@ -73,5 +73,38 @@ func TestSettleHistory(t *testing.T) {
 	}
 	if need, err := db.IntendHistory(ctx, []HistoryCopy{lost}); err != nil || len(need) != 0 {
 		t.Fatalf("a copy of a version kept already asked for again: %v, %v", need, err)
+	}
+}
+
+// A plain mirror (no versioning, no --keep) forgets each version it
+// replaces: the history records the time as a gap, so that a restore to
+// then says the version is not kept; a file overwritten every night for
+// years leaves one gap, not one a night.
+func TestGapsOfAPlainMirrorStayOneAPath(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "m.db"), Identity{Source: "/s", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := 1; i <= 50; i++ {
+		w := db.RunWriter(int64(i))
+		w.Put(ctx, Entry{Path: "doc", Hash: scanner.Digest{byte(i)}, Stat: scanner.Stat{Size: 2}, UploadedNs: int64(i) * 100}, mustCommit(t))
+		w.Close()
+	}
+	var n int
+	if err := db.db.QueryRow("SELECT count(*) FROM history_gaps").Scan(&n); err != nil || n != 1 {
+		t.Errorf("history_gaps holds %d rows after 50 overwrites, %v; want 1", n, err)
+	}
+	for _, at := range []int64{100, 2550, 4999} {
+		var gaps []Gap
+		err := db.GapsAt(ctx, time.Unix(0, at), "", func(g Gap) error { gaps = append(gaps, g); return nil })
+		if err != nil || len(gaps) != 1 || gaps[0] != (Gap{Path: "doc"}) {
+			t.Errorf("gaps at %d ns: %+v, %v; want doc's, never kept", at, gaps, err)
+		}
+	}
+	var gaps []Gap
+	if err := db.GapsAt(ctx, time.Unix(0, 5000), "", func(g Gap) error { gaps = append(gaps, g); return nil }); err != nil || len(gaps) != 0 {
+		t.Errorf("gaps at the current version's write: %+v, %v; want none", gaps, err)
 	}
 }

@@ -30,6 +30,8 @@ func HistoryKey(prefix string, run int64, started time.Time, path string) string
 // mirror pass over it.
 var ErrHistoryKey = errors.New("a history copy")
 
-func isHistoryKey(prefix, key string) bool {
+// IsHistoryKey reports whether key is in the history area of the mirror
+// at prefix.
+func IsHistoryKey(prefix, key string) bool {
 	return strings.HasPrefix(key, HistoryArea(prefix))
 }

@@ -128,7 +128,7 @@ func PathOfKey(prefix, key string, size int64) (string, error) {
 	switch {
 	case !ok:
 		return "", fmt.Errorf("not under the prefix %q", prefix)
-	case isHistoryKey(prefix, key):
+	case IsHistoryKey(prefix, key):
 		return "", ErrHistoryKey
 	case size == 0 && strings.HasSuffix(key, "/"):
 		return "", ErrFolderMarker

@@ -47,6 +47,7 @@ type merger struct {
 	jobs      chan<- *item
 	unchanged *atomic.Int64
 	kept      *atomic.Int64
+	excluded  *atomic.Int64 // folders left out by a marker
 	total     *atomic.Int64 // rows of the manifest seen
 	lookups   bool          // the manifest may know a new file's inode
 
@@ -111,7 +112,10 @@ func (m *merger) run() error {
 			row := m.row
 			m.nextRow()
 			if m.d.Filter.Excluded(row.Path) {
-				continue // not scanned on purpose: leave its object alone
+				if m.d.DeleteExcluded {
+					err = m.emit(&item{action: actVanished, path: row.Path, row: &row})
+				}
+				break // else not scanned on purpose: leave its object alone
 			}
 			if m.underUnknown(row.Path) {
 				m.kept.Add(1)
@@ -147,9 +151,30 @@ func (m *merger) scanOnly() error {
 		return m.emit(&item{action: actHash, path: e.Path, stat: e.Stat})
 	case scanner.KindSkipped:
 		return m.emit(&item{action: actReport, path: e.Path, problem: skipped(e)})
+	case scanner.KindExcluded:
+		return m.excludedFolder(e)
 	default:
 		return m.unreadable(e)
 	}
+}
+
+// excludedFolder passes the rows under a folder a marker leaves out: its
+// objects stay, as those of a path the patterns exclude, or go with
+// DeleteExcluded. The entry sorts as path+"/", right before its rows.
+func (m *merger) excludedFolder(e scanner.Entry) error {
+	m.excluded.Add(1)
+	under := e.Path + "/"
+	for m.haveRow && strings.HasPrefix(m.row.Path, under) {
+		row := m.row
+		m.nextRow()
+		if !m.d.DeleteExcluded {
+			continue
+		}
+		if err := m.emit(&item{action: actVanished, path: row.Path, row: &row}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // unreadable reports an error entry and keeps every row at its path or

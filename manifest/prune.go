@@ -14,9 +14,11 @@ import (
 // forgets each in the history only once S3 confirmed its delete. A kill
 // between the two would leave the history listing a version S3 no longer
 // holds, and a later prune with a longer Keep would never ask again; so
-// the versions of a batch are marked first (pruning_ns), durably, and a
-// marked version is deleted by the next prune whatever its Keep (a delete
-// of a version S3 no longer has succeeds).
+// the versions of a batch are marked first (pruning_ns), durably. The next
+// prune deletes a marked version past its Keep as any other (a delete of a
+// version S3 no longer has succeeds), and asks S3 of one its Keep keeps
+// (PrunePlan.Doubt): forgotten if gone, unmarked and kept if not, since
+// the delete may never have reached S3.
 
 // OldVersion is a non-current version, as a prune sees it.
 type OldVersion struct {
@@ -32,8 +34,11 @@ type OldVersion struct {
 
 // PrunePlan is what a prune at a time does with the history.
 type PrunePlan struct {
-	// Remove are the versions past the Keep (or Marked), to delete.
+	// Remove are the versions past the Keep, to delete.
 	Remove []OldVersion
+	// Doubt are Marked versions the Keep keeps: S3 may have deleted them
+	// or not; to ask.
+	Doubt []OldVersion
 	// Locked are versions past the Keep whose retention has not ended:
 	// kept until their RetainUntil.
 	Locked []OldVersion
@@ -74,7 +79,9 @@ func (m *DB) PrunePlan(ctx context.Context, keep Keep, now time.Time) (PrunePlan
 		}
 		kept := keep.Age > 0 && now.Sub(o.Ended) < keep.Age || keep.Count > 0 && newer <= int64(keep.Count)
 		switch {
-		case kept && !o.Marked:
+		case kept && o.Marked:
+			plan.Doubt = append(plan.Doubt, o)
+		case kept:
 			plan.Kept++
 		case o.RetainUntil.After(now):
 			plan.Locked = append(plan.Locked, o)

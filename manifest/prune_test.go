@@ -106,7 +106,7 @@ func TestPrunePlanKeepsByAgeOrCount(t *testing.T) {
 	}
 }
 
-func TestPruneMarksAreFinishedWhateverTheKeep(t *testing.T) {
+func TestPruneMarksAreWeighedByTheNextKeep(t *testing.T) {
 	m, start := openPruneTest(t)
 	ctx := context.Background()
 	addVersions(t, m, "a", start, 4, true, time.Time{})
@@ -124,8 +124,15 @@ func TestPruneMarksAreFinishedWhateverTheKeep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := versionIDs(plan.Remove); !slices.Equal(got, []string{"a#a", "a#b"}) || plan.Kept != 1 {
-		t.Errorf("after a kill: remove %v, kept %d; want the marked a#a, a#b, kept 1", got, plan.Kept)
+	if got := versionIDs(plan.Doubt); len(plan.Remove) != 0 || !slices.Equal(got, []string{"a#a", "a#b"}) || plan.Kept != 1 {
+		t.Errorf("after a kill: remove %v, in doubt %v, kept %d; want the marked a#a, a#b in doubt, kept 1", versionIDs(plan.Remove), got, plan.Kept)
+	}
+	plan, err = m.PrunePlan(ctx, Keep{Count: 1}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versionIDs(plan.Remove); len(plan.Doubt) != 0 || !slices.Equal(got, []string{"a#a", "a#b"}) {
+		t.Errorf("after a kill, with the same keep: remove %v, in doubt %v; want a#a, a#b removed", got, versionIDs(plan.Doubt))
 	}
 	if err := m.UnmarkPruning(ctx, ids[1:]); err != nil {
 		t.Fatal(err)

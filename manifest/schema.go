@@ -176,4 +176,20 @@ CREATE TRIGGER versions_forgotten BEFORE DELETE ON versions WHEN OLD.ended_ns IS
 		VALUES (OLD.path, OLD.written_ns, OLD.ended_ns, OLD.version_id != '' OR OLD.history_key != '');
 END;
 `,
+	// 16: a forgotten version whose time touches a gap of its path (of
+	// the same kind) widens that gap instead of adding one: a plain
+	// mirror forgets every version it replaces, and kept one row an
+	// overwrite, for ever.
+	`
+DROP TRIGGER versions_forgotten;
+CREATE TRIGGER versions_forgotten BEFORE DELETE ON versions WHEN OLD.ended_ns IS NOT NULL BEGIN
+	UPDATE history_gaps SET from_ns = min(from_ns, OLD.written_ns), to_ns = max(to_ns, OLD.ended_ns)
+		WHERE rowid = (SELECT rowid FROM history_gaps WHERE path = OLD.path AND pruned = (OLD.version_id != '' OR OLD.history_key != '')
+			AND from_ns <= OLD.ended_ns AND to_ns >= OLD.written_ns LIMIT 1);
+	INSERT INTO history_gaps(path, from_ns, to_ns, pruned)
+		SELECT OLD.path, OLD.written_ns, OLD.ended_ns, OLD.version_id != '' OR OLD.history_key != ''
+		WHERE NOT EXISTS (SELECT 1 FROM history_gaps WHERE path = OLD.path AND pruned = (OLD.version_id != '' OR OLD.history_key != '')
+			AND from_ns <= OLD.written_ns AND to_ns >= OLD.ended_ns);
+END;
+`,
 }

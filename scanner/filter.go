@@ -13,9 +13,28 @@ import (
 // folders. Excluding a folder excludes everything under it. Globs are those
 // of path.Match.
 //
+// A Filter also leaves out the folders that hold a marker file (see
+// Rules), which only the walk can see.
+//
 // The zero Filter excludes nothing.
 type Filter struct {
-	patterns []pattern
+	patterns  []pattern
+	ifPresent []string // marker names: a folder holding one is left out
+	caches    bool     // a folder with a valid CACHEDIR.TAG is left out
+}
+
+// Rules are what a Filter leaves out.
+type Rules struct {
+	// Patterns are the --exclude globs (see Filter).
+	Patterns []string
+	// IfPresent are names: a folder holding an entry of one of these
+	// names (a file, usually empty, such as .nobackup) is left out, with
+	// all it holds (--exclude-if-present).
+	IfPresent []string
+	// Caches leaves out the folders that hold a valid CACHEDIR.TAG (one
+	// that begins with CacheTagSignature), as restic, borg and tar do
+	// (--exclude-caches).
+	Caches bool
 }
 
 type pattern struct {
@@ -25,37 +44,60 @@ type pattern struct {
 }
 
 // NewFilter checks and compiles the patterns.
-func NewFilter(globs []string) (*Filter, error) {
-	f := &Filter{}
-	for _, g := range globs {
-		p := pattern{}
-		g0 := g
-		if strings.HasSuffix(g, "/") {
-			p.dirOnly = true
-			g = strings.TrimRight(g, "/")
-		}
-		if g == "" {
-			return nil, fmt.Errorf("exclude pattern %q is empty", g0)
-		}
-		if strings.Contains(g, "/") {
-			p.parts = strings.Split(strings.TrimPrefix(g, "/"), "/")
-			for _, part := range p.parts {
-				if _, err := path.Match(part, ""); err != nil {
-					return nil, fmt.Errorf("exclude pattern %q: %w", g0, err)
-				}
-			}
-		} else {
-			if _, err := path.Match(g, ""); err != nil {
-				return nil, fmt.Errorf("exclude pattern %q: %w", g0, err)
-			}
-			p.glob = g
+func NewFilter(globs []string) (*Filter, error) { return Compile(Rules{Patterns: globs}) }
+
+// Compile checks and compiles the rules.
+func Compile(r Rules) (*Filter, error) {
+	f := &Filter{caches: r.Caches}
+	for _, g := range r.Patterns {
+		p, err := compilePattern(g)
+		if err != nil {
+			return nil, err
 		}
 		f.patterns = append(f.patterns, p)
+	}
+	for _, n := range r.IfPresent {
+		if n == "" || n == "." || n == ".." || strings.Contains(n, "/") {
+			return nil, fmt.Errorf("--exclude-if-present %q: want the name of a file, without '/'", n)
+		}
+		f.ifPresent = append(f.ifPresent, n)
 	}
 	return f, nil
 }
 
-// Empty reports whether the filter excludes nothing.
+func compilePattern(g string) (pattern, error) {
+	p := pattern{}
+	g0 := g
+	if strings.HasSuffix(g, "/") {
+		p.dirOnly = true
+		g = strings.TrimRight(g, "/")
+	}
+	if g == "" {
+		return p, fmt.Errorf("exclude pattern %q is empty", g0)
+	}
+	if !strings.Contains(g, "/") {
+		p.glob = g
+		_, err := path.Match(g, "")
+		return p, wrapPattern(g0, err)
+	}
+	p.parts = strings.Split(strings.TrimPrefix(g, "/"), "/")
+	for _, part := range p.parts {
+		if _, err := path.Match(part, ""); err != nil {
+			return p, wrapPattern(g0, err)
+		}
+	}
+	return p, nil
+}
+
+func wrapPattern(g string, err error) error {
+	if err != nil {
+		return fmt.Errorf("exclude pattern %q: %w", g, err)
+	}
+	return nil
+}
+
+// Empty reports whether the filter excludes no path by its patterns
+// (markers aside).
 func (f *Filter) Empty() bool { return f == nil || len(f.patterns) == 0 }
 
 // excludes reports whether the entry rel (its last component name, a folder

@@ -28,6 +28,11 @@ const (
 	// or a folder; with TypeUnknown, a path that could not even be looked
 	// up (a watch's scope), which may have been anything.
 	KindError
+	// KindExcluded is a folder left out by a marker file it holds (see
+	// Rules): Dir is set and Note says which marker. Nothing under it is
+	// scanned, and whatever the bucket holds under it is not deleted,
+	// unless excluded objects are to be.
+	KindExcluded
 )
 
 // Entry is one item of a scan. Entries come in the order of SortKey.
@@ -42,10 +47,11 @@ type Entry struct {
 }
 
 // SortKey is the key that orders entries among themselves and among the
-// manifest's paths: the path, and for an unreadable folder the path with a
-// trailing '/', which sorts right before everything that was under it.
+// manifest's paths: the path, and for an unreadable or excluded folder the
+// path with a trailing '/', which sorts right before everything that was
+// under it.
 func (e Entry) SortKey() string {
-	if e.Kind == KindError && e.Dir {
+	if (e.Kind == KindError || e.Kind == KindExcluded) && e.Dir {
 		return e.Path + "/"
 	}
 	return e.Path
@@ -120,6 +126,9 @@ func Walk(ctx context.Context, fsys FS, root string, opts WalkOptions, fn func(E
 	if top.err != nil {
 		return fmt.Errorf("cannot read source folder %s: %w", w.abs(opts.Under), top.err)
 	}
+	if top.marker != "" {
+		return fn(excludedFolder(opts.Under, top.marker))
+	}
 	return w.visit(top, fn)
 }
 
@@ -133,6 +142,7 @@ type dirNode struct {
 	done     chan struct{}
 	children []child // sorted; valid after done
 	err      error
+	marker   string // why a marker file leaves the folder out; valid after done
 }
 
 type child struct {
@@ -218,6 +228,11 @@ func (w *walker) list(n *dirNode) {
 		n.err = err
 		return
 	}
+	if n.rel != "" { // the source folder itself is never left out
+		if n.marker = w.opts.Filter.markedBy(w.fsys, w.abs(n.rel), listingHas(ents)); n.marker != "" {
+			return
+		}
+	}
 	kids := make([]child, 0, len(ents))
 	for _, e := range ents {
 		isDir := e.Type == TypeDir
@@ -282,9 +297,12 @@ func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
 			if err := w.claim(c.node); err != nil {
 				return err
 			}
-			if c.node.err != nil {
+			switch {
+			case c.node.err != nil:
 				err = fn(Entry{Path: rel, Kind: KindError, Dir: true, Err: c.node.err})
-			} else {
+			case c.node.marker != "":
+				err = fn(excludedFolder(rel, c.node.marker))
+			default:
 				err = w.visit(c.node, fn)
 			}
 		case c.note != "":
@@ -303,6 +321,13 @@ func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
 		}
 	}
 	return nil
+}
+
+// listingHas tells whether a folder's listing has an entry of a name.
+func listingHas(ents []DirEntry) func(string) bool {
+	return func(name string) bool {
+		return slices.ContainsFunc(ents, func(e DirEntry) bool { return e.Name == name })
+	}
 }
 
 // unreachableLink is the entry of a followed symlink whose target cannot

@@ -291,6 +291,8 @@ func Scopes(paths []string) []string {
 // entries in SortKey order, like Walk for the whole tree. A scope is
 // excluded as Walk would exclude it: by a folder above it, or by a pattern
 // that matches it as what it is (a folder-only pattern matches a folder).
+// A scope under a folder that a marker leaves out is that folder's
+// KindExcluded entry (see Rules), once for all the scopes under it.
 //
 // It streams as Walk does: each scope is looked up first, which tells
 // where its entries sort, then the folders among them are walked one after
@@ -298,6 +300,7 @@ func Scopes(paths []string) []string {
 // scope but what it is, however much a folder holds.
 func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts WalkOptions, fn func(Entry) error) error {
 	listed := listings{fsys: fsys, root: root}
+	marks := marked{fsys: fsys, root: root, filter: opts.Filter}
 	var plan []scopePlan
 	for _, s := range Scopes(scopes) {
 		if s == "" {
@@ -305,6 +308,12 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		}
 		abs := root + "/" + s
 		if opts.Filter.Excluded(s) || opts.Skip[abs] {
+			continue
+		}
+		if dir, why, first := marks.above(s); why != "" {
+			if first {
+				plan = append(plan, scopePlan{key: dir + "/", entry: excludedFolder(dir, why)})
+			}
 			continue
 		}
 		d, err := fsys.Lstat(abs)
@@ -348,6 +357,49 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		}
 	}
 	return nil
+}
+
+// marked finds, for ScanScopes, the folders above a scope that a marker
+// leaves out: each folder is looked at once (a look-up per marker name,
+// no listing).
+type marked struct {
+	fsys   FS
+	root   string
+	filter *Filter
+	whys   map[string]string // by folder: why it is left out, or ""
+	told   map[string]bool   // the folders whose entry is planned
+}
+
+// above returns the topmost folder above scope s that a marker leaves
+// out, with why, and whether this is the first scope under it.
+func (m *marked) above(s string) (dir, why string, first bool) {
+	if !m.filter.HasMarkers() {
+		return "", "", false
+	}
+	if m.whys == nil {
+		m.whys, m.told = map[string]string{}, map[string]bool{}
+	}
+	for i := range len(s) {
+		if s[i] != '/' {
+			continue
+		}
+		dir = s[:i]
+		why, ok := m.whys[dir]
+		if !ok {
+			abs := m.root + "/" + dir
+			why = m.filter.markedBy(m.fsys, abs, func(name string) bool {
+				_, err := m.fsys.Lstat(abs + "/" + name)
+				return err == nil
+			})
+			m.whys[dir] = why
+		}
+		if why != "" {
+			first = !m.told[dir]
+			m.told[dir] = true
+			return dir, why, first
+		}
+	}
+	return "", "", false
 }
 
 // scopePlan is a scope of ScanScopes once looked up: a folder to walk, or

@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -295,6 +296,20 @@ func (a *Applier) object(e manifest.Entry) Object {
 	return Object{Key: a.key(e.Path), Size: e.Stat.Size, Hash: e.Hash, MtimeNs: e.Stat.MtimeNs, Mode: e.Stat.Mode}
 }
 
+// uploadInstead reports whether a copy from the object of path that failed
+// with err is to be an upload of the file instead: the object is too
+// large to copy, not in the bucket, or in an archive storage class. why
+// says so, but for the first, which says nothing.
+func uploadInstead(err error, from string) (why string, upload bool) {
+	switch {
+	case errors.Is(err, ErrSourceMissing):
+		return fmt.Sprintf("the object of %s is not in the bucket: uploaded instead", manifest.EscapePath(from)), true
+	case errors.Is(err, ErrArchived):
+		return fmt.Sprintf("the object of %s is in an archive storage class and cannot be copied until restored: uploaded instead", manifest.EscapePath(from)), true
+	}
+	return "", errors.Is(err, ErrCopyTooLarge)
+}
+
 // apply runs one change other than a delete.
 func (a *Applier) apply(ctx context.Context, p pending) error {
 	ch := p.Change
@@ -315,19 +330,17 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		if !p.retry {
 			w, err = a.Bucket.Copy(ctx, a.key(ch.From), obj)
 		}
-		if errors.Is(err, ErrSourceMissing) {
+		if errors.Is(err, ErrSourceMissing) && ch.Op == manifest.OpCopy {
 			// The manifest trusted a row whose object is gone: send the
 			// file, and put the source's row in doubt, so that the
 			// next run asks S3 and uploads that file too, unless this
 			// run writes it (a rename's old row goes anyway).
-			fallback = fmt.Sprintf("the object of %s is not in the bucket: uploaded instead", manifest.EscapePath(ch.From))
-			if ch.Op == manifest.OpCopy {
-				if ierr := a.Journal.Intend(ctx, []manifest.Intent{{Path: ch.From}}); ierr != nil {
-					return ierr
-				}
+			if ierr := a.Journal.Intend(ctx, []manifest.Intent{{Path: ch.From}}); ierr != nil {
+				return ierr
 			}
 		}
-		if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrSourceMissing) {
+		if why, upload := uploadInstead(err, ch.From); upload {
+			fallback = cmp.Or(why, fallback)
 			w, err = a.upload(ctx, ch, obj)
 		}
 	case manifest.OpTouch:
@@ -335,7 +348,7 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		if ch.MetaChanged() {
 			w, err = a.Bucket.Copy(ctx, obj.Key, obj)
 			answered = err == nil
-			if errors.Is(err, ErrCopyTooLarge) {
+			if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrArchived) {
 				err = nil // the metadata stays stale; the content is right
 			}
 			if errors.Is(err, ErrSourceMissing) {

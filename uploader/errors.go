@@ -31,6 +31,15 @@ func (e *FatalError) Unwrap() error { return e.Err }
 // must go before the new one can be written.
 var ErrKeyConflict = errors.New("the key is a file where the server needs a folder, or the reverse")
 
+// ErrArchived is an object in an archive storage class (GLACIER,
+// DEEP_ARCHIVE, or an archive tier of INTELLIGENT_TIERING) that S3 will
+// neither read nor copy until it is restored (RestoreObject): S3 answers
+// 403 InvalidObjectState. Its HEAD and its listing work.
+var ErrArchived = errors.New("in an archive storage class, not readable nor copyable until restored (RestoreObject)")
+
+// codeArchived is S3's error code of ErrArchived.
+const codeArchived = "InvalidObjectState"
+
 // conflictCodes are the error codes of ErrKeyConflict.
 var conflictCodes = map[string]bool{
 	"ObjectParentIsFile":            true, // Versity
@@ -57,6 +66,9 @@ func (b *S3) opError(op, key string, err error) error {
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
+		if ae.ErrorCode() == codeArchived {
+			return fmt.Errorf("%s %s: %w", op, key, ErrArchived)
+		}
 		if conflictCodes[ae.ErrorCode()] {
 			return fmt.Errorf("%s %s: %s: %w", op, key, ae.ErrorCode(), ErrKeyConflict)
 		}
@@ -91,6 +103,8 @@ func (b *S3) fatal(err error, reaching bool) error {
 	case code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "InvalidToken" ||
 		code == "ExpiredToken" || code == "TokenRefreshRequired":
 		return &FatalError{Msg: fmt.Sprintf("%s rejected the credentials (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the profile", bucket, code), Err: err}
+	case code == codeArchived: // a 403, but the object's alone
+		return nil
 	case code == "AccessDenied" || status == http.StatusForbidden:
 		return &FatalError{Msg: fmt.Sprintf("%s denied access: check the credentials and that they may read, write and delete in the bucket", bucket), Err: err}
 	case code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || status == http.StatusMovedPermanently:

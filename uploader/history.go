@@ -36,6 +36,21 @@ type HistoryRecord interface {
 
 var _ HistoryRecord = (*manifest.DB)(nil)
 
+// DryHistory is the HistoryRecord of a dry run: the copies it would make
+// (manifest.DB.HistoryToMake) go to its bucket, which counts them;
+// nothing is marked or recorded.
+type DryHistory struct{ DB *manifest.DB }
+
+func (d DryHistory) IntendHistory(ctx context.Context, copies []manifest.HistoryCopy) ([]manifest.HistoryCopy, error) {
+	return d.DB.HistoryToMake(ctx, copies)
+}
+
+func (DryHistory) RecordHistory(context.Context, []manifest.HistoryCopy) error { return nil }
+
+func (DryHistory) SettleHistory(context.Context, manifest.HistoryCopy, bool) (bool, error) {
+	return false, nil
+}
+
 // Metadata of a history copy, beside the blake3, mtime and mode the
 // object had: when it was replaced (as MetaMtime writes times), by which
 // run, and the key it was at (percent-encoded: metadata is ASCII).
@@ -44,6 +59,23 @@ const (
 	MetaRun      = "run"
 	MetaKey      = "key"
 )
+
+// HistoryOf reads what a history copy says of itself beside its content:
+// the key its object was at, and when a run replaced it there.
+func HistoryOf(m ObjectMeta) (key string, replaced time.Time, err error) {
+	key, err = url.PathUnescape(m.Metadata[MetaKey])
+	if err == nil && key == "" {
+		err = errors.New("no x-amz-meta-" + MetaKey)
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("x-amz-meta-%s: %w", MetaKey, err)
+	}
+	ns, err := ParseMtime(m.Metadata[MetaReplaced])
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("x-amz-meta-%s: %w", MetaReplaced, err)
+	}
+	return key, time.Unix(0, ns), nil
+}
 
 // lost reports whether the object of row e goes for good when replaced:
 // its write was not answered with a version S3 keeps.

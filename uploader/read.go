@@ -71,6 +71,9 @@ type ObjectMeta struct {
 	// VersionID is the object's version, in a bucket with versioning;
 	// "" without.
 	VersionID string
+	// Metadata is all of the object's x-amz-meta-*, by lower-case name
+	// without the prefix: a history copy's (HistoryOf) among them.
+	Metadata map[string]string
 }
 
 // Err returns the first of HashErr, MtimeErr and ModeErr that is not nil:
@@ -278,7 +281,7 @@ const maxMtimeSec = 1 << 38
 // Object.Metadata). md is as the SDK returns it: keys lower-case, without
 // "x-amz-meta-".
 func parseMeta(size int64, md map[string]string) ObjectMeta {
-	m := ObjectMeta{Size: size}
+	m := ObjectMeta{Size: size, Metadata: md}
 	if v, ok := md[MetaBLAKE3]; !ok {
 		m.HashErr = errors.New("no x-amz-meta-" + MetaBLAKE3)
 	} else if m.Hash, m.HashErr = scanner.ParseDigest(v); m.HashErr != nil {

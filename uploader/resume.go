@@ -134,6 +134,7 @@ func (b *S3) createUpload(ctx context.Context, u Upload, partSize int64) (string
 		Key:            aws.String(u.Key),
 		Metadata:       u.Metadata(),
 		ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.until,
+		ServerSideEncryption: b.enc.sse, SSEKMSKeyId: b.enc.kmsKey, StorageClass: b.enc.class,
 	})
 	if err != nil {
 		return "", lock, b.opError("upload", u.Key, err)

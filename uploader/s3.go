@@ -82,6 +82,14 @@ type S3Config struct {
 	// bucket must have Object Lock enabled (Check makes sure).
 	Lock     time.Duration
 	LockMode types.ObjectLockMode
+	// SSE is the server-side encryption every write asks for (AES256 or
+	// aws:kms; "" the bucket's default), with SSE-KMS the key SSEKMSKeyID
+	// ("" the account's aws/s3 key). StorageClass is the class every
+	// object is written in ("" the bucket's default, STANDARD). Copies
+	// carry them too.
+	SSE          types.ServerSideEncryption
+	SSEKMSKeyID  string
+	StorageClass types.StorageClass
 }
 
 // S3 is a Bucket on Amazon S3 or an S3-compatible server.
@@ -103,6 +111,8 @@ type S3 struct {
 	// lock and lockMode are S3Config's.
 	lock     time.Duration
 	lockMode types.ObjectLockMode
+	// enc are the encryption and storage class headers of every write.
+	enc encryption
 
 	ready    sync.Once
 	readyErr error
@@ -132,6 +142,10 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		if err := CheckEndpoint(c.Endpoint); err != nil {
 			return nil, err
 		}
+	}
+	enc := newEncryption(c)
+	if err := enc.check(); err != nil {
+		return nil, err
 	}
 	c.applyDefaults()
 	inflight := NewInflight(c.Concurrency)
@@ -169,6 +183,7 @@ func NewS3(ctx context.Context, c S3Config) (*S3, error) {
 		maxParts: maxParts,
 		lock:     c.Lock,
 		lockMode: c.LockMode,
+		enc:      enc,
 		requests: requests,
 		inflight: inflight,
 	}, nil
@@ -405,6 +420,7 @@ func (b *S3) put(ctx context.Context, r *scanner.HashReader, u Upload) (Written,
 		ContentMD5:     aws.String(md5Base64(buf)),
 		Metadata:       u.Metadata(),
 		ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.until,
+		ServerSideEncryption: b.enc.sse, SSEKMSKeyId: b.enc.kmsKey, StorageClass: b.enc.class,
 	}, b.upload...)
 	if err != nil {
 		return Written{}, b.opError("upload", u.Key, err)
@@ -597,6 +613,7 @@ func (b *S3) Copy(ctx context.Context, from string, o Object) (Written, error) {
 		MetadataDirective: types.MetadataDirectiveReplace,
 		Metadata:          o.Metadata(),
 		ObjectLockMode:    lock.mode, ObjectLockRetainUntilDate: lock.until,
+		ServerSideEncryption: b.enc.sse, SSEKMSKeyId: b.enc.kmsKey, StorageClass: b.enc.class,
 	})
 	if err != nil {
 		return Written{}, b.copyError(from, o.Key, err)
@@ -626,6 +643,7 @@ func (b *S3) copyParts(ctx context.Context, from string, o Object) (w Written, e
 	created, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(b.bucket), Key: aws.String(o.Key), Metadata: o.Metadata(),
 		ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.until,
+		ServerSideEncryption: b.enc.sse, SSEKMSKeyId: b.enc.kmsKey, StorageClass: b.enc.class,
 	})
 	if err != nil {
 		return Written{}, b.opError("copy "+from+" to", o.Key, err)

@@ -115,7 +115,7 @@ var ownPrefixes = []string{"S3_", "CLOUDKEEPER_", "BACKUP_", "DB_PERSISTENCE_", 
 // like cloudkeeper's but is no setting of any command, with the key it may
 // have been meant as.
 func warnUnknownKeys(c *cli.Context, path string, vars []dotenv.Var) error {
-	known := slices.Clone(legacyKeys)
+	known := append(slices.Clone(legacyKeys), listEnvKeys...)
 	var walk func(cmds []*cli.Command)
 	walk = func(cmds []*cli.Command) {
 		for _, cmd := range cmds {

@@ -65,9 +65,9 @@ func TestDryRunEstimatesTheRequestsOfTheRun(t *testing.T) {
 		"old.txt": scantest.File{Content: "old"},
 		"old2":    scantest.Dir{"x.txt": scantest.File{Content: "x"}},
 	})
-	check := func(t *testing.T, want map[string]int64) {
+	check := func(t *testing.T, want map[string]int64, args ...string) {
 		t.Helper()
-		dry := e.sync(0, "--dry-run", "--json")
+		dry := e.sync(0, append([]string{"--dry-run", "--json"}, args...)...)
 		// Its bucket check, and on a first run its look into the prefix.
 		checks := map[string]int64{"HeadBucket": 1}
 		if want["ListObjectsV2"] > 0 {
@@ -77,7 +77,7 @@ func TestDryRunEstimatesTheRequestsOfTheRun(t *testing.T) {
 			t.Fatalf("the dry run sent %v, want only its checks %v", e.seen(), checks)
 		}
 		estimate := dry.costSummary(t)
-		real := e.sync(0, "--json")
+		real := e.sync(0, append([]string{"--json"}, args...)...)
 		count, seen := real.costSummary(t), e.seen()
 		if fmt.Sprint(estimate.Summary.Requests.ByOp) != fmt.Sprint(want) || fmt.Sprint(count.Summary.Requests.ByOp) != fmt.Sprint(want) ||
 			fmt.Sprint(seen) != fmt.Sprint(want) {
@@ -111,6 +111,12 @@ func TestDryRunEstimatesTheRequestsOfTheRun(t *testing.T) {
 		check(t, map[string]int64{"HeadBucket": 1, "PutObject": 3, "CreateMultipartUpload": 1, "UploadPart": 3,
 			"CompleteMultipartUpload": 1, "CopyObject": 2, "DeleteObjects": 1})
 	})
+	t.Run("with --keep: a history copy of what an overwrite or a delete replaces", func(t *testing.T) {
+		e.t = t
+		scantest.Write(t, e.src, "a.txt", "alpha, edited")
+		os.Remove(e.path("new2.txt"))
+		check(t, map[string]int64{"HeadBucket": 1, "PutObject": 1, "CopyObject": 2, "DeleteObjects": 1}, keepArgs...)
+	})
 	t.Run("the human summary and status", func(t *testing.T) {
 		e.t = t
 		os.Remove(e.path("new1.txt"))
@@ -124,7 +130,7 @@ func TestDryRunEstimatesTheRequestsOfTheRun(t *testing.T) {
 			t.Fatalf("real run's requests line %q", real.requests())
 		}
 		st := e.run(append([]string{"status"}, e.baseArgs()...)...)
-		if !strings.Contains(st.stdout, "1 delete; 6 files unchanged; sent 2 requests (1 DELETE batch, 1 HEAD bucket), 0 B, about $0.0000004") {
+		if !strings.Contains(st.stdout, "1 delete; 5 files unchanged; sent 2 requests (1 DELETE batch, 1 HEAD bucket), 0 B, about $0.0000004") {
 			t.Fatalf("status does not show the last run's requests:\n%s", st.stdout)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -35,10 +36,7 @@ func (e *env) historyArea() string { return e.prefix + `\history/` }
 // path's object.
 func (e *env) historyKey(run int64, path string) string {
 	e.t.Helper()
-	db, err := manifest.OpenReadOnly(e.manifestPath(), e.identity())
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	db := e.openManifest()
 	defer db.Close()
 	r, ok, err := db.RunByID(context.Background(), run)
 	if err != nil || !ok {
@@ -132,7 +130,7 @@ func TestSyncKeepCopiesWhatItReplaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.cmdWant(0, "manifest rebuild", e.baseArgs()...)
-	if r.stdout != "manifest rebuilt from the bucket: 2 objects (7 B)\n" || e.ops()["HeadObject"] != 2 {
+	if r.stdout != "manifest rebuilt from the bucket: 2 objects (7 B); history: 3 old versions\n" || e.ops()["HeadObject"] != 5 {
 		t.Fatalf("rebuild: %q %v\n%s", r.stdout, e.ops(), r.stderr)
 	}
 	if s := e.sync(0, keepArgs...); len(s.lines()) != 0 {
@@ -318,5 +316,79 @@ func TestSyncKilledHistoryCopyInParts(t *testing.T) {
 	history := e.checkMirrorIsTree()
 	if doc = e.history("big.bin"); len(history) != 1 || len(doc) != 2 || doc[0].HistoryKey != key || string(history[key].Body) != big {
 		t.Fatalf("history area %q; versions of big.bin %+v; want the first kept at %s", scantest.Keys(history), doc, key)
+	}
+}
+
+// Manifest deleted in a bucket without versioning: the rebuild reads the
+// history area too (each copy describes itself: its content, the key it
+// was at and when it was replaced), from the one listing of the prefix and
+// a HEAD a copy, so that history and restore --at work as before.
+func TestManifestRebuildRestoresTheHistoryCopies(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "one"}, "gone.txt": scantest.File{Content: "bye"}})
+	e.sync(0, keepArgs...)
+	firstEnded := afterASecond()
+	scantest.Write(t, e.src, "doc.txt", "two, longer")
+	e.sync(0, keepArgs...)
+	secondEnded := afterASecond()
+	scantest.Write(t, e.src, "doc.txt", "three")
+	os.Remove(e.path("gone.txt"))
+	e.sync(0, keepArgs...)
+	want := e.histories("doc.txt", "gone.txt")
+	if len(e.history("doc.txt")) != 3 || len(e.history("gone.txt")) != 1 {
+		t.Fatalf("the runs recorded:\n%s", want)
+	}
+
+	os.Remove(e.manifestPath())
+	e.proxy.Reset()
+	r := e.cmdWant(0, "manifest rebuild", e.baseArgs()...)
+	if r.stdout != "manifest rebuilt from the bucket: 1 object (5 B); history: 3 old versions\n" {
+		t.Errorf("stdout %q\n%s", r.stdout, r.stderr)
+	}
+	if ops := e.ops(); ops["HeadObject"] != 4 || ops["ListObjectsV2"] != 1 {
+		t.Errorf("requests %v, want one listing and a HEAD for the object and each copy", ops)
+	}
+	if got := e.histories("doc.txt", "gone.txt"); got != want {
+		t.Errorf("rebuilt history:\n%s\nwant, as the runs recorded it:\n%s", got, want)
+	}
+	for at, want := range map[time.Time]map[string]string{
+		firstEnded:  {"doc.txt": "one", "gone.txt": "bye"},
+		secondEnded: {"doc.txt": "two, longer", "gone.txt": "bye"},
+	} {
+		dir, r := e.restoreAt(0, "--at", at.Format(time.RFC3339Nano))
+		if got := scantest.Files(t, dir); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("restore --at %s after the rebuild: %q, want %q\n%s", at.Format(time.RFC3339Nano), got, want, r.stderr)
+		}
+	}
+	if s := e.sync(0, keepArgs...); len(s.lines()) != 0 || e.ops()["PutObject"] != 0 {
+		t.Errorf("the sync after the rebuild: %q, %v", s.stdout, e.ops())
+	}
+	// The next overwrite keeps the current version as before.
+	scantest.Write(t, e.src, "doc.txt", "four")
+	e.sync(0, keepArgs...)
+	e.wantOps(map[string]int64{"CopyObject": 1, "PutObject": 1})
+	if h := e.history("doc.txt"); len(h) != 4 || h[2].HistoryKey == "" || !h[3].Current() {
+		t.Errorf("history of doc.txt after the next overwrite: %+v", h)
+	}
+}
+
+// A run killed right after its history copy, then the manifest deleted:
+// the rebuilt manifest finds the copy of the current version, which the
+// killed run never replaced, keeping that version; the next run's
+// overwrite makes no second copy, and nothing of the killed run's WAL
+// (left beside the deleted manifest) comes back as doubt.
+func TestManifestRebuildAfterAKilledHistoryCopy(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}})
+	e.sync(0, keepArgs...)
+	scantest.Write(t, e.src, "doc.txt", "v2, longer")
+	e.killApplied("CopyObject", keepArgs...)
+	os.Remove(e.manifestPath()) // its -wal and -shm stay, as a user's rm *.db leaves them
+	e.cmdWant(0, "manifest rebuild", e.baseArgs()...)
+	if h := e.history("doc.txt"); len(h) != 1 || !h[0].Current() || h[0].HistoryKey == "" || h[0].Size != 2 {
+		t.Fatalf("rebuilt history of doc.txt: %+v; want the current v1, kept by the killed run's copy", h)
+	}
+	e.sync(0, keepArgs...)
+	e.wantOps(map[string]int64{"PutObject": 1})
+	if h := e.history("doc.txt"); len(h) != 2 || h[0].Current() || string(e.checkMirrorIsTree()[h[0].HistoryKey].Body) != "v1" {
+		t.Fatalf("history of doc.txt after the overwrite: %+v", h)
 	}
 }

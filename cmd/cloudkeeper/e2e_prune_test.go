@@ -67,12 +67,22 @@ func (e *env) s3Versions(rel string) []string {
 }
 
 // history is the manifest's history of rel, oldest first.
-func (e *env) history(rel string) []manifest.Version {
+// openManifest opens the env's manifest read-only, as another process
+// would read it while no run has it; openManifestAt the one at path.
+func (e *env) openManifest() *manifest.DB { e.t.Helper(); return e.openManifestAt(e.manifestPath()) }
+
+func (e *env) openManifestAt(path string) *manifest.DB {
 	e.t.Helper()
-	db, err := manifest.OpenReadOnly(e.manifestPath(), e.identity())
+	db, err := manifest.OpenReadOnly(path, e.identity())
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return db
+}
+
+func (e *env) history(rel string) []manifest.Version {
+	e.t.Helper()
+	db := e.openManifest()
 	defer db.Close()
 	h, err := db.History(context.Background(), rel)
 	if err != nil {
@@ -157,10 +167,7 @@ func TestPruneKeep30dAfterABadNight(t *testing.T) {
 	if !strings.Contains(r.stdout, "pruned 0 old versions (0 B); kept 3") {
 		t.Errorf("prune --keep 30d right after the bad night:\n%s", r.stdout)
 	}
-	db, err := manifest.OpenReadOnly(e.manifestPath(), e.identity())
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openManifest()
 	defer db.Close()
 	s3c, err := uploader.NewS3(context.Background(), uploader.S3Config{Bucket: e.bucket, Endpoint: gw.Endpoint, Credentials: credentials.NewStaticCredentialsProvider(gw.AccessKey, gw.SecretKey, "")})
 	if err != nil {
@@ -283,17 +290,23 @@ func TestPruneEvery(t *testing.T) {
 	e.cmdWant(exitUsage, "sync", append(e.baseArgs(), "--prune-every", "1h")...) // no --keep
 }
 
-// A prune killed the moment S3 applied its DeleteObjects has not
-// forgotten the versions S3 deleted: the next prune does, even
-// with a keep that would keep them.
-func TestPruneKilledAfterS3DeletedIsFinishedByTheNext(t *testing.T) {
+// newFourVersionsEnv is an env whose doc.txt was synced four times into a
+// bucket with versioning, and its S3 version ids, oldest first.
+func newFourVersionsEnv(t *testing.T) (*env, []string) {
 	e := newLockableEnv(t, scantest.Dir{"doc.txt": scantest.File{Content: "v1"}}, false)
 	e.sync(0)
 	for i := 2; i <= 4; i++ {
 		e.edit("doc.txt", fmt.Sprintf("v%d", i), i)
 		e.sync(0)
 	}
-	all := e.s3Versions("doc.txt")
+	return e, e.s3Versions("doc.txt")
+}
+
+// A prune killed the moment S3 applied its DeleteObjects has not
+// forgotten the versions S3 deleted: the next prune does, even
+// with a keep that would keep them.
+func TestPruneKilledAfterS3DeletedIsFinishedByTheNext(t *testing.T) {
+	e, all := newFourVersionsEnv(t)
 	e.killCommandWhen("prune", "DeleteObjects", func(r *http.Request, kill func()) *s3test.Fault {
 		if s3test.Operation(r) != "DeleteObjects" {
 			return nil
@@ -312,5 +325,53 @@ func TestPruneKilledAfterS3DeletedIsFinishedByTheNext(t *testing.T) {
 	}
 	if got := historyIDs(e.history("doc.txt")); !slices.Equal(got, all[2:]) {
 		t.Errorf("the history %q after the next prune, want what S3 holds: %q", got, all[2:])
+	}
+}
+
+// A prune whose DeleteObjects never reached S3 (killed as it went out), or
+// failed, leaves its versions marked; S3 still holds them. The next prune
+// with a longer keep asks S3 (a HEAD each) and keeps them, as its keep
+// says, instead of deleting what it would keep; a later prune with the
+// short keep deletes them.
+func TestPruneMarksNotAppliedAreWeighedByTheNextKeep(t *testing.T) {
+	for _, how := range []string{"killed before S3 deleted", "the delete failed"} {
+		t.Run(how, func(t *testing.T) {
+			e, all := newFourVersionsEnv(t)
+			if how == "killed before S3 deleted" {
+				e.killCommandWhen("prune", "DeleteObjects", func(r *http.Request, kill func()) *s3test.Fault {
+					if s3test.Operation(r) != "DeleteObjects" {
+						return nil
+					}
+					kill()
+					return &s3test.Fault{Reset: true}
+				}, "--keep", "1")
+			} else {
+				e.proxy.SetFault(func(r *http.Request) *s3test.Fault {
+					if s3test.Operation(r) != "DeleteObjects" {
+						return nil
+					}
+					return &s3test.Fault{Status: http.StatusForbidden, Code: "AccessDenied"}
+				})
+				e.prune(1, "--keep", "1") // AccessDenied of the whole request ends the prune
+				e.proxy.SetFault(nil)
+			}
+			if got := e.s3Versions("doc.txt"); !slices.Equal(got, all) || len(e.history("doc.txt")) != 4 {
+				t.Fatalf("after the failed prune: S3 %q, history %q; want all four in both", got, historyIDs(e.history("doc.txt")))
+			}
+			e.proxy.Reset()
+			r := e.prune(0, "--keep", "10")
+			if got := e.s3Versions("doc.txt"); !slices.Equal(got, all) || len(e.history("doc.txt")) != 4 {
+				t.Errorf("a prune with --keep 10 after it: S3 %q, history %q; want all four kept\n%s", got, historyIDs(e.history("doc.txt")), r.stdout)
+			}
+			if ops := e.ops(); ops["DeleteObjects"] != 0 || ops["HeadObject"] != 2 {
+				t.Errorf("the prune with --keep 10 sent %v; want a HEAD for each marked version, no delete", ops)
+			}
+			if r := e.prune(0, "--keep", "1"); !strings.Contains(r.stdout, "pruned 2 old versions") {
+				t.Errorf("a prune with --keep 1 then:\n%s", r.stdout)
+			}
+			if got := e.s3Versions("doc.txt"); !slices.Equal(got, all[2:]) {
+				t.Errorf("S3 after it: %q, want %q", got, all[2:])
+			}
+		})
 	}
 }

@@ -91,10 +91,7 @@ func (e *env) killMidUpload(last int, args ...string) {
 // key, read as another process would.
 func (e *env) recordedUpload(m, key string) (manifest.PartialUpload, bool) {
 	e.t.Helper()
-	db, err := manifest.OpenReadOnly(m, e.identity())
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	db := e.openManifestAt(m)
 	defer db.Close()
 	u, ok, err := db.PartialUpload(context.Background(), key)
 	if err != nil {

@@ -19,19 +19,10 @@ import (
 // ran).
 func (e *env) histories(paths ...string) string {
 	e.t.Helper()
-	db, err := manifest.OpenReadOnly(e.manifestPath(), manifest.Identity{Source: e.src, Endpoint: e.proxy.URL, Bucket: e.bucket, Prefix: e.prefix})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer db.Close()
 	var lines []string
 	for _, p := range paths {
-		h, err := db.History(context.Background(), p)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		for _, v := range h {
-			lines = append(lines, fmt.Sprintf("%s %d %x %s current=%v", v.Path, v.Size, v.Hash[:4], v.VersionID, v.Current()))
+		for _, v := range e.history(p) {
+			lines = append(lines, fmt.Sprintf("%s %d %x %s %s current=%v", v.Path, v.Size, v.Hash[:4], v.VersionID, v.HistoryKey, v.Current()))
 		}
 	}
 	return strings.Join(lines, "\n")
@@ -78,13 +69,10 @@ func TestManifestRebuildRestoresTheHistory(t *testing.T) {
 	if got := e.histories("doc.txt", "gone.txt"); got != want {
 		t.Errorf("rebuilt history:\n%s\nwant, as the runs recorded it:\n%s", got, want)
 	}
-	db, err := manifest.OpenReadOnly(e.manifestPath(), manifest.Identity{Source: e.src, Endpoint: e.proxy.URL, Bucket: e.bucket, Prefix: e.prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := e.openManifest()
 	defer db.Close()
 	var then []string
-	err = db.TreeAt(context.Background(), firstEnded, "", func(v manifest.Version) error {
+	err := db.TreeAt(context.Background(), firstEnded, "", func(v manifest.Version) error {
 		then = append(then, fmt.Sprintf("%s %d", v.Path, v.Size))
 		return nil
 	})

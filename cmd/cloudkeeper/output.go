@@ -12,6 +12,7 @@ import (
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/human"
 	"github.com/cloudkeeper-backup/cloudkeeper/cmd/cloudkeeper/internal/progress"
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/cost"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/mirror"
@@ -70,6 +71,8 @@ type jsonSummary struct {
 		// What the scan read: zero on a run where stat says nothing changed.
 		HashedFiles int64 `json:"hashed_files"`
 		HashedBytes int64 `json:"hashed_bytes"`
+		// Folders left out by a marker file (--exclude-if-present, --exclude-caches).
+		ExcludedFolders int64 `json:"excluded_folders,omitempty"`
 		// How the run ended: success, incomplete, failure or
 		// interrupted, its exit status, and the fatal error.
 		Result   manifest.Outcome `json:"result"`
@@ -187,6 +190,15 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 	p.log.Info("skipped", "path", display(pr.Path), "reason", pr.Notice)
 }
 
+// scanned shows an entry of the walk in the progress display, and says
+// at -v why a folder is left out by a marker.
+func (p *printer) scanned(e scanner.Entry) {
+	if e.Kind == scanner.KindExcluded {
+		p.log.Debug("excluded folder", "path", display(e.Path), "reason", e.Note)
+	}
+	p.progress.Scanned(e)
+}
+
 // summary prints the last lines: "2 uploads (2.1 MiB), 1 rename, 1 copy,
 // 1 delete; 20,114 files unchanged", then what the run sent (see
 // requestsLine). A run that failed says so at the end of the first, and
@@ -201,6 +213,7 @@ func (p *printer) summary(res outcome) {
 		var js jsonSummary
 		js.Summary.Counts = res.Counts
 		js.Summary.HashedFiles, js.Summary.HashedBytes = res.Hashed, res.HashedBytes
+		js.Summary.ExcludedFolders = res.Excluded
 		js.Summary.Result, js.Summary.ExitCode = res.Outcome(), code
 		if res.Err != nil {
 			js.Summary.Error = res.Err.Error()
@@ -211,6 +224,9 @@ func (p *printer) summary(res outcome) {
 		return
 	}
 	line := summaryLine(res.Counts)
+	if res.Excluded > 0 {
+		line += "; " + human.Count(res.Excluded, "folder", "folders") + " excluded by a marker file"
+	}
 	if res.Err != nil {
 		if res.Changes() == 0 && res.Errors == 0 {
 			return

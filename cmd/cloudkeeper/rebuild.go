@@ -32,7 +32,8 @@ func rebuildCommand() *cli.Command {
 			"In a bucket with versioning it rebuilds the history too: it lists the prefix's versions\n" +
 			"(ListObjectVersions) and reads each old version's metadata (one HeadObject a version), so\n" +
 			"that history and restore as of a date work as before. An old version without metadata is\n" +
-			"left out of the history with a warning.\n\n" +
+			"left out of the history with a warning. Without versioning, the history area's copies (--keep)\n" +
+			"are read the same way, from the one listing of the prefix: one HeadObject a copy.\n\n" +
 			"It takes the settings of sync; --source is needed, as the manifest records the folder it\n" +
 			"describes. The new manifest is written beside the old path and put in place when complete.\n" +
 			"An existing manifest that opens fine is left alone unless --force; a damaged one (or any,\n" +
@@ -57,7 +58,7 @@ func rebuildCommand() *cli.Command {
 				if n := res.LeftOut; n > 0 {
 					line += fmt.Sprintf("; %s left out", human.Thousands(n))
 				}
-				if res.Versioning != "" && res.Versioning != manifest.VersioningNever {
+				if res.Versioning != "" && res.Versioning != manifest.VersioningNever || res.Versions+res.VersionsLeftOut > 0 {
 					line += fmt.Sprintf("; history: %s", human.Count(res.Versions, "old version", "old versions"))
 					if n := res.VersionsLeftOut; n > 0 {
 						line += fmt.Sprintf(" (%s left out)", human.Thousands(n))

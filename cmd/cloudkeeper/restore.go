@@ -36,9 +36,12 @@ func restoreCommand() *cli.Command {
 			"it, as the manifest records it, one GET per file by its version, no listing. TIME is RFC 3339\n" +
 			"(2026-11-20T14:00:00Z) or local time: 2026-11-20 (its midnight), \"2026-11-20 14:00\".\n" +
 			"cloudkeeper runs lists the runs, cloudkeeper history PATH the versions of a file.\n\n" +
+			"An object in an archive storage class (GLACIER, DEEP_ARCHIVE) is read only once S3 restored a\n" +
+			"copy of it: it is logged with the command that asks for one, or with --thaw DAYS asked for\n" +
+			"(RestoreObject); run the restore again once S3 has made them (hours).\n\n" +
 			"One line per restored file on stdout, then a summary; problems go to stderr.\n\n" +
 			"Exit status: 0 everything restored; 3 some objects failed or were refused (listed on\n" +
-			"stderr), a version the bucket no longer has among them; 1 fatal error, nothing to restore\n" +
+			"stderr), a version the bucket no longer has or an archived object among them; 1 fatal error, nothing to restore\n" +
 			"(--at before the first run, no run N, no file under --path then); 2 usage error (--at\n" +
 			"with --run, a TIME that does not parse).",
 		Before: applyEnvFile,
@@ -48,6 +51,7 @@ func restoreCommand() *cli.Command {
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace files that exist in DIR (without it they are left and reported)"},
 			&cli.StringFlag{Name: "at", Usage: "restore the tree as the last run that ended at or before `TIME` left it (from the manifest's history)"},
 			&cli.Int64Flag{Name: "run", Usage: "restore the tree as run `N` left it (cloudkeeper runs lists them)"},
+			&cli.IntFlag{Name: "thaw", Usage: "ask S3 to restore each object in an archive storage class (GLACIER, DEEP_ARCHIVE) into a copy readable for `DAYS` days (RestoreObject, standard retrieval: hours), to run the restore again once it is made"},
 		),
 		Action: command(sourceOptional, func(ctx context.Context, c *cli.Context, p *printer, t target) error {
 			to := c.String("to")
@@ -61,6 +65,9 @@ func restoreCommand() *cli.Command {
 			job, err := restoreJobOf(ctx, c, t, only)
 			if err != nil {
 				return err
+			}
+			if job.thaw = c.Int("thaw"); job.thaw < 0 || job.thaw > maxThawDays {
+				return usageError{fmt.Errorf("--thaw %d: want the days (1 to %d) the restored copy of an archived object stays", job.thaw, maxThawDays)}
 			}
 			s3, err := uploader.NewS3(ctx, t.s3Config())
 			if err != nil {
@@ -89,6 +96,7 @@ type restoreJob struct {
 	gaps     []manifest.Gap     // and the paths whose version then is not kept
 	history  bool
 	nothing  func() error // the error when nothing is there to restore
+	thaw     int          // --thaw: days; 0 none
 }
 
 // restoreJobOf reads what to restore from --at and --run: a tree of the
@@ -123,6 +131,10 @@ func restoreJobOf(ctx context.Context, c *cli.Context, t target, only string) (r
 func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root, t target, job restoreJob, overwrite bool) error {
 	p.log.Info("restoring", "from", job.from, "to", root.Name())
 	opts := restoreOptions(p, t, job.only, overwrite)
+	thawed := &thawRequests{}
+	if job.thaw > 0 {
+		opts.Archived = thawed.ask(ctx, p, s3, t, int32(job.thaw))
+	}
 	var res restore.Result
 	var err error
 	if job.history {
@@ -154,6 +166,9 @@ func restoreInto(ctx context.Context, p *printer, s3 *uploader.S3, root *os.Root
 		return err
 	case res.Gone > 0:
 		p.log.Error(goneLine(ctx, s3, res.Gone))
+		return reportedError{exitIncomplete}
+	case res.Archived > 0:
+		p.log.Error(thawed.line(res, job.thaw))
 		return reportedError{exitIncomplete}
 	case res.Failed > 0:
 		p.log.Error("restore incomplete", "errors", res.Failed, "hint", "the objects are logged above")
@@ -214,6 +229,9 @@ func restoreOptions(p *printer, t target, only string, overwrite bool) restore.O
 		},
 		Failed: func(path string, err error) {
 			p.log.Error("cannot restore", "path", display(path), "error", err.Error())
+		},
+		Archived: func(path string, obj uploader.VersionRef) {
+			p.log.Error("cannot restore: in an archive storage class, S3 gives it only once restored", "path", display(path), "ask", thawCommand(t, obj, thawDays))
 		},
 		Warn: func(path string, w restore.Warning, err error) {
 			msg := map[restore.Warning]string{

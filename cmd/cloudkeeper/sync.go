@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/urfave/cli/v2"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
@@ -57,8 +59,7 @@ func syncCommand() *cli.Command {
 
 // runFlags are the settings of a run that sync and watch share.
 func runFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "exclude", Usage: "leave out paths matching `GLOB` (repeatable): \"*.tmp\" matches names at any depth, \"build/out\" is anchored at the source; excluded objects already in the bucket are left alone"},
+	return append(excludeFlags(),
 		&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
 		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 0 allows no delete, 100% turns it off"},
 		&cli.IntFlag{Name: "part-size", EnvVars: []string{"CLOUDKEEPER_PART_SIZE"}, Value: uploader.DefaultPartSize >> 20, Usage: "upload files larger than `MIB` mebibytes in parts of that size (5 to 5120); an upload a kill cut off is continued by the next run only with the same part size"},
@@ -72,16 +73,19 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "prune-every", EnvVars: []string{"CLOUDKEEPER_PRUNE_EVERY"}, Value: "off", Usage: "a full run whose last prune is older than `AGE` (7d, 24h) prunes at its end, by --keep (see cloudkeeper prune); off never"},
 		&cli.StringFlag{Name: "lock", EnvVars: []string{"CLOUDKEEPER_LOCK"}, Value: "off", Usage: "give every version written an Object Lock retention of `AGE` (30d, 36h): not even these credentials can delete it before; the bucket must have Object Lock enabled; off none"},
 		&cli.StringFlag{Name: "lock-mode", EnvVars: []string{"CLOUDKEEPER_LOCK_MODE"}, Value: "governance", Usage: "the retention's `MODE`: governance (a user with s3:BypassGovernanceRetention may still delete) or compliance (no one can, not even the account's root, until it ends)"},
+		&cli.StringFlag{Name: "sse", EnvVars: []string{"CLOUDKEEPER_SSE"}, Usage: "ask S3 to encrypt every object written (uploads and server-side copies) with `ENCRYPTION`: AES256 (S3-managed keys) or aws:kms (a KMS key: --sse-kms-key-id, else the account's aws/s3 key); default: none asked, the bucket's default encryption"},
+		&cli.StringFlag{Name: "sse-kms-key-id", EnvVars: []string{"CLOUDKEEPER_SSE_KMS_KEY_ID"}, Usage: "the KMS `KEY` (id, ARN or alias ARN) of --sse aws:kms"},
+		&cli.StringFlag{Name: "storage-class", EnvVars: []string{"CLOUDKEEPER_STORAGE_CLASS"}, Usage: "write every object (uploads and server-side copies) in storage `CLASS`: STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER_IR, GLACIER, DEEP_ARCHIVE, ...; default: none asked, STANDARD. GLACIER and DEEP_ARCHIVE objects cannot be copied or read until restored: a rename uploads again, restore and verify --deep name them"},
 		&cli.BoolFlag{Name: "allow-existing", Usage: "let a first run (a new manifest) back up into a prefix that already holds objects; without it such a run stops and suggests \"cloudkeeper manifest rebuild\""},
-	}
+	)
 }
 
 // loadSyncOptions reads the settings of configFlags, runFlags and
 // afterRunFlags.
 func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRun, error) {
-	filter, err := scanner.NewFilter(c.StringSlice("exclude"))
+	filter, err := excludeRules(c)
 	if err != nil {
-		return syncOptions{}, afterRun{}, usageError{err}
+		return syncOptions{}, afterRun{}, err
 	}
 	after, err := loadAfterRun(c, p.log, t)
 	if err != nil {
@@ -112,7 +116,11 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	if err != nil {
 		return syncOptions{}, afterRun{}, err
 	}
-	return syncOptions{retention: ret, target: t, filter: filter, follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
+	enc, err := loadEncryption(c)
+	if err != nil {
+		return syncOptions{}, afterRun{}, err
+	}
+	return syncOptions{retention: ret, encryption: enc, target: t, filter: filter, deleteExcluded: c.Bool("delete-excluded"), follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
 		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"),
 		reconcileEvery: c.Duration("reconcile-every"), bandwidth: bandwidth, keep: keep}, after, nil
 }
@@ -147,14 +155,15 @@ func syncEvery(ctx context.Context, every time.Duration, o syncOptions, p *print
 
 type syncOptions struct {
 	target
-	filter    *scanner.Filter
-	dryRun    bool
-	rehash    bool
-	follow    bool // --follow-symlinks
-	maxDelete manifest.DeleteLimit
-	partSize  int64 // bytes
-	retries   int
-	retryWait time.Duration
+	filter         *scanner.Filter
+	deleteExcluded bool // --delete-excluded
+	dryRun         bool
+	rehash         bool
+	follow         bool // --follow-symlinks
+	maxDelete      manifest.DeleteLimit
+	partSize       int64 // bytes
+	retries        int
+	retryWait      time.Duration
 	// allowExisting lets a first run back up into a prefix that holds
 	// objects already.
 	allowExisting  bool
@@ -163,6 +172,30 @@ type syncOptions struct {
 	bandwidth      *bwlimit.Limiter // --bwlimit; nil none
 	keep           manifest.Keep    // --keep
 	retention                       // --prune-every, --lock, --lock-mode
+	encryption                      // --sse, --sse-kms-key-id, --storage-class
+}
+
+// encryption are the settings of --sse, --sse-kms-key-id and
+// --storage-class.
+type encryption struct {
+	sse    types.ServerSideEncryption
+	kmsKey string
+	class  types.StorageClass
+}
+
+func loadEncryption(c *cli.Context) (encryption, error) {
+	var e encryption
+	var err error
+	if e.sse, err = uploader.ParseSSE(c.String("sse")); err != nil {
+		return e, usageError{fmt.Errorf("--sse / CLOUDKEEPER_SSE: %w", err)}
+	}
+	if e.kmsKey = c.String("sse-kms-key-id"); e.kmsKey != "" && e.sse != types.ServerSideEncryptionAwsKms {
+		return e, usageError{errors.New("--sse-kms-key-id / CLOUDKEEPER_SSE_KMS_KEY_ID is the key of --sse aws:kms: set --sse aws:kms (or CLOUDKEEPER_SSE=aws:kms)")}
+	}
+	if e.class, err = uploader.ParseStorageClass(c.String("storage-class")); err != nil {
+		return e, usageError{fmt.Errorf("--storage-class / CLOUDKEEPER_STORAGE_CLASS: %w", err)}
+	}
+	return e, nil
 }
 
 // mirrorOptions are the options of a run, its callbacks wired to the
@@ -172,9 +205,10 @@ func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 	cfg := o.s3Config()
 	cfg.MaxAttempts, cfg.MaxBackoff, cfg.PartSize, cfg.Bandwidth = o.retries, o.retryWait, o.partSize, o.bandwidth
 	cfg.Lock, cfg.LockMode = o.lock, o.lockMode
+	cfg.SSE, cfg.SSEKMSKeyID, cfg.StorageClass = o.sse, o.kmsKey, o.class
 	return mirror.Options{
 		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
-		Filter: o.filter, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
+		Filter: o.filter, DeleteExcluded: o.deleteExcluded, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
 		AllowExisting: o.allowExisting, Reconcile: o.reconcile, ReconcileEvery: o.reconcileEvery, Keep: o.keep, PruneEvery: o.pruneEvery,
 		Log: p.log, Report: p.result, Problem: p.diffProblem,
 		Unsettled: func(path string, err error) {
@@ -186,7 +220,7 @@ func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 			p.keepError(err.Error())
 			p.log.Error("the reconcile failed; the run goes on without it and the next one tries again", "error", err.Error())
 		},
-		Scanned: p.progress.Scanned, Hashed: p.progress.Hashed, Queued: p.progress.Queued,
+		Scanned: p.scanned, Hashed: p.progress.Hashed, Queued: p.progress.Queued,
 	}
 }
 

@@ -30,6 +30,8 @@ func verifyCommand() *cli.Command {
 			"            bytes do not hash to its metadata or to the manifest\n" +
 			"  bad       its metadata (blake3, mtime, mode) is missing or malformed, or its key is one\n" +
 			"            restore refuses\n" +
+			"  archived  (--deep) it is in an archive storage class (GLACIER, DEEP_ARCHIVE): S3 gives its\n" +
+			"            bytes only once restored; the line says how to ask for that\n" +
 			"  error     it could not be checked\n" +
 			"then a summary. --deep downloads every object (a GetObject instead of the HeadObject) and\n" +
 			"hashes its bytes with BLAKE3.\n\n" +
@@ -98,7 +100,12 @@ func verifyOptions(p *printer, t target, expect map[string]verify.Expected, deep
 	return verify.Options{
 		Prefix: t.Prefix, Concurrency: t.workers(), Deep: deep,
 		Expect: expect, Repair: repair, Source: t.Source,
-		Problem: func(pr verify.Problem) { printProblem(p, pr) },
+		Problem: func(pr verify.Problem) {
+			if pr.Kind == verify.Archived {
+				pr.Detail += ": " + thawCommand(t, uploader.VersionRef{Key: pr.Key}, thawDays)
+			}
+			printProblem(p, pr)
+		},
 		NotMarked: func(path string, err error) {
 			p.log.Warn("not marked: its metadata cannot be read", "path", display(path), "error", err.Error())
 		},
@@ -129,7 +136,7 @@ func loadExpected(ctx context.Context, t target, named, repair bool, p *printer)
 
 // verifyProblem is one thing wrong with the backup, as --json prints it.
 type verifyProblem struct {
-	Kind   string `json:"problem"`        // missing, extra, mismatch, bad, error
+	Kind   string `json:"problem"`        // missing, extra, mismatch, bad, archived, error
 	Path   string `json:"path,omitempty"` // display form; empty if the key names no path
 	Key    string `json:"key"`
 	Detail string `json:"detail,omitempty"`
@@ -223,7 +230,7 @@ func printVerifySummary(p *printer, s verifySummary) {
 	for _, c := range []struct {
 		n    int64
 		what string
-	}{{s.Missing, "missing"}, {s.Extra, "extra"}, {s.Mismatch, "mismatched"}, {s.Bad, "bad"}, {s.Errors, "not checked (errors)"}} {
+	}{{s.Missing, "missing"}, {s.Extra, "extra"}, {s.Mismatch, "mismatched"}, {s.Bad, "bad"}, {s.Archived, "archived (restore them first)"}, {s.Errors, "not checked (errors)"}} {
 		if c.n > 0 {
 			found = append(found, human.Thousands(c.n)+" "+c.what)
 		}

@@ -116,7 +116,7 @@ var StorageClasses = []string{"STANDARD", "STANDARD_IA", "ONEZONE_IA", "INTELLIG
 // Operations are the S3 operations a price file may give a class: those
 // cloudkeeper sends, and the others a bill lists.
 var Operations = []string{"AbortMultipartUpload", "CompleteMultipartUpload", "CopyObject", "CreateMultipartUpload",
-	"DeleteObject", "DeleteObjects", "GetBucketLocation", "GetBucketVersioning", "GetObject", "GetObjectAttributes", "HeadBucket",
+	"DeleteObject", "DeleteObjects", "GetBucketLocation", "GetBucketVersioning", "GetObject", "GetObjectLockConfiguration", "GetObjectAttributes", "HeadBucket",
 	"HeadObject", "ListBuckets", "ListMultipartUploads", "ListObjectVersions", "ListObjects", "ListObjectsV2",
 	"ListParts", "PutObject", "RestoreObject", "UploadPart", "UploadPartCopy"}
 

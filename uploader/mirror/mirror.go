@@ -76,7 +76,11 @@ type Options struct {
 	// Scopes, when not nil, restricts the run to these paths (watch's
 	// dirty paths); nil: the whole source.
 	Scopes []string
-	Filter *scanner.Filter
+	// Filter leaves paths out of the backup (patterns, and folders that
+	// hold a marker file); what it excludes stays in the bucket unless
+	// DeleteExcluded, which deletes it (within MaxDelete).
+	Filter         *scanner.Filter
+	DeleteExcluded bool
 	// DryRun applies to a bucket that does nothing and records nothing;
 	// it still proves the bucket is there.
 	DryRun bool
@@ -143,6 +147,8 @@ type Result struct {
 	manifest.Counts
 	// Hashed and HashedBytes are what the scan read.
 	Hashed, HashedBytes int64
+	// Excluded is how many folders the scan left out by a marker file.
+	Excluded int64
 	// Err is why the run failed (fatal), nil if it completed.
 	Err   error
 	RunID int64 // its record in the manifest; 0 for a dry run
@@ -333,7 +339,7 @@ func (r *run) execute(ctx context.Context) {
 	}
 	var st manifest.Stats
 	res.Counts, st, res.Err = r.pipeline(ctx, bucket, journal)
-	res.Unchanged, res.Hashed, res.HashedBytes = st.Unchanged, st.Hashed, st.HashedBytes
+	res.Unchanged, res.Hashed, res.HashedBytes, res.Excluded = st.Unchanged, st.Hashed, st.HashedBytes, st.Excluded
 	res.Errors += st.Errors + int64(unsettled)
 	if !o.DryRun {
 		left, err := r.abortLeftUploads(context.WithoutCancel(ctx))

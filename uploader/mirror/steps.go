@@ -298,7 +298,7 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 		return scanner.Walk(gctx, fsys, o.Identity.Source, opts, emit)
 	})
 	diff := &manifest.Diff{
-		DB: r.db, FS: fsys, Root: o.Identity.Source, Prefix: o.Identity.Prefix, Filter: o.Filter, Rehash: o.Rehash,
+		DB: r.db, FS: fsys, Root: o.Identity.Source, Prefix: o.Identity.Prefix, Filter: o.Filter, DeleteExcluded: o.DeleteExcluded, Rehash: o.Rehash,
 		MaxDelete: o.MaxDelete, Scopes: o.Scopes, Problems: o.Problem, Hashed: o.Hashed,
 	}
 	var st manifest.Stats
@@ -315,8 +315,11 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 		// what continuing one sends (and its manifest is read-only).
 		Resumes: r.db,
 	}
-	if !o.DryRun && o.Keep.On() {
+	if o.Keep.On() {
 		applier.History = &uploader.History{Record: r.db, Run: r.res.RunID, Started: r.res.Started}
+		if o.DryRun {
+			applier.History.Record = uploader.DryHistory{DB: r.db}
+		}
 	}
 	var sum uploader.Summary
 	g.Go(func() error {

@@ -223,7 +223,8 @@ func (w *watch) plan(full Reason) (p Push, ok bool) {
 	if len(p.Dirty) == 0 {
 		return p, false
 	}
-	p.Scopes = scanner.Scopes(p.Dirty)
+	// A marker file made or removed puts its whole folder in or out.
+	p.Scopes = scanner.Scopes(w.o.Filter.MarkerScopes(p.Dirty))
 	if len(p.Scopes) == 1 && p.Scopes[0] == "" {
 		p.Scopes = nil
 	}

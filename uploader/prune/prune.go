@@ -4,7 +4,7 @@
 // not. A current version is never removed, nor one whose Object Lock
 // retention has not ended. Each version is marked in the manifest before
 // its delete goes out and forgotten only once S3 confirmed it (see
-// manifest.PrunePlan): a kill in between is finished by the next prune.
+// manifest.PrunePlan): a kill in between is settled by the next prune.
 package prune
 
 import (
@@ -77,9 +77,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		for _, v := range plan.Remove {
 			p.removed(v)
 		}
+		res.Kept += int64(len(plan.Doubt)) // as far as a dry run knows
 		return res, nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(batches)
+	for _, v := range plan.Doubt {
+		g.Go(func() error { return p.doubt(gctx, v) })
+	}
+	if err := g.Wait(); err != nil {
+		return res, err
+	}
+	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(batches)
 	for rest := plan.Remove; len(rest) > 0; {
 		n := min(len(rest), uploader.MaxDeleteBatch)
@@ -188,6 +197,30 @@ func (p *pruner) batch(ctx context.Context, batch []manifest.OldVersion) error {
 		return err
 	}
 	return p.o.DB.ForgetVersions(ctx, gone)
+}
+
+// doubt settles a version a prune marked and did not record, which the
+// Keep keeps: gone (S3 applied that delete), it is forgotten and counted
+// removed; still there, it is unmarked and kept.
+func (p *pruner) doubt(ctx context.Context, v manifest.OldVersion) error {
+	gone, err := p.o.Bucket.VersionGone(ctx, p.ref(v))
+	if err != nil {
+		if uploader.IsFatal(err) || ctx.Err() != nil {
+			return err
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.failed(v, err) // stays marked: asked again next time
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gone {
+		p.removed(v)
+		return p.o.DB.ForgetVersions(ctx, []int64{v.ID})
+	}
+	p.res.Kept++
+	return p.o.DB.UnmarkPruning(ctx, []int64{v.ID})
 }
 
 // db runs a write of the manifest, one at a time across the batches.

@@ -154,6 +154,7 @@ type filler struct {
 	objects, bytes, leftOut, failed           atomic.Int64
 	listedVersions, versions, versionsLeftOut atomic.Int64
 	versioning                                manifest.VersioningStatus
+	copies                                    copies
 	mu                                        sync.Mutex
 	recordErr                                 error
 }
@@ -178,6 +179,9 @@ func fill(ctx context.Context, bucket uploader.Reader, path string, opts Options
 		err = f.fillHistory(ctx, db, listed)
 	}
 	if err == nil {
+		err = f.copies.record(ctx, f, db)
+	}
+	if err == nil {
 		// Made from a listing: as good as a reconcile at its start.
 		err = db.SetReconciled(ctx, manifest.Reconciled{At: listed})
 	}
@@ -192,6 +196,9 @@ func fill(ctx context.Context, bucket uploader.Reader, path string, opts Options
 // object writes the row of one listed object, or reports why not. It
 // returns an error only to end the rebuild.
 func (f *filler) object(ctx context.Context, o uploader.ObjectInfo) error {
+	if manifest.IsHistoryKey(f.o.Prefix, o.Key) {
+		return f.copies.read(ctx, f, o)
+	}
 	head := func(ctx context.Context) (uploader.ObjectMeta, error) { return f.bucket.Head(ctx, o.Key) }
 	rel, meta, ok, err := f.described(ctx, o.Key, o.Size, head, func(path string, reason error) { f.leaveOut(o.Key, path, reason) })
 	if !ok {

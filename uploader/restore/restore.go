@@ -68,6 +68,11 @@ type Options struct {
 	Refused func(key string, reason error)
 	// Failed is called for an object that could not be restored.
 	Failed func(path string, err error)
+	// Archived is called, instead of Failed, for an object that S3 gives
+	// only once restored from its archive storage class
+	// (uploader.ErrArchived), with that object (a version of the
+	// history's, for Versions).
+	Archived func(path string, obj uploader.VersionRef)
 	// Warn is called for a file restored without part of what it should
 	// have had, of the kind w.
 	Warn func(path string, w Warning, err error)
@@ -101,6 +106,9 @@ type Result struct {
 	// Gone are the versions of Versions the bucket no longer has
 	// (ErrVersionGone), counted in Failed too.
 	Gone int64
+	// Archived are the objects to restore from their archive storage
+	// class first (uploader.ErrArchived), counted in Failed too.
+	Archived int64
 }
 
 // ErrExists is a file in the way, which only Options.Overwrite replaces.
@@ -118,7 +126,7 @@ type restorer struct {
 	root     *os.Root
 	o        Options
 
-	restored, bytes, same, failed, gone atomic.Int64
+	restored, bytes, same, failed, gone, archived atomic.Int64
 }
 
 // file is one file to restore: its path, the object that holds it, and,
@@ -236,7 +244,7 @@ func (r *restorer) run(walk func() error) (Result, error) {
 }
 
 func (r *restorer) result() Result {
-	return Result{Restored: r.restored.Load(), Bytes: r.bytes.Load(), Same: r.same.Load(), Failed: r.failed.Load(), Gone: r.gone.Load()}
+	return Result{Restored: r.restored.Load(), Bytes: r.bytes.Load(), Same: r.same.Load(), Failed: r.failed.Load(), Gone: r.gone.Load(), Archived: r.archived.Load()}
 }
 
 // object restores one listed object, or reports why not. It returns an
@@ -278,7 +286,14 @@ func (r *restorer) file(ctx context.Context, f file) error {
 			r.gone.Add(1)
 		}
 		r.failed.Add(1)
-		if r.o.Failed != nil {
+		archived := errors.Is(err, uploader.ErrArchived)
+		if archived {
+			r.archived.Add(1)
+		}
+		switch {
+		case archived && r.o.Archived != nil:
+			r.o.Archived(f.rel, f.object())
+		case r.o.Failed != nil:
 			r.o.Failed(f.rel, err)
 		}
 	}

@@ -71,12 +71,9 @@ func (r *restorer) fetch(ctx context.Context, f file) (io.ReadCloser, uploader.O
 	if f.v == nil {
 		return r.bucket.Get(ctx, f.key)
 	}
-	v := f.v
-	key, version := f.key, v.VersionID
-	if v.HistoryKey != "" {
-		key, version = v.HistoryKey, ""
-	}
-	body, meta, err := r.versions.GetVersion(ctx, key, version)
+	v, obj := f.v, f.object()
+	key := obj.Key
+	body, meta, err := r.versions.GetVersion(ctx, key, obj.VersionID)
 	if err != nil {
 		if errors.Is(err, uploader.ErrNotFound) && (v.VersionID != "" || v.HistoryKey != "") {
 			return nil, meta, fmt.Errorf("%w (run %d's, written %s; deleted since, or expired by a lifecycle rule): %w",
@@ -90,6 +87,18 @@ func (r *restorer) fetch(ctx context.Context, f file) (io.ReadCloser, uploader.O
 	}
 	meta = uploader.ObjectMeta{Size: v.Size, Hash: v.Hash, MtimeNs: v.MtimeNs, Mode: v.Mode.Perm() | v.Mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky), VersionID: meta.VersionID}
 	return body, meta, nil
+}
+
+// object is the object that holds f: its key, or for a version of the
+// history, the version or the history copy.
+func (f file) object() uploader.VersionRef {
+	switch {
+	case f.v == nil:
+		return uploader.VersionRef{Key: f.key}
+	case f.v.HistoryKey != "":
+		return uploader.VersionRef{Key: f.v.HistoryKey}
+	}
+	return uploader.VersionRef{Key: f.key, VersionID: f.v.VersionID}
 }
 
 // hashOf is the BLAKE3 f's object should have: a version's own, or the

@@ -46,7 +46,10 @@ type Proxy struct {
 type Fault struct {
 	// Status, if not zero, is the HTTP status of an S3-style XML error
 	// answered without forwarding, e.g. 503. The request body is read
-	// and discarded first, so that the client sees the error.
+	// and discarded first, so that the client sees the error. A 2xx
+	// Status is answered with no body: a success the target did not give
+	// (202 Accepted to a RestoreObject, which the gateway does not
+	// implement).
 	Status int
 	// Code is the error's S3 code, e.g. "SlowDown" or "InternalError".
 	// Empty means one derived from Status: InternalError for 500,
@@ -246,6 +249,11 @@ func (p *Proxy) handle(w http.ResponseWriter, r *http.Request, op string) {
 				// closing on an unread body makes their write fail
 				// with a connection reset that hides the error.
 				_, _ = io.Copy(io.Discard, r.Body)
+				if fault.Status/100 == 2 {
+					w.Header().Set("Content-Length", "0")
+					w.WriteHeader(fault.Status)
+					return
+				}
 				writeS3Error(w, fault.Status, code, "injected by the cloudkeeper test proxy")
 				return
 			}

@@ -58,13 +58,19 @@ const (
 	BadKey
 	// Unreadable: it could not be checked.
 	Unreadable
+	// Archived (Deep): it is in an archive storage class (GLACIER,
+	// DEEP_ARCHIVE), whose bytes S3 gives only once restored
+	// (uploader.ErrArchived); its metadata was not checked either.
+	Archived
 )
 
 // String is the word verify's report uses for the kind: "missing",
 // "extra", "mismatch" (WrongSize, WrongHash, ShortRead, BadBytes), "bad"
-// (BadMetadata, BadKey) or "error" (Unreadable).
+// (BadMetadata, BadKey), "archived" or "error" (Unreadable).
 func (k Kind) String() string {
 	switch k {
+	case Archived:
+		return "archived"
 	case Missing:
 		return "missing"
 	case Extra:
@@ -169,6 +175,7 @@ type Result struct {
 	Mismatch int64 `json:"mismatch"`
 	Bad      int64 `json:"bad"`
 	Errors   int64 `json:"errors"`
+	Archived int64 `json:"archived"` // with Deep: not read, to be restored first
 	// Repair (with Options.Repair) is what MarkRepair writes; Marked
 	// counts it.
 	Repair *manifest.Repair    `json:"-"`
@@ -176,7 +183,7 @@ type Result struct {
 }
 
 // Good reports whether no problem was found.
-func (r Result) Good() bool { return r.Missing+r.Extra+r.Mismatch+r.Bad+r.Errors == 0 }
+func (r Result) Good() bool { return r.Missing+r.Extra+r.Mismatch+r.Bad+r.Errors+r.Archived == 0 }
 
 // verifier is one Run.
 type verifier struct {
@@ -289,6 +296,8 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 		return 0, "", err
 	case errors.Is(err, uploader.ErrNotFound) && want != nil:
 		return Missing, "deleted while verify ran", nil
+	case errors.Is(err, uploader.ErrArchived):
+		return Archived, "in an archive storage class, not read: request a restore first", nil
 	case err != nil:
 		return Unreadable, err.Error(), nil
 	case meta.HashErr != nil:
@@ -316,6 +325,8 @@ func (v *verifier) report(pr Problem) {
 		v.res.Mismatch++
 	case "bad":
 		v.res.Bad++
+	case "archived":
+		v.res.Archived++
 	default:
 		v.res.Errors++
 	}
@@ -375,7 +386,7 @@ func (v *verifier) adopt(ctx context.Context, path string, o uploader.ObjectInfo
 }
 
 // MarkRepair writes res.Repair into the manifest db. A verify that checked
-// every object (no Unreadable) is as good as a reconcile, and is recorded
+// every object (no Unreadable, no Archived) is as good as a reconcile, and is recorded
 // as one at at, with res.Marked as its findings.
 func MarkRepair(ctx context.Context, db *manifest.DB, res Result, at time.Time) error {
 	if res.Repair == nil {
@@ -384,7 +395,7 @@ func MarkRepair(ctx context.Context, db *manifest.DB, res Result, at time.Time) 
 	if err := db.Repair(ctx, *res.Repair); err != nil {
 		return err
 	}
-	if res.Errors > 0 {
+	if res.Errors+res.Archived > 0 {
 		return nil
 	}
 	m := res.Marked
