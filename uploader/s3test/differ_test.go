@@ -157,6 +157,22 @@ var probes = []probe{
 		}
 		return "listed as " + aws.ToString(out.Contents[0].Key)
 	}, map[s3test.Server]string{s3test.Versitygw: "listed as clean/b", s3test.Moto: "listed as clean//a/../b"}},
+	{"reads and copies of a DEEP_ARCHIVE object", func(t *testing.T, p *prober) string {
+		ctx := context.Background()
+		if _, err := p.put("cold", "x", func(in *s3.PutObjectInput) { in.StorageClass = types.StorageClassDeepArchive }); err != nil {
+			t.Fatal(err)
+		}
+		_, get := p.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &p.bucket, Key: aws.String("cold")})
+		_, cp := p.c.CopyObject(ctx, &s3.CopyObjectInput{Bucket: &p.bucket, Key: aws.String("cold-copy"), CopySource: aws.String(p.bucket + "/cold")})
+		mpu, err := p.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &p.bucket, Key: aws.String("cold-parts")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, part := p.c.UploadPartCopy(ctx, &s3.UploadPartCopyInput{Bucket: &p.bucket, Key: aws.String("cold-parts"), UploadId: mpu.UploadId,
+			PartNumber: aws.Int32(1), CopySource: aws.String(p.bucket + "/cold")})
+		return fmt.Sprintf("get %s, copy %s, part copy %s", outcome(get), outcome(cp), outcome(part))
+	}, map[s3test.Server]string{s3test.Versitygw: "get ok, copy ok, part copy ok",
+		s3test.Moto: "get InvalidObjectState, copy ObjectNotInActiveTierError, part copy ok"}},
 	{"HeadBucket of a legacy name (capitals, _)", func(t *testing.T, p *prober) string {
 		_, err := p.c.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("Legacy_Bucket")})
 		var re interface{ HTTPStatusCode() int }
