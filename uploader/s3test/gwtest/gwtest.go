@@ -41,16 +41,22 @@ func Start(t testing.TB) *s3test.Gateway {
 		t.Fatalf("starting S3 gateway: %v", err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			if log, err := os.ReadFile(g.LogFile); err == nil {
-				t.Logf("versitygw log (%s):\n%s", g.LogFile, tail(string(log), 40))
-			}
-		}
+		logIfFailed(t, g)
 		if err := g.Stop(); err != nil {
 			t.Errorf("stopping S3 gateway: %v", err)
 		}
 	})
 	return g
+}
+
+// logIfFailed logs the end of g's log (one line per request) if t failed.
+func logIfFailed(t testing.TB, g *s3test.Gateway) {
+	if !t.Failed() {
+		return
+	}
+	if log, err := os.ReadFile(g.LogFile); err == nil {
+		t.Logf("%s log (%s):\n%s", g.Server, g.LogFile, tail(string(log), 40))
+	}
 }
 
 // Main is the body of a TestMain that shares one gateway among the tests of
@@ -85,7 +91,8 @@ type Moto struct {
 
 // Start returns the running moto server, starting it on first use. A test
 // skips if there is no moto_server (s3test.ErrNoMoto), saying so, and fails
-// if one is there but does not start.
+// if one is there but does not start. If the test fails, the end of moto's
+// log is logged.
 func (s *Moto) Start(t testing.TB) *s3test.Gateway {
 	t.Helper()
 	s.once.Do(func() {
@@ -99,6 +106,7 @@ func (s *Moto) Start(t testing.TB) *s3test.Gateway {
 	case s.err != nil:
 		t.Fatalf("starting moto (%s=off skips it): %v", s3test.EnvMoto, s.err)
 	}
+	t.Cleanup(func() { logIfFailed(t, s.g) })
 	return s.g
 }
 
