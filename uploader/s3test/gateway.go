@@ -161,18 +161,18 @@ func Start(ctx context.Context, opts Options) (*Gateway, error) {
 // FindMoto.
 func findBinary(ctx context.Context, opts Options) (string, error) {
 	switch {
+	case opts.Server != Versitygw && opts.Server != Moto:
+		return "", fmt.Errorf("gateway: unknown S3 server %q (want %s or %s)", opts.Server, Versitygw, Moto)
 	case opts.Binary != "":
 		return opts.Binary, nil
-	case opts.Server == Versitygw:
-		return Find(ctx, opts.Logf)
 	case opts.Server == Moto:
 		return FindMoto()
 	}
-	return "", fmt.Errorf("gateway: unknown S3 server %q (want %s or %s)", opts.Server, Versitygw, Moto)
+	return Find(ctx, opts.Logf)
 }
 
-// prepareRoot sets versitygw's root (and versioning directory) from opts,
-// creating them.
+// prepareRoot sets versitygw's root (created here) and versioning
+// directory (created at launch) from opts.
 func (g *Gateway) prepareRoot(opts Options) error {
 	g.Root = filepath.Join(g.tmp, "root")
 	if opts.Root != "" {
