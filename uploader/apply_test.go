@@ -226,8 +226,10 @@ func TestApplierMarksKeysInDoubtBeforeTheRequest(t *testing.T) {
 // listing shows: uploads (in one request or in parts), server-side copies
 // (in one request or in parts) and metadata refreshes, which give the
 // object a new ETag. A touch that sends nothing keeps the ETag it had.
-func TestApplierRecordsETags(t *testing.T) {
-	tb := newTestBucket(t, func(c *S3Config) { c.MaxSingleCopy = 5 << 20; c.CopyPartSize = 5 << 20 })
+func TestApplierRecordsETags(t *testing.T) { onEachServer(t, testApplierRecordsETags) }
+
+func testApplierRecordsETags(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g, func(c *S3Config) { c.MaxSingleCopy = 5 << 20; c.CopyPartSize = 5 << 20 })
 	root := t.TempDir()
 	ctx := context.Background()
 	db, w := openManifest(t, root, tb)

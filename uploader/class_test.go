@@ -3,6 +3,7 @@ package uploader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,11 +53,15 @@ func writeEveryWay(t *testing.T, tb *testBucket) []string {
 }
 
 // Every write asks for the encryption and the storage class: a copy too,
-// since S3 keeps neither on a copy unless asked. The gateway takes them
-// (no write is refused) but ignores them: versitygw v1.8.0's posix backend
-// answers STANDARD and no encryption to HeadObject, so the headers are
-// checked at the proxy.
+// since S3 keeps neither on a copy unless asked. versitygw takes them (no
+// write is refused) but ignores them: v1.8.0's posix backend answers
+// STANDARD and no encryption to HeadObject, so the headers are checked at
+// the proxy; moto keeps them, so there HeadObject must answer them too.
 func TestEncryptionAndClassOnEveryWrite(t *testing.T) {
+	onEachServer(t, testEncryptionAndClassOnEveryWrite)
+}
+
+func testEncryptionAndClassOnEveryWrite(t *testing.T, g *s3test.Gateway) {
 	for _, c := range []struct {
 		name   string
 		sse    types.ServerSideEncryption
@@ -67,7 +72,7 @@ func TestEncryptionAndClassOnEveryWrite(t *testing.T) {
 		{"KMS", types.ServerSideEncryptionAwsKms, "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab", types.StorageClassGlacierIr},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			tb := newTestBucket(t, func(cfg *S3Config) {
+			tb := newTestBucketOn(t, g, func(cfg *S3Config) {
 				cfg.SSE, cfg.SSEKMSKeyID, cfg.StorageClass = c.sse, c.kmsKey, c.class
 				cfg.MaxSingleCopy, cfg.CopyPartSize = 6<<20, 5<<20
 			})
@@ -85,11 +90,15 @@ func TestEncryptionAndClassOnEveryWrite(t *testing.T) {
 				}
 			}
 			for _, key := range keys {
-				h, err := gw.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(tb.name), Key: aws.String(key)})
+				h, err := g.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(tb.name), Key: aws.String(key)})
 				if err != nil {
 					t.Fatalf("head %s: %v", key, err)
 				}
-				t.Logf("%s: the gateway answers storage class %q, encryption %q", key, h.StorageClass, h.ServerSideEncryption)
+				got := fmt.Sprintf("storage class %q, encryption %q, KMS key %q", h.StorageClass, h.ServerSideEncryption, aws.ToString(h.SSEKMSKeyId))
+				if want := fmt.Sprintf("storage class %q, encryption %q, KMS key %q", c.class, c.sse, c.kmsKey); g.Server == s3test.Moto && got != want {
+					t.Errorf("%s: %s answers %s, want %s", key, g.Server, got, want)
+				}
+				t.Logf("%s: %s answers %s", key, g.Server, got)
 			}
 		})
 	}
@@ -98,7 +107,11 @@ func TestEncryptionAndClassOnEveryWrite(t *testing.T) {
 // Without the settings, no write sends the headers: the bucket's defaults
 // apply.
 func TestNoEncryptionHeadersByDefault(t *testing.T) {
-	tb := newTestBucket(t, func(cfg *S3Config) { cfg.MaxSingleCopy, cfg.CopyPartSize = 6<<20, 5<<20 })
+	onEachServer(t, testNoEncryptionHeadersByDefault)
+}
+
+func testNoEncryptionHeadersByDefault(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g, func(cfg *S3Config) { cfg.MaxSingleCopy, cfg.CopyPartSize = 6<<20, 5<<20 })
 	rec := s3test.Record(tb.proxy, writeOps...)
 	writeEveryWay(t, tb)
 	for _, w := range rec.Seen() {
@@ -164,4 +177,44 @@ func TestArchivedObjectIsItsOwnError(t *testing.T) {
 		}
 	}
 	noOrphanParts(t, tb)
+}
+
+// An object that a real server keeps in an archive class: its HEAD works,
+// its GET and a CopyObject of it are ErrArchived, not fatal. moto answers
+// the GET 403 InvalidObjectState and the copy 403
+// ObjectNotInActiveTierError, as AWS documents for CopyObject. Once Thaw
+// asked for a restore, a first time (202) and a second (200: moto restores
+// at once, where S3 takes hours), it reads. versitygw ignores storage
+// classes and has no RestoreObject, so this runs on moto only (and
+// TestArchivedObjectIsItsOwnError fakes the answers at the proxy).
+func TestArchivedObjectOnTheServer(t *testing.T) {
+	tb := newTestBucketOn(t, moto.Start(t), func(cfg *S3Config) { cfg.StorageClass = types.StorageClassDeepArchive })
+	ctx := context.Background()
+	u := localFile(t, "small", 10, "small")
+	if _, err := tb.Upload(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := tb.Head(ctx, u.Key); err != nil || m.Hash != u.Hash {
+		t.Fatalf("head: %+v, %v", m, err)
+	}
+	_, _, err := tb.Get(ctx, u.Key)
+	errs := map[string]error{"get": err}
+	copied := u.Object
+	copied.Key = "small-copy"
+	_, errs["copy"] = tb.Copy(ctx, u.Key, copied)
+	for what, err := range errs {
+		if !errors.Is(err, ErrArchived) || IsFatal(err) {
+			t.Errorf("%s: %v (fatal: %v), want ErrArchived", what, err, IsFatal(err))
+		}
+	}
+	for _, want := range []bool{false, true} {
+		if already, err := tb.Thaw(ctx, VersionRef{Key: u.Key}, 1); err != nil || already != want {
+			t.Fatalf("thaw: already %v, %v; want %v", already, err, want)
+		}
+	}
+	body, _, err := tb.Get(ctx, u.Key)
+	if err != nil {
+		t.Fatalf("get once restored: %v", err)
+	}
+	body.Close()
 }

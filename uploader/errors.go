@@ -34,11 +34,15 @@ var ErrKeyConflict = errors.New("the key is a file where the server needs a fold
 // ErrArchived is an object in an archive storage class (GLACIER,
 // DEEP_ARCHIVE, or an archive tier of INTELLIGENT_TIERING) that S3 will
 // neither read nor copy until it is restored (RestoreObject): S3 answers
-// 403 InvalidObjectState. Its HEAD and its listing work.
+// 403 InvalidObjectState, or to a CopyObject 403
+// ObjectNotInActiveTierError. Its HEAD and its listing work.
 var ErrArchived = errors.New("in an archive storage class, not readable nor copyable until restored (RestoreObject)")
 
-// codeArchived is S3's error code of ErrArchived.
-const codeArchived = "InvalidObjectState"
+// archivedCodes are S3's error codes of ErrArchived.
+var archivedCodes = map[string]bool{
+	"InvalidObjectState":         true, // GetObject, UploadPartCopy
+	"ObjectNotInActiveTierError": true, // CopyObject (AWS's API reference; moto)
+}
 
 // conflictCodes are the error codes of ErrKeyConflict.
 var conflictCodes = map[string]bool{
@@ -66,7 +70,7 @@ func (b *S3) opError(op, key string, err error) error {
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		if ae.ErrorCode() == codeArchived {
+		if archivedCodes[ae.ErrorCode()] {
 			return fmt.Errorf("%s %s: %w", op, key, ErrArchived)
 		}
 		if conflictCodes[ae.ErrorCode()] {
@@ -103,7 +107,7 @@ func (b *S3) fatal(err error, reaching bool) error {
 	case code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "InvalidToken" ||
 		code == "ExpiredToken" || code == "TokenRefreshRequired":
 		return &FatalError{Msg: fmt.Sprintf("%s rejected the credentials (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the profile", bucket, code), Err: err}
-	case code == codeArchived: // a 403, but the object's alone
+	case archivedCodes[code]: // a 403, but the object's alone
 		return nil
 	case code == "AccessDenied" || status == http.StatusForbidden:
 		return &FatalError{Msg: fmt.Sprintf("%s denied access: check the credentials and that they may read, write and delete in the bucket", bucket), Err: err}

@@ -1,29 +1,24 @@
 package uploader
 
 import (
-	"bytes"
-	"context"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
-// NewTestS3 returns an S3 on a fresh bucket of the test gateway, and a
-// way to put objects straight into it, for tests outside the package.
-func NewTestS3(t *testing.T) (*S3, func(t *testing.T, key string, body []byte, o *Object)) {
-	tb := newTestBucket(t)
-	return tb.S3, func(t *testing.T, key string, body []byte, o *Object) {
-		t.Helper()
-		var md map[string]string
-		if o != nil {
-			md = o.Metadata()
-		}
-		_, err := gw.Client().PutObject(context.Background(), &s3.PutObjectInput{
-			Bucket: aws.String(tb.name), Key: aws.String(key), Body: bytes.NewReader(body), Metadata: md,
+// OnEachTestS3 runs test on each test server (versitygw, then moto, which
+// skips if it is not installed) with an S3 on a fresh bucket and a way to
+// put objects straight into it, for tests outside the package.
+func OnEachTestS3(t *testing.T, test func(t *testing.T, s *S3, put func(t *testing.T, key string, body []byte, o *Object))) {
+	onEachServer(t, func(t *testing.T, g *s3test.Gateway) {
+		tb := newTestBucketOn(t, g)
+		test(t, tb.S3, func(t *testing.T, key string, body []byte, o *Object) {
+			t.Helper()
+			var md map[string]string
+			if o != nil {
+				md = o.Metadata()
+			}
+			tb.put(t, key, string(body), md)
 		})
-		if err != nil {
-			t.Fatalf("put %q: %v", key, err)
-		}
-	}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test/gwtest"
 )
 
@@ -19,8 +20,16 @@ import (
 // credentials that wrote a version can delete it, and DeleteVersions
 // reports it as locked.
 func TestLockEveryWrite(t *testing.T) {
-	tb := newTestBucket(t, func(c *S3Config) {
-		c.Bucket = gwtest.LockedBucket(t, gw)
+	onEachServer(t, testLockEveryWrite)
+}
+
+func testLockEveryWrite(t *testing.T, g *s3test.Gateway) {
+	if g.Server == s3test.Moto {
+		// s3test.TestServersDiffer pins these down.
+		t.Skip("moto 5.2.1 ignores the retention of a multipart upload, refuses a CopyObject asking for one, and has no GetObjectRetention")
+	}
+	tb := newTestBucketOn(t, g, func(c *S3Config) {
+		c.Bucket = gwtest.LockedBucket(t, g)
 		c.Lock, c.MaxSingleCopy, c.CopyPartSize = 24*time.Hour, 6<<20, 5<<20
 	})
 	ctx := context.Background()
@@ -51,11 +60,11 @@ func TestLockEveryWrite(t *testing.T) {
 			t.Errorf("%s: written %+v, want a version retained a day", key, w)
 			continue
 		}
-		ret, err := gw.Client().GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: aws.String(tb.name), Key: aws.String(key), VersionId: aws.String(w.VersionID)})
+		ret, err := g.Client().GetObjectRetention(ctx, &s3.GetObjectRetentionInput{Bucket: aws.String(tb.name), Key: aws.String(key), VersionId: aws.String(w.VersionID)})
 		if err != nil || ret.Retention == nil || ret.Retention.Mode != types.ObjectLockRetentionModeGovernance || !aws.ToTime(ret.Retention.RetainUntilDate).Equal(w.RetainUntil) {
 			t.Errorf("%s: retention %+v, %v; want GOVERNANCE until %v", key, ret, err, w.RetainUntil)
 		}
-		if _, err := gw.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(tb.name), Key: aws.String(key), VersionId: aws.String(w.VersionID)}); err == nil {
+		if _, err := g.Client().DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(tb.name), Key: aws.String(key), VersionId: aws.String(w.VersionID)}); err == nil {
 			t.Errorf("%s: the locked version %s was deleted", key, w.VersionID)
 		}
 		refs = append(refs, VersionRef{Key: key, VersionID: w.VersionID})
@@ -72,7 +81,11 @@ func TestLockEveryWrite(t *testing.T) {
 }
 
 func TestLockNeedsObjectLockOnTheBucket(t *testing.T) {
-	tb := newTestBucket(t, func(c *S3Config) { c.Lock = time.Hour })
+	onEachServer(t, testLockNeedsObjectLockOnTheBucket)
+}
+
+func testLockNeedsObjectLockOnTheBucket(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g, func(c *S3Config) { c.Lock = time.Hour })
 	_, err := tb.Upload(context.Background(), localFile(t, "f", 10, "f"))
 	var fe *FatalError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "bucket "+tb.name+" has no Object Lock") {

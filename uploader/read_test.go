@@ -20,13 +20,14 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // put writes an object straight to the gateway (not through the proxy),
 // with the metadata given and nothing else.
 func (tb *testBucket) put(t *testing.T, key, body string, md map[string]string) {
 	t.Helper()
-	_, err := gw.Client().PutObject(context.Background(), &s3.PutObjectInput{
+	_, err := tb.gw.Client().PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(tb.name), Key: aws.String(key), Body: strings.NewReader(body), Metadata: md,
 	})
 	if err != nil {
@@ -58,8 +59,10 @@ func TestParseModeIsFormatModeInverse(t *testing.T) {
 
 // List goes through every page, gives each key under the prefix once, in
 // order, with its size, and leaves out keys outside the prefix.
-func TestListPagesThroughThePrefix(t *testing.T) {
-	tb := newTestBucket(t)
+func TestListPagesThroughThePrefix(t *testing.T) { onEachServer(t, testListPagesThroughThePrefix) }
+
+func testListPagesThroughThePrefix(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g)
 	ctx := context.Background()
 	names := []string{"a.txt", "new\nline", `back\slash`, "bad-\xff-utf8", "ünïcödé", "spaces and + & = ?", "sub/deeper/x", "tab\there"}
 	var want []string
@@ -128,7 +131,11 @@ func TestListedKeyDecodesOnlyEncodedListings(t *testing.T) {
 // nanosecond, and mode with its set-id bits; for a single PUT and a
 // multipart upload alike.
 func TestHeadAndGetReadWhatUploadWrote(t *testing.T) {
-	tb := newTestBucket(t)
+	onEachServer(t, testHeadAndGetReadWhatUploadWrote)
+}
+
+func testHeadAndGetReadWhatUploadWrote(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g)
 	ctx := context.Background()
 	for _, size := range []int{0, 1000, 11 << 20} {
 		u := localFile(t, "f", size, fmt.Sprintf("obj-%d", size))
@@ -162,8 +169,10 @@ func TestHeadAndGetReadWhatUploadWrote(t *testing.T) {
 
 // A missing key is ErrNotFound, not a fatal error (a HEAD's 404 has no
 // code to tell a missing key from a missing bucket), and names the key.
-func TestHeadAndGetOfMissingKey(t *testing.T) {
-	tb := newTestBucket(t)
+func TestHeadAndGetOfMissingKey(t *testing.T) { onEachServer(t, testHeadAndGetOfMissingKey) }
+
+func testHeadAndGetOfMissingKey(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g)
 	ctx := context.Background()
 	_, err := tb.Head(ctx, "no/such key")
 	if !errors.Is(err, ErrNotFound) || IsFatal(err) || !strings.Contains(err.Error(), "head no/such key") {
@@ -177,8 +186,10 @@ func TestHeadAndGetOfMissingKey(t *testing.T) {
 
 // Metadata that is missing or malformed is reported per value, with what
 // is wrong; the values that do parse are kept.
-func TestHeadReportsBadMetadata(t *testing.T) {
-	tb := newTestBucket(t)
+func TestHeadReportsBadMetadata(t *testing.T) { onEachServer(t, testHeadReportsBadMetadata) }
+
+func testHeadReportsBadMetadata(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g)
 	ctx := context.Background()
 	sum := blake3.Sum256([]byte("x"))
 	good := scanner.Digest(sum).String()
@@ -274,7 +285,11 @@ func TestEachObjectIsBoundedAndStopsOnError(t *testing.T) {
 // Reads of a bucket that is not there fail at once with the one-line fatal
 // error every other operation gives.
 func TestReadsOfMissingBucketAreFatal(t *testing.T) {
-	tb := newTestBucket(t, func(c *S3Config) { c.Bucket = "no-such-bucket-for-reads" })
+	onEachServer(t, testReadsOfMissingBucketAreFatal)
+}
+
+func testReadsOfMissingBucketAreFatal(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g, func(c *S3Config) { c.Bucket = "no-such-bucket-for-reads" })
 	ctx := context.Background()
 	_, herr := tb.Head(ctx, "k")
 	_, _, gerr := tb.Get(ctx, "k")

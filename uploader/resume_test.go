@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader/s3test"
 )
 
 // killedUpload is a multipart upload of u as a killed run leaves it: S3
@@ -26,7 +28,7 @@ import (
 func killedUpload(t *testing.T, tb *testBucket, db *manifest.DB, u Upload, held, recorded []int32, other map[int32][]byte) string {
 	t.Helper()
 	ctx := context.Background()
-	c := gw.Client()
+	c := tb.gw.Client()
 	created, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &tb.name, Key: &u.Key, Metadata: u.Metadata()})
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +102,11 @@ func (r *partsAdded) AddPart(ctx context.Context, key, uploadID string, p manife
 // before its record) is. Each part sent is recorded with the MD5 of its
 // bytes.
 func TestUploadContinuesARecordedUpload(t *testing.T) {
-	tb := newTestBucket(t)
+	onEachServer(t, testUploadContinuesARecordedUpload)
+}
+
+func testUploadContinuesARecordedUpload(t *testing.T, g *s3test.Gateway) {
+	tb := newTestBucketOn(t, g)
 	db := testManifest(t)
 	u := localFile(t, "big", 17<<20+3, "big")
 	added := &partsAdded{DB: db}
@@ -178,6 +184,10 @@ func TestRereadPartChecksTheRecordedMD5(t *testing.T) {
 // upload. A recorded part that S3 holds as recorded but whose bytes are
 // not the file's fails the upload, which is aborted.
 func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
+	onEachServer(t, testUploadStartsOverWhenTheRecordedUploadDiffers)
+}
+
+func testUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T, g *s3test.Gateway) {
 	for _, c := range []struct {
 		name    string
 		prepare func(t *testing.T, tb *testBucket, db *manifest.DB, u Upload)
@@ -187,20 +197,20 @@ func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
 			id := killedUpload(t, tb, db, u, []int32{1, 2}, []int32{1, 2}, nil)
 			// Part 2 sent again with other bytes after it was recorded.
 			other := bytes.Repeat([]byte("x"), 5<<20)
-			if _, err := gw.Client().UploadPart(context.Background(), &s3.UploadPartInput{Bucket: &tb.name, Key: &u.Key, UploadId: &id,
+			if _, err := g.Client().UploadPart(context.Background(), &s3.UploadPartInput{Bucket: &tb.name, Key: &u.Key, UploadId: &id,
 				PartNumber: aws.Int32(2), Body: bytes.NewReader(other)}); err != nil {
 				t.Fatal(err)
 			}
 		}, 1},
 		{"upload gone", func(t *testing.T, tb *testBucket, db *manifest.DB, u Upload) {
 			id := killedUpload(t, tb, db, u, []int32{1, 2}, []int32{1, 2}, nil)
-			if _, err := gw.Client().AbortMultipartUpload(context.Background(), &s3.AbortMultipartUploadInput{Bucket: &tb.name, Key: &u.Key, UploadId: &id}); err != nil {
+			if _, err := g.Client().AbortMultipartUpload(context.Background(), &s3.AbortMultipartUploadInput{Bucket: &tb.name, Key: &u.Key, UploadId: &id}); err != nil {
 				t.Fatal(err)
 			}
 		}, 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			tb := newTestBucket(t)
+			tb := newTestBucketOn(t, g)
 			db := testManifest(t)
 			u := localFile(t, "big", 17<<20+3, "big")
 			u.Resumes = db
@@ -218,7 +228,7 @@ func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
 	// The file changed in a kept part after it was hashed, keeping its
 	// size: the bytes read again are not those the part was sent with.
 	t.Run("file changed in a kept part", func(t *testing.T) {
-		tb := newTestBucket(t)
+		tb := newTestBucketOn(t, g)
 		db := testManifest(t)
 		u := localFile(t, "big", 17<<20+3, "big")
 		u.Resumes = db
@@ -241,7 +251,7 @@ func TestUploadStartsOverWhenTheRecordedUploadDiffers(t *testing.T) {
 		}
 	})
 	t.Run("part with other bytes", func(t *testing.T) {
-		tb := newTestBucket(t)
+		tb := newTestBucketOn(t, g)
 		db := testManifest(t)
 		u := localFile(t, "big", 17<<20+3, "big")
 		u.Resumes = db
@@ -305,5 +315,38 @@ func TestDryRunPredictsAContinuedUpload(t *testing.T) {
 	want["HeadBucket"] = 1
 	if st := tb.proxy.Stats(); fmt.Sprint(byOp(st)) != fmt.Sprint(want) || st.BytesUploaded != predicted.Bytes {
 		t.Fatalf("the real upload sent %v, %d bytes; the dry run predicted %v, %d bytes", byOp(st), st.BytesUploaded, predicted.ByOp, predicted.Bytes)
+	}
+}
+
+// AbortUploadsOf aborts the unfinished uploads of one key but the one to
+// keep, and leaves those of keys it is a prefix of.
+func TestAbortUploadsOfOneKey(t *testing.T) { onEachServer(t, testAbortUploadsOfOneKey) }
+
+func testAbortUploadsOfOneKey(t *testing.T, g *s3test.Gateway) {
+	ctx := context.Background()
+	tb := newTestBucketOn(t, g)
+	var ids []string
+	for _, key := range []string{"k", "k", "k", "k2"} {
+		out, err := g.Client().CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &tb.name, Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, aws.ToString(out.UploadId))
+	}
+	n, kept, err := tb.AbortUploadsOf(ctx, "k", ids[1])
+	if err != nil || n != 2 || !kept {
+		t.Fatalf("AbortUploadsOf: %d aborted, kept %v, %v; want 2 and the one kept", n, kept, err)
+	}
+	ups, err := g.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &tb.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, u := range ups.Uploads {
+		left = append(left, aws.ToString(u.Key)+" "+aws.ToString(u.UploadId))
+	}
+	slices.Sort(left)
+	if want := []string{"k " + ids[1], "k2 " + ids[3]}; !slices.Equal(left, want) {
+		t.Errorf("uploads left %q, want %q", left, want)
 	}
 }

@@ -16,6 +16,12 @@
 // a fresh machine with a Go toolchain and the module proxy runs the tests
 // rather than skipping them. Package gwtest wraps all this for tests.
 //
+// Start also runs a second, independent implementation, moto's S3
+// emulator (Options.Server Moto: moto_server, a Python program found by
+// FindMoto, in memory), so that the uploader's contract tests do not take
+// a quirk of versitygw for S3. Tests skip there when it is not installed
+// (ErrNoMoto). differ_test.go lists where the two answer differently.
+//
 // Proxy sits between a client and a gateway: it forwards requests untouched,
 // counts them by S3 operation along with uploaded body bytes (Stats), and can
 // answer chosen requests with an S3 error, a delay or a reset connection

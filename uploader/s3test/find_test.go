@@ -4,6 +4,7 @@ package s3test_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -135,5 +136,34 @@ func TestFindInstallFailure(t *testing.T) {
 		if e.Name() != "install.lock" {
 			t.Errorf("left behind in the cache: %s", e.Name())
 		}
+	}
+}
+
+// FindMoto takes $CLOUDKEEPER_TEST_MOTO, then moto_server on PATH; without
+// either, or with "off", its error is ErrNoMoto, on which tests skip.
+func TestFindMoto(t *testing.T) {
+	bin, _ := findEnv(t)
+	t.Setenv(s3test.EnvMoto, "")
+	if _, err := s3test.FindMoto(); !errors.Is(err, s3test.ErrNoMoto) || !strings.Contains(err.Error(), "pip install") {
+		t.Errorf("nothing on PATH: %v, want ErrNoMoto and how to install it", err)
+	}
+	onPath := filepath.Join(bin, "moto_server")
+	writeScript(t, onPath, "exit 0\n")
+	if p, err := s3test.FindMoto(); err != nil || p != onPath {
+		t.Errorf("on PATH: %q, %v; want %s", p, err, onPath)
+	}
+	chosen := filepath.Join(t.TempDir(), "my-moto")
+	writeScript(t, chosen, "exit 0\n")
+	t.Setenv(s3test.EnvMoto, chosen)
+	if p, err := s3test.FindMoto(); err != nil || p != chosen {
+		t.Errorf("%s=%s: %q, %v", s3test.EnvMoto, chosen, p, err)
+	}
+	t.Setenv(s3test.EnvMoto, chosen+"-missing")
+	if _, err := s3test.FindMoto(); err == nil || errors.Is(err, s3test.ErrNoMoto) {
+		t.Errorf("a missing %s: %v, want an error that does not skip", s3test.EnvMoto, err)
+	}
+	t.Setenv(s3test.EnvMoto, "off")
+	if _, err := s3test.FindMoto(); !errors.Is(err, s3test.ErrNoMoto) {
+		t.Errorf("%s=off: %v, want ErrNoMoto", s3test.EnvMoto, err)
 	}
 }

@@ -37,8 +37,26 @@ const (
 	logTailBytes = 4 << 10
 )
 
+// Server names an S3 implementation Start can run.
+type Server string
+
+const (
+	// Versitygw is the Versity S3 Gateway with its posix backend, the
+	// server of every test (the zero Options.Server).
+	Versitygw Server = "versitygw"
+	// Moto is moto's S3 emulator (moto_server), the second, independent
+	// implementation the uploader's contract tests also run on. It keeps
+	// objects in memory.
+	Moto Server = "moto"
+)
+
 // Options configure Start. The zero value is ready to use.
 type Options struct {
+	// Server is the implementation to start; empty means Versitygw. The
+	// fields below that name versitygw do not apply to Moto, which keeps
+	// objects in memory (Root must be empty), always allows versioning
+	// and finds its binary with FindMoto.
+	Server Server
 	// Root is the posix backend's root directory: each bucket is a folder
 	// of it. It is created if missing and left in place by Stop, so a later
 	// gateway on it serves the same objects. If empty, Start uses a new
@@ -46,7 +64,8 @@ type Options struct {
 	// extended attributes, object metadata goes to a hidden directory next
 	// to it, "."+base(Root)+".versitygw-meta".
 	Root string
-	// Binary is the versitygw executable. If empty, Start calls Find.
+	// Binary is the server's executable. If empty, Start calls Find (or
+	// FindMoto).
 	Binary string
 	// AccessKey and SecretKey are the gateway's root credentials. Each one
 	// left empty is replaced by a random value.
@@ -60,9 +79,12 @@ type Options struct {
 	Versioning bool
 }
 
-// Gateway is a running versitygw process serving the S3 API over plain HTTP
-// on a loopback port. Its exported fields are read-only. Stop it when done.
+// Gateway is a running S3 server process (versitygw, or moto) serving the
+// S3 API over plain HTTP on a loopback port. Its exported fields are
+// read-only. Stop it when done.
 type Gateway struct {
+	// Server is the implementation running.
+	Server Server
 	// Endpoint is the S3 endpoint, "http://127.0.0.1:PORT". Use path-style
 	// addressing; virtual-hosted buckets are not served.
 	Endpoint string
@@ -70,9 +92,9 @@ type Gateway struct {
 	// signing region.
 	AccessKey, SecretKey, Region string
 	// Root is the posix root directory: bucket B's object K is the file
-	// Root/B/K.
+	// Root/B/K. Empty for Moto.
 	Root string
-	// LogFile holds the gateway's stdout and stderr (a banner, then one
+	// LogFile holds the server's stdout and stderr (a banner, then one
 	// line per request). Stop removes it.
 	LogFile string
 
@@ -101,12 +123,12 @@ var errNoXattrs = errors.New("file system without extended attributes")
 // started with a parent-death signal, so a killed test binary leaves no
 // gateway behind).
 func Start(ctx context.Context, opts Options) (*Gateway, error) {
-	bin := opts.Binary
-	if bin == "" {
-		var err error
-		if bin, err = Find(ctx, opts.Logf); err != nil {
-			return nil, err
-		}
+	if opts.Server == "" {
+		opts.Server = Versitygw
+	}
+	bin, err := findBinary(ctx, opts)
+	if err != nil {
+		return nil, err
 	}
 	access, secret := opts.AccessKey, opts.SecretKey
 	if access == "" {
@@ -115,65 +137,94 @@ func Start(ctx context.Context, opts Options) (*Gateway, error) {
 	if secret == "" {
 		secret = (rand.Text() + rand.Text())[:40]
 	}
-
-	tmp, err := os.MkdirTemp("", "cloudkeeper-versitygw-")
+	tmp, err := os.MkdirTemp("", "cloudkeeper-"+string(opts.Server)+"-")
 	if err != nil {
 		return nil, fmt.Errorf("gateway: creating temporary directory: %w", err)
 	}
-	root := opts.Root
-	if root == "" {
-		root = filepath.Join(tmp, "root")
-	} else if root, err = filepath.Abs(root); err != nil {
-		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("gateway: resolving root %q: %w", opts.Root, err)
+	g := &Gateway{Server: opts.Server, AccessKey: access, SecretKey: secret, Region: Region, tmp: tmp}
+	if opts.Server == Versitygw {
+		err = g.prepareRoot(opts)
+	} else if opts.Root != "" {
+		err = fmt.Errorf("gateway: %s keeps objects in memory: Root %q is for versitygw", opts.Server, opts.Root)
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("gateway: creating root: %w", err)
+	if err == nil {
+		err = g.launchRetrying(ctx, opts, bin)
 	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return g, nil
+}
 
+// findBinary is opts.Binary, or the server's executable found by Find or
+// FindMoto.
+func findBinary(ctx context.Context, opts Options) (string, error) {
+	switch {
+	case opts.Server != Versitygw && opts.Server != Moto:
+		return "", fmt.Errorf("gateway: unknown S3 server %q (want %s or %s)", opts.Server, Versitygw, Moto)
+	case opts.Binary != "":
+		return opts.Binary, nil
+	case opts.Server == Moto:
+		return FindMoto()
+	}
+	return Find(ctx, opts.Logf)
+}
+
+// prepareRoot sets versitygw's root (created here) and versioning
+// directory (created at launch) from opts.
+func (g *Gateway) prepareRoot(opts Options) error {
+	g.Root = filepath.Join(g.tmp, "root")
+	if opts.Root != "" {
+		root, err := filepath.Abs(opts.Root)
+		if err != nil {
+			return fmt.Errorf("gateway: resolving root %q: %w", opts.Root, err)
+		}
+		g.Root = root
+	}
+	if err := os.MkdirAll(g.Root, 0o755); err != nil {
+		return fmt.Errorf("gateway: creating root: %w", err)
+	}
+	if opts.Versioning {
+		g.versions = filepath.Join(g.tmp, "versions")
+		if opts.Root != "" {
+			g.versions = filepath.Join(filepath.Dir(g.Root), "."+filepath.Base(g.Root)+".versitygw-versions")
+		}
+	}
+	return nil
+}
+
+// launchRetrying launches the server, on another port if it loses the race
+// for the one it was given, and for versitygw with its metadata in a side
+// directory if the root has no extended attributes.
+func (g *Gateway) launchRetrying(ctx context.Context, opts Options, bin string) error {
 	logf := opts.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
 	sidecar := "" // metadata in xattrs of the objects' files
 	for attempt := 1; ; attempt++ {
-		g := &Gateway{
-			AccessKey: access,
-			SecretKey: secret,
-			Region:    Region,
-			Root:      root,
-			LogFile:   filepath.Join(tmp, "versitygw-"+strconv.Itoa(attempt)+".log"),
-			tmp:       tmp,
-		}
-		if opts.Versioning {
-			g.versions = filepath.Join(tmp, "versions")
-			if opts.Root != "" {
-				g.versions = filepath.Join(filepath.Dir(root), "."+filepath.Base(root)+".versitygw-versions")
-			}
-		}
+		g.LogFile = filepath.Join(g.tmp, string(g.Server)+"-"+strconv.Itoa(attempt)+".log")
 		err := g.launch(ctx, bin, sidecar)
 		switch {
 		case err == nil:
-			return g, nil
+			return nil
 		case errors.Is(err, errNoXattrs) && sidecar == "":
 			// tmpfs before Linux 6.6, for one, has no user xattrs.
 			// Keep a persistent root's metadata next to it, under a
 			// name that root is not a prefix of: versitygw v1.8.0
 			// refuses a sidecar path that merely starts with root's.
-			sidecar = filepath.Join(tmp, "meta")
+			sidecar = filepath.Join(g.tmp, "meta")
 			if opts.Root != "" {
-				sidecar = filepath.Join(filepath.Dir(root), "."+filepath.Base(root)+".versitygw-meta")
+				sidecar = filepath.Join(filepath.Dir(g.Root), "."+filepath.Base(g.Root)+".versitygw-meta")
 			}
-			logf("gateway: %s has no extended attributes; keeping object metadata in %s", root, sidecar)
+			logf("gateway: %s has no extended attributes; keeping object metadata in %s", g.Root, sidecar)
 			if err := os.MkdirAll(sidecar, 0o755); err != nil {
-				os.RemoveAll(tmp)
-				return nil, fmt.Errorf("gateway: creating metadata directory: %w", err)
+				return fmt.Errorf("gateway: creating metadata directory: %w", err)
 			}
 		case errors.Is(err, errPortInUse) && attempt < portAttempts:
 		default:
-			os.RemoveAll(tmp)
-			return nil, err
+			return err
 		}
 	}
 }
@@ -196,27 +247,12 @@ func (g *Gateway) launch(ctx context.Context, bin, sidecar string) error {
 	}
 	defer logFile.Close() // the child holds its own descriptor
 
-	args := []string{
-		"--port", addr,
-		"--access", g.AccessKey,
-		"--secret", g.SecretKey,
-		"--region", g.Region,
-		// Without it versitygw closes the connection after every
-		// response, which distorts benchmarks.
-		"--keep-alive",
-		"posix",
+	args, err := g.args(addr, sidecar)
+	if err != nil {
+		return err
 	}
-	if sidecar != "" {
-		args = append(args, "--sidecar", sidecar)
-	}
-	if g.versions != "" {
-		if err := os.MkdirAll(g.versions, 0o755); err != nil {
-			return fmt.Errorf("gateway: creating versioning directory: %w", err)
-		}
-		args = append(args, "--versioning-dir", g.versions)
-	}
-	g.cmd = exec.Command(bin, append(args, g.Root)...)
-	g.cmd.Env = childEnv(os.Environ())
+	g.cmd = exec.Command(bin, args...)
+	g.cmd.Env = childEnv(g.Server, os.Environ())
 	g.cmd.Stdout = logFile
 	g.cmd.Stderr = logFile
 	g.cmd.SysProcAttr = sysProcAttr()
@@ -234,6 +270,34 @@ func (g *Gateway) launch(ctx context.Context, bin, sidecar string) error {
 		return err
 	}
 	return nil
+}
+
+// args are the server's command-line arguments: it listens on addr, and
+// versitygw keeps metadata in sidecar if that is not empty.
+func (g *Gateway) args(addr, sidecar string) ([]string, error) {
+	if g.Server == Moto {
+		return motoArgs(addr), nil
+	}
+	args := []string{
+		"--port", addr,
+		"--access", g.AccessKey,
+		"--secret", g.SecretKey,
+		"--region", g.Region,
+		// Without it versitygw closes the connection after every
+		// response, which distorts benchmarks.
+		"--keep-alive",
+		"posix",
+	}
+	if sidecar != "" {
+		args = append(args, "--sidecar", sidecar)
+	}
+	if g.versions != "" {
+		if err := os.MkdirAll(g.versions, 0o755); err != nil {
+			return nil, fmt.Errorf("gateway: creating versioning directory: %w", err)
+		}
+		args = append(args, "--versioning-dir", g.versions)
+	}
+	return append(args, g.Root), nil
 }
 
 // waitReady polls the gateway with a signed ListBuckets until it succeeds.
@@ -255,16 +319,17 @@ func (g *Gateway) waitReady(ctx context.Context) error {
 		case <-g.done:
 			tail := g.logTail()
 			switch {
-			case bytes.Contains(tail, []byte("address already in use")):
-				return fmt.Errorf("gateway: versitygw on %s: %w", g.Endpoint, errPortInUse)
+			case bytes.Contains(tail, []byte("address already in use")), // versitygw
+				bytes.Contains(tail, []byte("is in use by another program")): // moto (werkzeug)
+				return fmt.Errorf("gateway: %s on %s: %w", g.Server, g.Endpoint, errPortInUse)
 			case bytes.Contains(tail, []byte("xattrs are not supported")):
 				return fmt.Errorf("gateway: versitygw root %s: %w", g.Root, errNoXattrs)
 			}
-			return fmt.Errorf("gateway: versitygw exited during start-up (%v); log %s ends with:\n%s",
-				g.err, g.LogFile, tail)
+			return fmt.Errorf("gateway: %s exited during start-up (%v); log %s ends with:\n%s",
+				g.Server, g.err, g.LogFile, tail)
 		case <-ctx.Done():
-			return fmt.Errorf("gateway: versitygw on %s not ready: %w (last attempt: %v); log %s ends with:\n%s",
-				g.Endpoint, context.Cause(ctx), lastErr, g.LogFile, g.logTail())
+			return fmt.Errorf("gateway: %s on %s not ready: %w (last attempt: %v); log %s ends with:\n%s",
+				g.Server, g.Endpoint, context.Cause(ctx), lastErr, g.LogFile, g.logTail())
 		case <-time.After(delay):
 		}
 		_, lastErr = client.ListBuckets(ctx, &s3.ListBucketsInput{})
@@ -386,12 +451,16 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// childEnv drops the variables versitygw reads its settings from, so that
-// the caller's environment cannot turn on TLS, IAM, webhooks and the like.
-func childEnv(env []string) []string {
+// childEnv drops the variables the server reads its settings from, so that
+// the caller's environment cannot turn on TLS, IAM, webhooks and the like
+// (versitygw), or change moto's limits, accounts and endpoints.
+func childEnv(server Server, env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
+		if server == Moto && motoSetting(name) {
+			continue
+		}
 		switch {
 		case strings.HasPrefix(name, "VGW_"),
 			strings.HasPrefix(name, "ROOT_ACCESS_KEY"),

@@ -3,6 +3,8 @@
 //
 // Tests using it need versitygw; s3test.Find installs it on first use (about
 // three minutes), so they run on a fresh machine rather than being skipped.
+// Moto, the second server a package's contract tests may also run on, is a
+// Python program the tests cannot install: without it they skip there.
 package gwtest
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,11 +41,7 @@ func Start(t testing.TB) *s3test.Gateway {
 		t.Fatalf("starting S3 gateway: %v", err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
-			if log, err := os.ReadFile(g.LogFile); err == nil {
-				t.Logf("versitygw log (%s):\n%s", g.LogFile, tail(string(log), 40))
-			}
-		}
+		logIfFailed(t, g)
 		if err := g.Stop(); err != nil {
 			t.Errorf("stopping S3 gateway: %v", err)
 		}
@@ -50,10 +49,21 @@ func Start(t testing.TB) *s3test.Gateway {
 	return g
 }
 
+// logIfFailed logs the end of g's log (one line per request) if t failed.
+func logIfFailed(t testing.TB, g *s3test.Gateway) {
+	if !t.Failed() {
+		return
+	}
+	if log, err := os.ReadFile(g.LogFile); err == nil {
+		t.Logf("%s log (%s):\n%s", g.Server, g.LogFile, tail(string(log), 40))
+	}
+}
+
 // Main is the body of a TestMain that shares one gateway among the tests of
-// a package: it starts the gateway, sets *gw, runs the tests, stops it and
-// exits with their status (1 if the gateway cannot start).
-func Main(m *testing.M, gw **s3test.Gateway) {
+// a package: it starts the gateway, sets *gw, runs the tests, stops it (and
+// each of also that was started) and exits with their status (1 if the
+// gateway cannot start).
+func Main(m *testing.M, gw **s3test.Gateway, also ...*Moto) {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	g, err := s3test.Start(ctx, s3test.Options{Versioning: true, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	cancel()
@@ -64,7 +74,47 @@ func Main(m *testing.M, gw **s3test.Gateway) {
 	*gw = g
 	code := m.Run()
 	g.Stop()
+	for _, s := range also {
+		s.Stop()
+	}
 	os.Exit(code)
+}
+
+// Moto is a moto server shared by the tests of a package, started by the
+// first test that asks for it; the zero value is ready to use. Pass it to
+// Main, which stops it.
+type Moto struct {
+	once sync.Once
+	g    *s3test.Gateway
+	err  error
+}
+
+// Start returns the running moto server, starting it on first use. A test
+// skips if there is no moto_server (s3test.ErrNoMoto), saying so, and fails
+// if one is there but does not start. If the test fails, the end of moto's
+// log is logged.
+func (s *Moto) Start(t testing.TB) *s3test.Gateway {
+	t.Helper()
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		defer cancel()
+		s.g, s.err = s3test.Start(ctx, s3test.Options{Server: s3test.Moto})
+	})
+	switch {
+	case errors.Is(s.err, s3test.ErrNoMoto):
+		t.Skipf("not run on the second S3 server: %v", s.err)
+	case s.err != nil:
+		t.Fatalf("starting moto (%s=off skips it): %v", s3test.EnvMoto, s.err)
+	}
+	t.Cleanup(func() { logIfFailed(t, s.g) })
+	return s.g
+}
+
+// Stop stops the server if it was started.
+func (s *Moto) Stop() {
+	if s.g != nil {
+		s.g.Stop()
+	}
 }
 
 // Bucket creates a bucket with a new name derived from the test's and
