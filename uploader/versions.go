@@ -86,12 +86,23 @@ func (b *S3) ListVersions(ctx context.Context, prefix string, fn func(ObjectVers
 		if !aws.ToBool(out.IsTruncated) {
 			return nil
 		}
-		key, id := aws.ToString(out.NextKeyMarker), aws.ToString(out.NextVersionIdMarker)
+		key, id, err := nextVersionsMarker(out)
+		if err != nil {
+			return fmt.Errorf("list versions of %s: %w", where, err)
+		}
 		if key == "" || key == aws.ToString(in.KeyMarker) && id == aws.ToString(in.VersionIdMarker) {
 			return fmt.Errorf("list versions of %s: the server says the listing goes on but gives no new place to go on from", where)
 		}
 		in.KeyMarker, in.VersionIdMarker = aws.String(key), aws.String(id)
 	}
+}
+
+// nextVersionsMarker is where the listing goes on from: S3 URL-encodes
+// NextKeyMarker too when it encodes the keys (EncodingType url), and takes
+// KeyMarker as the key itself.
+func nextVersionsMarker(out *s3.ListObjectVersionsOutput) (key, id string, err error) {
+	key, err = listedKey(aws.ToString(out.NextKeyMarker), out.EncodingType)
+	return key, aws.ToString(out.NextVersionIdMarker), err
 }
 
 // versionsPage is one page of ListObjectVersions, its versions and delete
