@@ -223,6 +223,11 @@ func restoreOptions(p *printer, t target, only string, overwrite bool) restore.O
 				p.println(fmt.Sprintf("restore %s (%s)", display(path), human.Bytes(size)))
 			}
 		},
+		Linked: func(path string) {
+			if !p.quiet {
+				p.println(fmt.Sprintf("restore %s (symlink)", display(path)))
+			}
+		},
 		Same: func(path string) { p.log.Debug("already restored", "path", display(path)) },
 		Refused: func(key string, reason error) {
 			p.log.Error("refused", "key", human.Key(key), "reason", reason.Error())

@@ -54,7 +54,7 @@ func (r *run) abortStaleUploads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fsys := scanner.OS{FollowSymlinks: r.o.FollowSymlinks}
+	fsys := scanner.OS{FollowSymlinks: r.o.FollowSymlinks, Links: r.o.Links}
 	aborted := 0
 	for _, u := range recorded {
 		var st scanner.Stat
@@ -273,7 +273,7 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	for _, f := range manifest.Files(o.Manifest) {
 		skip[f] = true
 	}
-	fsys := scanner.OS{FollowSymlinks: o.FollowSymlinks}
+	fsys := scanner.OS{FollowSymlinks: o.FollowSymlinks, Links: o.Links}
 	g, gctx := errgroup.WithContext(ctx)
 	bucket, journal = r.checkBeside(gctx, g, bucket, journal)
 	entries := make(chan scanner.Entry, 1024)

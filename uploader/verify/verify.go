@@ -304,6 +304,9 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 		return BadMetadata, meta.HashErr.Error(), nil
 	case want != nil && meta.Hash != want.Hash:
 		return WrongHash, fmt.Sprintf("x-amz-meta-blake3 is %s, the manifest says %s", meta.Hash, want.Hash), nil
+	case meta.IsLink:
+		kind, detail := linkProblem(meta)
+		return kind, detail, nil
 	case v.o.Deep && n != meta.Size:
 		return ShortRead, fmt.Sprintf("read %d bytes of %d", n, meta.Size), nil
 	case v.o.Deep && sum != meta.Hash:
@@ -312,6 +315,22 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 		return BadMetadata, meta.Err().Error(), nil
 	}
 	return 0, "", nil
+}
+
+// linkProblem is the problem of a symlink's object (sync --links), whose
+// content is its target, in its metadata: the target must hash to its
+// x-amz-meta-blake3 (scanner.LinkDigest), and the object hold no bytes.
+func linkProblem(meta uploader.ObjectMeta) (Kind, string) {
+	switch {
+	case meta.Err() != nil:
+		return BadMetadata, meta.Err().Error()
+	case scanner.LinkDigest(meta.Link) != meta.Hash:
+		return BadBytes, fmt.Sprintf("its target %s hashes to %s, not to its x-amz-meta-blake3 %s",
+			manifest.EscapePath(meta.Link), scanner.LinkDigest(meta.Link), meta.Hash)
+	case meta.Size != 0:
+		return BadMetadata, fmt.Sprintf("a symlink's object holds %d bytes", meta.Size)
+	}
+	return 0, ""
 }
 
 func (v *verifier) report(pr Problem) {
