@@ -18,6 +18,7 @@ import (
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
+	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 )
 
 // TestSyncLinks backs up a relative, an absolute, a dangling link and a
@@ -33,12 +34,13 @@ func TestSyncLinks(t *testing.T) {
 		"abs":      scantest.Symlink{Target: outside},
 		"dangling": scantest.Symlink{Target: "nowhere at all"},
 		"linkdir":  scantest.Symlink{Target: "dir"},
+		"uni":      scantest.Symlink{Target: "café/ü 100%"},
 	}
 	e := newEnv(t, tree)
 	r := e.sync(0, "--links")
 	want := []string{
 		"add     abs (symlink)", "add     dangling (symlink)", "add     dir/d.txt (6 B)", "add     file.txt (4 B)",
-		"add     linkdir (symlink)", "add     rel (symlink)", "add     sub/up (symlink)",
+		"add     linkdir (symlink)", "add     rel (symlink)", "add     sub/up (symlink)", "add     uni (symlink)",
 	}
 	if !slices.Equal(r.lines(), want) {
 		t.Fatalf("--links: %q\n%s", r.lines(), r.stderr)
@@ -46,7 +48,7 @@ func TestSyncLinks(t *testing.T) {
 	if strings.Contains(r.stderr, "skipped") {
 		t.Errorf("a link kept is not skipped:\n%s", r.stderr)
 	}
-	targets := map[string]string{"rel": "file.txt", "sub/up": "../dir/d.txt", "abs": outside, "dangling": "nowhere at all", "linkdir": "dir"}
+	targets := map[string]string{"rel": "file.txt", "sub/up": "../dir/d.txt", "abs": outside, "dangling": "nowhere at all", "linkdir": "dir", "uni": "café/ü 100%"}
 	checkLinkObjects(t, e, targets)
 
 	if r := e.sync(0, "--links"); len(r.lines()) != 0 || !e.onlyBucketCheck() {
@@ -159,6 +161,24 @@ func TestRestoreDoesNotWriteThroughALink(t *testing.T) {
 	}
 }
 
+// Turning --links off makes the links' objects deletions, as a file that
+// became a symlink is (and as rclone sync without -l deletes the
+// .rclonelink objects of links it now skips): the bucket mirrors what the
+// run backs up. --max-delete bounds them, the history keeps them.
+func TestSyncLinksTurnedOff(t *testing.T) {
+	tree := scantest.Dir{"l": scantest.Symlink{Target: "a.txt"}}
+	for _, n := range []string{"a.txt", "b.txt", "c.txt"} {
+		tree[n] = scantest.File{Content: n}
+	}
+	e := newEnv(t, tree)
+	e.sync(0, "--links")
+	r := e.sync(0)
+	if !slices.Equal(r.lines(), []string{"delete  l"}) || !strings.Contains(r.stderr, "1 symlink skipped") {
+		t.Fatalf("--links off: %q\n%s", r.lines(), r.stderr)
+	}
+	e.checkBucketIsTree()
+}
+
 // Without --links, a run sums its skipped symlinks up in one line; -v
 // names each.
 func TestSyncSkippedSymlinksSummedUp(t *testing.T) {
@@ -185,7 +205,7 @@ func TestSyncSkippedSymlinksSummedUp(t *testing.T) {
 }
 
 // checkLinkObjects asserts that each link of targets is an empty object
-// whose x-amz-meta-symlink is its target and x-amz-meta-blake3 the
+// whose x-amz-meta-symlink is its target (percent-encoded beyond ASCII) and x-amz-meta-blake3 the
 // target's LinkDigest, and that nothing was uploaded through a link.
 func checkLinkObjects(t *testing.T, e *env, targets map[string]string) {
 	t.Helper()
@@ -196,7 +216,7 @@ func checkLinkObjects(t *testing.T, e *env, targets map[string]string) {
 			t.Errorf("no object for the link %s", rel)
 			continue
 		}
-		if len(o.Body) != 0 || o.Metadata["symlink"] != target || o.Metadata["blake3"] != scanner.LinkDigest(target).String() {
+		if len(o.Body) != 0 || o.Metadata["symlink"] != uploader.FormatLinkTarget(target) || o.Metadata["blake3"] != scanner.LinkDigest(target).String() {
 			t.Errorf("link %s: body %q, metadata %v; want target %q", rel, o.Body, o.Metadata, target)
 		}
 	}
