@@ -237,3 +237,41 @@ func relink(t *testing.T, path, target string) {
 		t.Fatal(err)
 	}
 }
+
+// A link's old target is history as a file's old content is: kept by
+// versioning, or by --keep's copy (which must carry the target over, as
+// the manifest does not keep it), and restore --run makes the old link.
+func TestSyncLinksHistory(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  func(*testing.T, scantest.Dir) *env
+		args []string
+	}{{"versioning", newVersionedEnv, nil}, {"keep", newEnv, keepArgs}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := c.env(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}, "l": scantest.Symlink{Target: "a.txt"}})
+			e.sync(0, append([]string{"--links"}, c.args...)...)
+			relink(t, e.path("l"), "elsewhere")
+			if r := e.sync(0, append([]string{"--links"}, c.args...)...); !slices.Equal(r.lines(), []string{"modify  l (symlink)"}) {
+				t.Fatalf("second run: %q\n%s", r.lines(), r.stderr)
+			}
+			dir, _ := e.restoreAt(0, "--run", "1")
+			if got, err := os.Readlink(filepath.Join(dir, "l")); err != nil || got != "a.txt" {
+				t.Fatalf("restore --run 1: l is %q, %v; want a link to a.txt", got, err)
+			}
+		})
+	}
+}
+
+// A reconcile with --links adopts the object of a link the manifest does
+// not know when the tree has the link, and says so (not "deleting it").
+func TestReconcileAdoptsALink(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"a.txt": scantest.File{Content: "a"}, "l": scantest.Symlink{Target: "a.txt"}})
+	e.sync(0, "--links")
+	if err := os.RemoveAll(filepath.Join(e.state, "cloudkeeper")); err != nil {
+		t.Fatal(err)
+	}
+	r := e.sync(0, "--links", "--allow-existing", "--reconcile")
+	if len(r.lines()) != 0 || strings.Contains(r.stderr, "deleting it") || !strings.Contains(r.stderr, "path=l") {
+		t.Fatalf("reconcile: %q\n%s", r.lines(), r.stderr)
+	}
+}

@@ -174,7 +174,7 @@ func (r *run) dueForRealRun(ctx context.Context) (bool, error) {
 func (r *run) reconcileManifest(ctx context.Context) error {
 	o := r.o
 	res, err := reconcile.Run(ctx, reconcile.Options{
-		DB: r.db, Bucket: r.s3, Prefix: o.Identity.Prefix, Root: o.Identity.Source, FollowSymlinks: o.FollowSymlinks, Filter: o.Filter,
+		DB: r.db, Bucket: r.s3, Prefix: o.Identity.Prefix, Root: o.Identity.Source, FollowSymlinks: o.FollowSymlinks, Links: o.Links, Filter: o.Filter,
 		Concurrency: o.concurrency(), Report: func(f reconcile.Finding) {
 			if o.Finding != nil {
 				o.Finding(f)
