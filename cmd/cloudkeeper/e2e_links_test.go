@@ -275,3 +275,21 @@ func TestReconcileAdoptsALink(t *testing.T) {
 		t.Fatalf("reconcile: %q\n%s", r.lines(), r.stderr)
 	}
 }
+
+// An empty object in an archive storage class needs no thaw: its content
+// is all in its metadata, which HEAD reads (GET is refused). A link, or an
+// empty file, is restored and verified --deep as any other.
+func TestArchivedLinkNeedsNoThaw(t *testing.T) {
+	e := newEnv(t, scantest.Dir{"l": scantest.Symlink{Target: "elsewhere"}, "empty": scantest.File{Content: ""}})
+	e.sync(0, "--links", "--storage-class", "DEEP_ARCHIVE")
+	e.archive("l", "empty")
+	e.cmdWant(0, "verify", append(e.baseArgs(), "--deep")...)
+	to := filepath.Join(t.TempDir(), "restored")
+	r := e.cmdWant(0, "restore", append(e.bucketArgs(), "--to", to)...)
+	if got, err := os.Readlink(filepath.Join(to, "l")); err != nil || got != "elsewhere" {
+		t.Fatalf("l: %q, %v\n%s%s", got, err, r.stdout, r.stderr)
+	}
+	if fi, err := os.Lstat(filepath.Join(to, "empty")); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+		t.Fatalf("empty: %v, %v", fi, err)
+	}
+}

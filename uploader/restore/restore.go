@@ -339,6 +339,12 @@ func (r *restorer) restore(ctx context.Context, f file) error {
 		return err
 	}
 	body, meta, err := r.fetch(ctx, f)
+	if errors.Is(err, uploader.ErrArchived) && f.size == 0 && f.v == nil {
+		// Nothing to thaw: an empty object's content (none, or a
+		// link's target) is all in its metadata, which HEAD reads.
+		meta, err = r.bucket.Head(ctx, f.key)
+		body = io.NopCloser(strings.NewReader(""))
+	}
 	if err != nil {
 		return err
 	}

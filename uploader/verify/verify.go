@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -280,14 +281,7 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 	var sum scanner.Digest
 	var n int64
 	if v.o.Deep {
-		var body io.ReadCloser
-		if body, meta, err = v.bucket.Get(ctx, o.Key); err == nil {
-			sum, n, err = scanner.CopyHashed(io.Discard, body, meta.Size)
-			body.Close()
-			if err != nil {
-				err = fmt.Errorf("read %s: %w", o.Key, err)
-			}
-		}
+		meta, sum, n, err = v.read(ctx, o)
 	} else {
 		meta, err = v.bucket.Head(ctx, o.Key)
 	}
@@ -315,6 +309,26 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 		return BadMetadata, meta.Err().Error(), nil
 	}
 	return 0, "", nil
+}
+
+// read GETs the object and hashes its bytes. An empty one that S3 will
+// not GET, in an archive storage class, is read with a HEAD: its content
+// (none, or a link's target) is all in its metadata.
+func (v *verifier) read(ctx context.Context, o uploader.ObjectInfo) (uploader.ObjectMeta, scanner.Digest, int64, error) {
+	body, meta, err := v.bucket.Get(ctx, o.Key)
+	if errors.Is(err, uploader.ErrArchived) && o.Size == 0 {
+		meta, err = v.bucket.Head(ctx, o.Key)
+		body = io.NopCloser(strings.NewReader(""))
+	}
+	if err != nil {
+		return meta, scanner.Digest{}, 0, err
+	}
+	defer body.Close()
+	sum, n, err := scanner.CopyHashed(io.Discard, body, meta.Size)
+	if err != nil {
+		err = fmt.Errorf("read %s: %w", o.Key, err)
+	}
+	return meta, sum, n, err
 }
 
 // linkProblem is the problem of a symlink's object (sync --links), whose
