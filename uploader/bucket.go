@@ -165,7 +165,8 @@ func (e KeyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
 // Bucket is what applying changes needs of an object store.
 type Bucket interface {
 	// Upload writes the local file u.Path as u.Key, with u's metadata,
-	// and says what it wrote (see Written). It returns an error wrapping
+	// and says what it wrote (see Written); for a link (u.IsLink), an
+	// empty object with the target it reads from the link now. It returns an error wrapping
 	// scanner.ErrChanged if the bytes read do not hash to u.Hash; the
 	// object is then not written.
 	Upload(ctx context.Context, u Upload) (Written, error)
