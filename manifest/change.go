@@ -61,6 +61,9 @@ type Problem struct {
 	Path   string
 	Err    error
 	Notice string
+	// Symlink is set on the notice of a symlink skipped as such: neither
+	// followed nor kept as a link (a run sums these up).
+	Symlink bool
 }
 
 func (p Problem) String() string {

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"context"
+	"io/fs"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -160,7 +161,11 @@ func (d *Diff) hash(ctx context.Context, it *item) {
 		return
 	}
 	it.hashedNs = d.Now().UnixNano()
-	it.digest, it.hashed, it.err = scanner.HashFile(d.FS, d.abs(it.path))
+	if it.stat.Mode&fs.ModeSymlink != 0 { // a link kept as a link: its content is its target
+		it.digest, it.hashed, _, it.err = scanner.HashLink(d.FS, d.abs(it.path))
+	} else {
+		it.digest, it.hashed, it.err = scanner.HashFile(d.FS, d.abs(it.path))
+	}
 	if it.err == nil && d.Hashed != nil {
 		d.Hashed(it.hashed.Size)
 	}

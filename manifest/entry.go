@@ -28,6 +28,11 @@ type Entry struct {
 	RetainUntilNs int64
 }
 
+// IsLink reports whether the object is a symlink kept as a link (sync
+// --links): an empty object whose content hash is the target's
+// (scanner.LinkDigest), marked so by fs.ModeSymlink in Stat.Mode.
+func (e Entry) IsLink() bool { return e.Stat.Mode&fs.ModeSymlink != 0 }
+
 const entryColumns = "path, size, blake3, mtime_ns, ctime_ns, inode, dev, mode, hashed_ns, uploaded_ns, btime_ns, etag, version_id"
 
 type rowScanner interface{ Scan(dest ...any) error }

@@ -141,7 +141,7 @@ func (m *merger) run() error {
 func (m *merger) scanOnly() error {
 	e := m.ent
 	switch e.Kind {
-	case scanner.KindFile:
+	case scanner.KindFile, scanner.KindLink:
 		if err := CheckKeyLen(m.d.Prefix, e.Path); err != nil {
 			return m.emit(&item{action: actReport, path: e.Path, problem: &Problem{Path: e.Path, Err: err}})
 		}
@@ -214,7 +214,7 @@ func (m *merger) underUnknown(p string) bool {
 func (m *merger) both(row *Entry) error {
 	e := m.ent
 	switch e.Kind {
-	case scanner.KindFile:
+	case scanner.KindFile, scanner.KindLink:
 		if !m.d.Rehash && e.Stat.Same(row.Stat) && !scanner.Racy(row.Stat, row.HashedNs) {
 			if row.Stat.BtimeNs == 0 && e.Stat.BtimeNs != 0 {
 				return m.emit(learnBtime(row, e.Stat))
@@ -276,11 +276,10 @@ func skipped(e scanner.Entry) *Problem {
 	if e.Note != "" {
 		return &Problem{Path: e.Path, Notice: e.Note}
 	}
-	note := fmt.Sprintf("%s not backed up (only regular files are)", e.Type)
 	if e.Type == scanner.TypeSymlink {
-		note = "symlink not followed (--follow-symlinks follows them)"
+		return &Problem{Path: e.Path, Notice: "symlink not followed (--follow-symlinks follows them, --links keeps them)", Symlink: true}
 	}
-	return &Problem{Path: e.Path, Notice: note}
+	return &Problem{Path: e.Path, Notice: fmt.Sprintf("%s not backed up (only regular files are)", e.Type)}
 }
 
 func unreadable(e scanner.Entry) *Problem {

@@ -38,7 +38,8 @@ func (c *classifier) pair() error {
 		send := c.upload // the content is in no object that stays
 		for _, s := range srcs {
 			// An object overwritten this run no longer holds the content.
-			if s.Path != ch.Path && !c.modified[s.Path] {
+			// A link's object is no file's content, nor a file's a link's.
+			if s.Path != ch.Path && !c.modified[s.Path] && s.IsLink() == ch.Entry.IsLink() {
 				ch.Op, ch.From, send = OpCopy, s.Path, c.send
 				break
 			}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,8 +17,8 @@ import (
 // Type is the kind of a directory entry.
 type Type uint8
 
-// Entry types. Only regular files are backed up; directories are walked;
-// everything else is reported and skipped.
+// Entry types. Regular files are backed up, and symlinks with OS.Links;
+// directories are walked; everything else is reported and skipped.
 const (
 	TypeFile Type = iota
 	TypeDir
@@ -45,8 +46,14 @@ func (t Type) String() string {
 type DirEntry struct {
 	Name string
 	Type Type
-	Stat Stat  // for TypeFile
+	Stat Stat  // for TypeFile; for TypeSymlink with OS.Links (see KeptLink)
 	Err  error // stat failed for this entry (Type is then what readdir said)
+}
+
+// KeptLink reports whether d is a symlink kept as a link (OS.Links): its
+// Stat is the link's own, with Size 0, the size of its object.
+func (d DirEntry) KeptLink() bool {
+	return d.Type == TypeSymlink && d.Err == nil && d.Stat.Mode&fs.ModeSymlink != 0
 }
 
 // File is an open regular file.
@@ -70,6 +77,8 @@ type FS interface {
 	// its folder's listing (a folder's Stat included); the error is that
 	// of looking the path itself up.
 	Lstat(path string) (DirEntry, error)
+	// Readlink returns the target of the symlink at path.
+	Readlink(path string) (string, error)
 }
 
 // OS is the FS of the operating system. Paths given to it are absolute or
@@ -80,9 +89,16 @@ type OS struct {
 	// ReadDir then also gives folders' Stat (device and inode), for the
 	// loop check.
 	FollowSymlinks bool
+	// Links makes symlinks count as links, never followed: ReadDir and
+	// Lstat give their own Stat (lstat's, Size 0), which makes them
+	// entries of KindLink. It excludes FollowSymlinks.
+	Links bool
 }
 
 var _ FS = OS{}
+
+// Readlink returns the target of the symlink at path.
+func (OS) Readlink(path string) (string, error) { return os.Readlink(path) }
 
 // ReadDir lists path with getdents into a pooled buffer and an fstatat
 // per regular file relative to the open folder: the fewest system calls and
@@ -168,10 +184,20 @@ func (o OS) Lstat(path string) (DirEntry, error) {
 		}
 	}
 	e.Type = typeOfMode(mode)
-	if e.Type == TypeFile || e.Type == TypeDir {
+	o.setStat(&e, st)
+	return e, nil
+}
+
+// setStat gives e, whose Type is known, the Stat its listing carries: a
+// file's or a folder's, and with Links a symlink's own, of Size 0.
+func (o OS) setStat(e *DirEntry, st Stat) {
+	switch {
+	case e.Type == TypeFile || e.Type == TypeDir:
+		e.Stat = st
+	case e.Type == TypeSymlink && o.Links:
+		st.Size = 0
 		e.Stat = st
 	}
-	return e, nil
 }
 
 // Offsets in struct linux_dirent64.
@@ -196,10 +222,12 @@ func (o OS) statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
 		}
 	case unix.DT_LNK:
 		e.Type = TypeSymlink
-		if !o.FollowSymlinks {
+		if !o.FollowSymlinks && !o.Links {
 			return e
 		}
-		flags = 0
+		if o.FollowSymlinks {
+			flags = 0
+		}
 	case unix.DT_UNKNOWN: // some file systems do not say
 		if o.FollowSymlinks {
 			flags = 0
@@ -224,9 +252,7 @@ func (o OS) statEntry(fd int, dir string, name []byte, dtype byte) DirEntry {
 	}
 	// What it is now, if it was replaced since readdir.
 	e.Type = typeOfMode(mode)
-	if e.Type == TypeFile || e.Type == TypeDir {
-		e.Stat = st
-	}
+	o.setStat(&e, st)
 	return e
 }
 

@@ -143,3 +143,42 @@ func (r *HashReader) Sum() Digest {
 	r.h.Sum(d[:0])
 	return d
 }
+
+// linkContext is the BLAKE3 key-derivation context of LinkDigest.
+const linkContext = "cloudkeeper 2026-12 symlink target"
+
+// LinkDigest is the content hash of a symlink kept as a link (sync
+// --links): BLAKE3 in its key-derivation mode over the target, a hash no
+// file's content has, so that nothing matched by content (renames, copies,
+// an upload's check) takes a link for a file or a file for a link.
+func LinkDigest(target string) Digest {
+	var d Digest
+	blake3.DeriveKey(linkContext, []byte(target), d[:])
+	return d
+}
+
+// HashLink reads the target of the symlink at path through fsys (an OS
+// with Links) and returns its LinkDigest with the link's Stat (Size 0),
+// and the target. A link replaced while read is an error wrapping
+// ErrChanged; a path that is no longer a symlink, too.
+func HashLink(fsys FS, path string) (Digest, Stat, string, error) {
+	before, err := fsys.Lstat(path)
+	if err != nil {
+		return Digest{}, Stat{}, "", err
+	}
+	if !before.KeptLink() {
+		return Digest{}, Stat{}, "", fmt.Errorf("%s: not a symlink any more: %w", path, ErrChanged)
+	}
+	target, err := fsys.Readlink(path)
+	if err != nil {
+		return Digest{}, Stat{}, "", err
+	}
+	after, err := fsys.Lstat(path)
+	if err != nil {
+		return Digest{}, Stat{}, "", err
+	}
+	if !after.KeptLink() || !after.Stat.Same(before.Stat) {
+		return Digest{}, Stat{}, "", fmt.Errorf("%s: %w", path, ErrChanged)
+	}
+	return LinkDigest(target), before.Stat, target, nil
+}

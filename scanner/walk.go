@@ -33,13 +33,16 @@ const (
 	// scanned, and whatever the bucket holds under it is not deleted,
 	// unless excluded objects are to be.
 	KindExcluded
+	// KindLink is a symlink kept as a link (OS.Links), never followed,
+	// with its own Stat (Size 0); its content is its target (LinkDigest).
+	KindLink
 )
 
 // Entry is one item of a scan. Entries come in the order of SortKey.
 type Entry struct {
 	Path string // relative to the source root, '/'-separated
 	Kind Kind
-	Stat Stat   // KindFile
+	Stat Stat   // KindFile, KindLink
 	Type Type   // KindSkipped: what the path is; KindError: TypeSymlink, TypeUnknown or not
 	Note string // KindSkipped: why, when it is not just its type
 	Dir  bool   // KindError: the path is a folder
@@ -307,6 +310,8 @@ func (w *walker) visit(n *dirNode, fn func(Entry) error) error {
 			}
 		case c.note != "":
 			err = fn(Entry{Path: rel, Kind: KindSkipped, Type: c.Type, Note: c.note})
+		case c.KeptLink():
+			err = fn(Entry{Path: rel, Kind: KindLink, Stat: c.Stat})
 		case c.Type == TypeSymlink && c.Err != nil:
 			err = fn(unreachableLink(rel, c.Err))
 		case c.Err != nil:

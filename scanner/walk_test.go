@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/scanner/scantest"
@@ -335,5 +336,39 @@ func TestWalkCancelled(t *testing.T) {
 	err := Walk(ctx, OS{}, root, WalkOptions{}, func(Entry) error { return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// With OS.Links a symlink is an entry of its own, with its lstat (Size 0)
+// and never followed: a link to a folder is one entry, nothing under it;
+// HashLink hashes its target. ScanScopes makes the same entry of it.
+func TestWalkKeepsLinksWithLinks(t *testing.T) {
+	root := t.TempDir()
+	scantest.Create(t, root, scantest.Dir{
+		"dir":      scantest.Dir{"d.txt": scantest.File{Content: "d"}},
+		"linkdir":  scantest.Symlink{Target: "dir"},
+		"dangling": scantest.Symlink{Target: "nowhere"},
+	})
+	fsys := OS{Links: true}
+	got := collect(t, fsys, root, WalkOptions{})
+	if p := paths(got); !slices.Equal(p, []string{"dangling", "dir/d.txt", "linkdir"}) {
+		t.Fatalf("paths %q", p)
+	}
+	for _, e := range []Entry{got[0], got[2]} {
+		if e.Kind != KindLink || e.Stat.Size != 0 || e.Stat.Mode&fs.ModeSymlink == 0 || e.Stat.Inode == 0 || e.Stat.CtimeNs == 0 {
+			t.Errorf("%s: %+v", e.Path, e)
+		}
+	}
+	d, st, target, err := HashLink(fsys, filepath.Join(root, "linkdir"))
+	if err != nil || target != "dir" || d != LinkDigest("dir") || !st.Same(got[2].Stat) {
+		t.Fatalf("HashLink: %v %q %v", d, target, err)
+	}
+	if LinkDigest("dir") == Digest(blake3.Sum256([]byte("dir"))) {
+		t.Fatal("a link's digest is the hash of a file holding its target")
+	}
+	var scoped []Entry
+	err = ScanScopes(context.Background(), fsys, root, []string{"linkdir"}, WalkOptions{}, func(e Entry) error { scoped = append(scoped, e); return nil })
+	if err != nil || len(scoped) != 1 || scoped[0].Kind != KindLink || !scoped[0].Stat.Same(got[2].Stat) {
+		t.Fatalf("ScanScopes: %+v, %v", scoped, err)
 	}
 }

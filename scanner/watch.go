@@ -325,6 +325,8 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 			// What it was is unknown, a file or a folder: nothing at it or
 			// under it may be taken for gone (see KindError).
 			e = Entry{Path: s, Kind: KindError, Type: TypeUnknown, Err: listed.why(s, err)}
+		case d.KeptLink():
+			e = Entry{Path: s, Kind: KindLink, Stat: d.Stat}
 		case d.Type == TypeSymlink && d.Err != nil:
 			e = unreachableLink(s, d.Err) // as the walk makes of it
 		case d.Type == TypeDir:

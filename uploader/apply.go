@@ -345,7 +345,12 @@ func (a *Applier) apply(ctx context.Context, p pending) error {
 		}
 	case manifest.OpTouch:
 		answered = false // a new stat only, unless a request goes out
-		if ch.MetaChanged() {
+		if ch.MetaChanged() && obj.IsLink() {
+			// As cheap as a copy, which would have to read the target
+			// from the object first.
+			w, err = a.upload(ctx, ch, obj)
+			answered = err == nil
+		} else if ch.MetaChanged() {
 			w, err = a.Bucket.Copy(ctx, obj.Key, obj)
 			answered = err == nil
 			if errors.Is(err, ErrCopyTooLarge) || errors.Is(err, ErrArchived) {

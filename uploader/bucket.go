@@ -24,6 +24,10 @@ type Object struct {
 	Mode    fs.FileMode
 	// Extra is more metadata to store with it (a history copy's).
 	Extra map[string]string
+	// Link is, for a symlink's object (IsLink), its target, stored as
+	// x-amz-meta-symlink; an Upload reads it from the link, a Copy from
+	// its source object when it is not set.
+	Link string
 }
 
 // Metadata keys, as sent after "x-amz-meta-".
@@ -39,6 +43,9 @@ func (o Object) Metadata() map[string]string {
 		MetaBLAKE3: o.Hash.String(),
 		MetaMtime:  FormatMtime(o.MtimeNs),
 		MetaMode:   FormatMode(o.Mode),
+	}
+	if o.Link != "" {
+		m[MetaLink] = FormatLinkTarget(o.Link)
 	}
 	for k, v := range o.Extra {
 		m[k] = v
@@ -158,7 +165,8 @@ func (e KeyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
 // Bucket is what applying changes needs of an object store.
 type Bucket interface {
 	// Upload writes the local file u.Path as u.Key, with u's metadata,
-	// and says what it wrote (see Written). It returns an error wrapping
+	// and says what it wrote (see Written); for a link (u.IsLink), an
+	// empty object with the target it reads from the link now. It returns an error wrapping
 	// scanner.ErrChanged if the bytes read do not hash to u.Hash; the
 	// object is then not written.
 	Upload(ctx context.Context, u Upload) (Written, error)

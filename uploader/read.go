@@ -74,12 +74,17 @@ type ObjectMeta struct {
 	// Metadata is all of the object's x-amz-meta-*, by lower-case name
 	// without the prefix: a history copy's (HistoryOf) among them.
 	Metadata map[string]string
+	// Link is, for a symlink's object (x-amz-meta-symlink), its target;
+	// IsLink says it is one, LinkErr why its target is not usable.
+	Link    string
+	IsLink  bool
+	LinkErr error
 }
 
-// Err returns the first of HashErr, MtimeErr and ModeErr that is not nil:
+// Err returns the first of HashErr, MtimeErr, ModeErr and LinkErr that is not nil:
 // nil means the object describes itself completely.
 func (m ObjectMeta) Err() error {
-	for _, err := range []error{m.HashErr, m.MtimeErr, m.ModeErr} {
+	for _, err := range []error{m.HashErr, m.MtimeErr, m.ModeErr, m.LinkErr} {
 		if err != nil {
 			return err
 		}
@@ -101,6 +106,9 @@ func (m ObjectMeta) Entry(path string) manifest.Entry {
 	}
 	if m.ModeErr == nil {
 		e.Stat.Mode = m.Mode
+	}
+	if m.IsLink {
+		e.Stat.Mode |= fs.ModeSymlink // manifest.Entry.IsLink
 	}
 	return e
 }
@@ -301,6 +309,10 @@ func parseMeta(size int64, md map[string]string) ObjectMeta {
 		m.ModeErr = errors.New("no x-amz-meta-" + MetaMode)
 	} else if m.Mode, m.ModeErr = ParseMode(v); m.ModeErr != nil {
 		m.ModeErr = fmt.Errorf("x-amz-meta-%s: %w", MetaMode, m.ModeErr)
+	}
+	if v, ok := md[MetaLink]; ok {
+		m.IsLink = true
+		m.Link, m.LinkErr = ParseLinkTarget(v)
 	}
 	return m
 }

@@ -381,6 +381,9 @@ func (b *S3) Upload(ctx context.Context, u Upload) (Written, error) {
 	if err := b.Check(ctx); err != nil {
 		return Written{}, err
 	}
+	if u.IsLink() {
+		return b.uploadLink(ctx, u)
+	}
 	fsys := u.FS
 	if fsys == nil {
 		fsys = scanner.OS{}
@@ -411,6 +414,11 @@ func (b *S3) put(ctx context.Context, r *scanner.HashReader, u Upload) (Written,
 	if r.Sum() != u.Hash {
 		return Written{}, changedError{u.Path}
 	}
+	return b.putObject(ctx, buf, u)
+}
+
+// putObject writes buf as u.Key, with u's metadata: one PutObject.
+func (b *S3) putObject(ctx context.Context, buf []byte, u Upload) (Written, error) {
 	lock := b.retention()
 	out, err := b.client.PutObject(ctx, &s3.PutObjectInput{
 		Bucket:         aws.String(b.bucket),
@@ -596,6 +604,9 @@ func (b *S3) sendPart(ctx context.Context, u Upload, uploadID string, num int32,
 // this machine either way.
 func (b *S3) Copy(ctx context.Context, from string, o Object) (Written, error) {
 	if err := b.Check(ctx); err != nil {
+		return Written{}, err
+	}
+	if err := b.linkTarget(ctx, from, &o); err != nil {
 		return Written{}, err
 	}
 	inParts, err := b.copiesInParts(from, o)

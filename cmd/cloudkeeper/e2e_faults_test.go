@@ -265,7 +265,8 @@ func multipartUploads(t *testing.T, e *env) int {
 	return len(ups.Uploads)
 }
 
-// Symlinks are reported and skipped by default; --follow-symlinks backs up
+// Symlinks are skipped by default, each reported at -v (see
+// TestSyncSkippedSymlinksSummedUp); --follow-symlinks backs up
 // what they point to, stops at loops, and reports broken ones as paths not
 // backed up (exit 3: see TestSyncFollowedLinkToUnreachableFolderIsKept).
 func TestSyncSymlinks(t *testing.T) {
@@ -281,7 +282,7 @@ func TestSyncSymlinks(t *testing.T) {
 		"out":       scantest.Symlink{Target: outside},
 	}
 	e := newEnv(t, tree)
-	r := e.sync(0)
+	r := e.sync(0, "-v")
 	if !slices.Equal(r.lines(), []string{"add     file.txt (4 B)", "add     real/r.txt (4 B)"}) {
 		t.Fatalf("default: %q", r.lines())
 	}

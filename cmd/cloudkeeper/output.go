@@ -33,6 +33,8 @@ type printer struct {
 	// notification.
 	firstErrors []string
 	prices      *cost.Prices // --price-file; nil: S3 Standard's
+	// symlinks counts the symlinks a run skipped, for its one line.
+	symlinks int64
 }
 
 const keptErrors = 20
@@ -55,6 +57,7 @@ type jsonChange struct {
 	Path    string       `json:"path"`
 	From    string       `json:"from,omitempty"`
 	Size    int64        `json:"size"`
+	Symlink bool         `json:"symlink,omitempty"` // a link kept as a link (--links)
 	Resumed *jsonResumed `json:"resumed,omitempty"`
 }
 
@@ -112,7 +115,7 @@ func changeLine(r uploader.Result, asJSON bool) string {
 	ch := r.Change
 	var line string
 	if asJSON {
-		js := jsonChange{Op: ch.Op.String(), Path: display(ch.Path), From: displayFrom(ch.From), Size: ch.Entry.Stat.Size}
+		js := jsonChange{Op: ch.Op.String(), Path: display(ch.Path), From: displayFrom(ch.From), Size: ch.Entry.Stat.Size, Symlink: ch.Entry.IsLink()}
 		if r.Kept > 0 {
 			js.Resumed = &jsonResumed{Sent: r.Bytes, InBucket: r.Kept}
 		}
@@ -121,6 +124,10 @@ func changeLine(r uploader.Result, asJSON bool) string {
 	} else {
 		switch ch.Op {
 		case manifest.OpAdd, manifest.OpModify:
+			if ch.Entry.IsLink() {
+				line = fmt.Sprintf("%-7s %s (symlink)", ch.Op, display(ch.Path))
+				break
+			}
 			line = fmt.Sprintf("%-7s %s (%s", ch.Op, display(ch.Path), human.Bytes(ch.Entry.Stat.Size))
 			if r.Kept > 0 {
 				line += fmt.Sprintf(", resumed: %s sent, %s already in the bucket", human.Bytes(r.Bytes), human.Bytes(r.Kept))
@@ -187,6 +194,13 @@ func (p *printer) diffProblem(pr manifest.Problem) {
 		p.log.Error("cannot back up", "path", display(pr.Path), "error", pr.Err.Error())
 		return
 	}
+	if pr.Symlink { // summed up at the run's end (symlinksSkipped); each one at -v
+		p.mu.Lock()
+		p.symlinks++
+		p.mu.Unlock()
+		p.log.Debug("skipped", "path", display(pr.Path), "reason", pr.Notice)
+		return
+	}
 	p.log.Info("skipped", "path", display(pr.Path), "reason", pr.Notice)
 }
 
@@ -197,6 +211,19 @@ func (p *printer) scanned(e scanner.Entry) {
 		p.log.Debug("excluded folder", "path", display(e.Path), "reason", e.Note)
 	}
 	p.progress.Scanned(e)
+}
+
+// symlinksSkipped logs the one line of the symlinks the run skipped, if
+// any, and starts the count again for the next run: a cron job's log gets
+// a line a run, not one a link.
+func (p *printer) symlinksSkipped() {
+	p.mu.Lock()
+	n := p.symlinks
+	p.symlinks = 0
+	p.mu.Unlock()
+	if n > 0 {
+		p.log.Info(human.Count(n, "symlink", "symlinks") + " skipped (--links keeps them, --follow-symlinks follows them)")
+	}
 }
 
 // summary prints the last lines: "2 uploads (2.1 MiB), 1 rename, 1 copy,
@@ -289,5 +316,6 @@ func (p *printer) fail(err error) error {
 // which it takes: the next run starts afresh.
 func (p *printer) outcome(res mirror.Result) outcome {
 	res.Err = withSourceHint(res.Err)
+	p.symlinksSkipped()
 	return outcome{Result: res, firstErrors: p.takeErrors()}
 }

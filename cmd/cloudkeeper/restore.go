@@ -27,7 +27,8 @@ func restoreCommand() *cli.Command {
 			"It needs neither the manifest nor the source folder: the bucket describes itself.\n\n" +
 			"Keys are untrusted: one that does not map back to a path inside DIR (a '..' or empty\n" +
 			"component, an absolute path, a NUL byte, a key outside the prefix or one that does not\n" +
-			"unescape) is refused, and no symlink is followed out of DIR. An existing file is not\n" +
+			"unescape) is refused, and nothing is written through a symlink. An object sync --links\n" +
+			"wrote is made a symlink again, its target as it was. An existing file is not\n" +
 			"replaced unless --overwrite; one that already has the object's content is left as it is,\n" +
 			"so a restore can be run again to finish. Zero-byte keys ending in '/' (folder markers made\n" +
 			"by S3 consoles) are ignored.\n\n" +
@@ -221,6 +222,11 @@ func restoreOptions(p *printer, t target, only string, overwrite bool) restore.O
 		Restored: func(path string, size int64) {
 			if !p.quiet {
 				p.println(fmt.Sprintf("restore %s (%s)", display(path), human.Bytes(size)))
+			}
+		},
+		Linked: func(path string) {
+			if !p.quiet {
+				p.println(fmt.Sprintf("restore %s (symlink)", display(path)))
 			}
 		},
 		Same: func(path string) { p.log.Debug("already restored", "path", display(path)) },

@@ -61,6 +61,7 @@ func syncCommand() *cli.Command {
 func runFlags() []cli.Flag {
 	return append(excludeFlags(),
 		&cli.BoolFlag{Name: "follow-symlinks", Aliases: []string{"L"}, Usage: "back up what symlinks point to, as if it were at the link's path (loops are detected and skipped); by default a symlink is reported and skipped"},
+		&cli.BoolFlag{Name: "links", EnvVars: []string{"CLOUDKEEPER_LINKS"}, Usage: "keep symlinks as links, never followed: an empty object with the target in x-amz-meta-symlink, which restore makes a link again (not with --follow-symlinks)"},
 		&cli.StringFlag{Name: "max-delete", EnvVars: []string{"CLOUDKEEPER_MAX_DELETE"}, Value: "50%", Usage: "refuse a run that would delete more than `LIMIT` of the objects, a percentage (50%) or a count (1000): a missing or unmounted source must not empty the bucket; 0 allows no delete, 100% turns it off"},
 		&cli.IntFlag{Name: "part-size", EnvVars: []string{"CLOUDKEEPER_PART_SIZE"}, Value: uploader.DefaultPartSize >> 20, Usage: "upload files larger than `MIB` mebibytes in parts of that size (5 to 5120); an upload a kill cut off is continued by the next run only with the same part size"},
 		&cli.IntFlag{Name: "retries", EnvVars: []string{"CLOUDKEEPER_RETRIES"}, Value: 5, Usage: "try each S3 request up to `N` times before its key is reported as failed (exponential backoff with jitter between attempts)"},
@@ -86,6 +87,9 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	filter, err := excludeRules(c)
 	if err != nil {
 		return syncOptions{}, afterRun{}, err
+	}
+	if c.Bool("links") && c.Bool("follow-symlinks") {
+		return syncOptions{}, afterRun{}, usageError{errors.New("--links (or CLOUDKEEPER_LINKS) keeps symlinks as links, --follow-symlinks backs up what they point to: choose one")}
 	}
 	after, err := loadAfterRun(c, p.log, t)
 	if err != nil {
@@ -120,7 +124,7 @@ func loadSyncOptions(c *cli.Context, p *printer, t target) (syncOptions, afterRu
 	if err != nil {
 		return syncOptions{}, afterRun{}, err
 	}
-	return syncOptions{retention: ret, encryption: enc, target: t, filter: filter, deleteExcluded: c.Bool("delete-excluded"), follow: c.Bool("follow-symlinks"), allowExisting: c.Bool("allow-existing"),
+	return syncOptions{retention: ret, encryption: enc, target: t, filter: filter, deleteExcluded: c.Bool("delete-excluded"), follow: c.Bool("follow-symlinks"), links: c.Bool("links"), allowExisting: c.Bool("allow-existing"),
 		maxDelete: limit, partSize: int64(c.Int("part-size")) << 20, retries: c.Int("retries"), retryWait: c.Duration("retry-max-wait"),
 		reconcileEvery: c.Duration("reconcile-every"), bandwidth: bandwidth, keep: keep}, after, nil
 }
@@ -160,6 +164,7 @@ type syncOptions struct {
 	dryRun         bool
 	rehash         bool
 	follow         bool // --follow-symlinks
+	links          bool // --links
 	maxDelete      manifest.DeleteLimit
 	partSize       int64 // bytes
 	retries        int
@@ -208,7 +213,7 @@ func (o syncOptions) mirrorOptions(p *printer) mirror.Options {
 	cfg.SSE, cfg.SSEKMSKeyID, cfg.StorageClass = o.sse, o.kmsKey, o.class
 	return mirror.Options{
 		Identity: o.identity(), Manifest: o.Manifest, S3: cfg, Concurrency: o.Concurrency,
-		Filter: o.filter, DeleteExcluded: o.deleteExcluded, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, MaxDelete: o.maxDelete,
+		Filter: o.filter, DeleteExcluded: o.deleteExcluded, DryRun: o.dryRun, Rehash: o.rehash, FollowSymlinks: o.follow, Links: o.links, MaxDelete: o.maxDelete,
 		AllowExisting: o.allowExisting, Reconcile: o.reconcile, ReconcileEvery: o.reconcileEvery, Keep: o.keep, PruneEvery: o.pruneEvery,
 		Log: p.log, Report: p.result, Problem: p.diffProblem,
 		Unsettled: func(path string, err error) {

@@ -88,6 +88,9 @@ type Options struct {
 	Rehash bool
 	// FollowSymlinks backs up what symlinks point to.
 	FollowSymlinks bool
+	// Links keeps symlinks as links, never followed (scanner.OS.Links);
+	// it excludes FollowSymlinks.
+	Links bool
 	// MaxDelete bounds the deletes of the run (see manifest.Diff).
 	MaxDelete manifest.DeleteLimit
 	// AllowExisting lets a first run (a new manifest) back up into a

@@ -54,7 +54,7 @@ func (r *run) abortStaleUploads(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fsys := scanner.OS{FollowSymlinks: r.o.FollowSymlinks}
+	fsys := scanner.OS{FollowSymlinks: r.o.FollowSymlinks, Links: r.o.Links}
 	aborted := 0
 	for _, u := range recorded {
 		var st scanner.Stat
@@ -174,7 +174,7 @@ func (r *run) dueForRealRun(ctx context.Context) (bool, error) {
 func (r *run) reconcileManifest(ctx context.Context) error {
 	o := r.o
 	res, err := reconcile.Run(ctx, reconcile.Options{
-		DB: r.db, Bucket: r.s3, Prefix: o.Identity.Prefix, Root: o.Identity.Source, FollowSymlinks: o.FollowSymlinks, Filter: o.Filter,
+		DB: r.db, Bucket: r.s3, Prefix: o.Identity.Prefix, Root: o.Identity.Source, FollowSymlinks: o.FollowSymlinks, Links: o.Links, Filter: o.Filter,
 		Concurrency: o.concurrency(), Report: func(f reconcile.Finding) {
 			if o.Finding != nil {
 				o.Finding(f)
@@ -273,7 +273,7 @@ func (r *run) pipeline(ctx context.Context, bucket uploader.Bucket, journal mani
 	for _, f := range manifest.Files(o.Manifest) {
 		skip[f] = true
 	}
-	fsys := scanner.OS{FollowSymlinks: o.FollowSymlinks}
+	fsys := scanner.OS{FollowSymlinks: o.FollowSymlinks, Links: o.Links}
 	g, gctx := errgroup.WithContext(ctx)
 	bucket, journal = r.checkBeside(gctx, g, bucket, journal)
 	entries := make(chan scanner.Entry, 1024)

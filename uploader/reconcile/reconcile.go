@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -95,6 +96,9 @@ type Options struct {
 	// FollowSymlinks counts a symlink to a file as a file (the scan
 	// follows them).
 	FollowSymlinks bool
+	// Links counts a symlink's object at a symlink's path as in the tree
+	// (the scan keeps links as links).
+	Links bool
 	// Filter: excluded paths are left alone on both sides.
 	Filter *scanner.Filter
 	// Concurrency is how many HeadObject at once; default 8.
@@ -291,7 +295,7 @@ func (r *run) unknown(ctx context.Context, u manifest.Listed) error {
 		return fatal(err)
 	}
 	f := Finding{Kind: Adopted, Path: u.Path, Key: u.Key, Detail: "not in the manifest, the tree has it: kept if it has the file's content"}
-	if !InTree(r.o.Root, u.Path, r.o.FollowSymlinks) {
+	if !InTree(r.o.Root, u.Path, r.o.FollowSymlinks) && !(r.o.Links && meta.IsLink && linkInTree(r.o.Root, u.Path)) {
 		f.Kind, f.Detail = Extra, "not in the manifest nor in the tree: deleting it"
 	}
 	e := Adopt(u.Path, uploader.ObjectInfo{Key: u.Key, Size: u.Size, ETag: u.ETag}, meta)
@@ -321,6 +325,12 @@ func InTree(root, path string, follow bool) bool {
 	}
 	fi, err := stat(filepath.Join(root, filepath.FromSlash(path)))
 	return err == nil && fi.Mode().IsRegular()
+}
+
+// linkInTree reports whether the source folder root has a symlink at path.
+func linkInTree(root, path string) bool {
+	fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(path)))
+	return err == nil && fi.Mode()&fs.ModeSymlink != 0
 }
 
 // Adopt is the manifest row of an object the manifest did not know, as

@@ -27,7 +27,6 @@ package restore
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +35,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -58,8 +58,10 @@ type Options struct {
 	// Concurrency is how many objects are restored at once (default 1).
 	Concurrency int
 
-	// Restored is called for each file put in place.
+	// Restored is called for each file put in place; Linked for each
+	// symlink made (an object sync --links wrote), counted as restored.
 	Restored func(path string, size int64)
+	Linked   func(path string)
 	// Same is called for a file left as it is, since it already holds
 	// the object's content (a restore run again).
 	Same func(path string)
@@ -125,6 +127,10 @@ type restorer struct {
 	versions VersionReader   // Versions'
 	root     *os.Root
 	o        Options
+	// links is held to make a symlink, and read-held by a file from
+	// checking that no folder above it is one until its folders exist
+	// (see parentsNotLinks).
+	links sync.RWMutex
 
 	restored, bytes, same, failed, gone, archived atomic.Int64
 }
@@ -311,6 +317,9 @@ func (r *restorer) warn(path string, w Warning, err error) {
 // place.
 func (r *restorer) restore(ctx context.Context, f file) error {
 	rel := f.rel
+	if err := r.parentsNotLinks(rel); err != nil {
+		return err
+	}
 	if fi, err := r.root.Lstat(rel); err == nil {
 		if !r.o.Overwrite {
 			if r.sameContent(ctx, fi, f) {
@@ -326,12 +335,16 @@ func (r *restorer) restore(ctx context.Context, f file) error {
 		return err
 	}
 	dir := path.Dir(rel)
-	if dir != "." {
-		if err := r.root.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	if err := r.mkdirs(rel); err != nil {
+		return err
 	}
 	body, meta, err := r.fetch(ctx, f)
+	if errors.Is(err, uploader.ErrArchived) && f.size == 0 && f.v == nil {
+		// Nothing to thaw: an empty object's content (none, or a
+		// link's target) is all in its metadata, which HEAD reads.
+		meta, err = r.bucket.Head(ctx, f.key)
+		body = io.NopCloser(strings.NewReader(""))
+	}
 	if err != nil {
 		return err
 	}
@@ -339,7 +352,10 @@ func (r *restorer) restore(ctx context.Context, f file) error {
 	if meta.HashErr != nil {
 		return fmt.Errorf("its bytes cannot be checked, not restored: %w", meta.HashErr)
 	}
-	tmp := path.Join(dir, ".cloudkeeper-restore-"+strings.ToLower(rand.Text()[:16]))
+	if meta.IsLink {
+		return r.link(rel, meta)
+	}
+	tmp := tempName(dir)
 	out, err := r.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -426,9 +442,14 @@ func (r *restorer) place(tmp, rel string) error {
 }
 
 // sameContent reports whether the file at rel is a regular file that
-// already holds the object's content (a restore run again), to be left as
-// it is.
+// already holds the object's content (a restore run again), or a symlink
+// whose target hashes as the object says, to be left as it is.
 func (r *restorer) sameContent(ctx context.Context, fi fs.FileInfo, f file) bool {
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		target, err := r.root.Readlink(f.rel)
+		want, ok := r.hashOf(ctx, f)
+		return err == nil && ok && scanner.LinkDigest(target) == want
+	}
 	if !fi.Mode().IsRegular() || fi.Size() != f.size {
 		return false
 	}

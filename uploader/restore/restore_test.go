@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cloudkeeper-backup/cloudkeeper/manifest"
+	"github.com/cloudkeeper-backup/cloudkeeper/scanner"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader"
 	"github.com/cloudkeeper-backup/cloudkeeper/uploader/readertest"
 )
@@ -30,7 +31,9 @@ func (l *log) options(o Options) Options {
 	l.failed = map[string]error{}
 	add := func(to *[]string, s string) { l.mu.Lock(); *to = append(*to, s); l.mu.Unlock() }
 	o.Prefix = "p/"
-	o.Concurrency = 3
+	if o.Concurrency == 0 {
+		o.Concurrency = 3
+	}
 	o.Restored = func(path string, _ int64) { add(&l.restored, path) }
 	o.Same = func(path string) { add(&l.same, path) }
 	o.Refused = func(key string, _ error) { add(&l.refused, key) }
@@ -312,5 +315,29 @@ func TestOpenRootRemoveCreated(t *testing.T) {
 	removeCreated()
 	if _, err := os.Stat(filepath.Join(dir, "part")); err != nil {
 		t.Errorf("a folder that holds a file was removed: %v", err)
+	}
+}
+
+// A link object is made a symlink, its target as it was; a file listed
+// under it is refused, not written through it into the folder it leads to.
+func TestLinkRestoredAndNotWrittenThrough(t *testing.T) {
+	f := readertest.NewFake()
+	put(f, "dir/d.txt", "in dir", 0o644)
+	put(f, "linkdir/planted.txt", "planted", 0o644)
+	f.Put(manifest.Key("p/", "linkdir"), nil, uploader.ObjectMeta{Hash: scanner.LinkDigest("dir"), Mode: 0o777, IsLink: true, Link: "dir"})
+	f.Put(manifest.Key("p/", "out"), nil, uploader.ObjectMeta{Hash: scanner.LinkDigest("/etc"), Mode: 0o777, IsLink: true, Link: "/etc"})
+	dir := t.TempDir()
+	res, l := run(t, f, dir, Options{Concurrency: 1}) // in listing order: the link first
+	if got, err := os.Readlink(filepath.Join(dir, "linkdir")); err != nil || got != "dir" {
+		t.Fatalf("linkdir: %q, %v", got, err)
+	}
+	if got, err := os.Readlink(filepath.Join(dir, "out")); err != nil || got != "/etc" {
+		t.Fatalf("out: %q, %v", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "dir", "planted.txt")); err == nil {
+		t.Fatal("written through the link linkdir into dir")
+	}
+	if err := l.failed["linkdir/planted.txt"]; err == nil || !strings.Contains(err.Error(), "linkdir is a symlink") || res.Failed != 1 || res.Restored != 3 {
+		t.Fatalf("result %+v, failed %v", res, l.failed)
 	}
 }

@@ -85,7 +85,8 @@ func (r *restorer) fetch(ctx context.Context, f file) (io.ReadCloser, uploader.O
 		body.Close()
 		return nil, meta, fmt.Errorf("%s: the bucket's object has %d bytes, the history's version %d: not restored", key, meta.Size, v.Size)
 	}
-	meta = uploader.ObjectMeta{Size: v.Size, Hash: v.Hash, MtimeNs: v.MtimeNs, Mode: v.Mode.Perm() | v.Mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky), VersionID: meta.VersionID}
+	meta = uploader.ObjectMeta{Size: v.Size, Hash: v.Hash, MtimeNs: v.MtimeNs, Mode: v.Mode.Perm() | v.Mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky), VersionID: meta.VersionID,
+		Link: meta.Link, IsLink: meta.IsLink, LinkErr: meta.LinkErr} // the target is the object's: the history has its hash
 	return body, meta, nil
 }
 

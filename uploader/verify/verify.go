@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -280,14 +281,7 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 	var sum scanner.Digest
 	var n int64
 	if v.o.Deep {
-		var body io.ReadCloser
-		if body, meta, err = v.bucket.Get(ctx, o.Key); err == nil {
-			sum, n, err = scanner.CopyHashed(io.Discard, body, meta.Size)
-			body.Close()
-			if err != nil {
-				err = fmt.Errorf("read %s: %w", o.Key, err)
-			}
-		}
+		meta, sum, n, err = v.read(ctx, o)
 	} else {
 		meta, err = v.bucket.Head(ctx, o.Key)
 	}
@@ -304,6 +298,9 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 		return BadMetadata, meta.HashErr.Error(), nil
 	case want != nil && meta.Hash != want.Hash:
 		return WrongHash, fmt.Sprintf("x-amz-meta-blake3 is %s, the manifest says %s", meta.Hash, want.Hash), nil
+	case meta.IsLink:
+		kind, detail := linkProblem(meta)
+		return kind, detail, nil
 	case v.o.Deep && n != meta.Size:
 		return ShortRead, fmt.Sprintf("read %d bytes of %d", n, meta.Size), nil
 	case v.o.Deep && sum != meta.Hash:
@@ -312,6 +309,42 @@ func (v *verifier) inspect(ctx context.Context, o uploader.ObjectInfo, want *Exp
 		return BadMetadata, meta.Err().Error(), nil
 	}
 	return 0, "", nil
+}
+
+// read GETs the object and hashes its bytes. An empty one that S3 will
+// not GET, in an archive storage class, is read with a HEAD: its content
+// (none, or a link's target) is all in its metadata.
+func (v *verifier) read(ctx context.Context, o uploader.ObjectInfo) (uploader.ObjectMeta, scanner.Digest, int64, error) {
+	body, meta, err := v.bucket.Get(ctx, o.Key)
+	if errors.Is(err, uploader.ErrArchived) && o.Size == 0 {
+		meta, err = v.bucket.Head(ctx, o.Key)
+		body = io.NopCloser(strings.NewReader(""))
+	}
+	if err != nil {
+		return meta, scanner.Digest{}, 0, err
+	}
+	defer body.Close()
+	sum, n, err := scanner.CopyHashed(io.Discard, body, meta.Size)
+	if err != nil {
+		err = fmt.Errorf("read %s: %w", o.Key, err)
+	}
+	return meta, sum, n, err
+}
+
+// linkProblem is the problem of a symlink's object (sync --links), whose
+// content is its target, in its metadata: the target must hash to its
+// x-amz-meta-blake3 (scanner.LinkDigest), and the object hold no bytes.
+func linkProblem(meta uploader.ObjectMeta) (Kind, string) {
+	switch {
+	case meta.Err() != nil:
+		return BadMetadata, meta.Err().Error()
+	case scanner.LinkDigest(meta.Link) != meta.Hash:
+		return BadBytes, fmt.Sprintf("its target %s hashes to %s, not to its x-amz-meta-blake3 %s",
+			manifest.EscapePath(meta.Link), scanner.LinkDigest(meta.Link), meta.Hash)
+	case meta.Size != 0:
+		return BadMetadata, fmt.Sprintf("a symlink's object holds %d bytes", meta.Size)
+	}
+	return 0, ""
 }
 
 func (v *verifier) report(pr Problem) {
