@@ -114,6 +114,15 @@ func testNoEncryptionHeadersByDefault(t *testing.T, g *s3test.Gateway) {
 	tb := newTestBucketOn(t, g, func(cfg *S3Config) { cfg.MaxSingleCopy, cfg.CopyPartSize = 6<<20, 5<<20 })
 	rec := s3test.Record(tb.proxy, writeOps...)
 	writeEveryWay(t, tb)
+	ops := map[string]bool{}
+	for _, w := range rec.Seen() {
+		ops[w.Op] = true
+	}
+	for _, op := range []string{"PutObject", "CreateMultipartUpload", "CopyObject"} {
+		if !ops[op] {
+			t.Fatalf("the recorder saw no %s (saw %v): the test would look at nothing", op, ops)
+		}
+	}
 	for _, w := range rec.Seen() {
 		for _, h := range []string{hdrSSE, hdrKMSKey, hdrClass} {
 			if v := w.Header.Get(h); v != "" {
