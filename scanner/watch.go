@@ -301,6 +301,7 @@ func Scopes(paths []string) []string {
 func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts WalkOptions, fn func(Entry) error) error {
 	listed := listings{fsys: fsys, root: root}
 	marks := marked{fsys: fsys, root: root, filter: opts.Filter}
+	links := linksAbove{fsys: fsys, root: root}
 	var plan []scopePlan
 	for _, s := range Scopes(scopes) {
 		if s == "" {
@@ -315,6 +316,9 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 				plan = append(plan, scopePlan{key: dir + "/", entry: excludedFolder(dir, why)})
 			}
 			continue
+		}
+		if links.any(s) {
+			continue // not read through a link the walk does not follow: gone, as the walk sees it
 		}
 		d, err := fsys.Lstat(abs)
 		var e Entry
@@ -359,6 +363,37 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 		}
 	}
 	return nil
+}
+
+// linksAbove finds, for ScanScopes, the scopes below a symlink to a folder
+// that the walk does not follow (with FollowSymlinks, Lstat follows it and
+// says a folder): each folder above a scope is looked up once.
+type linksAbove struct {
+	fsys FS
+	root string
+	link map[string]bool // by folder
+}
+
+func (l *linksAbove) any(s string) bool {
+	if l.link == nil {
+		l.link = map[string]bool{}
+	}
+	for i := range len(s) {
+		if s[i] != '/' {
+			continue
+		}
+		dir := s[:i]
+		link, ok := l.link[dir]
+		if !ok {
+			d, err := l.fsys.Lstat(l.root + "/" + dir)
+			link = err == nil && d.Type == TypeSymlink
+			l.link[dir] = link
+		}
+		if link {
+			return true
+		}
+	}
+	return false
 }
 
 // marked finds, for ScanScopes, the folders above a scope that a marker
