@@ -70,6 +70,8 @@ func (r *restorer) link(rel string, meta uploader.ObjectMeta) error {
 	switch {
 	case meta.LinkErr != nil:
 		return fmt.Errorf("not restored: %w", meta.LinkErr)
+	case meta.Size != 0:
+		return fmt.Errorf("a link's object holds %d bytes, where a link has none: not restored", meta.Size)
 	case scanner.LinkDigest(meta.Link) != meta.Hash:
 		return fmt.Errorf("its target %s hashes to %s, not to its x-amz-meta-blake3 %s: not restored",
 			manifest.EscapePath(meta.Link), scanner.LinkDigest(meta.Link), meta.Hash)

@@ -341,3 +341,16 @@ func TestLinkRestoredAndNotWrittenThrough(t *testing.T) {
 		t.Fatalf("result %+v, failed %v", res, l.failed)
 	}
 }
+
+// A link object that holds bytes is not what a sync writes (verify calls it
+// bad metadata): restore refuses it too, rather than make a link and drop
+// the bytes (a reviewer's note).
+func TestLinkObjectWithBytesIsNotRestored(t *testing.T) {
+	f := readertest.NewFake()
+	f.Put(manifest.Key("p/", "l"), []byte("bytes"), uploader.ObjectMeta{Size: 5, Hash: scanner.LinkDigest("dir"), Mode: 0o777, IsLink: true, Link: "dir"})
+	dir := t.TempDir()
+	res, l := run(t, f, dir, Options{Concurrency: 1})
+	if _, err := os.Lstat(filepath.Join(dir, "l")); err == nil || res.Failed != 1 || l.failed["l"] == nil {
+		t.Fatalf("a link object with 5 bytes: restored (%v), result %+v, failed %v", err, res, l.failed)
+	}
+}
