@@ -85,7 +85,9 @@ func (e encryption) check() error {
 }
 
 // Thaw asks S3 to restore obj, in an archive storage class, into a copy
-// readable for days days (RestoreObject, standard retrieval: hours). It
+// readable for days days (RestoreObject, standard retrieval: hours), or,
+// in an archive tier of INTELLIGENT_TIERING (a HEAD says the class), into
+// its readable tier. It
 // reports whether S3 had that copy already (200 OK, where a new request
 // is 202 Accepted); one already asked for (409 RestoreAlreadyInProgress)
 // is no error.
@@ -94,8 +96,15 @@ func (b *S3) Thaw(ctx context.Context, obj VersionRef, days int32) (already bool
 		return false, err
 	}
 	in := &s3.RestoreObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(obj.Key), RestoreRequest: &types.RestoreRequest{Days: aws.Int32(days)}}
+	head := &s3.HeadObjectInput{Bucket: in.Bucket, Key: in.Key}
 	if obj.VersionID != "" {
 		in.VersionId = aws.String(obj.VersionID)
+		head.VersionId = in.VersionId
+	}
+	// INTELLIGENT_TIERING's archive tiers restore the object into the
+	// tier it can be read from, for no number of days: a Days is refused.
+	if h, err := b.client.HeadObject(ctx, head); err == nil && h.StorageClass == types.StorageClassIntelligentTiering {
+		in.RestoreRequest.Days = nil
 	}
 	out, err := b.client.RestoreObject(ctx, in)
 	var ae smithy.APIError

@@ -1,6 +1,7 @@
 package uploader
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -226,4 +227,29 @@ func TestArchivedObjectOnTheServer(t *testing.T) {
 		t.Fatalf("get once restored: %v", err)
 	}
 	body.Close()
+}
+
+// S3 restores an object of INTELLIGENT_TIERING's archive tiers without a
+// number of days (AWS's RestoreObject reference: a Days there is refused),
+// and one of GLACIER or DEEP_ARCHIVE with them: Thaw asks the object's
+// class first (HEAD). On moto, which keeps storage classes; the request
+// body is what is checked.
+func TestThawOfIntelligentTieringSendsNoDays(t *testing.T) {
+	for class, wantDays := range map[types.StorageClass]bool{types.StorageClassIntelligentTiering: false, types.StorageClassDeepArchive: true} {
+		tb := newTestBucketOn(t, moto.Start(t), func(cfg *S3Config) { cfg.StorageClass = class })
+		ctx := context.Background()
+		u := localFile(t, "small", 10, "small")
+		if _, err := tb.Upload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		rec := s3test.Record(tb.proxy, "RestoreObject")
+		tb.Thaw(ctx, VersionRef{Key: u.Key}, 3) // moto's answer for an object not archived is not the point
+		seen := rec.Seen()
+		if len(seen) != 1 {
+			t.Fatalf("%s: %d RestoreObject requests, want 1", class, len(seen))
+		}
+		if got := bytes.Contains(seen[0].Body, []byte("<Days>3</Days>")); got != wantDays {
+			t.Errorf("%s: RestoreObject body %s; want Days in it: %v", class, seen[0].Body, wantDays)
+		}
+	}
 }

@@ -328,7 +328,7 @@ var subresources = []string{
 // CreateMultipartUpload, CompleteMultipartUpload, AbortMultipartUpload,
 // ListParts, DeleteObjects, DeleteObject, GetObject, HeadObject, ListBuckets,
 // CreateBucket, DeleteBucket, HeadBucket, ListObjectsV2, ListObjects,
-// ListMultipartUploads, GetBucketVersioning, ListObjectVersions, or Other
+// ListMultipartUploads, GetBucketVersioning, ListObjectVersions, RestoreObject, or Other
 // for anything else.
 func Operation(r *http.Request) string {
 	path := strings.TrimPrefix(r.URL.Path, "/")
@@ -348,6 +348,9 @@ func Operation(r *http.Request) string {
 		case has("versions"):
 			return "ListObjectVersions"
 		}
+	}
+	if key != "" && r.Method == http.MethodPost && has("restore") {
+		return "RestoreObject"
 	}
 	for _, s := range subresources {
 		if has(s) {
