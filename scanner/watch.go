@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path"
 	"path/filepath"
@@ -365,6 +366,18 @@ func ScanScopes(ctx context.Context, fsys FS, root string, scopes []string, opts
 	return nil
 }
 
+// foldersAbove yields the folders above the path s, the top one first:
+// "a", "a/b" for "a/b/c".
+func foldersAbove(s string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for i := range len(s) {
+			if s[i] == '/' && !yield(s[:i]) {
+				return
+			}
+		}
+	}
+}
+
 // linksAbove finds, for ScanScopes, the scopes below a symlink to a folder
 // that the walk does not follow (with FollowSymlinks, Lstat follows it and
 // says a folder): each folder above a scope is looked up once.
@@ -378,11 +391,7 @@ func (l *linksAbove) any(s string) bool {
 	if l.link == nil {
 		l.link = map[string]bool{}
 	}
-	for i := range len(s) {
-		if s[i] != '/' {
-			continue
-		}
-		dir := s[:i]
+	for dir := range foldersAbove(s) {
 		link, ok := l.link[dir]
 		if !ok {
 			d, err := l.fsys.Lstat(l.root + "/" + dir)
@@ -416,11 +425,7 @@ func (m *marked) above(s string) (dir, why string, first bool) {
 	if m.whys == nil {
 		m.whys, m.told = map[string]string{}, map[string]bool{}
 	}
-	for i := range len(s) {
-		if s[i] != '/' {
-			continue
-		}
-		dir = s[:i]
+	for dir = range foldersAbove(s) {
 		why, ok := m.whys[dir]
 		if !ok {
 			abs := m.root + "/" + dir
