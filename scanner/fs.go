@@ -287,20 +287,30 @@ func (o OS) Open(path string) (File, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	st, mode, err := statPath(fd, "", unix.AT_EMPTY_PATH)
+	if err != nil || mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
 		if err == nil {
 			err = errors.New("not a regular file (any more): left alone")
 		}
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	return &osFile{File: os.NewFile(uintptr(fd), path)}, nil
+	return &osFile{File: os.NewFile(uintptr(fd), path), opened: &st}, nil
 }
 
-type osFile struct{ *os.File }
+// osFile is an open regular file; opened is its Stat as Open took it,
+// which its first Stat returns (nothing was read since: the one fstat
+// serves both).
+type osFile struct {
+	*os.File
+	opened *Stat
+}
 
 func (f *osFile) Stat() (Stat, error) {
+	if st := f.opened; st != nil {
+		f.opened = nil
+		return *st, nil
+	}
 	st, mode, err := statPath(int(f.Fd()), "", unix.AT_EMPTY_PATH)
 	if err != nil {
 		return Stat{}, fmt.Errorf("fstat %s: %w", f.Name(), err)
